@@ -1,0 +1,96 @@
+"""Domain errors. Adapters translate transport errors into these; the core and the
+entry points handle only these.
+
+    CrmsyncError
+    ├── ConfigError                 bad or missing configuration
+    ├── StoreError                  the document store failed
+    │   ├── AlreadyExists           a create() found the id taken
+    │   └── TransactionConflict     optimistic transaction lost every attempt
+    ├── MalformedDocument           a stored document fails validation (names doc + field)
+    ├── UnknownUser                 no users/{id}
+    ├── NotConnected                the user has no usable Google connection
+    └── GoogleError                 the Google side refused or failed
+        ├── AuthRevoked             refresh token revoked or expired (invalid_grant)
+        ├── QuotaExceeded           429 / rate-limit 403, after bounded retries
+        ├── Unavailable             5xx, after bounded retries
+        ├── SyncTokenExpired        People 400 EXPIRED_SYNC_TOKEN or Calendar 410
+        ├── EtagMismatch            People stale etag / Calendar 412
+        └── NotFound                404 (or 410 on a deleted event)
+"""
+
+from __future__ import annotations
+
+
+class CrmsyncError(Exception):
+    """Base of every error crmsync raises on purpose."""
+
+
+class ConfigError(CrmsyncError):
+    pass
+
+
+class StoreError(CrmsyncError):
+    pass
+
+
+class AlreadyExists(StoreError):
+    def __init__(self, collection: str, doc_id: str):
+        super().__init__(f"{collection}/{doc_id} already exists")
+        self.collection = collection
+        self.doc_id = doc_id
+
+
+class TransactionConflict(StoreError):
+    pass
+
+
+class MalformedDocument(CrmsyncError):
+    """A stored document that does not validate. Names the document and the field."""
+
+    def __init__(self, collection: str, doc_id: str, field: str, problem: str):
+        super().__init__(f"{collection}/{doc_id}: field '{field}': {problem}")
+        self.collection = collection
+        self.doc_id = doc_id
+        self.field = field
+        self.problem = problem
+
+
+class UnknownUser(CrmsyncError):
+    def __init__(self, user_id: str):
+        super().__init__(f"unknown user '{user_id}' (no users/{user_id} document)")
+        self.user_id = user_id
+
+
+class NotConnected(CrmsyncError):
+    pass
+
+
+class GoogleError(CrmsyncError):
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class AuthRevoked(GoogleError):
+    pass
+
+
+class QuotaExceeded(GoogleError):
+    pass
+
+
+class Unavailable(GoogleError):
+    pass
+
+
+class SyncTokenExpired(GoogleError):
+    pass
+
+
+class EtagMismatch(GoogleError):
+    pass
+
+
+class NotFound(GoogleError):
+    pass

@@ -1,0 +1,114 @@
+"""Ports: the interfaces the pure core talks through.
+
+Adapters in ``adapters/`` implement them; ``functions/bootstrap.py`` picks which.
+Nothing here does I/O. The store port is the document model of DESIGN.md: named
+collections of JSON documents addressed by id.
+
+Store semantics every adapter keeps (checked by ``tests/contract``):
+
+* ``put`` replaces the whole document; ``get`` of a missing id is ``None``.
+* ``query`` filters with ``Filter`` (``==``, ``<``, ``<=``, ``>``, ``>=`` on a
+  top-level field, and ``array_contains`` on a top-level array field). With
+  ``order_by`` the results are ordered by that field and then by document id;
+  ``start_after`` takes the last ``Doc`` of the previous page, so that a loop of
+  ``limit``-sized pages returns every matching document exactly once.
+  Documents lacking the ``order_by`` field are not returned (as in Firestore).
+* ``batch()`` collects writes and commits them atomically (all or nothing), at most
+  ``MAX_BATCH_WRITES`` of them; an exception inside its ``with`` block discards it.
+* ``transaction(fn)`` runs ``fn(tx)`` with optimistic conflict detection: if a
+  document ``fn`` read was changed by someone else before commit, nothing of this
+  attempt is written and ``fn`` runs again, up to ``max_attempts`` times, then
+  ``TransactionConflict`` is raised. ``fn`` must read before it writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar
+
+MAX_BATCH_WRITES = 500
+
+Op = Literal["==", "<", "<=", ">", ">=", "array_contains"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Filter:
+    field: str
+    op: Op
+    value: Any
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One stored document: its collection, id and data."""
+
+    collection: str
+    id: str
+    data: dict[str, Any]
+
+
+class WriteBatch(Protocol):
+    def put(self, collection: str, doc_id: str, data: dict[str, Any]) -> None: ...
+
+    def create(self, collection: str, doc_id: str, data: dict[str, Any]) -> None:
+        """Like put, but the whole batch fails with ``AlreadyExists`` if the id exists."""
+
+    def delete(self, collection: str, doc_id: str) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def __enter__(self) -> WriteBatch: ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Commits when the block ends normally; discards everything otherwise."""
+
+
+class Transaction(Protocol):
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None: ...
+
+    def put(self, collection: str, doc_id: str, data: dict[str, Any]) -> None: ...
+
+    def delete(self, collection: str, doc_id: str) -> None: ...
+
+
+class DocumentStore(Protocol):
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None: ...
+
+    def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The documents that exist among ``doc_ids``, by id."""
+
+    def put(self, collection: str, doc_id: str, data: dict[str, Any]) -> None: ...
+
+    def delete(self, collection: str, doc_id: str) -> None: ...
+
+    def query(
+        self,
+        collection: str,
+        where: Sequence[Filter] = (),
+        *,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+        start_after: Doc | None = None,
+    ) -> list[Doc]: ...
+
+    def scan(
+        self, collection: str, where: Sequence[Filter] = (), *, order_by: str, page_size: int = 500
+    ) -> Iterator[Doc]:
+        """Every matching document, fetched page by page with ``query``."""
+
+    def batch(self) -> WriteBatch: ...
+
+    def transaction(self, fn: Callable[[Transaction], T], *, max_attempts: int = 5) -> T: ...
+
+    def close(self) -> None: ...
+
+
+class Clock(Protocol):
+    """The only way the core learns the time."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""

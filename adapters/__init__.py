@@ -1,0 +1,1 @@
+"""I/O adapters: document stores, Google People/Calendar clients, OAuth, tokens."""

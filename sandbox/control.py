@@ -1,0 +1,108 @@
+"""The sandbox's control API (``/_sandbox/...``): accounts, reset, stats, faults, clock.
+
+Tests and the demo drive the sandbox through it; the contract is in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.app import PLAIN, ApiError, Call, Fault, Reply, Router
+from sandbox.state import ALL_SCOPES, rfc3339
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError(400, {"error": {"code": 400, "message": message}})
+
+
+def _int(body: dict[str, Any], key: str, minimum: int = 0) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise _bad(f"'{key}' must be an integer >= {minimum}")
+    return value
+
+
+def create_account(call: Call) -> Reply:
+    email = call.json().get("email")
+    if not isinstance(email, str) or "@" not in email:
+        raise _bad("'email' must be an email address")
+    sandbox = call.sandbox
+    account = sandbox.add_account(email)
+    refresh = sandbox.tokens.issue_refresh(account.email, ALL_SCOPES, "sandbox-control")
+    access = sandbox.tokens.issue_access(account.email, ALL_SCOPES, refresh)
+    return Reply.json(
+        {
+            "email": account.email,
+            "id": account.numeric_id,
+            "accessToken": access,
+            "refreshToken": refresh,
+        }
+    )
+
+
+def reset(call: Call) -> Reply:
+    call.sandbox.reset()
+    return Reply.json({})
+
+
+def stats(call: Call) -> Reply:
+    return Reply.json(call.sandbox.stats.snapshot())
+
+
+def reset_stats(call: Call) -> Reply:
+    from sandbox.app import Stats
+
+    call.sandbox.stats = Stats()
+    return Reply.json({})
+
+
+def add_faults(call: Call) -> Reply:
+    body = call.json()
+    sandbox = call.sandbox
+    if "quotaPerMinute" in body:
+        sandbox.quota_per_minute = _int(body, "quotaPerMinute", 1)
+    if "latencyMs" in body:
+        sandbox.latency_ms = _int(body, "latencyMs")
+    if "status" in body or "method" in body:
+        method = body.get("method", "*")
+        if not isinstance(method, str) or not method:
+            raise _bad("'method' must be a discovery method id or '*'")
+        status = _int(body, "status", 400)
+        count = _int(body, "count", 1) if "count" in body else 1
+        retry_after = _int(body, "retryAfter") if "retryAfter" in body else None
+        reason = body.get("reason")
+        sandbox.faults.append(Fault(method, status, count, reason, retry_after))
+    if not {"quotaPerMinute", "latencyMs", "status", "method"} & body.keys():
+        raise _bad("expected 'method'/'status'/'count', 'quotaPerMinute' or 'latencyMs'")
+    return Reply.json({"faults": len(sandbox.faults)})
+
+
+def clear_faults(call: Call) -> Reply:
+    sandbox = call.sandbox
+    sandbox.faults.clear()
+    sandbox.quota_per_minute = None
+    sandbox.latency_ms = 0
+    return Reply.json({})
+
+
+def advance_clock(call: Call) -> Reply:
+    body = call.json()
+    seconds = body.get("advanceSeconds")
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+        raise _bad("'advanceSeconds' must be a number >= 0")
+    call.sandbox.clock.advance(seconds)
+    return Reply.json({"now": rfc3339(call.sandbox.clock.now())})
+
+
+def register(router: Router) -> None:
+    routes = [
+        ("POST", "/_sandbox/accounts", create_account),
+        ("POST", "/_sandbox/reset", reset),
+        ("GET", "/_sandbox/stats", stats),
+        ("DELETE", "/_sandbox/stats", reset_stats),
+        ("POST", "/_sandbox/faults", add_faults),
+        ("DELETE", "/_sandbox/faults", clear_faults),
+        ("POST", "/_sandbox/clock", advance_clock),
+    ]
+    for method, path, handler in routes:
+        router.add(method, path, "sandbox.control", PLAIN, handler)

@@ -1,0 +1,93 @@
+"""Fixtures for driving the sandbox through the real google-api-python-client.
+
+``sandbox`` is one server for the whole session, reset before each test. ``account``
+makes a Google account in it and returns an ``Account`` whose ``people`` and
+``calendar`` are real discovery-built services with google-auth credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from adapters import google_api
+from sandbox import SandboxServer
+
+
+class SandboxHandle:
+    """A running sandbox plus helpers for its control API."""
+
+    def __init__(self, server: SandboxServer) -> None:
+        self.server = server
+        self.url = server.url
+        self.state = server.sandbox  # in-process access, for assertions only
+
+    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"{}")
+
+    def stats(self) -> dict[str, Any]:
+        return self.control("GET", "/_sandbox/stats")
+
+    def fault(self, method: str, status: int, count: int = 1, **extra: Any) -> None:
+        self.control(
+            "POST",
+            "/_sandbox/faults",
+            {"method": method, "status": status, "count": count, **extra},
+        )
+
+    def advance(self, seconds: float) -> None:
+        self.control("POST", "/_sandbox/clock", {"advanceSeconds": seconds})
+
+
+@dataclass
+class Account:
+    email: str
+    access_token: str
+    refresh_token: str
+    people: Any
+    calendar: Any
+    credentials: Any
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server) -> SandboxHandle:
+    handle = SandboxHandle(sandbox_server)
+    handle.control("POST", "/_sandbox/reset")
+    return handle
+
+
+@pytest.fixture
+def make_account(sandbox):
+    def make(email: str) -> Account:
+        info = sandbox.control("POST", "/_sandbox/accounts", {"email": email})
+        creds = google_api.credentials(info["refreshToken"], sandbox.url)
+        return Account(
+            email=info["email"],
+            access_token=info["accessToken"],
+            refresh_token=info["refreshToken"],
+            people=google_api.people_service(creds, sandbox.url),
+            calendar=google_api.calendar_service(creds, sandbox.url),
+            credentials=creds,
+        )
+
+    return make
+
+
+@pytest.fixture
+def account(make_account) -> Account:
+    return make_account("alice@example.com")

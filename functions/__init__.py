@@ -1,0 +1,1 @@
+"""Entry points: one thin module per trigger, the CLI, and the composition root."""

@@ -1,0 +1,46 @@
+"""Connecting a Google account to a CRM user: what ``connect`` and the OAuth callback share.
+
+The refresh token is checked with Google first, then stored encrypted in
+``googleAccounts/{userId}``; a reconnect clears ``reauth_required``. Nothing is
+written when the user is unknown or Google refuses the token.
+"""
+
+from __future__ import annotations
+
+from adapters.clock import rfc3339
+from adapters.google_auth import TokenInfo, check_refresh_token
+from core.errors import UnknownUser
+from core.model import GOOGLE_ACCOUNTS, USERS
+from functions import bootstrap
+
+
+def connect(
+    config: bootstrap.Config, user_id: str, refresh_token: str, *, verify: bool = True
+) -> TokenInfo:
+    store = bootstrap.store(config)
+    try:
+        if store.get(USERS, user_id) is None:
+            raise UnknownUser(user_id)
+        info = TokenInfo(None, ())
+        if verify:
+            info = check_refresh_token(
+                refresh_token,
+                config.google_endpoint,
+                config.oauth_client_id,
+                config.oauth_client_secret,
+            )
+        ciphertext = bootstrap.cipher(config).encrypt(refresh_token)
+        store.put(
+            GOOGLE_ACCOUNTS,
+            user_id,
+            {
+                "accountEmail": info.account_email,
+                "scopes": list(info.scopes),
+                "refreshTokenCiphertext": ciphertext,
+                "status": "connected",
+                "connectedAt": rfc3339(bootstrap.clock().now()),
+            },
+        )
+        return info
+    finally:
+        store.close()

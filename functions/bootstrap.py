@@ -1,0 +1,60 @@
+"""The composition root: reads configuration from the environment and builds adapters.
+
+Every entry point (CLI, Cloud Functions) gets its store, token cipher, clock and
+Google endpoint from here, so swapping SQLite for Firestore or the sandbox for real
+Google is a configuration change only (DESIGN.md, "Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.clock import SystemClock
+from adapters.store_base import open_store
+from adapters.tokens import FernetCipher, local_key
+from core.ports import Clock, DocumentStore
+
+DEFAULT_STORE = "sqlite:///.crmsync/crmsync.db"
+STATE_DIR = Path(".crmsync")
+
+
+@dataclass(frozen=True)
+class Config:
+    store_url: str = DEFAULT_STORE
+    google_endpoint: str | None = None
+    queue: str = "inline"
+    webhook_secret: str | None = None
+    token_key: str | None = None
+    group_name: str = "CRM"
+    oauth_client_id: str = "crmsync-local"
+    oauth_client_secret: str = "crmsync-local"
+    state_dir: Path = STATE_DIR
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        return cls(
+            store_url=env.get("CRMSYNC_STORE") or DEFAULT_STORE,
+            google_endpoint=(env.get("CRMSYNC_GOOGLE_ENDPOINT") or "").rstrip("/") or None,
+            queue=env.get("CRMSYNC_QUEUE") or "inline",
+            webhook_secret=env.get("CRMSYNC_WEBHOOK_SECRET") or None,
+            token_key=env.get("CRMSYNC_TOKEN_KEY") or None,
+            group_name=env.get("CRMSYNC_GROUP_NAME") or "CRM",
+            oauth_client_id=env.get("CRMSYNC_OAUTH_CLIENT_ID") or "crmsync-local",
+            oauth_client_secret=env.get("CRMSYNC_OAUTH_CLIENT_SECRET") or "crmsync-local",
+        )
+
+
+def store(config: Config) -> DocumentStore:
+    return open_store(config.store_url)
+
+
+def cipher(config: Config) -> FernetCipher:
+    return FernetCipher(local_key(config.token_key, config.state_dir))
+
+
+def clock() -> Clock:
+    return SystemClock()

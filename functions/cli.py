@@ -1,0 +1,89 @@
+"""The command line (``python main.py ...``): demo, sandbox, connect.
+
+Each command parses its arguments, calls into the application, and maps domain
+errors to a message on stderr and a non-zero exit code (1; 2 for bad usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Sequence
+
+from core.errors import CrmsyncError, UnknownUser
+from functions import bootstrap
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from functions.demo import run_demo
+
+    return run_demo()
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from sandbox import SandboxServer
+
+    server = SandboxServer(port=args.port)
+    print(f"Google API sandbox listening on {server.url}", flush=True)
+    print(
+        f"  create an account: curl -X POST {server.url}/_sandbox/accounts "
+        '-d \'{"email": "me@example.com"}\'',
+        flush=True,
+    )
+    print(f"  use it: CRMSYNC_GOOGLE_ENDPOINT={server.url}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    from functions.accounts import connect
+
+    config = bootstrap.Config.from_env()
+    token = sys.stdin.readline().strip() if args.refresh_token == "-" else args.refresh_token
+    if not token:
+        print("error: empty refresh token", file=sys.stderr)
+        return 2
+    info = connect(config, args.user, token, verify=not args.no_verify)
+    account = info.account_email or "(account email unknown)"
+    print(f"connected user {args.user} to Google account {account}; refresh token stored encrypted")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="main.py", description="crmsync: CRM <-> Google sync")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run the walkthrough on the sandbox and a local store")
+    demo.set_defaults(run=cmd_demo)
+
+    sandbox = commands.add_parser("sandbox", help="serve the Google API sandbox on 127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8085)
+    sandbox.set_defaults(run=cmd_sandbox)
+
+    connect = commands.add_parser("connect", help="store a user's Google refresh token")
+    connect.add_argument("--user", required=True, help="the CRM user id (users/{id})")
+    connect.add_argument(
+        "--refresh-token",
+        required=True,
+        help="the Google refresh token, or - to read it from standard input (keeps it out of "
+        "the process list and shell history)",
+    )
+    connect.add_argument(
+        "--no-verify", action="store_true", help="store without checking the token with Google"
+    )
+    connect.set_defaults(run=cmd_connect)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UnknownUser as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except CrmsyncError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

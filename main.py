@@ -1,0 +1,12 @@
+"""crmsync entry point: the functions-framework targets and the command line.
+
+Cloud Functions load targets from this module; ``python main.py COMMAND`` runs the
+CLI (see ``python main.py --help``).
+"""
+
+import sys
+
+from functions.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

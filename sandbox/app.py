@@ -14,6 +14,7 @@ batches (``sandbox.batch``) dispatch each part through the same pipeline.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import re
 import threading
@@ -54,7 +55,8 @@ class ApiError(Exception):
     """An error response in the shape of the API that raised it."""
 
     def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
-        super().__init__(body.get("error", {}).get("message") if "error" in body else str(body))
+        error = body.get("error")
+        super().__init__(error.get("message") if isinstance(error, dict) else str(body))
         self.status = status
         self.body = body
         self.headers = headers or {}
@@ -407,6 +409,10 @@ class Sandbox:
             return self._run(route, call, in_batch)
         except ApiError as err:
             return err.reply()
+        except Exception as exc:  # a sandbox bug: answer like Google's 500, keep serving
+            logging.getLogger("sandbox").exception("sandbox handler failed")
+            message = f"Internal error in the sandbox: {type(exc).__name__}: {exc}"
+            return Reply.json({"error": {"code": 500, "message": message}}, 500)
 
     def _run(self, route: Route, call: Call, in_batch: bool) -> Reply:
         if route.api == PLAIN:

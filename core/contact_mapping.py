@@ -1,0 +1,161 @@
+"""Contact field mapping between CRM contacts and People API persons, and fingerprints.
+
+The synced fields of a contact are a plain dict (``ContactFields``) in one normal
+form, whichever side they came from:
+
+    CRM                                  People API
+    givenName, familyName, middleName    names[0]
+    emails [{value, type}]               emailAddresses
+    phones [{value, type}]               phoneNumbers
+    company, jobTitle, department        organizations[0] (name, title, department)
+    addresses [{street, ...}]            addresses (streetAddress, city, region, ...)
+    birthday YYYY-MM-DD                  birthdays[0].date
+    notes                                biographies[0] (TEXT_PLAIN)
+
+Group membership and the CRM id (``clientData`` key ``crmsync.contactId``) are not
+content: the planner handles them. ``fingerprint`` hashes the normal form, so etag
+churn and our own echoes, which leave the content as it was, never count as changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from core.model import Contact
+
+CLIENT_DATA_KEY = "crmsync.contactId"
+PERSON_FIELDS = (
+    "names,emailAddresses,phoneNumbers,organizations,addresses,birthdays,biographies,"
+    "memberships,clientData,metadata"
+)
+UPDATE_FIELDS = "names,emailAddresses,phoneNumbers,organizations,addresses,birthdays,biographies"
+SCALARS = ("givenName", "familyName", "middleName", "company", "jobTitle", "department",
+           "birthday", "notes")  # fmt: skip
+LISTS = ("emails", "phones", "addresses")
+FIELDS = SCALARS + LISTS
+ADDRESS_KEYS = ("street", "city", "region", "postalCode", "country", "type")
+_PEOPLE_ADDRESS = {"street": "streetAddress"}
+
+ContactFields = dict[str, Any]
+
+
+def _text(value: Any) -> str | None:
+    """Strings are stripped; empty means absent."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _typed(items: Any) -> list[dict[str, str]]:
+    out = []
+    for item in items or []:
+        value = _text(item.get("value"))
+        if value:
+            entry = {"value": value}
+            if _text(item.get("type")):
+                entry["type"] = _text(item.get("type"))
+            out.append(entry)
+    return out
+
+
+def _address(item: dict[str, Any]) -> dict[str, str]:
+    return {k: v for k in ADDRESS_KEYS if (v := _text(item.get(k)))}
+
+
+def normalize(fields: dict[str, Any]) -> ContactFields:
+    """The normal form: every synced key present, stripped strings, no empty entries."""
+    out: ContactFields = {key: _text(fields.get(key)) for key in SCALARS}
+    out["emails"] = _typed(fields.get("emails"))
+    out["phones"] = _typed(fields.get("phones"))
+    out["addresses"] = [a for a in map(_address, fields.get("addresses") or []) if a]
+    return out
+
+
+def from_contact(contact: Contact) -> ContactFields:
+    return normalize(contact.model_dump(include=set(FIELDS), exclude_none=False))
+
+
+def fingerprint(fields: ContactFields) -> str:
+    canonical = json.dumps(normalize(fields), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def to_person(fields: ContactFields) -> dict[str, Any]:
+    """The People API body for the synced fields (without memberships or clientData)."""
+    f = normalize(fields)
+    person: dict[str, Any] = {}
+    name = {k: f[src] for k, src in _NAME.items() if f[src]}
+    person["names"] = [name] if name else []
+    person["emailAddresses"] = [dict(e) for e in f["emails"]]
+    person["phoneNumbers"] = [dict(p) for p in f["phones"]]
+    org = {k: f[src] for k, src in _ORG.items() if f[src]}
+    person["organizations"] = [org] if org else []
+    person["addresses"] = [
+        {_PEOPLE_ADDRESS.get(k, k): v for k, v in a.items()} for a in f["addresses"]
+    ]
+    person["birthdays"] = [{"date": _date_parts(f["birthday"])}] if f["birthday"] else []
+    person["biographies"] = (
+        [{"value": f["notes"], "contentType": "TEXT_PLAIN"}] if f["notes"] else []
+    )
+    return person
+
+
+def from_person(person: dict[str, Any]) -> ContactFields:
+    """The synced fields of a person, in normal form."""
+    name = _primary(person.get("names"))
+    org = _primary(person.get("organizations"))
+    raw: dict[str, Any] = {src: name.get(k) for k, src in _NAME.items()}
+    raw |= {src: org.get(k) for k, src in _ORG.items()}
+    raw["emails"] = person.get("emailAddresses")
+    raw["phones"] = person.get("phoneNumbers")
+    raw["addresses"] = [
+        {k: a.get(_PEOPLE_ADDRESS.get(k, k)) for k in ADDRESS_KEYS}
+        for a in person.get("addresses") or []
+    ]
+    raw["birthday"] = _date_text(_primary(person.get("birthdays")).get("date"))
+    raw["notes"] = _primary(person.get("biographies")).get("value")
+    return normalize(raw)
+
+
+def client_data_id(person: dict[str, Any]) -> str | None:
+    """The CRM contact id we stamped on the person, if any."""
+    for item in person.get("clientData") or []:
+        if item.get("key") == CLIENT_DATA_KEY and item.get("value"):
+            return item["value"]
+    return None
+
+
+def group_names(person: dict[str, Any]) -> set[str]:
+    return {
+        m["contactGroupMembership"]["contactGroupResourceName"]
+        for m in person.get("memberships") or []
+        if m.get("contactGroupMembership", {}).get("contactGroupResourceName")
+    }
+
+
+_NAME = {"givenName": "givenName", "familyName": "familyName", "middleName": "middleName"}
+_ORG = {"name": "company", "title": "jobTitle", "department": "department"}
+
+
+def _primary(items: Any) -> dict[str, Any]:
+    """The item marked primary, else the first, else {} (People singletons)."""
+    items = items or []
+    for item in items:
+        if item.get("metadata", {}).get("primary"):
+            return item
+    return items[0] if items else {}
+
+
+def _date_parts(text: str) -> dict[str, int]:
+    year, month, day = (int(part) for part in text.split("-"))
+    return {"year": year, "month": month, "day": day}
+
+
+def _date_text(date: dict[str, int] | None) -> str | None:
+    if not date or not date.get("month") or not date.get("day"):
+        return None
+    year = date.get("year") or 0
+    return f"{year:04d}-{date['month']:02d}-{date['day']:02d}" if year else None

@@ -35,6 +35,7 @@ def credentials(
     client_id: str = "crmsync-local",
     client_secret: str = "crmsync-local",
     access_token: str | None = None,
+    scopes: tuple[str, ...] | None = None,
 ) -> Credentials:
     """User credentials that refresh themselves at the endpoint's token URI."""
     return Credentials(
@@ -43,6 +44,7 @@ def credentials(
         token_uri=token_uri(endpoint),
         client_id=client_id,
         client_secret=client_secret,
+        scopes=scopes,
     )
 
 

@@ -9,6 +9,7 @@ entry points handle only these.
     ├── MalformedDocument           a stored document fails validation (names doc + field)
     ├── UnknownUser                 no users/{id}
     ├── NotConnected                the user has no usable Google connection
+    ├── SideEmpty                   one side suddenly dropped every link (guard; --force)
     └── GoogleError                 the Google side refused or failed
         ├── AuthRevoked             refresh token revoked or expired (invalid_grant)
         ├── QuotaExceeded           429 / rate-limit 403, after bounded retries
@@ -63,6 +64,18 @@ class UnknownUser(CrmsyncError):
 
 class NotConnected(CrmsyncError):
     pass
+
+
+class SideEmpty(CrmsyncError):
+    """One side lists none of the linked records: refuse rather than unlink them all."""
+
+    def __init__(self, side: str, links: int):
+        super().__init__(
+            f"the {side} side no longer lists any of the {links} linked contacts; "
+            f"refusing to unlink them all (check the {side} data, or run with --force)"
+        )
+        self.side = side
+        self.links = links
 
 
 class GoogleError(CrmsyncError):

@@ -1,0 +1,270 @@
+"""The contacts planner: ``plan(snapshot, policy, force) -> list[Action]``, pure.
+
+A snapshot holds what the engine gathered: CRM contacts (changed ones, plus any it
+looked up), Google persons (changed ones, or all of them on a full pass), the links
+(the last synced state of each pair), the contact group, and CRM contacts by email
+for linking imports. A side marked ``complete`` listed everything, so an absent item
+there is gone; otherwise absence means "unchanged". Presence alone never means
+changed: a side changed only if the fingerprint of its synced fields differs from the
+link's (echoes of our own writes and etag churn are therefore no-ops).
+
+The decision table, one row per case (DESIGN.md, "Sync semantics / Contacts"):
+
+    linked pair
+      CRM gone or untagged, Google gone  -> DropLink
+      CRM gone or untagged               -> LeaveGroup (the person stays in Google)
+      Google deleted or left the group   -> Untag (the CRM contact stays)
+      neither side changed               -> nothing (SaveLink refresh if the etag moved)
+      one or both sides changed          -> Reconcile (3-way merge; write where differs)
+    unlinked person in the group
+      carries our clientData id          -> Reconcile + link (a retried create)
+      email matches an unlinked contact  -> Reconcile with tag (linked by email)
+      otherwise                          -> ImportPerson (new CRM contact, tagged)
+    unlinked tagged CRM contact
+      a person carries its id            -> Reconcile (+ rejoin the group)
+      otherwise                          -> CreatePerson (in the group, with clientData)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.contact_mapping import ContactFields, fingerprint
+from core.errors import SideEmpty
+from core.merge import Policy, merge
+
+GUARD_MIN_LINKS = 5
+
+
+@dataclass(frozen=True)
+class CrmContact:
+    id: str
+    fields: ContactFields
+    tagged: bool  # carries the user's private tag and is not deleted
+    modified_at: datetime
+    emails: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Person:
+    resource_name: str
+    etag: str
+    fields: ContactFields
+    in_group: bool
+    deleted: bool = False
+    updated_at: datetime | None = None
+    crm_id: str | None = None  # our clientData id, if the person carries one
+    groups: frozenset[str] = frozenset()
+    emails: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class LinkRecord:
+    crm_id: str
+    resource_name: str
+    etag: str | None
+    fingerprint: str
+    fields: ContactFields
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    crm: Mapping[str, CrmContact]
+    google: Mapping[str, Person]  # by resource name
+    links: Mapping[str, LinkRecord]  # by CRM id
+    group: str
+    crm_complete: bool = False
+    google_complete: bool = False
+    by_email: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # email -> CRM ids
+
+
+# --- actions ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatePerson:
+    crm_id: str
+    fields: ContactFields
+
+
+@dataclass(frozen=True)
+class ImportPerson:
+    resource_name: str
+    etag: str
+    fields: ContactFields
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    """Bring a pair to ``fields``: write Google and/or the CRM where they differ, then
+    save the link. ``tag`` adds the private tag; ``join_group`` puts the person back."""
+
+    crm_id: str
+    resource_name: str
+    etag: str
+    fields: ContactFields
+    write_google: bool
+    write_crm: bool
+    conflicts: tuple[str, ...] = ()
+    tag: bool = False
+    join_group: bool = False
+    reason: str = "changed"  # changed | email | clientData | etag
+
+
+@dataclass(frozen=True)
+class LeaveGroup:
+    crm_id: str
+    resource_name: str
+    last_group: bool | None  # True: add to myContacts first; None: not known
+
+
+@dataclass(frozen=True)
+class Untag:
+    crm_id: str
+    resource_name: str
+
+
+@dataclass(frozen=True)
+class DropLink:
+    crm_id: str
+
+
+Action = CreatePerson | ImportPerson | Reconcile | LeaveGroup | Untag | DropLink
+
+
+# --- planning --------------------------------------------------------------------------
+
+
+def plan(snap: Snapshot, policy: Policy = Policy.FIELD_MOST_RECENT, force: bool = False) -> list:
+    """Every action one run should take, in a deterministic order."""
+    actions: list[Any] = []
+    linked_people = {link.resource_name for link in snap.links.values()}
+    for crm_id in sorted(snap.links):
+        actions += _linked(snap, snap.links[crm_id], policy)
+    _guard(snap, actions, force)
+    claimed: set[str] = set(snap.links)
+    for name in sorted(snap.google):
+        person = snap.google[name]
+        if name in linked_people or person.deleted or not person.in_group:
+            continue
+        action = _unlinked_person(snap, person, claimed)
+        if isinstance(action, Reconcile):
+            claimed.add(action.crm_id)
+        actions.append(action)
+    by_crm_id = {p.crm_id: p for p in snap.google.values() if p.crm_id and not p.deleted}
+    for crm_id in sorted(snap.crm):
+        contact = snap.crm[crm_id]
+        if crm_id in claimed or not contact.tagged:
+            continue
+        actions.append(_unlinked_contact(contact, by_crm_id.get(crm_id), linked_people))
+    return actions
+
+
+def _crm_gone(snap: Snapshot, crm_id: str) -> bool:
+    contact = snap.crm.get(crm_id)
+    return (contact is None and snap.crm_complete) or (contact is not None and not contact.tagged)
+
+
+def _google_gone(snap: Snapshot, name: str) -> bool:
+    person = snap.google.get(name)
+    if person is None:
+        return snap.google_complete
+    return person.deleted or not person.in_group
+
+
+def _linked(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
+    crm_gone = _crm_gone(snap, link.crm_id)
+    google_gone = _google_gone(snap, link.resource_name)
+    if crm_gone and google_gone:
+        return [DropLink(link.crm_id)]
+    if crm_gone:
+        person = snap.google.get(link.resource_name)
+        last = None if person is None else person.groups <= {snap.group}
+        return [LeaveGroup(link.crm_id, link.resource_name, last)]
+    if google_gone:
+        return [Untag(link.crm_id, link.resource_name)]
+    return _changed_pair(snap, link, policy)
+
+
+def _changed_pair(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
+    contact = snap.crm.get(link.crm_id)
+    person = snap.google.get(link.resource_name)
+    crm_fields = contact.fields if contact else link.fields
+    google_fields = person.fields if person else link.fields
+    crm_changed = contact is not None and fingerprint(crm_fields) != link.fingerprint
+    google_changed = person is not None and fingerprint(google_fields) != link.fingerprint
+    etag = person.etag if person else (link.etag or "")
+    if not crm_changed and not google_changed:
+        if person is not None and person.etag != link.etag:
+            return [Reconcile(link.crm_id, link.resource_name, etag, link.fields, False, False,
+                              reason="etag")]  # fmt: skip
+        return []
+    merged = merge(
+        link.fields,
+        crm_fields,
+        google_fields,
+        contact.modified_at if contact else None,
+        person.updated_at if person else None,
+        policy,
+    )
+    return [
+        Reconcile(
+            link.crm_id,
+            link.resource_name,
+            etag,
+            merged.fields,
+            write_google=fingerprint(merged.fields) != fingerprint(google_fields),
+            write_crm=fingerprint(merged.fields) != fingerprint(crm_fields),
+            conflicts=merged.conflicts,
+        )
+    ]
+
+
+def _unlinked_person(snap: Snapshot, person: Person, claimed: set[str]) -> Any:
+    own = person.crm_id if person.crm_id in snap.crm else None
+    if own and own not in claimed:
+        return _first_link(snap.crm[own], person, "clientData")
+    for email in sorted(person.emails):
+        for crm_id in snap.by_email.get(email, ()):
+            if crm_id not in claimed and crm_id in snap.crm:
+                return _first_link(snap.crm[crm_id], person, "email")
+    return ImportPerson(person.resource_name, person.etag, person.fields)
+
+
+def _first_link(contact: CrmContact, person: Person, reason: str) -> Reconcile:
+    """Link a pair that has no last-synced state: the newer side wins each difference,
+    and a field empty on one side is filled from the other."""
+    crm_newer = person.updated_at is None or contact.modified_at >= person.updated_at
+    fields = {}
+    for key in contact.fields.keys() | person.fields.keys():
+        c, g = contact.fields.get(key), person.fields.get(key)
+        fields[key] = (c if crm_newer else g) if (c and g) else (c or g)
+    return Reconcile(
+        contact.id,
+        person.resource_name,
+        person.etag,
+        fields,
+        write_google=fingerprint(fields) != fingerprint(person.fields),
+        write_crm=fingerprint(fields) != fingerprint(contact.fields),
+        tag=not contact.tagged,
+        reason=reason,
+    )
+
+
+def _unlinked_contact(contact: CrmContact, person: Person | None, linked: set[str]) -> Any:
+    if person is not None and person.resource_name not in linked:
+        found = _first_link(contact, person, "clientData")
+        return Reconcile(**{**found.__dict__, "join_group": not person.in_group})
+    return CreatePerson(contact.id, contact.fields)
+
+
+def _guard(snap: Snapshot, actions: list, force: bool) -> None:
+    """One side suddenly dropping every link means a broken side, not a user's intent."""
+    if force or len(snap.links) < GUARD_MIN_LINKS:
+        return
+    for side, kind in (("Google", Untag), ("CRM", LeaveGroup)):
+        if sum(isinstance(a, kind | DropLink) for a in actions) == len(snap.links):
+            raise SideEmpty(side, len(snap.links))

@@ -1,0 +1,249 @@
+"""The contacts decision table, one test per row, on plain data."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.contact_mapping import fingerprint, normalize
+from core.contacts_plan import (
+    CreatePerson,
+    CrmContact,
+    DropLink,
+    ImportPerson,
+    LeaveGroup,
+    LinkRecord,
+    Person,
+    Reconcile,
+    Snapshot,
+    Untag,
+    plan,
+)
+from core.errors import SideEmpty
+from core.merge import Policy
+
+GROUP = "contactGroups/crm1"
+T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+
+
+def f(**fields):
+    return normalize({"givenName": "Ada", "emails": [{"value": "ada@example.com"}], **fields})
+
+
+def crm(cid="c1", fields=None, tagged=True, at=T0, emails=("ada@example.com",)):
+    return CrmContact(cid, fields or f(), tagged, at, frozenset(emails))
+
+
+def person(
+    name="people/c1",
+    fields=None,
+    in_group=True,
+    deleted=False,
+    at=T0,
+    crm_id=None,
+    etag="e1",
+    groups=None,
+    emails=("ada@example.com",),
+):
+    return Person(name, etag, fields or f(), in_group, deleted, at, crm_id,
+                  frozenset(groups if groups is not None else ({GROUP} if in_group else set())),
+                  frozenset(emails))  # fmt: skip
+
+
+def link(cid="c1", name="people/c1", fields=None, etag="e1"):
+    fields = fields or f()
+    return LinkRecord(cid, name, etag, fingerprint(fields), fields)
+
+
+def snap(
+    crm_items=(), people=(), links=(), crm_complete=False, google_complete=False, by_email=None
+):
+    return Snapshot({c.id: c for c in crm_items}, {p.resource_name: p for p in people},
+                    {lk.crm_id: lk for lk in links}, GROUP, crm_complete, google_complete,
+                    by_email or {})  # fmt: skip
+
+
+# --- first push and imports ---------------------------------------------------------------
+
+
+def test_first_push_creates_tagged_contacts_only():
+    got = plan(snap([crm("c1"), crm("c2", tagged=False)]))
+    assert got == [CreatePerson("c1", f())]
+
+
+def test_person_moved_into_group_is_imported():
+    got = plan(snap(people=[person("people/c9", emails=("new@example.com",))]))
+    assert got == [ImportPerson("people/c9", "e1", f())]
+
+
+def test_person_outside_group_is_ignored():
+    assert plan(snap(people=[person(in_group=False)])) == []
+
+
+def test_import_links_to_existing_contact_with_same_email_instead_of_duplicating():
+    untagged = crm("c5", fields=f(jobTitle="CTO"), tagged=False)
+    got = plan(snap([untagged], [person("people/c9")], by_email={"ada@example.com": ("c5",)}))
+    assert len(got) == 1 and isinstance(got[0], Reconcile)
+    action = got[0]
+    assert (action.crm_id, action.resource_name, action.tag, action.reason) == (
+        "c5",
+        "people/c9",
+        True,
+        "email",
+    )
+    assert action.fields["jobTitle"] == "CTO"  # filled from the CRM side
+    assert action.write_google and not action.write_crm
+
+
+def test_a_contact_links_to_at_most_one_person():
+    people = [person("people/c8"), person("people/c9")]
+    got = plan(snap([crm("c5", tagged=False)], people, by_email={"ada@example.com": ("c5",)}))
+    assert [type(a) for a in got] == [Reconcile, ImportPerson]
+    assert got[0].resource_name == "people/c8" and got[1].resource_name == "people/c9"
+
+
+def test_tagged_unlinked_contact_matching_a_group_person_by_email_links_not_creates():
+    got = plan(snap([crm("c1")], [person("people/c9")], by_email={"ada@example.com": ("c1",)}))
+    assert len(got) == 1 and isinstance(got[0], Reconcile) and not got[0].tag
+
+
+def test_retried_create_is_recognised_by_client_data():
+    got = plan(snap([crm("c1")], [person("people/c7", crm_id="c1")]))
+    assert len(got) == 1 and isinstance(got[0], Reconcile)
+    assert got[0].reason == "clientData" and not got[0].write_google and not got[0].write_crm
+
+
+def test_person_with_our_id_outside_the_group_rejoins_instead_of_duplicating():
+    got = plan(snap([crm("c1")], [person("people/c7", crm_id="c1", in_group=False,
+                                          groups={"contactGroups/myContacts"})]))  # fmt: skip
+    assert len(got) == 1 and got[0].join_group and got[0].resource_name == "people/c7"
+
+
+# --- changes ----------------------------------------------------------------------------------
+
+
+def test_no_change_on_either_side_plans_nothing():
+    assert plan(snap([crm()], [person()], [link()])) == []
+
+
+def test_echo_with_new_etag_only_refreshes_the_link():
+    got = plan(snap([crm()], [person(etag="e2")], [link()]))
+    assert got == [Reconcile("c1", "people/c1", "e2", f(), False, False, reason="etag")]
+
+
+def test_crm_change_goes_to_google():
+    got = plan(snap([crm(fields=f(jobTitle="CEO"))], [], [link()]))
+    assert got == [Reconcile("c1", "people/c1", "e1", f(jobTitle="CEO"), True, False)]
+
+
+def test_google_change_goes_to_crm():
+    got = plan(snap([], [person(fields=f(notes="met at expo"), etag="e2")], [link()]))
+    assert got == [Reconcile("c1", "people/c1", "e2", f(notes="met at expo"), False, True)]
+
+
+def test_both_sides_edit_different_fields_both_kept():
+    got = plan(snap([crm(fields=f(jobTitle="CEO"))], [person(fields=f(notes="n"))], [link()]))
+    (action,) = got
+    assert action.fields == f(jobTitle="CEO", notes="n")
+    assert action.write_google and action.write_crm and action.conflicts == ()
+
+
+@pytest.mark.parametrize(("crm_later", "winner"), [(True, "CRM"), (False, "Google")])
+def test_both_sides_edit_the_same_field_most_recent_wins(crm_later, winner):
+    later, earlier = T0 + timedelta(minutes=5), T0
+    got = plan(snap(
+        [crm(fields=f(jobTitle="CRM"), at=later if crm_later else earlier)],
+        [person(fields=f(jobTitle="Google"), at=earlier if crm_later else later)],
+        [link()],
+    ))  # fmt: skip
+    assert got[0].fields["jobTitle"] == winner and got[0].conflicts == ("jobTitle",)
+
+
+@pytest.mark.parametrize(
+    ("policy", "title", "notes"),
+    [
+        (Policy.CRM_WINS, "CRM", "g-notes"),  # conflicts to the CRM, one-sided edits kept
+        (Policy.GOOGLE_WINS, "Google", "g-notes"),
+        (Policy.MOST_RECENT, "Google", "g-notes"),  # Google edited last: its whole record
+    ],
+)
+def test_policies(policy, title, notes):
+    got = plan(
+        snap([crm(fields=f(jobTitle="CRM"), at=T0)],
+             [person(fields=f(jobTitle="Google", notes="g-notes"), at=T0 + timedelta(1))],
+             [link()]),
+        policy,
+    )  # fmt: skip
+    assert (got[0].fields["jobTitle"], got[0].fields["notes"]) == (title, notes)
+
+
+def test_most_recent_record_policy_drops_the_older_sides_other_edits():
+    got = plan(
+        snap([crm(fields=f(jobTitle="CRM", company="Acme"), at=T0 + timedelta(1))],
+             [person(fields=f(jobTitle="Google", notes="g"), at=T0)], [link()]),
+        Policy.MOST_RECENT,
+    )  # fmt: skip
+    assert got[0].fields == f(jobTitle="CRM", company="Acme")
+
+
+# --- deletions never propagate --------------------------------------------------------------
+
+
+def test_deleted_in_google_untags_in_crm():
+    assert plan(snap([], [person(deleted=True)], [link()])) == [Untag("c1", "people/c1")]
+
+
+def test_left_the_group_untags_in_crm():
+    got = plan(snap([], [person(in_group=False, groups={"contactGroups/myContacts"})], [link()]))
+    assert got == [Untag("c1", "people/c1")]
+
+
+def test_missing_from_a_complete_google_listing_untags():
+    assert plan(snap([], [], [link()], google_complete=True)) == [Untag("c1", "people/c1")]
+
+
+def test_untagged_in_crm_leaves_the_group():
+    got = plan(snap([crm(tagged=False)], [person(groups={GROUP, "contactGroups/myContacts"})],
+                    [link()]))  # fmt: skip
+    assert got == [LeaveGroup("c1", "people/c1", False)]
+
+
+def test_leaving_the_last_group_is_flagged_for_my_contacts_first():
+    got = plan(snap([crm(tagged=False)], [person()], [link()]))
+    assert got == [LeaveGroup("c1", "people/c1", True)]
+
+
+def test_deleted_in_crm_with_unknown_google_groups():
+    got = plan(snap([], [], [link()], crm_complete=True))
+    assert got == [LeaveGroup("c1", "people/c1", None)]
+
+
+def test_gone_on_both_sides_drops_the_link():
+    assert plan(snap([crm(tagged=False)], [person(deleted=True)], [link()])) == [DropLink("c1")]
+
+
+# --- the guard --------------------------------------------------------------------------------
+
+
+def many_links(n=6):
+    return [link(f"c{i}", f"people/c{i}") for i in range(n)]
+
+
+def test_google_listing_nothing_while_links_exist_stops_the_run():
+    with pytest.raises(SideEmpty, match="Google side no longer lists any of the 6"):
+        plan(snap([], [], many_links(), google_complete=True))
+
+
+def test_crm_listing_nothing_while_links_exist_stops_the_run():
+    with pytest.raises(SideEmpty, match="CRM side"):
+        plan(snap([], [], many_links(), crm_complete=True))
+
+
+def test_force_overrides_the_guard():
+    got = plan(snap([], [], many_links(), google_complete=True), force=True)
+    assert len(got) == 6 and all(isinstance(a, Untag) for a in got)
+
+
+def test_guard_ignores_a_few_links_and_partial_drops():
+    assert len(plan(snap([], [], many_links(4), google_complete=True))) == 4
+    people = [person("people/c0")]
+    assert len(plan(snap([], people, many_links(), google_complete=True))) == 5

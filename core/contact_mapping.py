@@ -78,6 +78,11 @@ def from_contact(contact: Contact) -> ContactFields:
     return normalize(contact.model_dump(include=set(FIELDS), exclude_none=False))
 
 
+def to_crm(fields: ContactFields) -> dict[str, Any]:
+    """The synced fields as CRM contact keys (they share names; absent is None)."""
+    return normalize(fields)
+
+
 def fingerprint(fields: ContactFields) -> str:
     canonical = json.dumps(normalize(fields), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]

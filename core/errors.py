@@ -9,6 +9,7 @@ entry points handle only these.
     ├── MalformedDocument           a stored document fails validation (names doc + field)
     ├── UnknownUser                 no users/{id}
     ├── NotConnected                the user has no usable Google connection
+    ├── LeaseHeld                   another run holds this user's section
     ├── SideEmpty                   one side suddenly dropped every link (guard; --force)
     └── GoogleError                 the Google side refused or failed
         ├── AuthRevoked             refresh token revoked or expired (invalid_grant)
@@ -64,6 +65,16 @@ class UnknownUser(CrmsyncError):
 
 class NotConnected(CrmsyncError):
     pass
+
+
+class LeaseHeld(CrmsyncError):
+    """Another run of the same user and section is under way: this one does nothing."""
+
+    def __init__(self, state_id: str, holder: str, expires_at: str):
+        super().__init__(f"{state_id} is being synced by run {holder} (lease until {expires_at})")
+        self.state_id = state_id
+        self.holder = holder
+        self.expires_at = expires_at
 
 
 class SideEmpty(CrmsyncError):

@@ -85,6 +85,11 @@ def parse_timestamp(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def stamp(moment: dt.datetime) -> str:
+    """UTC, microseconds, ``Z``: one fixed width, so these strings sort as times do."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
     id: str = ""

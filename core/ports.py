@@ -112,3 +112,58 @@ class Clock(Protocol):
 
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
+
+
+@dataclass(frozen=True)
+class PeopleChanges:
+    """What ``changes`` listed: raw People ``Person`` dicts, and the cursor to keep.
+
+    ``complete`` is True for a full listing (no sync token was given), so a person
+    missing from it is gone; incremental listings carry tombstones instead."""
+
+    persons: list[dict[str, Any]]
+    next_sync_token: str
+    complete: bool
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """One item of a batched write: the person written, or the error it got."""
+
+    key: str  # the CRM id for creates, the resource name for updates
+    person: dict[str, Any] | None
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class MembersResult:
+    not_found: tuple[str, ...] = ()
+    last_group: tuple[str, ...] = ()  # could not be removed: it was their last group
+
+
+class PeoplePort(Protocol):
+    """The user's Google contacts (People API v1), in the terms the sync needs."""
+
+    def find_group(self, name: str) -> str | None:
+        """The resource name of the user's contact group called ``name``, if it exists."""
+
+    def find_or_create_group(self, name: str) -> str:
+        """The resource name of that group, created if needed."""
+
+    def changes(self, sync_token: str | None) -> PeopleChanges:
+        """Every contact (no token) or those changed since ``sync_token``.
+        Raises ``SyncTokenExpired`` when the token is too old."""
+
+    def get(self, resource_names: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+    def create(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[WriteResult]:
+        """Create persons (``(crm_id, person body)``), in calls of at most 200."""
+
+    def update(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[WriteResult]:
+        """Update persons (``(resource_name, body with etag)``), in calls of at most 200.
+        A stale etag comes back as that item's ``EtagMismatch``."""
+
+    def modify_members(
+        self, group: str, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> MembersResult:
+        """Add and remove members, in calls of at most 1000 names."""

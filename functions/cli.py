@@ -51,6 +51,34 @@ def cmd_connect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from core.contacts_engine import Options
+    from core.merge import Policy
+    from functions.report import render, to_json
+    from functions.sync import run_contacts
+
+    config = bootstrap.Config.from_env()
+    options = Options(
+        dry_run=args.dry_run,
+        full=args.full,
+        force=args.force,
+        policy=Policy(args.policy),
+        trigger="cli",
+    )
+    progress = (lambda _: None) if args.json else (lambda line: print(f"  .. {line}", flush=True))
+    store = bootstrap.store(config)
+    try:
+        report = run_contacts(config, store, args.user, options, progress)
+    finally:
+        store.close()
+    print(to_json(report) if args.json else render(report))
+    return (
+        1
+        if report.errors and any(e.get("kind") != "MalformedDocument" for e in report.errors)
+        else 0
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="main.py", description="crmsync: CRM <-> Google sync")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -74,6 +102,21 @@ def parser() -> argparse.ArgumentParser:
         "--no-verify", action="store_true", help="store without checking the token with Google"
     )
     connect.set_defaults(run=cmd_connect)
+
+    sync = commands.add_parser("sync", help="run one sync for one user")
+    sync.add_argument("--user", required=True, help="the CRM user id")
+    sync.add_argument("--section", choices=["contacts"], default="contacts")
+    sync.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    sync.add_argument("--full", action="store_true", help="ignore cursors: compare everything")
+    sync.add_argument("--force", action="store_true", help="override the empty-side guard")
+    sync.add_argument(
+        "--policy",
+        choices=["merge", "crm_wins", "google_wins", "most_recent"],
+        default="merge",
+        help="conflict policy (default: per-field merge, the newest side wins a field)",
+    )
+    sync.add_argument("--json", action="store_true", help="print the result as JSON")
+    sync.set_defaults(run=cmd_sync)
     return root
 
 

@@ -1,0 +1,304 @@
+"""One user's contacts sync run: lease, gather, plan, execute, persist.
+
+    run(user, options)
+      lease    syncState/{user}:contacts, in a transaction (a second run is a no-op)
+      gather   Google: the People sync token's changes (a full listing when there is
+               none, or it expired); CRM: contacts with modifiedAt past the cursor
+               less an overlap window (equal or late timestamps are never missed;
+               re-reads are free because unchanged fingerprints plan nothing); the
+               links those touch; items that failed last time
+      plan     core.contacts_plan.plan (pure)
+      execute  core.contacts_exec (batched writes, links saved per item)
+      persist  cursors move only now, after the whole run succeeded; a syncRuns
+               record with counts and errors; lastRunAt / lastSuccessAt
+
+``--dry-run`` gathers and plans, and writes nothing anywhere (not even the lease).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from core import lease
+from core.contacts_exec import (
+    ContactsExecutor,
+    RunLog,
+    contact_from_doc,
+    link_from_doc,
+    person_from_api,
+)
+from core.contacts_plan import CrmContact, LinkRecord, Person, Snapshot, plan
+from core.errors import AuthRevoked, ConfigError, SyncTokenExpired, UnknownUser
+from core.merge import Policy
+from core.model import (
+    CONTACTS,
+    GOOGLE_ACCOUNTS,
+    LINKS,
+    SYNC_RUNS,
+    SYNC_SETTINGS,
+    SYNC_STATE,
+    TAGS,
+    USERS,
+    Contact,
+    SyncSettings,
+    Tag,
+    link_id,
+    load,
+    load_each,
+    parse_timestamp,
+    stamp,
+    state_id,
+)
+from core.ports import Clock, DocumentStore, Filter, PeoplePort
+
+CRM_OVERLAP = timedelta(minutes=5)
+NEW_GROUP = "contactGroups/(to be created)"
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    full: bool = False
+    force: bool = False
+    policy: Policy = Policy.FIELD_MOST_RECENT
+    trigger: str = "manual"
+
+
+@dataclass
+class Report:
+    run_id: str
+    user_id: str
+    section: str
+    trigger: str
+    started_at: str
+    dry_run: bool
+    finished_at: str | None = None
+    full_pass: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    plan: list[Any] = field(default_factory=list)
+
+    def plan_summary(self) -> dict[str, int]:
+        summary: dict[str, int] = {}
+        for action in self.plan:
+            summary[type(action).__name__] = summary.get(type(action).__name__, 0) + 1
+        return summary
+
+
+@dataclass
+class Gathered:
+    snapshot: Snapshot
+    google_cursor: str
+    crm_cursor: str | None
+    group: str
+    full_pass: bool
+
+
+class ContactsEngine:
+    def __init__(self, store: DocumentStore, people: PeoplePort, clock: Clock, *,
+                 new_id: Callable[[], str], group_name: str = "CRM",
+                 progress: Callable[[str], None] = lambda _: None) -> None:  # fmt: skip
+        self.store, self.people, self.clock = store, people, clock
+        self.new_id, self.group_name, self.progress = new_id, group_name, progress
+
+    def run(self, user_id: str, options: Options = Options()) -> Report:
+        started = self.clock.now()
+        report = Report(self.new_id(), user_id, "contacts", options.trigger, stamp(started),
+                        options.dry_run)  # fmt: skip
+        tag_id = self._tag(user_id)
+        sid = state_id(user_id, "contacts")
+        if options.dry_run:
+            state = self.store.get(SYNC_STATE, sid) or {}
+        else:
+            state = lease.acquire(self.store, sid, report.run_id, started)
+        log = RunLog()
+        try:
+            gathered = self._gather(user_id, tag_id, state, options, log)
+            report.full_pass = gathered.full_pass
+            report.plan = plan(gathered.snapshot, options.policy, options.force)
+            self.progress(f"planned {len(report.plan)} actions")
+            if not options.dry_run:
+                executor = ContactsExecutor(
+                    self.store, self.people, self.clock, user_id=user_id, tag_id=tag_id,
+                    group=gathered.group, policy=options.policy, log=log, progress=self.progress,
+                )  # fmt: skip
+                executor.run(report.plan, gathered.snapshot)
+        except Exception as exc:
+            self._finish(report, log, state, None, exc)
+            raise
+        self._finish(report, log, state, gathered, None)
+        return report
+
+    # --- settings ---------------------------------------------------------------------
+
+    def _tag(self, user_id: str) -> str:
+        if self.store.get(USERS, user_id) is None:
+            raise UnknownUser(user_id)
+        raw = self.store.get(SYNC_SETTINGS, user_id) or {}
+        settings = load(SyncSettings, SYNC_SETTINGS, user_id, raw)
+        tag_id = settings.contacts.tagId
+        if not tag_id:
+            raise ConfigError(f"user {user_id} has not chosen a private tag for contacts sync")
+        tag_doc = self.store.get(TAGS, tag_id)
+        if tag_doc is None:
+            raise ConfigError(f"user {user_id}'s contacts tag {tag_id} does not exist")
+        tag = load(Tag, TAGS, tag_id, tag_doc)
+        if tag.kind != "private" or tag.ownerId != user_id:
+            raise ConfigError(f"tag {tag_id} is not a private tag of user {user_id}; "
+                              "only a user's own private tag can drive the sync")  # fmt: skip
+        return tag_id
+
+    # --- gather -----------------------------------------------------------------------
+
+    def _gather(self, user_id: str, tag_id: str, state: dict[str, Any], options: Options,
+                log: RunLog) -> Gathered:  # fmt: skip
+        group = state.get("groupResourceName")
+        if not group and options.dry_run:  # look, never create
+            group = self.people.find_group(self.group_name) or NEW_GROUP
+        elif not group:
+            group = self.people.find_or_create_group(self.group_name)
+        token = None if options.full else state.get("googleCursor")
+        try:
+            changes = self.people.changes(token)
+        except SyncTokenExpired:
+            self.progress("People sync token expired: listing every contact")
+            changes = self.people.changes(None)
+        persons = {p["resourceName"]: person_from_api(p, group) for p in changes.persons}
+        for name, raw in self.people.get(
+            sorted(set(state.get("retryGoogle", [])) - set(persons))
+        ).items():
+            persons[name] = person_from_api(raw, group)
+        self.progress(
+            f"Google: {len(persons)} contacts {'listed' if changes.complete else 'changed'}"
+        )
+
+        crm_cursor = None if options.full else state.get("crmCursor")
+        crm, next_cursor = self._crm_changes(tag_id, crm_cursor, state.get("retryCrm", []), log)
+        complete_crm = crm_cursor is None
+        self.progress(f"CRM: {len(crm)} contacts {'listed' if complete_crm else 'changed'}")
+
+        if changes.complete or complete_crm:
+            links = self._all_links(user_id)
+        else:
+            links = self._links_for(user_id, crm, persons)
+        for bad in log.skipped_ids:
+            links.pop(bad, None)  # a malformed record is skipped, never taken as deleted
+        by_email = self._by_email(tag_id, crm, persons, links, complete_crm, log)
+        snapshot = Snapshot(crm, persons, links, group, complete_crm, changes.complete, by_email)
+        return Gathered(snapshot, changes.next_sync_token, next_cursor or crm_cursor, group,
+                        changes.complete or complete_crm)  # fmt: skip
+
+    def _crm_changes(self, tag_id: str, cursor: str | None, retry: list[str],
+                     log: RunLog) -> tuple[dict[str, CrmContact], str | None]:  # fmt: skip
+        where = []
+        if cursor:
+            since = stamp(parse_timestamp(cursor) - CRM_OVERLAP)
+            where = [Filter("modifiedAt", ">=", since)]
+        docs = [(d.id, d.data) for d in self.store.scan(CONTACTS, where, order_by="modifiedAt")]
+        seen = {doc_id for doc_id, _ in docs}
+        extra = self.store.get_many(CONTACTS, [c for c in retry if c not in seen])
+        docs += list(extra.items())
+        good, bad = load_each(Contact, CONTACTS, docs)
+        for problem in bad:
+            log.skip(problem.doc_id, str(problem))
+        newest = max((c.modifiedAt for c in good), default=None, key=_sort_key)
+        if cursor and newest and _sort_key(cursor) > _sort_key(newest):
+            newest = cursor
+        return {c.id: contact_from_doc(c, tag_id) for c in good}, newest
+
+    def _all_links(self, user_id: str) -> dict[str, LinkRecord]:
+        where = [Filter("userId", "==", user_id), Filter("section", "==", "contacts")]
+        docs = self.store.scan(LINKS, where, order_by="crmId")
+        return {d.data["crmId"]: link_from_doc(d.data) for d in docs}
+
+    def _links_for(self, user_id: str, crm: dict[str, CrmContact],
+                   persons: dict[str, Person]) -> dict[str, LinkRecord]:  # fmt: skip
+        ids = set(crm) | {p.crm_id for p in persons.values() if p.crm_id}
+        found = self.store.get_many(LINKS, [link_id(user_id, "contacts", i) for i in sorted(ids)])
+        links = {doc["crmId"]: link_from_doc(doc) for doc in found.values()}
+        known = {link.resource_name for link in links.values()}
+        for name in sorted(set(persons) - known):
+            where = [Filter("userId", "==", user_id), Filter("googleId", "==", name)]
+            for doc in self.store.query(LINKS, where):
+                if doc.data.get("section") == "contacts":
+                    links[doc.data["crmId"]] = link_from_doc(doc.data)
+        return links
+
+    def _by_email(self, tag_id: str, crm: dict[str, CrmContact], persons: dict[str, Person],
+                  links: dict[str, LinkRecord], complete: bool,
+                  log: RunLog) -> dict[str, tuple[str, ...]]:  # fmt: skip
+        """CRM contacts by email, for persons that may need linking. Incremental runs
+        read the whole contact list only when such a person appears (an import)."""
+        linked = {link.resource_name for link in links.values()}
+        wanted = {
+            email
+            for p in persons.values()
+            if p.in_group and not p.deleted and p.resource_name not in linked
+            for email in p.emails
+        }
+        if not wanted:
+            return {}
+        if not complete:
+            docs = [(d.id, d.data) for d in self.store.scan(CONTACTS, order_by="modifiedAt")]
+            good, _ = load_each(Contact, CONTACTS, docs)
+            for contact in good:
+                if contact.id not in crm and contact.deletedAt is None:
+                    candidate = contact_from_doc(contact, tag_id)
+                    if candidate.emails & wanted:
+                        crm[contact.id] = candidate
+        index: dict[str, list[str]] = {}
+        for contact in sorted(crm.values(), key=lambda c: c.id):
+            if contact.id in links:
+                continue
+            for email in contact.emails & wanted:
+                index.setdefault(email, []).append(contact.id)
+        return {email: tuple(ids) for email, ids in index.items()}
+
+    # --- persist ----------------------------------------------------------------------
+
+    def _finish(self, report: Report, log: RunLog, state: dict[str, Any],
+                gathered: Gathered | None, error: Exception | None) -> None:  # fmt: skip
+        now = self.clock.now()
+        report.finished_at = stamp(now)
+        report.counts = dict(log.counts)
+        report.errors = list(log.errors)
+        if error is not None:
+            report.errors.append({"id": "(run)", "message": str(error),
+                                  "kind": type(error).__name__})  # fmt: skip
+        if report.dry_run:
+            return
+        result = {"counts": report.counts, "errors": report.errors[:50], "ok": error is None}
+        updates: dict[str, Any] = {
+            "userId": report.user_id,
+            "section": "contacts",
+            "lastRunAt": report.finished_at,
+            "lastResult": result,
+        }
+        if gathered is not None and error is None:
+            updates |= {
+                "googleCursor": gathered.google_cursor,
+                "crmCursor": gathered.crm_cursor,
+                "groupResourceName": gathered.group,
+                "lastSuccessAt": report.finished_at,
+                "retryCrm": sorted(log.retry_crm),
+                "retryGoogle": sorted(log.retry_google),
+            }
+        if isinstance(error, AuthRevoked):
+            account = self.store.get(GOOGLE_ACCOUNTS, report.user_id)
+            if account is not None:
+                self.store.put(GOOGLE_ACCOUNTS, report.user_id,
+                               {**account, "status": "reauth_required"})  # fmt: skip
+        self.store.put(SYNC_RUNS, report.run_id, {
+            "userId": report.user_id, "section": "contacts", "trigger": report.trigger,
+            "startedAt": report.started_at, "finishedAt": report.finished_at,
+            "counts": report.counts, "errors": report.errors[:200],
+            "plan": report.plan_summary(), "ok": error is None,
+        })  # fmt: skip
+        lease.release(self.store, state_id(report.user_id, "contacts"), report.run_id, updates)
+
+
+def _sort_key(value: str) -> datetime:
+    return parse_timestamp(value)

@@ -1,0 +1,315 @@
+"""The contacts executor: applies planned actions through the ports, in batches.
+
+Order: creates, imports, reconciles, group removals, untags, dropped links. Each
+item's link is saved as soon as its write succeeded, in the same store batch as its
+CRM write, so a crash never leaves a CRM write without its link. Google writes go
+first, then the store batch that records them: a crash between the two is healed on
+the rerun (the person carries our ``clientData`` id, or its change is seen again and
+is an echo). Per-item failures are collected in the report and remembered for retry;
+a failed store write aborts the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from core import contact_mapping as cm
+from core.contacts_plan import (
+    CreatePerson,
+    CrmContact,
+    DropLink,
+    ImportPerson,
+    LeaveGroup,
+    LinkRecord,
+    Person,
+    Reconcile,
+    Snapshot,
+    Untag,
+    plan,
+)
+from core.errors import EtagMismatch
+from core.merge import Policy
+from core.model import CONTACTS, LINKS, link_id, parse_timestamp, stamp
+from core.ports import MAX_BATCH_WRITES, Clock, DocumentStore, PeoplePort, WriteResult
+
+MY_CONTACTS = "contactGroups/myContacts"
+STORE_CHUNK = MAX_BATCH_WRITES // 2  # each item may write its contact and its link
+
+
+class RunLog:
+    """Counts, per-item errors and ids to retry, filled in by the executor."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.errors: list[dict[str, Any]] = []
+        self.retry_crm: set[str] = set()
+        self.retry_google: set[str] = set()
+        self.skipped_ids: set[str] = set()
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def skip(self, ident: str, message: str) -> None:
+        """A malformed record: reported, left out of this run, never taken as deleted."""
+        self.skipped_ids.add(ident)
+        self.errors.append({"id": ident, "message": message, "kind": "MalformedDocument"})
+        self.count("skipped")
+
+    def fail(self, ident: str, message: str, crm_id: str | None = None,
+             google_id: str | None = None) -> None:  # fmt: skip
+        self.errors.append({"id": ident, "message": message})
+        self.count("errors")
+        if crm_id:
+            self.retry_crm.add(crm_id)
+        if google_id:
+            self.retry_google.add(google_id)
+
+
+def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ContactsExecutor:
+    def __init__(self, store: DocumentStore, people: PeoplePort, clock: Clock, *, user_id: str,
+                 tag_id: str, group: str, policy: Policy, log: RunLog,
+                 progress: Callable[[str], None] = lambda _: None) -> None:  # fmt: skip
+        self.store, self.people, self.clock = store, people, clock
+        self.user_id, self.tag_id, self.group, self.policy = user_id, tag_id, group, policy
+        self.log, self.progress = log, progress
+
+    def run(self, actions: Sequence[Any], snap: Snapshot) -> None:
+        self.snap = snap
+        by_kind: dict[type, list[Any]] = {}
+        for action in actions:
+            by_kind.setdefault(type(action), []).append(action)
+        self._creates(by_kind.get(CreatePerson, []))
+        self._imports(by_kind.get(ImportPerson, []))
+        self._reconciles(by_kind.get(Reconcile, []), retry_stale=True)
+        self._leaves(by_kind.get(LeaveGroup, []))
+        self._untags(by_kind.get(Untag, []))
+        self._drops(by_kind.get(DropLink, []))
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return stamp(self.clock.now())
+
+    def _link_doc(self, crm_id: str, person: dict[str, Any] | None, name: str, etag: str,
+                  fields: cm.ContactFields) -> dict[str, Any]:  # fmt: skip
+        return {
+            "userId": self.user_id,
+            "section": "contacts",
+            "crmId": crm_id,
+            "googleId": person["resourceName"] if person else name,
+            "googleEtag": person.get("etag", etag) if person else etag,
+            "fingerprint": cm.fingerprint(fields),
+            "fields": fields,
+            "syncedAt": self._now(),
+            "tombstone": False,
+        }
+
+    def _contact_doc(self, current: dict[str, Any], fields: cm.ContactFields,
+                     tag: bool | None) -> dict[str, Any]:  # fmt: skip
+        """The stored contact with the synced fields replaced; other CRM fields kept."""
+        doc = {**current, **cm.to_crm(fields), "modifiedAt": self._now()}
+        tags = [t for t in doc.get("tagIds", []) if t != self.tag_id]
+        if tag or (tag is None and self.tag_id in current.get("tagIds", [])):
+            tags.append(self.tag_id)
+        doc["tagIds"] = tags
+        return doc
+
+    def _person_body(self, fields: cm.ContactFields) -> dict[str, Any]:
+        return cm.to_person(fields)
+
+    # --- creates and imports ------------------------------------------------------------
+
+    def _creates(self, actions: list[CreatePerson]) -> None:
+        for part in chunked(actions, 200):
+            items = []
+            for action in part:
+                body = self._person_body(action.fields)
+                body["memberships"] = [
+                    {"contactGroupMembership": {"contactGroupResourceName": self.group}}
+                ]
+                body["clientData"] = [{"key": cm.CLIENT_DATA_KEY, "value": action.crm_id}]
+                items.append((action.crm_id, body))
+            results = self.people.create(items)
+            fields = {a.crm_id: a.fields for a in part}
+            with self.store.batch() as batch:
+                for result in results:
+                    if result.error or not result.person:
+                        self.log.fail(result.key, f"create in Google failed: {result.error}",
+                                      crm_id=result.key)  # fmt: skip
+                        continue
+                    doc = self._link_doc(result.key, result.person, "", "", fields[result.key])
+                    batch.put(LINKS, link_id(self.user_id, "contacts", result.key), doc)
+                    self.log.count("pushed")
+            self.progress(f"pushed {self.log.counts.get('pushed', 0)} of {len(actions)}")
+
+    def import_id(self, resource_name: str) -> str:
+        """Deterministic, so a retried import rewrites the same contact, never a second."""
+        return f"g-{self.user_id}-{resource_name.rsplit('/', 1)[-1]}"
+
+    def _imports(self, actions: list[ImportPerson]) -> None:
+        for part in chunked(actions, STORE_CHUNK):
+            with self.store.batch() as batch:
+                for action in part:
+                    crm_id = self.import_id(action.resource_name)
+                    doc = self._contact_doc({}, action.fields, tag=True)
+                    batch.put(CONTACTS, crm_id, doc)
+                    link = self._link_doc(crm_id, None, action.resource_name, action.etag,
+                                          action.fields)  # fmt: skip
+                    batch.put(LINKS, link_id(self.user_id, "contacts", crm_id), link)
+            self.log.count("imported", len(part))
+
+    # --- reconciles ---------------------------------------------------------------------
+
+    def _reconciles(self, actions: list[Reconcile], retry_stale: bool) -> None:
+        stale: list[Reconcile] = []
+        for part in chunked(actions, 200):
+            written = self._google_updates([a for a in part if a.write_google], stale, retry_stale)
+            done = [a for a in part if a not in stale and a.crm_id not in written["failed"]]
+            self._join_group([a for a in done if a.join_group])
+            self._store_reconciles(done, written)
+        if stale:
+            self._retry_stale(stale)
+
+    def _google_updates(self, actions: list[Reconcile], stale: list[Reconcile],
+                        retry_stale: bool) -> dict[str, Any]:  # fmt: skip
+        written: dict[str, Any] = {"failed": set()}
+        if not actions:
+            return written
+        items = [
+            (a.resource_name, {**self._person_body(a.fields), "etag": a.etag}) for a in actions
+        ]
+        results: dict[str, WriteResult] = {r.key: r for r in self.people.update(items)}
+        for action in actions:
+            result = results.get(action.resource_name)
+            if result and result.person:
+                written[action.crm_id] = result.person
+            elif result and isinstance(result.error, EtagMismatch) and retry_stale:
+                stale.append(action)
+            else:
+                error = result.error if result else "no result"
+                self.log.fail(action.crm_id, f"update in Google failed: {error}",
+                              crm_id=action.crm_id, google_id=action.resource_name)  # fmt: skip
+                written["failed"].add(action.crm_id)
+        self.log.count("updatedInGoogle", sum(1 for a in actions if a.crm_id in written))
+        return written
+
+    def _join_group(self, actions: list[Reconcile]) -> None:
+        if actions:
+            self.people.modify_members(self.group, add=[a.resource_name for a in actions])
+
+    def _store_reconciles(self, actions: list[Reconcile], written: dict[str, Any]) -> None:
+        crm_writes = [a for a in actions if a.write_crm or a.tag]
+        current = self.store.get_many(CONTACTS, [a.crm_id for a in crm_writes])
+        with self.store.batch() as batch:
+            for action in actions:
+                if action in crm_writes:
+                    if action.crm_id not in current:
+                        self.log.fail(action.crm_id, "CRM contact vanished during the run")
+                        continue
+                    doc = self._contact_doc(current[action.crm_id], action.fields,
+                                            tag=True if action.tag else None)  # fmt: skip
+                    batch.put(CONTACTS, action.crm_id, doc)
+                person = written.get(action.crm_id)
+                link = self._link_doc(action.crm_id, person, action.resource_name, action.etag,
+                                      action.fields)  # fmt: skip
+                batch.put(LINKS, link_id(self.user_id, "contacts", action.crm_id), link)
+        for action in actions:
+            self.log.count("updatedInCrm", int(action.write_crm))
+            self.log.count("conflicts", len(action.conflicts))
+            if action.reason == "email":
+                self.log.count("linkedByEmail")
+
+    def _retry_stale(self, stale: list[Reconcile]) -> None:
+        """Someone edited these persons since we read them: re-read, re-merge, retry once."""
+        fresh = self.people.get([a.resource_name for a in stale])
+        people = {name: person_from_api(p, self.group) for name, p in fresh.items()}
+        contacts = {a.crm_id: self.snap.crm[a.crm_id] for a in stale if a.crm_id in self.snap.crm}
+        links = {a.crm_id: self.snap.links[a.crm_id] for a in stale if a.crm_id in self.snap.links}
+        again = plan(Snapshot(contacts, people, links, self.group, by_email=self.snap.by_email),
+                     self.policy, force=True)  # fmt: skip
+        self._reconciles([a for a in again if isinstance(a, Reconcile)], retry_stale=False)
+        self._untags([a for a in again if isinstance(a, Untag)])
+        self._leaves([a for a in again if isinstance(a, LeaveGroup)])
+
+    # --- group removals, untags, dropped links ------------------------------------------
+
+    def _leaves(self, actions: list[LeaveGroup]) -> None:
+        if not actions:
+            return
+        names = [a.resource_name for a in actions]
+        last = [a.resource_name for a in actions if a.last_group]
+        if last:
+            self.people.modify_members(MY_CONTACTS, add=last)
+        result = self.people.modify_members(self.group, remove=names)
+        if result.last_group:  # their groups were not known: keep them in myContacts
+            self.people.modify_members(MY_CONTACTS, add=list(result.last_group))
+            self.people.modify_members(self.group, remove=list(result.last_group))
+        self._delete_links([a.crm_id for a in actions])
+        self.log.count("removedFromGroup", len(actions))
+
+    def _untags(self, actions: list[Untag]) -> None:
+        for part in chunked(actions, STORE_CHUNK):
+            current = self.store.get_many(CONTACTS, [a.crm_id for a in part])
+            with self.store.batch() as batch:
+                for action in part:
+                    doc = current.get(action.crm_id)
+                    if doc is not None and self.tag_id in doc.get("tagIds", []):
+                        tags = [t for t in doc["tagIds"] if t != self.tag_id]
+                        batch.put(CONTACTS, action.crm_id,
+                                  {**doc, "tagIds": tags, "modifiedAt": self._now()})  # fmt: skip
+                    batch.delete(LINKS, link_id(self.user_id, "contacts", action.crm_id))
+            self.log.count("untagged", len(part))
+
+    def _drops(self, actions: list[DropLink]) -> None:
+        self._delete_links([a.crm_id for a in actions])
+
+    def _delete_links(self, crm_ids: list[str]) -> None:
+        for part in chunked(crm_ids, MAX_BATCH_WRITES):
+            with self.store.batch() as batch:
+                for crm_id in part:
+                    batch.delete(LINKS, link_id(self.user_id, "contacts", crm_id))
+
+
+# --- converting port data into planner inputs -------------------------------------------
+
+
+def person_from_api(person: dict[str, Any], group: str) -> Person:
+    meta = person.get("metadata", {})
+    sources = meta.get("sources") or [{}]
+    updated = sources[0].get("updateTime")
+    groups = frozenset(cm.group_names(person))
+    fields = cm.from_person(person)
+    return Person(
+        resource_name=person["resourceName"],
+        etag=person.get("etag", ""),
+        fields=fields,
+        in_group=group in groups,
+        deleted=bool(meta.get("deleted")),
+        updated_at=parse_timestamp(updated) if updated else None,
+        crm_id=cm.client_data_id(person),
+        groups=groups,
+        emails=frozenset(e["value"].lower() for e in fields["emails"]),
+    )
+
+
+def contact_from_doc(contact: Any, tag_id: str) -> CrmContact:
+    fields = cm.from_contact(contact)
+    return CrmContact(
+        id=contact.id,
+        fields=fields,
+        tagged=tag_id in contact.tagIds and contact.deletedAt is None,
+        modified_at=parse_timestamp(contact.modifiedAt),
+        emails=frozenset(e["value"].lower() for e in fields["emails"]),
+    )
+
+
+def link_from_doc(doc: dict[str, Any]) -> LinkRecord:
+    fields = cm.normalize(doc.get("fields") or {})
+    return LinkRecord(doc["crmId"], doc["googleId"], doc.get("googleEtag"),
+                      doc.get("fingerprint") or cm.fingerprint(fields), fields)  # fmt: skip

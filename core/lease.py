@@ -1,0 +1,47 @@
+"""Leases on ``syncState/{userId}:{section}``: one run per user and section at a time.
+
+``acquire`` is one store transaction: it takes the lease when it is free or expired,
+and raises ``LeaseHeld`` otherwise. ``release`` gives it back, only if still ours.
+Expiry bounds the damage of a crashed run: the next trigger after ``expiresAt`` runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from core.errors import LeaseHeld
+from core.model import SYNC_STATE, parse_timestamp, stamp
+from core.ports import DocumentStore, Transaction
+
+LEASE_SECONDS = 15 * 60
+
+
+def acquire(
+    store: DocumentStore, state_id: str, holder: str, now: datetime, seconds: int = LEASE_SECONDS
+) -> dict[str, Any]:
+    """Take the lease; returns the state document as it was before."""
+
+    def take(tx: Transaction) -> dict[str, Any]:
+        state = tx.get(SYNC_STATE, state_id) or {}
+        lease = state.get("lease")
+        if lease and lease.get("holder") != holder and parse_timestamp(lease["expiresAt"]) > now:
+            raise LeaseHeld(state_id, lease["holder"], lease["expiresAt"])
+        expires = stamp(now + timedelta(seconds=seconds))
+        tx.put(SYNC_STATE, state_id, {**state, "lease": {"holder": holder, "expiresAt": expires}})
+        return state
+
+    return store.transaction(take)
+
+
+def release(store: DocumentStore, state_id: str, holder: str, updates: dict[str, Any]) -> None:
+    """Write ``updates`` into the state and drop the lease, if ``holder`` still has it."""
+
+    def give_back(tx: Transaction) -> None:
+        state = tx.get(SYNC_STATE, state_id) or {}
+        lease = state.get("lease") or {}
+        if lease.get("holder") not in (None, holder):
+            return  # expired and taken over: the new holder's state wins
+        tx.put(SYNC_STATE, state_id, {**state, **updates, "lease": None})
+
+    store.transaction(give_back)

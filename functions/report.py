@@ -1,0 +1,78 @@
+"""Presenting a sync run: a readable summary for people, JSON for programs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from core.contacts_engine import Report
+from core.contacts_plan import (
+    CreatePerson,
+    DropLink,
+    ImportPerson,
+    LeaveGroup,
+    Reconcile,
+    Untag,
+)
+
+LABELS = {
+    "pushed": "pushed to Google",
+    "imported": "imported from Google",
+    "linkedByEmail": "linked by email",
+    "updatedInGoogle": "updated in Google",
+    "updatedInCrm": "updated in the CRM",
+    "conflicts": "conflicting fields merged",
+    "untagged": "untagged in the CRM",
+    "removedFromGroup": "removed from the group",
+    "skipped": "skipped (malformed)",
+    "errors": "errors",
+}
+
+
+def describe(action: Any) -> str:
+    match action:
+        case CreatePerson(crm_id=crm_id):
+            return f"push {crm_id} to Google (new contact in the group)"
+        case ImportPerson(resource_name=name):
+            return f"import {name} into the CRM, tagged"
+        case Reconcile(reason="etag", crm_id=crm_id):
+            return f"note {crm_id}'s new Google etag (no change)"
+        case Reconcile() as r:
+            sides = [s for s, on in (("Google", r.write_google), ("the CRM", r.write_crm)) if on]
+            how = {"email": "link by email", "clientData": "link (found by our id)"}.get(
+                r.reason, "update"
+            )
+            where = " and ".join(sides) or "link only"
+            extra = f"; conflicts: {', '.join(r.conflicts)}" if r.conflicts else ""
+            return f"{how} {r.crm_id} <-> {r.resource_name}: write {where}{extra}"
+        case LeaveGroup(crm_id=crm_id, resource_name=name):
+            return f"remove {name} from the group ({crm_id} untagged or deleted in the CRM)"
+        case Untag(crm_id=crm_id, resource_name=name):
+            return f"untag {crm_id} ({name} deleted in Google or left the group)"
+        case DropLink(crm_id=crm_id):
+            return f"forget the link of {crm_id} (gone on both sides)"
+    return repr(action)
+
+
+def render(report: Report) -> str:
+    kind = "dry run" if report.dry_run else "run"
+    scope = "full pass" if report.full_pass else "incremental"
+    lines = [f"{report.section} sync {kind} for {report.user_id} ({scope}, run {report.run_id})"]
+    if report.dry_run:
+        lines.append(f"plan: {len(report.plan)} action(s); nothing was changed")
+        lines += [f"  - {describe(a)}" for a in report.plan]
+    else:
+        width = max(len(label) for label in LABELS.values())
+        for key, label in LABELS.items():
+            lines.append(f"  {label:<{width}}  {report.counts.get(key, 0)}")
+    for error in report.errors:
+        lines.append(f"  ! {error['id']}: {error['message']}")
+    return "\n".join(lines)
+
+
+def to_json(report: Report) -> str:
+    data = dataclasses.asdict(report)
+    data["plan"] = [{"action": type(a).__name__, **dataclasses.asdict(a)} for a in report.plan]
+    data["planSummary"] = report.plan_summary()
+    return json.dumps(data, indent=2, sort_keys=True)

@@ -1,0 +1,51 @@
+"""Running one user's sync: builds the Google port from the stored connection and runs
+the engine. Shared by the CLI and the Cloud Functions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from adapters import google_api
+from adapters.people_api import PeopleApi
+from core.contacts_engine import ContactsEngine, Options, Report
+from core.errors import NotConnected
+from core.model import GOOGLE_ACCOUNTS, GoogleAccount, load
+from core.ports import DocumentStore
+from functions import bootstrap
+
+
+def google_credentials(config: bootstrap.Config, store: DocumentStore, user_id: str) -> Any:
+    raw = store.get(GOOGLE_ACCOUNTS, user_id)
+    if raw is None:
+        raise NotConnected(f"user {user_id} has not connected a Google account")
+    account = load(GoogleAccount, GOOGLE_ACCOUNTS, user_id, raw)
+    if account.status == "reauth_required":
+        raise NotConnected(
+            f"user {user_id}'s Google connection was revoked or expired; reconnect it"
+        )
+    token = bootstrap.cipher(config).decrypt(account.refreshTokenCiphertext)
+    return google_api.credentials(
+        token, config.google_endpoint, config.oauth_client_id, config.oauth_client_secret
+    )
+
+
+def run_contacts(
+    config: bootstrap.Config,
+    store: DocumentStore,
+    user_id: str,
+    options: Options,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Report:
+    creds = google_credentials(config, store, user_id)
+    people = PeopleApi(google_api.people_service(creds, config.google_endpoint))
+    engine = ContactsEngine(
+        store,
+        people,
+        bootstrap.clock(),
+        new_id=lambda: uuid.uuid4().hex,
+        group_name=config.group_name,
+        progress=progress,
+    )
+    return engine.run(user_id, options)

@@ -1,0 +1,116 @@
+"""A CRM (SQLite store) and a Google account (the sandbox) wired together for sync tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.store_base import open_store
+from core import contact_mapping as cm
+from core.contacts_engine import Options, Report
+from core.model import CONTACTS, LINKS, SYNC_STATE, stamp
+from functions import bootstrap, seed
+from functions.accounts import connect
+from functions.sync import run_contacts
+
+ALICE = seed.ALICE
+TAG = seed.ALICE_TAG
+
+
+class World:
+    def __init__(self, tmp: Path, sandbox: Any, google: Any) -> None:
+        self.sandbox = sandbox
+        self.google = google  # tests/integration/conftest.py Account (real People service)
+        self.config = bootstrap.Config(
+            store_url=f"sqlite:///{tmp / 'crm.db'}",
+            google_endpoint=sandbox.url,
+            state_dir=tmp / ".crmsync",
+        )
+        self.store = open_store(self.config.store_url)
+        seed.seed(self.store, datetime.now(UTC))
+        connect(self.config, ALICE, google.refresh_token)
+
+    def sync(self, **options: Any) -> Report:
+        return run_contacts(self.config, self.store, ALICE, Options(**options))
+
+    # --- the CRM side ------------------------------------------------------------------
+
+    def contact(self, crm_id: str) -> dict[str, Any]:
+        return self.store.get(CONTACTS, crm_id)
+
+    def edit_contact(self, crm_id: str, **fields: Any) -> None:
+        doc = self.contact(crm_id)
+        self.store.put(CONTACTS, crm_id, {**doc, **fields, "modifiedAt": now()})
+
+    def tagged_ids(self) -> set[str]:
+        return {
+            d.id
+            for d in self.store.scan(CONTACTS, order_by="modifiedAt")
+            if TAG in d.data.get("tagIds", []) and not d.data.get("deletedAt")
+        }
+
+    def links(self) -> dict[str, str]:
+        return {
+            d.data["crmId"]: d.data["googleId"] for d in self.store.scan(LINKS, order_by="crmId")
+        }
+
+    def state(self) -> dict[str, Any]:
+        return self.store.get(SYNC_STATE, f"{ALICE}:contacts") or {}
+
+    # --- the Google side ----------------------------------------------------------------
+
+    @property
+    def people(self) -> Any:
+        return self.google.people.people()
+
+    def group(self) -> str:
+        return self.state()["groupResourceName"]
+
+    def persons(self) -> dict[str, dict[str, Any]]:
+        out, page = {}, None
+        while True:
+            answer = self.people.connections().list(
+                resourceName="people/me", personFields=cm.PERSON_FIELDS, pageSize=1000,
+                pageToken=page,
+            ).execute()  # fmt: skip
+            out |= {p["resourceName"]: p for p in answer.get("connections", [])}
+            page = answer.get("nextPageToken")
+            if not page:
+                return out
+
+    def members(self) -> set[str]:
+        return {n for n, p in self.persons().items() if self.group() in cm.group_names(p)}
+
+    def person_of(self, crm_id: str) -> dict[str, Any]:
+        return self.people.get(resourceName=self.links()[crm_id],
+                               personFields=cm.PERSON_FIELDS).execute()  # fmt: skip
+
+    def edit_person(self, name: str, **fields: Any) -> dict[str, Any]:
+        person = self.people.get(resourceName=name, personFields=cm.PERSON_FIELDS).execute()
+        merged = {**cm.from_person(person), **fields}
+        body = {**cm.to_person(merged), "etag": person["etag"]}
+        return self.people.updateContact(resourceName=name, updatePersonFields=cm.UPDATE_FIELDS,
+                                         body=body).execute()  # fmt: skip
+
+    def create_person(self, given: str, email: str, in_group: bool = False) -> str:
+        body = cm.to_person({"givenName": given, "emails": [{"value": email}]})
+        person = self.people.createContact(body=body).execute()
+        if in_group:
+            self.move_into_group(person["resourceName"])
+        return person["resourceName"]
+
+    def move_into_group(self, name: str) -> None:
+        self.google.people.contactGroups().members().modify(
+            resourceName=self.group(), body={"resourceNamesToAdd": [name]}
+        ).execute()
+
+    def calls(self) -> dict[str, Any]:
+        return self.sandbox.stats()
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def now() -> str:
+    return stamp(datetime.now(UTC))

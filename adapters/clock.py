@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from core.model import stamp as rfc3339
+
+__all__ = ["SystemClock", "rfc3339"]
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC, microsecond precision, ``Z``: one fixed width, so strings sort as times."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

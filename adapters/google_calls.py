@@ -43,6 +43,9 @@ class Retry:
     sleep: Callable[[float], None] | None = None  # tests pass a recorder; None = time.sleep
 
 
+DEFAULT_RETRY = Retry()
+
+
 def error_info(err: HttpError) -> tuple[str | None, str | None, str]:
     """(google.rpc status, reason, message) of an API error body, whichever API sent it."""
     try:
@@ -97,7 +100,7 @@ def translate(exc: HttpError) -> GoogleError:
     return GoogleError(text, status=status, reason=reason)
 
 
-def execute(request: Any, policy: Retry = Retry()) -> Any:
+def execute(request: Any, policy: Retry = DEFAULT_RETRY) -> Any:
     """Run ``request.execute()`` with bounded retries; raise only domain errors."""
     retrying = Retrying(
         retry=retry_if_exception(retryable),

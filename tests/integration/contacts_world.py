@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adapters import google_api
+from adapters.clock import SystemClock
+from adapters.google_calls import Retry
+from adapters.people_api import PeopleApi
 from adapters.store_base import open_store
 from core import contact_mapping as cm
-from core.contacts_engine import Options, Report
+from core.contacts_engine import ContactsEngine, Options, Report
 from core.model import CONTACTS, LINKS, SYNC_STATE, stamp
 from functions import bootstrap, seed
 from functions.accounts import connect
-from functions.sync import run_contacts
+from functions.sync import google_credentials, run_contacts
 
 ALICE = seed.ALICE
 TAG = seed.ALICE_TAG
@@ -33,6 +38,23 @@ class World:
 
     def sync(self, **options: Any) -> Report:
         return run_contacts(self.config, self.store, ALICE, Options(**options))
+
+    def people_port(self, retry: Retry | None = None) -> PeopleApi:
+        creds = google_credentials(self.config, self.store, ALICE)
+        service = google_api.people_service(creds, self.sandbox.url)
+        return PeopleApi(service, retry or Retry(attempts=3, base_seconds=0.01))
+
+    def engine(self, people: Any = None, clock: Any = None, store: Any = None) -> ContactsEngine:
+        return ContactsEngine(
+            store or self.store,
+            people or self.people_port(),
+            clock or SystemClock(),
+            new_id=lambda: uuid.uuid4().hex,
+        )
+
+    def run(self, **options: Any) -> Report:
+        """One run through a directly built engine (fast retries)."""
+        return self.engine().run(ALICE, Options(**options))
 
     # --- the CRM side ------------------------------------------------------------------
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from adapters import google_api
 from adapters.store_base import open_store
+from bench.sandbox_proc import ExternalSandbox
 from core import contact_mapping as cm
 from core.ports import Filter
-from sandbox import SandboxServer
 
 SCALE = int(os.environ.get("BENCH_SCALE", "1"))
 ROWS: list[tuple[str, str, str]] = []
@@ -76,7 +76,7 @@ def bench_sqlite(n: int) -> None:
 
 
 def bench_people(n: int) -> None:
-    with SandboxServer() as server:
+    with ExternalSandbox() as server:
 
         def control(path, body=None):
             req = urllib.request.Request(
@@ -118,8 +118,13 @@ def bench_people(n: int) -> None:
 
 
 def main() -> None:
+    from bench.contacts import bench_engine, bench_planner
+
     bench_sqlite(10_000 * SCALE)
     bench_people(1_000 * SCALE)
+    bench_planner(ROWS, 25_000 * SCALE)
+    sizes = tuple(int(s) for s in os.environ.get("BENCH_CONTACTS", "1000,25000").split(","))
+    bench_engine(ROWS, sizes)
     width = max(len(r[0]) for r in ROWS)
     print(f"{'benchmark':<{width}}  {'records':>8}  figures")
     for name, records, figures in ROWS:

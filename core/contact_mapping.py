@@ -84,7 +84,8 @@ def to_crm(fields: ContactFields) -> dict[str, Any]:
 
 
 def fingerprint(fields: ContactFields) -> str:
-    canonical = json.dumps(normalize(fields), sort_keys=True, separators=(",", ":"))
+    """A stable hash of fields in normal form (as ``normalize`` and ``from_*`` return)."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 

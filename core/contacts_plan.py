@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from core.contact_mapping import ContactFields, fingerprint
@@ -47,6 +48,10 @@ class CrmContact:
     modified_at: datetime
     emails: frozenset[str] = frozenset()
 
+    @cached_property
+    def fp(self) -> str:
+        return fingerprint(self.fields)
+
 
 @dataclass(frozen=True)
 class Person:
@@ -59,6 +64,10 @@ class Person:
     crm_id: str | None = None  # our clientData id, if the person carries one
     groups: frozenset[str] = frozenset()
     emails: frozenset[str] = frozenset()
+
+    @cached_property
+    def fp(self) -> str:
+        return fingerprint(self.fields)
 
 
 @dataclass(frozen=True)
@@ -194,8 +203,8 @@ def _changed_pair(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
     person = snap.google.get(link.resource_name)
     crm_fields = contact.fields if contact else link.fields
     google_fields = person.fields if person else link.fields
-    crm_changed = contact is not None and fingerprint(crm_fields) != link.fingerprint
-    google_changed = person is not None and fingerprint(google_fields) != link.fingerprint
+    crm_changed = contact is not None and contact.fp != link.fingerprint
+    google_changed = person is not None and person.fp != link.fingerprint
     etag = person.etag if person else (link.etag or "")
     if not crm_changed and not google_changed:
         if person is not None and person.etag != link.etag:

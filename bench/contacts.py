@@ -1,0 +1,146 @@
+"""Contacts sync benchmarks: API calls per run from the sandbox's counter, and CPU.
+
+* first push of N tagged contacts (N = 1,000 and 25,000);
+* a no-op run right after;
+* a run where 1% of the contacts changed (half in the CRM, half in Google);
+* the pure planner alone on 25,000 linked pairs with 1% changed.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from adapters import google_api
+from adapters.clock import SystemClock
+from adapters.google_calls import Retry
+from adapters.people_api import PeopleApi
+from adapters.store_base import open_store
+from bench.sandbox_proc import ExternalSandbox
+from core import contact_mapping as cm
+from core.contacts_engine import ContactsEngine
+from core.contacts_plan import CrmContact, LinkRecord, Person, Snapshot, plan
+from core.model import CONTACTS, stamp
+
+USER, TAG = "u-bench", "t-bench"
+
+
+def _control(url: str, path: str, body: dict | None = None, method: str | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url + path, data=data, method=method or ("POST" if data else "GET")
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def _contact(i: int, at: str) -> dict[str, Any]:
+    return {
+        "givenName": f"Given{i}",
+        "familyName": f"Family{i}",
+        "company": f"Co {i % 97}",
+        "emails": [{"value": f"person{i}@example.com", "type": "work"}],
+        "phones": [{"value": f"+1 555 {i:07d}"}],
+        "tagIds": [TAG],
+        "modifiedAt": at,
+    }
+
+
+class Bench:
+    def __init__(self, server: ExternalSandbox, folder: Path, n: int) -> None:
+        self.url = server.url
+        self.store = open_store(f"sqlite:///{folder / f'bench{n}.db'}")
+        info = _control(self.url, "/_sandbox/accounts", {"email": f"bench{n}@example.com"})
+        creds = google_api.credentials(info["refreshToken"], self.url)
+        self.service = google_api.people_service(creds, self.url)
+        self.people = PeopleApi(self.service, Retry(attempts=3, base_seconds=0.01))
+        now = stamp(datetime.now(UTC))
+        self.store.put("users", USER, {"email": f"bench{n}@example.com"})
+        self.store.put("tags", TAG, {"name": "Mine", "kind": "private", "ownerId": USER})
+        self.store.put("syncSettings", USER, {"contacts": {"tagId": TAG}})
+        for start in range(0, n, 500):
+            with self.store.batch() as batch:
+                for i in range(start, min(start + 500, n)):
+                    batch.put(CONTACTS, f"c{i:06d}", _contact(i, now))
+        self.n = n
+
+    def run(self) -> tuple[int, float, dict[str, int]]:
+        _control(self.url, "/_sandbox/stats", method="DELETE")
+        engine = ContactsEngine(
+            self.store, self.people, SystemClock(), new_id=lambda: uuid.uuid4().hex
+        )
+        cpu = time.process_time()
+        engine.run(USER)
+        cpu = time.process_time() - cpu
+        stats = _control(self.url, "/_sandbox/stats")
+        return stats["total"], cpu, stats["byMethod"]
+
+    def change_one_percent(self) -> None:
+        k = max(2, self.n // 100)
+        now = stamp(datetime.now(UTC))
+        with self.store.batch() as batch:
+            for i in range(0, k // 2):
+                doc = self.store.get(CONTACTS, f"c{i:06d}")
+                batch.put(CONTACTS, f"c{i:06d}", {**doc, "jobTitle": "changed", "modifiedAt": now})
+        links = {
+            d.data["crmId"]: d.data["googleId"] for d in self.store.scan("links", order_by="crmId")
+        }
+        for i in range(k // 2, k):
+            name = links[f"c{i:06d}"]
+            person = self.service.people().get(resourceName=name, personFields="names").execute()
+            person["names"][0]["middleName"] = "M"
+            self.service.people().updateContact(resourceName=name, updatePersonFields="names",
+                                                body=person).execute()  # fmt: skip
+
+
+def _describe(calls: dict[str, int]) -> str:
+    return ", ".join(f"{k.split('.')[-1]} {v}" for k, v in sorted(calls.items()))
+
+
+def bench_engine(rows: list[tuple[str, str, str]], sizes: tuple[int, ...]) -> None:
+    with ExternalSandbox() as server, tempfile.TemporaryDirectory() as folder:
+        for n in sizes:
+            bench = Bench(server, Path(folder), n)
+            total, cpu, calls = bench.run()
+            rows.append(("contacts: first push", f"{n:,}",
+                         f"{total} People calls ({_describe(calls)}); {cpu:.1f} s CPU, "
+                         f"{cpu / n * 1e6:,.0f} us/contact"))  # fmt: skip
+            total, cpu, calls = bench.run()
+            rows.append(
+                (
+                    "contacts: no-op run",
+                    f"{n:,}",
+                    f"{total} People calls ({_describe(calls)}); {cpu * 1e3:.0f} ms CPU",
+                )
+            )
+            bench.change_one_percent()
+            _control(server.url, "/_sandbox/stats", method="DELETE")
+            total, cpu, calls = bench.run()
+            figures = f"{total} People calls ({_describe(calls)}); {cpu:.2f} s CPU"
+            rows.append(("contacts: run with 1% changed", f"{n:,}", figures))
+            bench.store.close()
+
+
+def bench_planner(rows: list[tuple[str, str, str]], n: int = 25_000) -> None:
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    crm, google, links = {}, {}, {}
+    for i in range(n):
+        fields = cm.normalize(_contact(i, ""))
+        cid, name = f"c{i}", f"people/c{i}"
+        links[cid] = LinkRecord(cid, name, "e1", cm.fingerprint(fields), fields)
+        changed = {**fields, "jobTitle": "x"} if i % 100 == 0 else fields
+        crm[cid] = CrmContact(cid, changed, True, t0, frozenset())
+        google[name] = Person(name, "e1", fields, True, False, t0 + timedelta(1), cid,
+                              frozenset({"contactGroups/g"}), frozenset())  # fmt: skip
+    snap = Snapshot(crm, google, links, "contactGroups/g", True, True)
+    cpu = time.process_time()
+    actions = plan(snap)
+    cpu = time.process_time() - cpu
+    figures = f"{len(actions)} actions; {cpu * 1e3:.0f} ms CPU, {cpu / n * 1e6:.1f} us/pair"
+    rows.append(("contacts: planner alone (1% changed)", f"{n:,}", figures))

@@ -1,10 +1,11 @@
 """``python main.py demo``: the walkthrough on embedded defaults, no cloud account needed.
 
 Starts the Google API sandbox in process, creates a fresh local SQLite store with the
-sample CRM, connects Alice's Google account (refresh token stored encrypted), then
-writes her privately tagged contacts to Google through the real client and reads
-them back with a sync token. Every step prints what happened and checks the outcome;
-the exit code is 0 only if every check held.
+sample CRM, connects Alice's Google account (refresh token stored encrypted), and runs
+the contacts sync through every case users meet: first push, import from the group,
+edits on each side, a merge, a conflict, deletions on each side and a no-op run.
+Every step prints what happened and checks the outcome; the exit code is 0 only if
+every check held.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ import shutil
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from adapters import google_api
 from core import contact_mapping as cm
-from core.model import CONTACTS, GOOGLE_ACCOUNTS, SYNC_SETTINGS, Contact, SyncSettings, load
-from core.ports import DocumentStore, Filter
+from core.contacts_engine import Options, Report
+from core.model import CONTACTS, GOOGLE_ACCOUNTS, SYNC_STATE, stamp
 from functions import bootstrap, seed
 from functions.accounts import connect
+from functions.report import summary_line
+from functions.sync import run_contacts
 from sandbox import SandboxServer
 
 DEMO_DIR = Path(".crmsync/demo")
@@ -35,192 +39,210 @@ class Walkthrough:
         self.number = 0
         self.failures: list[str] = []
 
-    def step(self, title: str, action: Callable[[], str], expect: Callable[[], bool]) -> None:
+    def step(self, title: str, action: Callable[[], Any], *checks: tuple[str, Callable[[], bool]]):
         self.number += 1
         print(f"\n[{self.number}] {title}", flush=True)
         started = time.perf_counter()
-        detail = action()
+        result = action()
         elapsed = (time.perf_counter() - started) * 1000
-        ok = expect()
-        for line in detail.splitlines():
-            print(f"    {line}")
-        print(f"    {'ok' if ok else 'FAILED'} ({elapsed:.0f} ms)", flush=True)
-        if not ok:
-            self.failures.append(title)
+        if isinstance(result, Report):
+            print(f"    sync: {summary_line(result)}")
+            for error in result.errors:
+                print(f"    ! {error['id']}: {error['message']}")
+        elif result:
+            print(f"    {result}")
+        for label, check in checks:
+            ok = bool(check())
+            print(f"    {'ok  ' if ok else 'FAIL'} {label}")
+            if not ok:
+                self.failures.append(f"{title}: {label}")
+        print(f"    ({elapsed:.0f} ms)", flush=True)
 
 
-def _control(url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url + path, data=data, method="POST" if data else "GET",
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"{}")
+class Demo:
+    """The sample CRM, Alice's Google account, and the moves a user makes on each side."""
 
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.config = bootstrap.Config(
+            store_url=f"sqlite:///{DEMO_DIR / 'crmsync.db'}",
+            google_endpoint=url,
+            state_dir=DEMO_DIR,
+        )
+        self.store = bootstrap.store(self.config)
+        self.account = self.control("/_sandbox/accounts", {"email": "alice@example.com"})
+        creds = google_api.credentials(self.account["refreshToken"], url)
+        self.people = google_api.people_service(creds, url)  # Alice's own hands on Google
 
-def _tagged_contacts(store: DocumentStore, tag_id: str) -> list[Contact]:
-    docs = store.query(CONTACTS, [Filter("tagIds", "array_contains", tag_id)])
-    return [load(Contact, CONTACTS, d.id, d.data) for d in docs]
+    def control(self, path: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"{}")
+
+    def sync(self) -> Report:
+        return run_contacts(self.config, self.store, seed.ALICE, Options(trigger="demo"))
+
+    # the CRM side
+    def contact(self, crm_id: str) -> dict[str, Any]:
+        return self.store.get(CONTACTS, crm_id) or {}
+
+    def edit_contact(self, crm_id: str, **fields: Any) -> None:
+        doc = {**self.contact(crm_id), **fields, "modifiedAt": stamp(datetime.now(UTC))}
+        self.store.put(CONTACTS, crm_id, doc)
+
+    # the Google side
+    def group(self) -> str:
+        return (self.store.get(SYNC_STATE, f"{seed.ALICE}:contacts") or {})["groupResourceName"]
+
+    def persons(self) -> dict[str, dict[str, Any]]:
+        answer = (
+            self.people.people()
+            .connections()
+            .list(resourceName="people/me", personFields=cm.PERSON_FIELDS, pageSize=1000)
+            .execute()
+        )
+        return {p["resourceName"]: p for p in answer.get("connections", [])}
+
+    def members(self) -> dict[str, dict[str, Any]]:
+        group = self.group()
+        return {n: p for n, p in self.persons().items() if group in cm.group_names(p)}
+
+    def person_of(self, crm_id: str) -> dict[str, Any]:
+        return next(p for p in self.persons().values() if cm.client_data_id(p) == crm_id)
+
+    def edit_person(self, name: str, **fields: Any) -> None:
+        get = self.people.people().get(resourceName=name, personFields=cm.PERSON_FIELDS)
+        person = get.execute()
+        body = {**cm.to_person({**cm.from_person(person), **fields}), "etag": person["etag"]}
+        self.people.people().updateContact(
+            resourceName=name, updatePersonFields=cm.UPDATE_FIELDS, body=body
+        ).execute()
+
+    def calls(self) -> dict[str, int]:
+        return self.control("/_sandbox/stats", method="GET")["byMethod"]
 
 
 def run_demo() -> int:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
     with SandboxServer() as server:
-        return _walk(server.url)
+        demo = Demo(server.url)
+        try:
+            return walk(demo)
+        finally:
+            demo.store.close()
 
 
-def _walk(url: str) -> int:
-    config = bootstrap.Config(
-        store_url=f"sqlite:///{DEMO_DIR / 'crmsync.db'}",
-        google_endpoint=url,
-        state_dir=DEMO_DIR,
-    )
-    store = bootstrap.store(config)
-    clock = bootstrap.clock()
-    demo = Walkthrough()
+def walk(d: Demo) -> int:
+    w = Walkthrough()
+    print(f"crmsync demo: Google API sandbox at {d.url}, local store {d.config.store_url}")
     s: dict[str, Any] = {}
-    print(f"crmsync demo: Google API sandbox at {url}, local store {config.store_url}")
 
-    def make_account() -> str:
-        s["google"] = _control(url, "/_sandbox/accounts", {"email": "alice@example.com"})
-        return f"Google account {s['google']['email']} created in the sandbox"
+    def setup() -> str:
+        counts = seed.seed(d.store, datetime.now(UTC))
+        hedy = cm.to_person({"givenName": "Hedy", "familyName": "Lamarr",
+                             "emails": [{"value": "hedy@lamarr.example"}]})  # fmt: skip
+        s["hedy"] = d.people.people().createContact(body=hedy).execute()["resourceName"]
+        info = connect(d.config, seed.ALICE, d.account["refreshToken"])
+        return (f"CRM: {', '.join(f'{n} {c}' for c, n in counts.items())}\n    Google: "
+                f"{info.account_email}, with one Gmail contact (Hedy) outside any group; "
+                "refresh token stored encrypted")  # fmt: skip
 
-    demo.step("Create Alice's Google account", make_account, lambda: "google" in s)
+    stored = lambda: d.store.get(GOOGLE_ACCOUNTS, seed.ALICE) or {}  # noqa: E731
+    w.step("Seed the sample CRM, create Alice's Google account and connect it", setup,
+           ("the refresh token is stored encrypted, never in plain text",
+            lambda: d.account["refreshToken"] not in json.dumps(stored())
+            and stored().get("status") == "connected"))  # fmt: skip
 
-    def seed_crm() -> str:
-        s["seeded"] = seed.seed(store, clock.now())
-        return ", ".join(f"{n} {name}" for name, n in s["seeded"].items())
+    private = {"c-ada", "c-grace", "c-alan", "c-katherine"}
+    w.step("First sync: create the group and push Alice's privately tagged contacts", d.sync,
+           ("the group 'CRM' exists in Google", lambda: bool(d.group())),
+           ("its members are exactly the 4 contacts with Alice's private tag",
+            lambda: {cm.client_data_id(p) for p in d.members().values()} == private),
+           ("public, corporate and untagged contacts stay out of Google",
+            lambda: not {"c-linus", "c-margaret", "c-dennis"}
+            & {cm.client_data_id(p) for p in d.persons().values()}))  # fmt: skip
 
-    demo.step("Seed the sample CRM", seed_crm, lambda: s["seeded"][CONTACTS] == 8)
-
-    def connect_alice() -> str:
-        info = connect(config, seed.ALICE, s["google"]["refreshToken"])
-        stored = store.get(GOOGLE_ACCOUNTS, seed.ALICE) or {}
-        s["ciphertext"] = stored.get("refreshTokenCiphertext", "")
-        return (
-            f"googleAccounts/{seed.ALICE}: account {info.account_email}, status "
-            f"{stored.get('status')}\nrefresh token stored encrypted "
-            f"({len(s['ciphertext'])} bytes of Fernet ciphertext)"
-        )
-
-    demo.step(
-        "Connect Alice's Google account",
-        connect_alice,
-        lambda: s["ciphertext"] and s["google"]["refreshToken"] not in s["ciphertext"],
-    )
-
-    def select() -> str:
-        settings = load(
-            SyncSettings, SYNC_SETTINGS, seed.ALICE, store.get(SYNC_SETTINGS, seed.ALICE)
-        )
-        s["tag"] = settings.contacts.tagId
-        s["contacts"] = _tagged_contacts(store, s["tag"])
-        names = ", ".join(f"{c.givenName} {c.familyName}" for c in s["contacts"])
-        return (
-            f"private tag {s['tag']}: {names}\n(public, corporate and untagged contacts stay out)"
-        )
-
-    demo.step(
-        "Select the contacts that carry Alice's private tag",
-        select,
-        lambda: (
-            sorted(c.id for c in s["contacts"]) == ["c-ada", "c-alan", "c-grace", "c-katherine"]
-        ),
-    )
-
-    cipher = bootstrap.cipher(config)
-    creds = google_api.credentials(
-        cipher.decrypt(s["ciphertext"]), url, config.oauth_client_id, config.oauth_client_secret
-    )
-    people = google_api.people_service(creds, url)
-
-    def create_group() -> str:
-        body = {"contactGroup": {"name": config.group_name, "clientData": [
-            {"key": "crmsync.group", "value": seed.ALICE}]}}  # fmt: skip
-        s["group"] = people.contactGroups().create(body=body).execute()["resourceName"]
-        return f"contact group '{config.group_name}' is {s['group']}"
-
-    demo.step("Create the contact group in Google", create_group, lambda: bool(s.get("group")))
-
-    def push() -> str:
-        entries = []
-        for contact in s["contacts"]:
-            person = cm.to_person(cm.from_contact(contact))
-            person["memberships"] = [
-                {"contactGroupMembership": {"contactGroupResourceName": s["group"]}}
-            ]
-            person["clientData"] = [{"key": cm.CLIENT_DATA_KEY, "value": contact.id}]
-            entries.append({"contactPerson": person})
-        body = {"contacts": entries, "readMask": "clientData,metadata"}
-        created = people.people().batchCreateContacts(body=body).execute()["createdPeople"]
-        s["created"] = {
-            cm.client_data_id(r["person"]): r["person"]["resourceName"] for r in created
-        }
-        return "\n".join(f"{cid} -> {rn}" for cid, rn in sorted(s["created"].items()))
-
-    demo.step(
-        "Write the tagged contacts to Google (one batchCreateContacts call)",
-        push,
-        lambda: set(s["created"]) == {c.id for c in s["contacts"]},
-    )
-
-    def read_back() -> str:
-        persons, token, page = [], None, None
-        while True:
-            answer = people.people().connections().list(
-                resourceName="people/me", personFields=cm.PERSON_FIELDS, pageSize=1000,
-                requestSyncToken=True, pageToken=page,
-            ).execute()  # fmt: skip
-            persons += answer.get("connections", [])
-            page = answer.get("nextPageToken")
-            if not page:
-                token = answer.get("nextSyncToken")
-                break
-        s["sync_token"] = token
-        by_id = {cm.client_data_id(p): p for p in persons}
-        s["roundtrip_ok"] = all(
-            cm.from_person(by_id[c.id]) == cm.from_contact(c)
-            and s["group"] in cm.group_names(by_id[c.id])
-            for c in s["contacts"]
-        )
-        return (
-            f"{len(persons)} persons read back; fields equal to the CRM's: {s['roundtrip_ok']}\n"
-            f"sync token received: {bool(token)}"
-        )
-
-    demo.step(
-        "Read them back from Google with a sync token",
-        read_back,
-        lambda: s["roundtrip_ok"] and bool(s["sync_token"]),
-    )
-
-    def incremental() -> str:
-        target = s["created"]["c-alan"]
-        person = people.people().get(resourceName=target, personFields="names").execute()
-        person["names"] = [{"givenName": "Alan", "familyName": "Turing", "middleName": "M."}]
-        people.people().updateContact(
-            resourceName=target, updatePersonFields="names", body=person
+    def move_hedy() -> Report:
+        d.people.contactGroups().members().modify(
+            resourceName=d.group(), body={"resourceNamesToAdd": [s["hedy"]]}
         ).execute()
-        answer = people.people().connections().list(
-            resourceName="people/me", personFields=cm.PERSON_FIELDS, requestSyncToken=True,
-            syncToken=s["sync_token"],
-        ).execute()  # fmt: skip
-        s["changed"] = [p["resourceName"] for p in answer.get("connections", [])]
-        return f"edited {target} in Google; the incremental read returns {s['changed']}"
+        return d.sync()
 
-    demo.step(
-        "Edit one contact in Google; an incremental read returns only it",
-        incremental,
-        lambda: s["changed"] == [s["created"]["c-alan"]],
-    )
+    def hedy_in_crm() -> dict[str, Any]:
+        return next((c.data for c in d.store.scan(CONTACTS, order_by="modifiedAt")
+                     if c.data.get("givenName") == "Hedy"), {})  # fmt: skip
 
-    stats = _control(url, "/_sandbox/stats")
-    print(f"\nGoogle API calls made: {stats['total']} ({json.dumps(stats['byMethod'])})")
-    store.close()
-    if demo.failures:
-        print(f"\ndemo FAILED: {len(demo.failures)} step(s) did not hold: {demo.failures}")
+    w.step("Alice moves her Gmail contact Hedy into the group; sync", move_hedy,
+           ("Hedy is imported into the CRM with Alice's private tag",
+            lambda: seed.ALICE_TAG in hedy_in_crm().get("tagIds", [])))  # fmt: skip
+
+    def edit_each_side() -> Report:
+        d.edit_contact("c-ada", jobTitle="Countess of Lovelace")
+        d.edit_person(d.person_of("c-grace")["resourceName"], notes="Found the first bug")
+        return d.sync()
+
+    w.step("Edit Ada in the CRM and Grace in Google; sync", edit_each_side,
+           ("Ada's new title reached Google",
+            lambda: cm.from_person(d.person_of("c-ada"))["jobTitle"] == "Countess of Lovelace"),
+           ("Grace's new note reached the CRM",
+            lambda: d.contact("c-grace").get("notes") == "Found the first bug"))  # fmt: skip
+
+    def edit_different_fields() -> Report:
+        d.edit_contact("c-alan", jobTitle="Cryptanalyst")
+        d.edit_person(d.person_of("c-alan")["resourceName"], notes="Broke Enigma")
+        return d.sync()
+
+    both_kept = lambda f: (f["jobTitle"], f["notes"]) == ("Cryptanalyst", "Broke Enigma")  # noqa: E731
+    w.step("Alan: the CRM edits his title, Google edits his notes; sync", edit_different_fields,
+           ("both edits are kept in the CRM", lambda: both_kept(cm.normalize(d.contact("c-alan")))),
+           ("both edits are kept in Google",
+            lambda: both_kept(cm.from_person(d.person_of("c-alan")))))  # fmt: skip
+
+    def edit_same_field() -> Report:
+        d.edit_contact("c-katherine", jobTitle="Mathematician (CRM, earlier)")
+        time.sleep(0.01)
+        d.edit_person(d.person_of("c-katherine")["resourceName"],
+                      jobTitle="Space scientist (Google, later)")  # fmt: skip
+        return d.sync()
+
+    later = "Space scientist (Google, later)"
+    w.step("Katherine: both sides edit her title, Google last; sync", edit_same_field,
+           ("the most recent edit wins in the CRM",
+            lambda: d.contact("c-katherine").get("jobTitle") == later),
+           ("and in Google",
+            lambda: cm.from_person(d.person_of("c-katherine"))["jobTitle"] == later))  # fmt: skip
+
+    def delete_in_google() -> Report:
+        s["grace"] = d.person_of("c-grace")["resourceName"]
+        d.people.people().deleteContact(resourceName=s["grace"]).execute()
+        return d.sync()
+
+    grace_kept = lambda: seed.ALICE_TAG not in d.contact("c-grace").get("tagIds", ["?"])  # noqa: E731
+    w.step("Alice deletes Grace in Google; sync", delete_in_google,
+           ("Grace is still in the CRM, without the private tag", grace_kept))  # fmt: skip
+
+    def delete_in_crm() -> Report:
+        s["alan"] = d.person_of("c-alan")["resourceName"]
+        d.edit_contact("c-alan", deletedAt=stamp(datetime.now(UTC)))
+        return d.sync()
+
+    w.step("Alan is deleted in the CRM; sync", delete_in_crm,
+           ("Alan's Google contact left the group", lambda: s["alan"] not in d.members()),
+           ("but is still in Google", lambda: s["alan"] in d.persons()))  # fmt: skip
+
+    def no_op() -> Report:
+        d.control("/_sandbox/stats", method="DELETE")
+        return d.sync()
+
+    one_list = {"people.people.connections.list": 1}
+    w.step("Sync again with no changes", no_op,
+           ("exactly one People call", lambda: d.calls() == one_list))  # fmt: skip
+
+    if w.failures:
+        print(f"\ndemo FAILED: {len(w.failures)} check(s) did not hold:")
+        print("\n".join(f"  - {f}" for f in w.failures))
         return 1
-    print(f"\ndemo passed: all {demo.number} steps held")
+    print(f"\ndemo passed: all {w.number} steps held")
     return 0

@@ -71,6 +71,14 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
+def summary_line(report: Report) -> str:
+    """Only what happened: ``pushed to Google 4, updated in the CRM 1`` or ``no changes``."""
+    done = [
+        f"{label} {report.counts[key]}" for key, label in LABELS.items() if report.counts.get(key)
+    ]
+    return ", ".join(done) or "no changes"
+
+
 def to_json(report: Report) -> str:
     data = dataclasses.asdict(report)
     data["plan"] = [{"action": type(a).__name__, **dataclasses.asdict(a)} for a in report.plan]

@@ -52,7 +52,7 @@ from core.model import (
     stamp,
     state_id,
 )
-from core.ports import Clock, DocumentStore, Filter, PeoplePort
+from core.ports import Clock, DocumentStore, Filter, PeoplePort, Progress, no_progress
 
 CRM_OVERLAP = timedelta(minutes=5)
 NEW_GROUP = "contactGroups/(to be created)"
@@ -100,7 +100,7 @@ class Gathered:
 class ContactsEngine:
     def __init__(self, store: DocumentStore, people: PeoplePort, clock: Clock, *,
                  new_id: Callable[[], str], group_name: str = "CRM",
-                 progress: Callable[[str], None] = lambda _: None) -> None:  # fmt: skip
+                 progress: Progress = no_progress) -> None:  # fmt: skip
         self.store, self.people, self.clock = store, people, clock
         self.new_id, self.group_name, self.progress = new_id, group_name, progress
 

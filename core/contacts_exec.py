@@ -11,7 +11,7 @@ a failed store write aborts the run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from core import contact_mapping as cm
@@ -31,7 +31,15 @@ from core.contacts_plan import (
 from core.errors import EtagMismatch
 from core.merge import Policy
 from core.model import CONTACTS, LINKS, link_id, parse_timestamp, stamp
-from core.ports import MAX_BATCH_WRITES, Clock, DocumentStore, PeoplePort, WriteResult
+from core.ports import (
+    MAX_BATCH_WRITES,
+    Clock,
+    DocumentStore,
+    PeoplePort,
+    Progress,
+    WriteResult,
+    no_progress,
+)
 
 MY_CONTACTS = "contactGroups/myContacts"
 STORE_CHUNK = MAX_BATCH_WRITES // 2  # each item may write its contact and its link
@@ -74,13 +82,14 @@ def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 class ContactsExecutor:
     def __init__(self, store: DocumentStore, people: PeoplePort, clock: Clock, *, user_id: str,
                  tag_id: str, group: str, policy: Policy, log: RunLog,
-                 progress: Callable[[str], None] = lambda _: None) -> None:  # fmt: skip
+                 progress: Progress = no_progress) -> None:  # fmt: skip
         self.store, self.people, self.clock = store, people, clock
         self.user_id, self.tag_id, self.group, self.policy = user_id, tag_id, group, policy
         self.log, self.progress = log, progress
 
     def run(self, actions: Sequence[Any], snap: Snapshot) -> None:
         self.snap = snap
+        self.done, self.total = 0, len(actions)
         by_kind: dict[type, list[Any]] = {}
         for action in actions:
             by_kind.setdefault(type(action), []).append(action)
@@ -92,6 +101,10 @@ class ContactsExecutor:
         self._drops(by_kind.get(DropLink, []))
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _advance(self, n: int) -> None:
+        self.done = min(self.total, self.done + n)
+        self.progress("applying changes", self.done, self.total)
 
     def _now(self) -> str:
         return stamp(self.clock.now())
@@ -146,7 +159,7 @@ class ContactsExecutor:
                     doc = self._link_doc(result.key, result.person, "", "", fields[result.key])
                     batch.put(LINKS, link_id(self.user_id, "contacts", result.key), doc)
                     self.log.count("pushed")
-            self.progress(f"pushed {self.log.counts.get('pushed', 0)} of {len(actions)}")
+            self._advance(len(part))
 
     def import_id(self, resource_name: str) -> str:
         """Deterministic, so a retried import rewrites the same contact, never a second."""
@@ -163,6 +176,7 @@ class ContactsExecutor:
                                           action.fields)  # fmt: skip
                     batch.put(LINKS, link_id(self.user_id, "contacts", crm_id), link)
             self.log.count("imported", len(part))
+            self._advance(len(part))
 
     # --- reconciles ---------------------------------------------------------------------
 
@@ -173,6 +187,7 @@ class ContactsExecutor:
             done = [a for a in part if a not in stale and a.crm_id not in written["failed"]]
             self._join_group([a for a in done if a.join_group])
             self._store_reconciles(done, written)
+            self._advance(len(part))
         if stale:
             self._retry_stale(stale)
 
@@ -252,6 +267,7 @@ class ContactsExecutor:
             self.people.modify_members(self.group, remove=list(result.last_group))
         self._delete_links([a.crm_id for a in actions])
         self.log.count("removedFromGroup", len(actions))
+        self._advance(len(actions))
 
     def _untags(self, actions: list[Untag]) -> None:
         for part in chunked(actions, STORE_CHUNK):
@@ -265,9 +281,11 @@ class ContactsExecutor:
                                   {**doc, "tagIds": tags, "modifiedAt": self._now()})  # fmt: skip
                     batch.delete(LINKS, link_id(self.user_id, "contacts", action.crm_id))
             self.log.count("untagged", len(part))
+            self._advance(len(part))
 
     def _drops(self, actions: list[DropLink]) -> None:
         self._delete_links([a.crm_id for a in actions])
+        self._advance(len(actions))
 
     def _delete_links(self, crm_ids: list[str]) -> None:
         for part in chunked(crm_ids, MAX_BATCH_WRITES):

@@ -107,6 +107,16 @@ class DocumentStore(Protocol):
     def close(self) -> None: ...
 
 
+class Progress(Protocol):
+    """Where a run reports what it is doing: a message, and for item work how far along."""
+
+    def __call__(self, message: str, done: int = 0, total: int = 0) -> None: ...
+
+
+def no_progress(message: str, done: int = 0, total: int = 0) -> None:
+    pass
+
+
 class Clock(Protocol):
     """The only way the core learns the time."""
 

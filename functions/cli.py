@@ -54,7 +54,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from core.contacts_engine import Options
     from core.merge import Policy
-    from functions.report import render, to_json
+    from core.ports import no_progress
+    from functions.report import ProgressPrinter, render, to_json
     from functions.sync import run_contacts
 
     config = bootstrap.Config.from_env()
@@ -65,7 +66,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         policy=Policy(args.policy),
         trigger="cli",
     )
-    progress = (lambda _: None) if args.json else (lambda line: print(f"  .. {line}", flush=True))
+    progress = no_progress if args.json else ProgressPrinter(sys.stderr)
     store = bootstrap.store(config)
     try:
         report = run_contacts(config, store, args.user, options, progress)

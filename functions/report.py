@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, TextIO
 
 from core.contacts_engine import Report
 from core.contacts_plan import (
@@ -69,6 +69,30 @@ def render(report: Report) -> str:
     for error in report.errors:
         lines.append(f"  ! {error['id']}: {error['message']}")
     return "\n".join(lines)
+
+
+class ProgressPrinter:
+    """Progress on a terminal: messages as lines, and a bar for item work over 500 items."""
+
+    BAR_FROM = 500
+    WIDTH = 30
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.shown = -1
+
+    def __call__(self, message: str, done: int = 0, total: int = 0) -> None:
+        if not total:
+            print(f"  .. {message}", file=self.out, flush=True)
+        elif total > self.BAR_FROM:
+            step = done * 100 // total
+            if step == self.shown:
+                return
+            self.shown = step
+            filled = done * self.WIDTH // total
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            end = "\n" if done >= total else ""
+            print(f"\r  [{bar}] {done}/{total} {message}", end=end, file=self.out, flush=True)
 
 
 def summary_line(report: Report) -> str:

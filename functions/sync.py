@@ -4,19 +4,20 @@ the engine. Shared by the CLI and the Cloud Functions."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from adapters import google_api
 from adapters.people_api import PeopleApi
 from core.contacts_engine import ContactsEngine, Options, Report
-from core.errors import NotConnected
-from core.model import GOOGLE_ACCOUNTS, GoogleAccount, load
-from core.ports import DocumentStore
+from core.errors import NotConnected, UnknownUser
+from core.model import GOOGLE_ACCOUNTS, USERS, GoogleAccount, load
+from core.ports import DocumentStore, Progress, no_progress
 from functions import bootstrap
 
 
 def google_credentials(config: bootstrap.Config, store: DocumentStore, user_id: str) -> Any:
+    if store.get(USERS, user_id) is None:
+        raise UnknownUser(user_id)
     raw = store.get(GOOGLE_ACCOUNTS, user_id)
     if raw is None:
         raise NotConnected(f"user {user_id} has not connected a Google account")
@@ -36,7 +37,7 @@ def run_contacts(
     store: DocumentStore,
     user_id: str,
     options: Options,
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Progress = no_progress,
 ) -> Report:
     creds = google_credentials(config, store, user_id)
     people = PeopleApi(google_api.people_service(creds, config.google_endpoint))

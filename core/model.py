@@ -53,6 +53,15 @@ def _timestamp(value: str) -> str:
     return value
 
 
+def _utc_timestamp(value: str) -> str:
+    """A UTC timestamp ending in ``Z``, as DESIGN.md fixes for store timestamps: cursors
+    compare them as strings, which only orders correctly in one zone."""
+    _timestamp(value)
+    if not value.endswith("Z"):
+        raise ValueError("must be a UTC timestamp ending in Z, e.g. 2024-05-01T10:00:00Z")
+    return value
+
+
 def _date(value: str) -> str:
     if not _DATE.match(value):
         raise ValueError("must be a date, YYYY-MM-DD")
@@ -76,6 +85,7 @@ def _email(value: str) -> str:
 
 
 Timestamp = Annotated[str, AfterValidator(_timestamp)]
+UtcTimestamp = Annotated[str, AfterValidator(_utc_timestamp)]
 Date = Annotated[str, AfterValidator(_date)]
 TimeZone = Annotated[str, AfterValidator(_zone)]
 Email = Annotated[str, AfterValidator(_email)]
@@ -148,8 +158,8 @@ class Contact(Model):
     birthday: Date | None = None
     notes: str | None = None
     tagIds: list[str] = []
-    modifiedAt: Timestamp
-    deletedAt: Timestamp | None = None
+    modifiedAt: UtcTimestamp
+    deletedAt: UtcTimestamp | None = None
 
 
 Response = Literal["needsAction", "accepted", "declined", "tentative"]
@@ -181,8 +191,8 @@ class Activity(Model):
     organizerId: str
     participants: list[Participant] = []
     status: Literal["planned", "completed", "canceled"] = "planned"
-    modifiedAt: Timestamp
-    deletedAt: Timestamp | None = None
+    modifiedAt: UtcTimestamp
+    deletedAt: UtcTimestamp | None = None
 
     @model_validator(mode="after")
     def _times_agree(self) -> Activity:

@@ -62,6 +62,7 @@ def test_full_contact_loads_with_its_id():
         (contact(emails=[{"value": "not-an-email"}]), "emails.0.value"),
         (contact(modifiedAt="yesterday"), "modifiedAt"),
         (contact(modifiedAt="2024-05-01T10:00:00"), "modifiedAt"),
+        (contact(modifiedAt="2024-05-01T12:00:00+02:00"), "modifiedAt"),
         (contact(birthday="1990-13-01"), "birthday"),
         (contact(tagIds="t1"), "tagIds"),
         ({"givenName": "no modifiedAt"}, "modifiedAt"),

@@ -93,6 +93,7 @@ class Gathered:
     snapshot: Snapshot
     google_cursor: str
     crm_cursor: str | None
+    crm_read_at: str
     group: str
     full_pass: bool
 
@@ -176,7 +177,10 @@ class ContactsEngine:
         )
 
         crm_cursor = None if options.full else state.get("crmCursor")
-        crm, next_cursor = self._crm_changes(tag_id, crm_cursor, state.get("retryCrm", []), log)
+        read_at = stamp(self.clock.now())
+        crm, next_cursor = self._crm_changes(
+            tag_id, crm_cursor, state.get("crmReadAt"), state.get("retryCrm", []), log
+        )
         complete_crm = crm_cursor is None
         self.progress(f"CRM: {len(crm)} contacts {'listed' if complete_crm else 'changed'}")
 
@@ -188,16 +192,20 @@ class ContactsEngine:
             links.pop(bad, None)  # a malformed record is skipped, never taken as deleted
         by_email = self._by_email(tag_id, crm, persons, links, complete_crm, log)
         snapshot = Snapshot(crm, persons, links, group, complete_crm, changes.complete, by_email)
-        return Gathered(snapshot, changes.next_sync_token, next_cursor or crm_cursor, group,
-                        changes.complete or complete_crm)  # fmt: skip
+        return Gathered(
+            snapshot,
+            changes.next_sync_token,
+            next_cursor or crm_cursor,
+            read_at,
+            group,
+            changes.complete or complete_crm,
+        )
 
-    def _crm_changes(self, tag_id: str, cursor: str | None, retry: list[str],
-                     log: RunLog) -> tuple[dict[str, CrmContact], str | None]:  # fmt: skip
-        where = []
-        if cursor:
-            since = stamp(parse_timestamp(cursor) - CRM_OVERLAP)
-            where = [Filter("modifiedAt", ">=", since)]
-        docs = [(d.id, d.data) for d in self.store.scan(CONTACTS, where, order_by="modifiedAt")]
+    def _crm_changes(
+        self, tag_id: str, cursor: str | None, read_at: str | None, retry: list[str], log: RunLog
+    ) -> tuple[dict[str, CrmContact], str | None]:
+        docs = self.store.scan(CONTACTS, crm_window(cursor, read_at), order_by="modifiedAt")
+        docs = [(d.id, d.data) for d in docs]
         seen = {doc_id for doc_id, _ in docs}
         extra = self.store.get_many(CONTACTS, [c for c in retry if c not in seen])
         docs += list(extra.items())
@@ -281,6 +289,7 @@ class ContactsEngine:
             updates |= {
                 "googleCursor": gathered.google_cursor,
                 "crmCursor": gathered.crm_cursor,
+                "crmReadAt": gathered.crm_read_at,
                 "groupResourceName": gathered.group,
                 "lastSuccessAt": report.finished_at,
                 "retryCrm": sorted(log.retry_crm),
@@ -298,6 +307,20 @@ class ContactsEngine:
             "plan": report.plan_summary(), "ok": error is None,
         })  # fmt: skip
         lease.release(self.store, state_id(report.user_id, "contacts"), report.run_id, updates)
+
+
+def crm_window(cursor: str | None, read_at: str | None) -> list[Filter]:
+    """The CRM contacts to read: those modified at or after the cursor less the overlap,
+    so that writes committed late with equal or earlier timestamps are never missed.
+    Once the cursor is older than the previous read less the overlap, every write up to
+    it had committed before that read: then strictly newer ones are enough, and a bulk
+    of equal timestamps is not read again and again."""
+    if cursor is None:
+        return []
+    newest = parse_timestamp(cursor)
+    if read_at and newest < parse_timestamp(read_at) - CRM_OVERLAP:
+        return [Filter("modifiedAt", ">", cursor)]
+    return [Filter("modifiedAt", ">=", stamp(newest - CRM_OVERLAP))]
 
 
 def _sort_key(value: str) -> datetime:

@@ -247,3 +247,18 @@ def test_guard_ignores_a_few_links_and_partial_drops():
     assert len(plan(snap([], [], many_links(4), google_complete=True))) == 4
     people = [person("people/c0")]
     assert len(plan(snap([], people, many_links(), google_complete=True))) == 5
+
+
+# --- the CRM read window ----------------------------------------------------------------------
+
+
+def test_crm_window_overlaps_until_the_cursor_has_settled():
+    from core.contacts_engine import crm_window
+    from core.ports import Filter
+
+    assert crm_window(None, None) == []  # first run: everything
+    fresh = crm_window("2024-05-01T10:00:00.000000Z", "2024-05-01T10:01:00.000000Z")
+    assert fresh == [Filter("modifiedAt", ">=", "2024-05-01T09:55:00.000000Z")]
+    settled = crm_window("2024-05-01T10:00:00.000000Z", "2024-05-01T10:06:00.000000Z")
+    assert settled == [Filter("modifiedAt", ">", "2024-05-01T10:00:00.000000Z")]
+    assert crm_window("2024-05-01T10:00:00Z", None)[0].op == ">="  # no read time known

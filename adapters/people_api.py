@@ -24,6 +24,7 @@ from core.errors import (
 from core.ports import MembersResult, PeopleChanges, WriteResult
 
 WRITE_CHUNK = 200
+WRITE_READ_MASK = "clientData"  # writes need back only the resource name and etag (always sent)
 MEMBERS_CHUNK = 1000
 GROUP_KEY = "crmsync.group"
 T = TypeVar("T")
@@ -126,7 +127,7 @@ class PeopleApi:
         for part in chunks(list(items), WRITE_CHUNK):
             body = {
                 "contacts": [{"contactPerson": person} for _, person in part],
-                "readMask": PERSON_FIELDS,
+                "readMask": WRITE_READ_MASK,
             }
             answer = self._run(self.service.people().batchCreateContacts(body=body))
             created = answer.get("createdPeople", [])
@@ -140,7 +141,7 @@ class PeopleApi:
             body = {
                 "contacts": dict(part),
                 "updateMask": UPDATE_FIELDS,
-                "readMask": PERSON_FIELDS,
+                "readMask": WRITE_READ_MASK,
             }
             try:
                 answer = self._run(self.service.people().batchUpdateContacts(body=body))

@@ -18,28 +18,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from core import lease
 from core.contacts_exec import (
     ContactsExecutor,
-    RunLog,
     contact_from_doc,
     link_from_doc,
     person_from_api,
 )
 from core.contacts_plan import CrmContact, LinkRecord, Person, Snapshot, plan
-from core.errors import AuthRevoked, ConfigError, SyncTokenExpired, UnknownUser
-from core.merge import Policy
+from core.errors import ConfigError, SyncTokenExpired, UnknownUser
 from core.model import (
     CONTACTS,
-    GOOGLE_ACCOUNTS,
     LINKS,
-    SYNC_RUNS,
     SYNC_SETTINGS,
-    SYNC_STATE,
     TAGS,
     USERS,
     Contact,
@@ -50,42 +44,12 @@ from core.model import (
     load_each,
     parse_timestamp,
     stamp,
-    state_id,
 )
 from core.ports import Clock, DocumentStore, Filter, PeoplePort, Progress, no_progress
+from core.runs import DEFAULT_OPTIONS, Options, Report, RunLog, run_section
 
 CRM_OVERLAP = timedelta(minutes=5)
 NEW_GROUP = "contactGroups/(to be created)"
-
-
-@dataclass(frozen=True)
-class Options:
-    dry_run: bool = False
-    full: bool = False
-    force: bool = False
-    policy: Policy = Policy.FIELD_MOST_RECENT
-    trigger: str = "manual"
-
-
-@dataclass
-class Report:
-    run_id: str
-    user_id: str
-    section: str
-    trigger: str
-    started_at: str
-    dry_run: bool
-    finished_at: str | None = None
-    full_pass: bool = False
-    counts: dict[str, int] = field(default_factory=dict)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    plan: list[Any] = field(default_factory=list)
-
-    def plan_summary(self) -> dict[str, int]:
-        summary: dict[str, int] = {}
-        for action in self.plan:
-            summary[type(action).__name__] = summary.get(type(action).__name__, 0) + 1
-        return summary
 
 
 @dataclass
@@ -105,33 +69,34 @@ class ContactsEngine:
         self.store, self.people, self.clock = store, people, clock
         self.new_id, self.group_name, self.progress = new_id, group_name, progress
 
-    def run(self, user_id: str, options: Options = Options()) -> Report:
-        started = self.clock.now()
-        report = Report(self.new_id(), user_id, "contacts", options.trigger, stamp(started),
-                        options.dry_run)  # fmt: skip
-        tag_id = self._tag(user_id)
-        sid = state_id(user_id, "contacts")
-        if options.dry_run:
-            state = self.store.get(SYNC_STATE, sid) or {}
-        else:
-            state = lease.acquire(self.store, sid, report.run_id, started)
-        log = RunLog()
-        try:
-            gathered = self._gather(user_id, tag_id, state, options, log)
-            report.full_pass = gathered.full_pass
-            report.plan = plan(gathered.snapshot, options.policy, options.force)
-            self.progress(f"planned {len(report.plan)} actions")
-            if not options.dry_run:
-                executor = ContactsExecutor(
-                    self.store, self.people, self.clock, user_id=user_id, tag_id=tag_id,
-                    group=gathered.group, policy=options.policy, log=log, progress=self.progress,
-                )  # fmt: skip
-                executor.run(report.plan, gathered.snapshot)
-        except Exception as exc:
-            self._finish(report, log, state, None, exc)
-            raise
-        self._finish(report, log, state, gathered, None)
-        return report
+    name = "contacts"
+
+    def run(self, user_id: str, options: Options = DEFAULT_OPTIONS) -> Report:
+        return run_section(self.store, self.clock, self.new_id, self, user_id, options)
+
+    def prepare(self, user_id: str) -> None:
+        self.tag_id = self._tag(user_id)
+
+    def sync(self, user_id: str, state: dict[str, Any], options: Options, log: RunLog,
+             report: Report) -> dict[str, Any]:  # fmt: skip
+        gathered = self._gather(user_id, self.tag_id, state, options, log)
+        report.full_pass = gathered.full_pass
+        report.plan = plan(gathered.snapshot, options.policy, options.force)
+        self.progress(f"planned {len(report.plan)} actions")
+        if not options.dry_run:
+            executor = ContactsExecutor(
+                self.store, self.people, self.clock, user_id=user_id, tag_id=self.tag_id,
+                group=gathered.group, policy=options.policy, log=log, progress=self.progress,
+            )  # fmt: skip
+            executor.run(report.plan, gathered.snapshot)
+        return {
+            "googleCursor": gathered.google_cursor,
+            "crmCursor": gathered.crm_cursor,
+            "crmReadAt": gathered.crm_read_at,
+            "groupResourceName": gathered.group,
+            "retryCrm": sorted(log.retry_crm),
+            "retryGoogle": sorted(log.retry_google),
+        }
 
     # --- settings ---------------------------------------------------------------------
 
@@ -264,49 +229,6 @@ class ContactsEngine:
             for email in contact.emails & wanted:
                 index.setdefault(email, []).append(contact.id)
         return {email: tuple(ids) for email, ids in index.items()}
-
-    # --- persist ----------------------------------------------------------------------
-
-    def _finish(self, report: Report, log: RunLog, state: dict[str, Any],
-                gathered: Gathered | None, error: Exception | None) -> None:  # fmt: skip
-        now = self.clock.now()
-        report.finished_at = stamp(now)
-        report.counts = dict(log.counts)
-        report.errors = list(log.errors)
-        if error is not None:
-            report.errors.append({"id": "(run)", "message": str(error),
-                                  "kind": type(error).__name__})  # fmt: skip
-        if report.dry_run:
-            return
-        result = {"counts": report.counts, "errors": report.errors[:50], "ok": error is None}
-        updates: dict[str, Any] = {
-            "userId": report.user_id,
-            "section": "contacts",
-            "lastRunAt": report.finished_at,
-            "lastResult": result,
-        }
-        if gathered is not None and error is None:
-            updates |= {
-                "googleCursor": gathered.google_cursor,
-                "crmCursor": gathered.crm_cursor,
-                "crmReadAt": gathered.crm_read_at,
-                "groupResourceName": gathered.group,
-                "lastSuccessAt": report.finished_at,
-                "retryCrm": sorted(log.retry_crm),
-                "retryGoogle": sorted(log.retry_google),
-            }
-        if isinstance(error, AuthRevoked):
-            account = self.store.get(GOOGLE_ACCOUNTS, report.user_id)
-            if account is not None:
-                self.store.put(GOOGLE_ACCOUNTS, report.user_id,
-                               {**account, "status": "reauth_required"})  # fmt: skip
-        self.store.put(SYNC_RUNS, report.run_id, {
-            "userId": report.user_id, "section": "contacts", "trigger": report.trigger,
-            "startedAt": report.started_at, "finishedAt": report.finished_at,
-            "counts": report.counts, "errors": report.errors[:200],
-            "plan": report.plan_summary(), "ok": error is None,
-        })  # fmt: skip
-        lease.release(self.store, state_id(report.user_id, "contacts"), report.run_id, updates)
 
 
 def crm_window(cursor: str | None, read_at: str | None) -> list[Filter]:

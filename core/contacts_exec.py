@@ -40,38 +40,10 @@ from core.ports import (
     WriteResult,
     no_progress,
 )
+from core.runs import RunLog
 
 MY_CONTACTS = "contactGroups/myContacts"
 STORE_CHUNK = MAX_BATCH_WRITES // 2  # each item may write its contact and its link
-
-
-class RunLog:
-    """Counts, per-item errors and ids to retry, filled in by the executor."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.errors: list[dict[str, Any]] = []
-        self.retry_crm: set[str] = set()
-        self.retry_google: set[str] = set()
-        self.skipped_ids: set[str] = set()
-
-    def count(self, key: str, n: int = 1) -> None:
-        self.counts[key] = self.counts.get(key, 0) + n
-
-    def skip(self, ident: str, message: str) -> None:
-        """A malformed record: reported, left out of this run, never taken as deleted."""
-        self.skipped_ids.add(ident)
-        self.errors.append({"id": ident, "message": message, "kind": "MalformedDocument"})
-        self.count("skipped")
-
-    def fail(self, ident: str, message: str, crm_id: str | None = None,
-             google_id: str | None = None) -> None:  # fmt: skip
-        self.errors.append({"id": ident, "message": message})
-        self.count("errors")
-        if crm_id:
-            self.retry_crm.add(crm_id)
-        if google_id:
-            self.retry_google.add(google_id)
 
 
 def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -52,9 +52,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from core.contacts_engine import Options
     from core.merge import Policy
     from core.ports import no_progress
+    from core.runs import Options
     from functions.report import ProgressPrinter, render, to_json
     from functions.sync import run_contacts
 

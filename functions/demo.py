@@ -21,8 +21,8 @@ from typing import Any
 
 from adapters import google_api
 from core import contact_mapping as cm
-from core.contacts_engine import Options, Report
 from core.model import CONTACTS, GOOGLE_ACCOUNTS, SYNC_STATE, stamp
+from core.runs import Options, Report
 from functions import bootstrap, seed
 from functions.accounts import connect
 from functions.report import summary_line

@@ -6,7 +6,6 @@ import dataclasses
 import json
 from typing import Any, TextIO
 
-from core.contacts_engine import Report
 from core.contacts_plan import (
     CreatePerson,
     DropLink,
@@ -15,6 +14,7 @@ from core.contacts_plan import (
     Reconcile,
     Untag,
 )
+from core.runs import Report
 
 LABELS = {
     "pushed": "pushed to Google",

@@ -8,10 +8,11 @@ from typing import Any
 
 from adapters import google_api
 from adapters.people_api import PeopleApi
-from core.contacts_engine import ContactsEngine, Options, Report
+from core.contacts_engine import ContactsEngine
 from core.errors import NotConnected, UnknownUser
 from core.model import GOOGLE_ACCOUNTS, USERS, GoogleAccount, load
 from core.ports import DocumentStore, Progress, no_progress
+from core.runs import Options, Report
 from functions import bootstrap
 
 

@@ -13,8 +13,9 @@ from adapters.google_calls import Retry
 from adapters.people_api import PeopleApi
 from adapters.store_base import open_store
 from core import contact_mapping as cm
-from core.contacts_engine import ContactsEngine, Options, Report
+from core.contacts_engine import ContactsEngine
 from core.model import CONTACTS, LINKS, SYNC_STATE, stamp
+from core.runs import Options, Report
 from functions import bootstrap, seed
 from functions.accounts import connect
 from functions.sync import google_credentials, run_contacts

@@ -12,8 +12,10 @@ from tests.unit.test_contact_mapping import fields
 def test_round_trip_through_the_sandbox_is_lossless(account, crm):
     body = {**cm.to_person(crm), "clientData": [{"key": cm.CLIENT_DATA_KEY, "value": "c1"}]}
     created = account.people.people().createContact(body=body).execute()
-    read = account.people.people().get(
-        resourceName=created["resourceName"], personFields=cm.PERSON_FIELDS
-    ).execute()
+    read = (
+        account.people.people()
+        .get(resourceName=created["resourceName"], personFields=cm.PERSON_FIELDS)
+        .execute()
+    )
     assert cm.from_person(read) == cm.normalize(crm)
     assert cm.client_data_id(read) == "c1"

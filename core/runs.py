@@ -1,0 +1,149 @@
+"""The run shell every section shares: lease, run record, cursors, failure handling.
+
+run_section(section, user, options)
+  prepare      the section checks the user's settings (before anything is written)
+  lease        syncState/{user}:{section}, in a transaction (dry runs take none)
+  sync         the section gathers, plans into report.plan and executes; it returns
+               the state to keep (its cursors), which is written only on success
+  finish       a syncRuns record (counts, errors, plan summary), lastRunAt,
+               lastResult, lastSuccessAt; the lease released. invalid_grant marks
+               googleAccounts/{user} reauth_required. Dry runs write nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from core import lease
+from core.errors import AuthRevoked
+from core.merge import Policy
+from core.model import GOOGLE_ACCOUNTS, SYNC_RUNS, SYNC_STATE, stamp, state_id
+from core.ports import Clock, DocumentStore
+
+MAX_RECORDED_ERRORS = 200
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    full: bool = False
+    force: bool = False
+    policy: Policy = Policy.FIELD_MOST_RECENT
+    trigger: str = "manual"
+
+
+DEFAULT_OPTIONS = Options()
+
+
+@dataclass
+class Report:
+    run_id: str
+    user_id: str
+    section: str
+    trigger: str
+    started_at: str
+    dry_run: bool
+    finished_at: str | None = None
+    full_pass: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    plan: list[Any] = field(default_factory=list)
+
+    def plan_summary(self) -> dict[str, int]:
+        summary: dict[str, int] = {}
+        for action in self.plan:
+            summary[type(action).__name__] = summary.get(type(action).__name__, 0) + 1
+        return summary
+
+
+class RunLog:
+    """Counts, per-item errors and ids to retry next run, filled in while a run executes."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.errors: list[dict[str, Any]] = []
+        self.retry_crm: set[str] = set()
+        self.retry_google: set[str] = set()
+        self.skipped_ids: set[str] = set()
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def skip(self, ident: str, message: str) -> None:
+        """A malformed record: reported, left out of this run, never taken as deleted."""
+        self.skipped_ids.add(ident)
+        self.errors.append({"id": ident, "message": message, "kind": "MalformedDocument"})
+        self.count("skipped")
+
+    def fail(self, ident: str, message: str, crm_id: str | None = None,
+             google_id: str | None = None, retry: bool = True) -> None:  # fmt: skip
+        """A per-item failure: reported; retried next run unless ``retry`` is False."""
+        self.errors.append({"id": ident, "message": message})
+        self.count("errors")
+        if retry and crm_id:
+            self.retry_crm.add(crm_id)
+        if retry and google_id:
+            self.retry_google.add(google_id)
+
+
+class Section(Protocol):
+    name: str
+
+    def prepare(self, user_id: str) -> None:
+        """Check the user's settings for this section; raise a domain error if unusable."""
+
+    def sync(self, user_id: str, state: dict[str, Any], options: Options, log: RunLog,
+             report: Report) -> dict[str, Any]:  # fmt: skip
+        """Gather, plan into ``report.plan``, execute unless a dry run; return the state
+        fields to keep (cursors) once the run has succeeded."""
+
+
+def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], section: Section,
+                user_id: str, options: Options) -> Report:  # fmt: skip
+    started = clock.now()
+    report = Report(new_id(), user_id, section.name, options.trigger, stamp(started),
+                    options.dry_run)  # fmt: skip
+    section.prepare(user_id)
+    sid = state_id(user_id, section.name)  # type: ignore[arg-type]
+    if options.dry_run:
+        state = store.get(SYNC_STATE, sid) or {}
+    else:
+        state = lease.acquire(store, sid, report.run_id, started)
+    log = RunLog()
+    try:
+        updates = section.sync(user_id, state, options, log, report)
+    except Exception as exc:
+        _finish(store, clock, report, log, None, exc)
+        raise
+    _finish(store, clock, report, log, updates, None)
+    return report
+
+
+def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
+            updates: dict[str, Any] | None, error: Exception | None) -> None:  # fmt: skip
+    report.finished_at = stamp(clock.now())
+    report.counts = dict(log.counts)
+    report.errors = list(log.errors)
+    if error is not None:
+        report.errors.append({"id": "(run)", "message": str(error), "kind": type(error).__name__})
+    if report.dry_run:
+        return
+    ok = error is None
+    result = {"counts": report.counts, "errors": report.errors[:50], "ok": ok}
+    state = {"userId": report.user_id, "section": report.section,
+             "lastRunAt": report.finished_at, "lastResult": result}  # fmt: skip
+    if ok and updates is not None:
+        state |= updates | {"lastSuccessAt": report.finished_at}
+    if isinstance(error, AuthRevoked):
+        account = store.get(GOOGLE_ACCOUNTS, report.user_id)
+        if account is not None:
+            store.put(GOOGLE_ACCOUNTS, report.user_id, {**account, "status": "reauth_required"})
+    store.put(SYNC_RUNS, report.run_id, {
+        "userId": report.user_id, "section": report.section, "trigger": report.trigger,
+        "startedAt": report.started_at, "finishedAt": report.finished_at,
+        "counts": report.counts, "errors": report.errors[:MAX_RECORDED_ERRORS],
+        "plan": report.plan_summary(), "ok": ok,
+    })  # fmt: skip
+    lease.release(store, state_id(report.user_id, report.section), report.run_id, state)  # type: ignore[arg-type]

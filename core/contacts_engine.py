@@ -155,6 +155,7 @@ class ContactsEngine:
             links = self._links_for(user_id, crm, persons)
         for bad in log.skipped_ids:
             links.pop(bad, None)  # a malformed record is skipped, never taken as deleted
+        self._fetch_parked(crm, persons, links, group)
         by_email = self._by_email(tag_id, crm, persons, links, complete_crm, log)
         snapshot = Snapshot(crm, persons, links, group, complete_crm, changes.complete, by_email)
         return Gathered(
@@ -181,6 +182,18 @@ class ContactsEngine:
         if cursor and newest and _sort_key(cursor) > _sort_key(newest):
             newest = cursor
         return {c.id: contact_from_doc(c, tag_id) for c in good}, newest
+
+    def _fetch_parked(self, crm: dict[str, CrmContact], persons: dict[str, Person],
+                      links: dict[str, LinkRecord], group: str) -> None:  # fmt: skip
+        """Re-tagged contacts with a parked link: read their old person, if it still is."""
+        wanted = [
+            link.resource_name
+            for crm_id, link in links.items()
+            if link.parked and crm_id in crm and crm[crm_id].tagged
+            and link.resource_name not in persons
+        ]  # fmt: skip
+        for name, raw in self.people.get(wanted).items():
+            persons[name] = person_from_api(raw, group)
 
     def _all_links(self, user_id: str) -> dict[str, LinkRecord]:
         where = [Filter("userId", "==", user_id), Filter("section", "==", "contacts")]

@@ -93,6 +93,7 @@ class ContactsExecutor:
             "fields": fields,
             "syncedAt": self._now(),
             "tombstone": False,
+            "parked": False,
         }
 
     def _contact_doc(self, current: dict[str, Any], fields: cm.ContactFields,
@@ -133,16 +134,24 @@ class ContactsExecutor:
                     self.log.count("pushed")
             self._advance(len(part))
 
-    def import_id(self, resource_name: str) -> str:
-        """Deterministic, so a retried import rewrites the same contact, never a second."""
-        return f"g-{self.user_id}-{resource_name.rsplit('/', 1)[-1]}"
+    def import_ids(self, resource_name: str) -> list[str]:
+        """Deterministic candidates, so a retried import rewrites the same contact."""
+        base = f"g-{self.user_id}-{resource_name.rsplit('/', 1)[-1]}"
+        return [base] + [f"{base}-{n}" for n in range(2, 10)]
 
     def _imports(self, actions: list[ImportPerson]) -> None:
-        for part in chunked(actions, STORE_CHUNK):
+        for part in chunked(actions, STORE_CHUNK // 9):
+            candidates = {a.resource_name: self.import_ids(a.resource_name) for a in part}
+            existing = self.store.get_many(
+                CONTACTS, [c for ids in candidates.values() for c in ids]
+            )
             with self.store.batch() as batch:
                 for action in part:
-                    crm_id = self.import_id(action.resource_name)
-                    doc = self._contact_doc({}, action.fields, tag=True)
+                    # the first id not taken by a deleted contact: an existing live one is
+                    # this person's earlier import, kept with its other CRM fields
+                    crm_id = next(c for c in candidates[action.resource_name]
+                                  if not existing.get(c, {}).get("deletedAt"))  # fmt: skip
+                    doc = self._contact_doc(existing.get(crm_id, {}), action.fields, tag=True)
                     batch.put(CONTACTS, crm_id, doc)
                     link = self._link_doc(crm_id, None, action.resource_name, action.etag,
                                           action.fields)  # fmt: skip
@@ -237,7 +246,7 @@ class ContactsExecutor:
         if result.last_group:  # their groups were not known: keep them in myContacts
             self.people.modify_members(MY_CONTACTS, add=list(result.last_group))
             self.people.modify_members(self.group, remove=list(result.last_group))
-        self._delete_links([a.crm_id for a in actions])
+        self._unlink(actions)
         self.log.count("removedFromGroup", len(actions))
         self._advance(len(actions))
 
@@ -251,19 +260,31 @@ class ContactsExecutor:
                         tags = [t for t in doc["tagIds"] if t != self.tag_id]
                         batch.put(CONTACTS, action.crm_id,
                                   {**doc, "tagIds": tags, "modifiedAt": self._now()})  # fmt: skip
-                    batch.delete(LINKS, link_id(self.user_id, "contacts", action.crm_id))
+                    self._unlink_in(batch, action)
             self.log.count("untagged", len(part))
             self._advance(len(part))
 
     def _drops(self, actions: list[DropLink]) -> None:
-        self._delete_links([a.crm_id for a in actions])
+        self._unlink(actions)
         self._advance(len(actions))
 
-    def _delete_links(self, crm_ids: list[str]) -> None:
-        for part in chunked(crm_ids, MAX_BATCH_WRITES):
+    def _unlink(self, actions: Sequence[Any]) -> None:
+        for part in chunked(list(actions), MAX_BATCH_WRITES):
             with self.store.batch() as batch:
-                for crm_id in part:
-                    batch.delete(LINKS, link_id(self.user_id, "contacts", crm_id))
+                for action in part:
+                    self._unlink_in(batch, action)
+
+    def _unlink_in(self, batch: Any, action: Any) -> None:
+        """Park the link when both records live on (a re-tag or a move back rejoins
+        them); delete it when one of them is gone."""
+        key = link_id(self.user_id, "contacts", action.crm_id)
+        link = self.snap.links.get(action.crm_id)
+        if getattr(action, "park", False) and link is not None:
+            batch.put(LINKS, key, {**self._link_doc(action.crm_id, None, link.resource_name,
+                                                    link.etag or "", link.fields),
+                                   "parked": True})  # fmt: skip
+        else:
+            batch.delete(LINKS, key)
 
 
 # --- converting port data into planner inputs -------------------------------------------
@@ -296,10 +317,12 @@ def contact_from_doc(contact: Any, tag_id: str) -> CrmContact:
         tagged=tag_id in contact.tagIds and contact.deletedAt is None,
         modified_at=parse_timestamp(contact.modifiedAt),
         emails=frozenset(e["value"].lower() for e in fields["emails"]),
+        deleted=contact.deletedAt is not None,
     )
 
 
 def link_from_doc(doc: dict[str, Any]) -> LinkRecord:
     fields = cm.normalize(doc.get("fields") or {})
     return LinkRecord(doc["crmId"], doc["googleId"], doc.get("googleEtag"),
-                      doc.get("fingerprint") or cm.fingerprint(fields), fields)  # fmt: skip
+                      doc.get("fingerprint") or cm.fingerprint(fields), fields,
+                      bool(doc.get("parked")))  # fmt: skip

@@ -47,6 +47,7 @@ class CrmContact:
     tagged: bool  # carries the user's private tag and is not deleted
     modified_at: datetime
     emails: frozenset[str] = frozenset()
+    deleted: bool = False
 
     @cached_property
     def fp(self) -> str:
@@ -72,11 +73,16 @@ class Person:
 
 @dataclass(frozen=True)
 class LinkRecord:
+    """The last synced state of a pair. A *parked* link is a pair that was dissolved
+    (untagged, or left the group) while both records still exist: it is remembered so
+    that re-tagging, or moving the person back, rejoins the same two records."""
+
     crm_id: str
     resource_name: str
     etag: str | None
     fingerprint: str
     fields: ContactFields
+    parked: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,12 +134,14 @@ class LeaveGroup:
     crm_id: str
     resource_name: str
     last_group: bool | None  # True: add to myContacts first; None: not known
+    park: bool = True  # keep the link parked (False: the CRM contact is deleted)
 
 
 @dataclass(frozen=True)
 class Untag:
     crm_id: str
     resource_name: str
+    park: bool = True  # keep the link parked (False: the person was deleted)
 
 
 @dataclass(frozen=True)
@@ -150,16 +158,23 @@ Action = CreatePerson | ImportPerson | Reconcile | LeaveGroup | Untag | DropLink
 def plan(snap: Snapshot, policy: Policy = Policy.FIELD_MOST_RECENT, force: bool = False) -> list:
     """Every action one run should take, in a deterministic order."""
     actions: list[Any] = []
-    linked_people = {link.resource_name for link in snap.links.values()}
-    for crm_id in sorted(snap.links):
-        actions += _linked(snap, snap.links[crm_id], policy)
-    _guard(snap, actions, force)
-    claimed: set[str] = set(snap.links)
+    active = {k: link for k, link in snap.links.items() if not link.parked}
+    parked = {k: link for k, link in snap.links.items() if link.parked}
+    for crm_id in sorted(active):
+        actions += _linked(snap, active[crm_id], policy)
+    _guard(snap, len(active), actions, force)
+    linked_people = {link.resource_name for link in active.values()}
+    parked_people = {link.resource_name: link for link in parked.values()}
+    claimed: set[str] = set(active)
     for name in sorted(snap.google):
         person = snap.google[name]
         if name in linked_people or person.deleted or not person.in_group:
             continue
-        action = _unlinked_person(snap, person, claimed)
+        back = parked_people.get(name)
+        if back is not None and _alive(snap.crm.get(back.crm_id)):
+            action = _rejoin(snap, back, policy)  # moved back into the group
+        else:
+            action = _unlinked_person(snap, person, claimed)
         if isinstance(action, Reconcile):
             claimed.add(action.crm_id)
         actions.append(action)
@@ -168,8 +183,30 @@ def plan(snap: Snapshot, policy: Policy = Policy.FIELD_MOST_RECENT, force: bool 
         contact = snap.crm[crm_id]
         if crm_id in claimed or not contact.tagged:
             continue
-        actions.append(_unlinked_contact(contact, by_crm_id.get(crm_id), linked_people))
+        link = parked.get(crm_id)
+        person = snap.google.get(link.resource_name) if link else None
+        if link and person is not None and not person.deleted:
+            actions.append(_rejoin(snap, link, policy))  # tagged again
+        else:
+            actions.append(_unlinked_contact(contact, by_crm_id.get(crm_id), linked_people))
     return actions
+
+
+def _alive(contact: CrmContact | None) -> bool:
+    return contact is not None and not contact.deleted
+
+
+def _rejoin(snap: Snapshot, link: LinkRecord, policy: Policy) -> Reconcile:
+    """A parked pair comes back: tag the contact, put the person back in the group, and
+    merge what changed meanwhile against the state they were parked with."""
+    person = snap.google[link.resource_name]
+    changed = _changed_pair(snap, link, policy)
+    base = changed[0] if changed else Reconcile(link.crm_id, link.resource_name, person.etag,
+                                                link.fields, False, False)  # fmt: skip
+    contact = snap.crm.get(link.crm_id)
+    return Reconcile(**{**base.__dict__, "etag": person.etag, "reason": "rejoined",
+                        "tag": not (contact and contact.tagged),
+                        "join_group": not person.in_group})  # fmt: skip
 
 
 def _crm_gone(snap: Snapshot, crm_id: str) -> bool:
@@ -192,9 +229,13 @@ def _linked(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
     if crm_gone:
         person = snap.google.get(link.resource_name)
         last = None if person is None else person.groups <= {snap.group}
-        return [LeaveGroup(link.crm_id, link.resource_name, last)]
+        park = _alive(snap.crm.get(link.crm_id))
+        return [LeaveGroup(link.crm_id, link.resource_name, last, park)]
     if google_gone:
-        return [Untag(link.crm_id, link.resource_name)]
+        person = snap.google.get(link.resource_name)
+        return [
+            Untag(link.crm_id, link.resource_name, park=person is not None and not person.deleted)
+        ]
     return _changed_pair(snap, link, policy)
 
 
@@ -270,10 +311,10 @@ def _unlinked_contact(contact: CrmContact, person: Person | None, linked: set[st
     return CreatePerson(contact.id, contact.fields)
 
 
-def _guard(snap: Snapshot, actions: list, force: bool) -> None:
+def _guard(snap: Snapshot, links: int, actions: list, force: bool) -> None:
     """One side suddenly dropping every link means a broken side, not a user's intent."""
-    if force or len(snap.links) < GUARD_MIN_LINKS:
+    if force or links < GUARD_MIN_LINKS:
         return
     for side, kind in (("Google", Untag), ("CRM", LeaveGroup)):
-        if sum(isinstance(a, kind | DropLink) for a in actions) == len(snap.links):
-            raise SideEmpty(side, len(snap.links))
+        if sum(isinstance(a, kind | DropLink) for a in actions) == links:
+            raise SideEmpty(side, links)

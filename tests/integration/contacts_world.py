@@ -74,9 +74,9 @@ class World:
         }
 
     def links(self) -> dict[str, str]:
-        return {
-            d.data["crmId"]: d.data["googleId"] for d in self.store.scan(LINKS, order_by="crmId")
-        }
+        """The active pairs, CRM id -> resource name (parked links left out)."""
+        docs = self.store.scan(LINKS, order_by="crmId")
+        return {d.data["crmId"]: d.data["googleId"] for d in docs if not d.data.get("parked")}
 
     def state(self) -> dict[str, Any]:
         return self.store.get(SYNC_STATE, f"{ALICE}:contacts") or {}

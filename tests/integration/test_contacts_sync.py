@@ -127,3 +127,40 @@ def test_dry_run_plans_and_changes_nothing(world):
         "people.people.connections.list",
         "people.people.get",
     }
+
+
+def test_untag_then_retag_rejoins_the_same_person_without_a_duplicate(world):
+    world.sync()
+    name = world.links()["c-alan"]
+    world.edit_contact("c-alan", tagIds=[])
+    world.sync()
+    world.edit_contact("c-alan", tagIds=[TAG], jobTitle="Back again")
+    report = world.sync()
+    assert report.counts.get("pushed", 0) == 0
+    assert world.links()["c-alan"] == name and name in world.members()
+    assert cm.from_person(world.person_of("c-alan"))["jobTitle"] == "Back again"
+    ids = [cm.client_data_id(p) for p in world.persons().values()]
+    assert ids.count("c-alan") == 1
+
+
+def test_person_moved_out_and_back_rejoins_the_same_contact(world):
+    world.sync()
+    name = world.create_person("Hedy", "hedy@lamarr.example", in_group=True)
+    world.sync()
+    crm_id = next(c for c, g in world.links().items() if g == name)
+    world.edit_contact(crm_id, department="Inventions")  # a CRM-only detail to keep
+    world.sync()
+    body = {"resourceNamesToRemove": [name]}
+    world.google.people.contactGroups().members().modify(
+        resourceName=world.group(), body=body
+    ).execute()
+    world.sync()
+    assert TAG not in world.contact(crm_id)["tagIds"]
+    world.move_into_group(name)
+    report = world.sync()
+    assert report.counts.get("imported", 0) == 0
+    assert world.links()[crm_id] == name and TAG in world.contact(crm_id)["tagIds"]
+    assert world.contact(crm_id)["department"] == "Inventions"
+    hedys = [d for d in world.store.scan("contacts", order_by="modifiedAt")
+             if d.data.get("givenName") == "Hedy"]  # fmt: skip
+    assert len(hedys) == 1

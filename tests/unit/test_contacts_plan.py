@@ -189,16 +189,20 @@ def test_most_recent_record_policy_drops_the_older_sides_other_edits():
 
 
 def test_deleted_in_google_untags_in_crm():
-    assert plan(snap([], [person(deleted=True)], [link()])) == [Untag("c1", "people/c1")]
+    assert plan(snap([], [person(deleted=True)], [link()])) == [
+        Untag("c1", "people/c1", park=False)
+    ]
 
 
-def test_left_the_group_untags_in_crm():
+def test_left_the_group_untags_in_crm_and_parks_the_link():
     got = plan(snap([], [person(in_group=False, groups={"contactGroups/myContacts"})], [link()]))
     assert got == [Untag("c1", "people/c1")]
 
 
 def test_missing_from_a_complete_google_listing_untags():
-    assert plan(snap([], [], [link()], google_complete=True)) == [Untag("c1", "people/c1")]
+    assert plan(snap([], [], [link()], google_complete=True)) == [
+        Untag("c1", "people/c1", park=False)
+    ]
 
 
 def test_untagged_in_crm_leaves_the_group():
@@ -214,7 +218,7 @@ def test_leaving_the_last_group_is_flagged_for_my_contacts_first():
 
 def test_deleted_in_crm_with_unknown_google_groups():
     got = plan(snap([], [], [link()], crm_complete=True))
-    assert got == [LeaveGroup("c1", "people/c1", None)]
+    assert got == [LeaveGroup("c1", "people/c1", None, park=False)]
 
 
 def test_gone_on_both_sides_drops_the_link():
@@ -262,3 +266,38 @@ def test_crm_window_overlaps_until_the_cursor_has_settled():
     settled = crm_window("2024-05-01T10:00:00.000000Z", "2024-05-01T10:06:00.000000Z")
     assert settled == [Filter("modifiedAt", ">", "2024-05-01T10:00:00.000000Z")]
     assert crm_window("2024-05-01T10:00:00Z", None)[0].op == ">="  # no read time known
+
+
+# --- parked links: a dissolved pair comes back together ------------------------------------
+
+
+def parked(cid="c1", name="people/c1", fields=None):
+    lk = link(cid, name, fields)
+    return LinkRecord(lk.crm_id, lk.resource_name, lk.etag, lk.fingerprint, lk.fields, True)
+
+
+def test_retagged_contact_rejoins_its_old_person_instead_of_a_duplicate():
+    outside = person(in_group=False, groups={"contactGroups/myContacts"}, etag="e5")
+    got = plan(snap([crm()], [outside], [parked()]))
+    assert len(got) == 1 and got[0].reason == "rejoined"
+    assert got[0].join_group and not got[0].tag and got[0].resource_name == "people/c1"
+
+
+def test_person_moved_back_into_the_group_rejoins_its_old_contact():
+    got = plan(snap([crm(tagged=False)], [person()], [parked()]))
+    assert len(got) == 1 and got[0].crm_id == "c1" and got[0].tag and not got[0].join_group
+
+
+def test_rejoin_merges_what_changed_while_parked():
+    got = plan(snap([crm(fields=f(jobTitle="CTO"))], [person(in_group=False, fields=f(notes="n"))],
+                    [parked()]))  # fmt: skip
+    assert got[0].fields == f(jobTitle="CTO", notes="n") and got[0].write_google
+
+
+def test_retagged_contact_whose_old_person_is_gone_is_pushed_anew():
+    assert plan(snap([crm()], [person(deleted=True)], [parked()])) == [CreatePerson("c1", f())]
+
+
+def test_parked_links_are_quiet_otherwise():
+    assert plan(snap([crm(tagged=False)], [person(in_group=False)], [parked()])) == []
+    assert plan(snap([], [], [parked()] * 1, google_complete=True, crm_complete=True)) == []

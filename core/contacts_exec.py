@@ -166,7 +166,7 @@ class ContactsExecutor:
         for part in chunked(actions, 200):
             written = self._google_updates([a for a in part if a.write_google], stale, retry_stale)
             done = [a for a in part if a not in stale and a.crm_id not in written["failed"]]
-            self._join_group([a for a in done if a.join_group])
+            self._join_group([a for a in done if a.join_group], written)
             self._store_reconciles(done, written)
             self._advance(len(part))
         if stale:
@@ -195,9 +195,16 @@ class ContactsExecutor:
         self.log.count("updatedInGoogle", sum(1 for a in actions if a.crm_id in written))
         return written
 
-    def _join_group(self, actions: list[Reconcile]) -> None:
-        if actions:
-            self.people.modify_members(self.group, add=[a.resource_name for a in actions])
+    def _join_group(self, actions: list[Reconcile], written: dict[str, Any]) -> None:
+        """Put persons back in the group; joining changes their etag, so read it back."""
+        if not actions:
+            return
+        names = [a.resource_name for a in actions]
+        self.people.modify_members(self.group, add=names)
+        fresh = self.people.get(names)
+        for action in actions:
+            if action.resource_name in fresh:
+                written[action.crm_id] = fresh[action.resource_name]
 
     def _store_reconciles(self, actions: list[Reconcile], written: dict[str, Any]) -> None:
         crm_writes = [a for a in actions if a.write_crm or a.tag]

@@ -1,0 +1,175 @@
+"""The activities decision table, one test per row, on plain data."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core import activity_mapping as am
+from core.activities_plan import (
+    ActivitySnapshot,
+    CalEvent,
+    CancelActivity,
+    CrmActivity,
+    DeleteEvent,
+    DropEventLink,
+    EventLink,
+    ImportEvent,
+    InsertEvent,
+    NotPropagated,
+    ReconcileEvent,
+    plan,
+)
+
+T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+
+def f(**fields):
+    base = {"title": "Meeting", "allDay": False, "start": "2026-05-04T09:00:00Z",
+            "end": "2026-05-04T10:00:00Z", "timeZone": "Europe/Berlin"}  # fmt: skip
+    return am.normalize({**base, **fields})
+
+
+def act(aid="a1", fields=None, in_scope=True, gone=False, owned=True, at=T0):
+    return CrmActivity(aid, fields or f(), in_scope, gone, owned, at)
+
+
+def ev(
+    eid="e1",
+    fields=None,
+    organizer_self=True,
+    organizer="u@example.com",
+    cancelled=False,
+    in_window=True,
+    at=T0,
+    activity_id=None,
+    ical=None,
+    etag="1",
+):
+    return CalEvent(eid, etag, fields or f(), ical or f"{eid}@google.com", organizer_self,
+                    organizer, cancelled, in_window, at, activity_id)  # fmt: skip
+
+
+def link(aid="a1", eid="e1", fields=None, etag="1", tombstone=False, not_propagated=None):
+    fields = fields or f()
+    return EventLink(aid, eid, etag, am.fingerprint(fields), fields, tombstone, not_propagated)
+
+
+def snap(
+    crm=(),
+    google=(),
+    links=(),
+    shared=None,
+    connected=(),
+    crm_complete=False,
+    google_complete=False,
+):
+    return ActivitySnapshot({a.id: a for a in crm}, {e.id: e for e in google},
+                            {lk.activity_id: lk for lk in links}, crm_complete, google_complete,
+                            shared or {}, frozenset(connected))  # fmt: skip
+
+
+# --- unlinked ----------------------------------------------------------------------------------
+
+
+def test_owned_activity_in_scope_is_inserted():
+    assert plan(snap([act()])) == [InsertEvent("a1", f())]
+
+
+def test_activity_out_of_scope_or_not_owned_is_not_inserted():
+    assert plan(snap([act(in_scope=False), act("a2", owned=False)])) == []
+
+
+def test_event_the_user_organizes_is_imported():
+    assert plan(snap(google=[ev()])) == [ImportEvent("e1", "1", "e1@google.com", f())]
+
+
+def test_event_outside_the_window_or_cancelled_is_ignored():
+    assert plan(snap(google=[ev(in_window=False), ev("e2", cancelled=True)])) == []
+
+
+def test_retried_insert_is_linked_by_our_activity_id():
+    got = plan(snap([act()], [ev(am.event_id("a1"), activity_id="a1")]))
+    assert got == [ReconcileEvent("a1", am.event_id("a1"), "1", f(), False, False, reason="ours")]
+
+
+def test_event_whose_ical_uid_another_user_linked_is_linked_not_recreated():
+    copy = ev("e9", organizer_self=False, organizer="u@example.com", ical="x@google.com")
+    got = plan(snap(google=[copy], shared={"x@google.com": "a7"}, connected={"u@example.com"}))
+    assert got == [ReconcileEvent("a7", "e9", "1", f(), False, False, reason="shared")]
+
+
+def test_attendee_copy_is_left_to_a_connected_organizer():
+    copy = ev(organizer_self=False, organizer="boss@example.com")
+    assert plan(snap(google=[copy], connected={"boss@example.com"})) == []
+
+
+def test_attendee_copy_of_an_outside_organizer_is_imported():
+    copy = ev(organizer_self=False, organizer="client@else.org")
+    assert plan(snap(google=[copy])) == [ImportEvent("e1", "1", "e1@google.com", f())]
+
+
+# --- linked ------------------------------------------------------------------------------------
+
+
+def test_no_change_plans_nothing_and_an_etag_move_only_refreshes():
+    assert plan(snap([act()], [ev()], [link()])) == []
+    got = plan(snap([act()], [ev(etag="2")], [link()]))
+    assert got == [ReconcileEvent("a1", "e1", "2", f(), False, False, reason="etag")]
+
+
+def test_crm_edit_goes_to_google_and_google_edit_to_the_crm():
+    got = plan(snap([act(fields=f(title="New"))], [], [link()]))
+    assert got == [ReconcileEvent("a1", "e1", "1", f(title="New"), True, False)]
+    got = plan(snap([], [ev(fields=f(location="Room 2"), etag="2")], [link()]))
+    assert got == [ReconcileEvent("a1", "e1", "2", f(location="Room 2"), False, True)]
+
+
+@pytest.mark.parametrize(("crm_later", "winner"), [(True, "CRM"), (False, "Google")])
+def test_both_edit_the_same_field_most_recent_wins(crm_later, winner):
+    later = T0 + timedelta(minutes=1)
+    got = plan(snap([act(fields=f(title="CRM"), at=later if crm_later else T0)],
+                    [ev(fields=f(title="Google"), at=T0 if crm_later else later)],
+                    [link()]))  # fmt: skip
+    assert got[0].fields["title"] == winner and got[0].conflicts == ("title",)
+
+
+def test_cancelled_in_google_cancels_the_activity():
+    got = plan(snap([act()], [ev(cancelled=True)], [link()]))
+    assert got == [CancelActivity("a1", "e1")]
+
+
+def test_tombstoned_link_never_comes_back():
+    assert plan(snap([act(fields=f(title="edited"))], [ev()], [link(tombstone=True)])) == []
+
+
+def test_deleted_in_the_crm_deletes_the_organizers_event():
+    got = plan(snap([act(gone=True)], [], [link()]))
+    assert got == [DeleteEvent("a1", "e1", "1")]
+    assert plan(snap([], [], [link()], crm_complete=True)) == [DeleteEvent("a1", "e1", "1")]
+
+
+def test_deleted_in_the_crm_only_drops_an_attendees_link():
+    copy = ev(organizer_self=False, organizer="boss@example.com")
+    got = plan(snap([act(gone=True, owned=False)], [copy], [link()]))
+    assert got == [DropEventLink("a1")]
+
+
+def test_crm_edit_of_a_connected_organizers_meeting_is_left_to_them():
+    got = plan(snap([act(fields=f(title="V edits"), owned=False)],
+                    [ev(organizer_self=False, organizer="u@example.com")], [link()],
+                    connected={"u@example.com"}))  # fmt: skip
+    assert got == []
+
+
+def test_crm_edit_reachable_only_through_a_read_only_copy_is_recorded_once():
+    copy = ev(organizer_self=False, organizer="client@else.org")
+    edited = act(fields=f(title="edited"), owned=True)
+    got = plan(snap([edited], [copy], [link()]))
+    assert got == [NotPropagated("a1", "e1", edited.fp)]
+    assert plan(snap([edited], [copy], [link(not_propagated=edited.fp)])) == []
+
+
+def test_copy_changed_by_an_outside_organizer_updates_the_crm():
+    copy = ev(organizer_self=False, organizer="client@else.org", fields=f(title="moved"), etag="2")
+    got = plan(snap([act()], [copy], [link()]))
+    assert got == [ReconcileEvent("a1", "e1", "2", f(title="moved"), False, True, reason="copy")]

@@ -177,3 +177,38 @@ class PeoplePort(Protocol):
         self, group: str, add: Sequence[str] = (), remove: Sequence[str] = ()
     ) -> MembersResult:
         """Add and remove members, in calls of at most 1000 names."""
+
+
+@dataclass(frozen=True)
+class EventChanges:
+    """Events (single instances) listed by ``changes``, and the cursor to keep."""
+
+    events: list[dict[str, Any]]
+    next_sync_token: str
+    complete: bool
+
+
+@dataclass(frozen=True)
+class EventWrite:
+    """One write to the user's primary calendar: ``insert`` (with our id), ``patch``
+    (conditional on ``etag`` when given) or ``delete``."""
+
+    kind: Literal["insert", "patch", "delete", "get"]
+    event_id: str
+    body: dict[str, Any] | None = None
+    etag: str | None = None
+
+
+class CalendarPort(Protocol):
+    """The user's primary Google calendar (Calendar API v3)."""
+
+    def account_email(self) -> str: ...
+
+    def changes(self, sync_token: str | None, time_min: str, time_max: str) -> EventChanges:
+        """Single events in [time_min, time_max) (no token), or every change since the
+        token. Raises ``SyncTokenExpired`` when the token is no longer valid."""
+
+    def get(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+    def write(self, writes: Sequence[EventWrite]) -> list[WriteResult]:
+        """Apply writes in HTTP batches; a result per write, keyed by event id."""

@@ -1,0 +1,121 @@
+"""``CalendarPort`` on the Calendar API v3, through google-api-python-client.
+
+Reads go through ``google_calls.execute``. Writes go in HTTP batches of at most 50
+(``new_batch`` passes the sandbox's ``batch_uri``), every one with ``sendUpdates=none``
+so the sync never sends invitation email, and patches with ``If-Match``. Parts that
+fail with 429, 5xx or a rate-limit 403 are sent again in a later batch, after a
+backoff, a bounded number of times; other failures become that write's domain error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from googleapiclient.errors import HttpError
+
+from adapters import google_api
+from adapters.google_calls import DEFAULT_RETRY, Retry, execute, retryable, translate
+from core.errors import QuotaExceeded, Unavailable
+from core.ports import EventChanges, EventWrite, WriteResult
+
+BATCH_SIZE = 50
+PAGE_SIZE = 2500
+
+
+class CalendarApi:
+    def __init__(self, service: Any, endpoint: str | None, retry: Retry = DEFAULT_RETRY) -> None:
+        self.service = service
+        self.endpoint = endpoint
+        self.retry = retry
+
+    def account_email(self) -> str:
+        return execute(self.service.calendars().get(calendarId="primary"), self.retry)["id"]
+
+    def changes(self, sync_token: str | None, time_min: str, time_max: str) -> EventChanges:
+        events: list[dict[str, Any]] = []
+        page = None
+        window = {} if sync_token else {"timeMin": time_min, "timeMax": time_max}
+        while True:
+            request = self.service.events().list(
+                calendarId="primary", singleEvents=True, showDeleted=bool(sync_token),
+                maxResults=PAGE_SIZE, syncToken=sync_token, pageToken=page, **window,
+            )  # fmt: skip
+            answer = execute(request, self.retry)
+            events += answer.get("items", [])
+            page = answer.get("nextPageToken")
+            if not page:
+                return EventChanges(events, answer["nextSyncToken"], sync_token is None)
+
+    def get(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        writes = [EventWrite("get", event_id) for event_id in event_ids]
+        return {r.key: r.person for r in self._batched(writes) if r.person is not None}
+
+    def write(self, writes: Sequence[EventWrite]) -> list[WriteResult]:
+        return self._batched(writes)
+
+    # --- batches -----------------------------------------------------------------------
+
+    def _request(self, write: EventWrite) -> Any:
+        events = self.service.events()
+        if write.kind == "get":
+            return events.get(calendarId="primary", eventId=write.event_id)
+        if write.kind == "insert":
+            body = {**(write.body or {}), "id": write.event_id}
+            return events.insert(calendarId="primary", body=body, sendUpdates="none")
+        if write.kind == "delete":
+            request = events.delete(calendarId="primary", eventId=write.event_id,
+                                    sendUpdates="none")  # fmt: skip
+        else:
+            request = events.patch(calendarId="primary", eventId=write.event_id,
+                                   body=write.body, sendUpdates="none")  # fmt: skip
+        if write.etag:
+            request.headers["If-Match"] = write.etag
+        return request
+
+    def _batched(self, writes: Sequence[EventWrite]) -> list[WriteResult]:
+        results: dict[int, WriteResult] = {}
+        pending = list(enumerate(writes))
+        for attempt in range(self.retry.attempts):
+            retry_later: list[tuple[int, EventWrite]] = []
+            for start in range(0, len(pending), BATCH_SIZE):
+                part = pending[start : start + BATCH_SIZE]
+                for index, write, error, body in self._send(part):
+                    if error is not None and retryable(error):
+                        retry_later.append((index, write))
+                        results[index] = WriteResult(write.event_id, None, translate(error))
+                    elif error is not None:
+                        results[index] = WriteResult(write.event_id, None, translate(error))
+                    else:
+                        results[index] = WriteResult(write.event_id, body or {})
+            pending = retry_later
+            if not pending:
+                break
+            if attempt + 1 < self.retry.attempts:
+                (self.retry.sleep or time.sleep)(
+                    min(self.retry.base_seconds * 2**attempt, self.retry.max_seconds)
+                )
+        for _, write in pending:  # still failing after every attempt: the run's problem
+            error = next(r.error for i, r in results.items() if writes[i] is write)
+            if isinstance(error, QuotaExceeded | Unavailable):
+                raise error
+        return [results[i] for i in range(len(writes))]
+
+    def _send(self, part: list[tuple[int, EventWrite]]) -> list[tuple[int, EventWrite, Any, Any]]:
+        answers: dict[str, tuple[Any, Any]] = {}
+
+        def collect(request_id: str, response: Any, exception: HttpError | None) -> None:
+            answers[request_id] = (exception, response)
+
+        batch = google_api.new_batch("calendar", self.endpoint, callback=collect)
+        for index, write in part:
+            batch.add(self._request(write), request_id=str(index))
+        execute(batch, self.retry)
+        out = []
+        for index, write in part:
+            error, body = answers[str(index)]
+            if write.kind == "delete" and error is None:
+                body = {}
+            out.append((index, write, error, body))
+        return out

@@ -1,0 +1,258 @@
+"""One user's activities sync: a ``Section`` run by the shared shell (``core.runs``).
+
+gather   Google: the Calendar sync token's changes (single instances); a full
+         listing of [syncFrom, now + 180 days] when there is no token, it expired
+         (410), or syncFrom changed. The window is filtered locally on incremental
+         runs. CRM: activities modified past the cursor (``crm_window``), those the
+         changed events point at, the links they touch, and who is connected.
+plan     core.activities_plan.plan (pure)
+execute  core.activities_exec
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from core import activity_mapping as am
+from core.activities_exec import ActivitiesExecutor
+from core.activities_plan import ActivitySnapshot, CalEvent, CrmActivity, EventLink, plan
+from core.contacts_engine import crm_window
+from core.errors import SyncTokenExpired, UnknownUser
+from core.model import (
+    ACTIVITIES,
+    CONTACTS,
+    GOOGLE_ACCOUNTS,
+    LINKS,
+    SYNC_SETTINGS,
+    USERS,
+    Activity,
+    SyncSettings,
+    User,
+    link_id,
+    load,
+    load_each,
+    parse_timestamp,
+    stamp,
+)
+from core.ports import CalendarPort, Clock, DocumentStore, Filter, Progress, no_progress
+from core.runs import DEFAULT_OPTIONS, Options, Report, RunLog, run_section
+
+HORIZON = dt.timedelta(days=180)
+
+
+@dataclass
+class Directory:
+    """Who is who: CRM contacts and users by email, and connected users' emails."""
+
+    contacts: dict[str, str]  # email -> contact id
+    users: dict[str, str]  # email -> user id
+    user_emails: dict[str, str]  # user id -> email
+    connected: frozenset[str]  # emails of users with a working Google connection
+    connected_ids: frozenset[str]
+
+    @property
+    def known(self) -> set[str]:
+        return set(self.contacts) | set(self.users)
+
+
+class ActivitiesEngine:
+    name = "activities"
+
+    def __init__(self, store: DocumentStore, calendar: CalendarPort, clock: Clock, *,
+                 new_id: Callable[[], str], progress: Progress = no_progress) -> None:  # fmt: skip
+        self.store, self.calendar, self.clock = store, calendar, clock
+        self.new_id, self.progress = new_id, progress
+
+    def run(self, user_id: str, options: Options = DEFAULT_OPTIONS) -> Report:
+        return run_section(self.store, self.clock, self.new_id, self, user_id, options)
+
+    def prepare(self, user_id: str) -> None:
+        raw = self.store.get(USERS, user_id)
+        if raw is None:
+            raise UnknownUser(user_id)
+        self.user = load(User, USERS, user_id, raw)
+        settings = load(SyncSettings, SYNC_SETTINGS, user_id,
+                        self.store.get(SYNC_SETTINGS, user_id) or {})  # fmt: skip
+        today = self.clock.now().astimezone(ZoneInfo(self.user.timeZone)).date()
+        self.sync_from = settings.activities.syncFrom or today.isoformat()
+
+    def sync(self, user_id: str, state: dict[str, Any], options: Options, log: RunLog,
+             report: Report) -> dict[str, Any]:  # fmt: skip
+        now = self.clock.now()
+        tz = ZoneInfo(self.user.timeZone)
+        window_start = dt.datetime.combine(dt.date.fromisoformat(self.sync_from), dt.time(), tz)
+        window = (window_start.astimezone(dt.UTC), now + HORIZON)
+        full = options.full or state.get("syncFrom") != self.sync_from
+        token = None if full else state.get("googleCursor")
+        try:
+            changes = self.calendar.changes(token, _z(window[0]), _z(window[1]))
+        except SyncTokenExpired:
+            self.progress("Calendar sync token no longer valid: listing the window again")
+            changes = self.calendar.changes(None, _z(window[0]), _z(window[1]))
+        report.full_pass = changes.complete
+        directory = self._directory(changes.events)
+        events = {e["id"]: self._event(e, directory, window) for e in changes.events}
+        crm_cursor = None if options.full else state.get("crmCursor")
+        read_at = stamp(now)
+        activities, next_cursor = self._activities(user_id, crm_cursor, state, events, directory,
+                                                   log)  # fmt: skip
+        links = self._links(user_id, activities, events, changes.complete or crm_cursor is None)
+        shared = self._shared(user_id, events, links)
+        snap = ActivitySnapshot(activities, events, links, crm_cursor is None, changes.complete,
+                                shared, directory.connected)  # fmt: skip
+        report.plan = plan(snap, options.policy)
+        self.progress(f"planned {len(report.plan)} actions")
+        if not options.dry_run:
+            ActivitiesExecutor(
+                self.store, self.calendar, self.clock, user=self.user, directory=directory,
+                snap=snap, policy=options.policy, log=log, progress=self.progress,
+                raw={e["id"]: e for e in changes.events},
+                to_event=lambda raw: self._event(raw, directory, window),
+            ).run(report.plan)  # fmt: skip
+        return {"googleCursor": changes.next_sync_token, "crmCursor": next_cursor or crm_cursor,
+                "crmReadAt": read_at, "syncFrom": self.sync_from,
+                "retryCrm": sorted(log.retry_crm)}  # fmt: skip
+
+    # --- gather helpers ---------------------------------------------------------------
+
+    def _directory(self, events: list[dict[str, Any]]) -> Directory:
+        users = {d.id: d.data for d in self.store.scan(USERS, order_by="email")}
+        by_email = {(u.get("email") or "").lower(): uid for uid, u in users.items()}
+        accounts = self.store.get_many(GOOGLE_ACCOUNTS, list(users))
+        connected_ids = frozenset(u for u, a in accounts.items() if a.get("status") == "connected")
+        wanted = {(a.get("email") or "").lower() for e in events for a in e.get("attendees", [])}
+        contacts: dict[str, str] = {}
+        if wanted - set(by_email):  # attendees to match: read the contact list once
+            for doc in self.store.scan(CONTACTS, order_by="modifiedAt"):
+                if doc.data.get("deletedAt"):
+                    continue
+                for item in doc.data.get("emails") or []:
+                    email = (item.get("value") or "").lower()
+                    if email in wanted:
+                        contacts.setdefault(email, doc.id)
+        return Directory(contacts, by_email, {u: (d.get("email") or "").lower()
+                                              for u, d in users.items()},
+                         frozenset(users[u].get("email", "").lower() for u in connected_ids),
+                         connected_ids)  # fmt: skip
+
+    def _event(self, event: dict[str, Any], directory: Directory,
+               window: tuple[dt.datetime, dt.datetime]) -> CalEvent:  # fmt: skip
+        fields = am.from_event(event, directory.known)
+        organizer = event.get("organizer") or {}
+        updated = event.get("updated")
+        return CalEvent(
+            id=event["id"],
+            etag=event.get("etag", ""),
+            fields=fields,
+            ical_uid=event.get("iCalUID", ""),
+            organizer_self=bool(organizer.get("self")),
+            organizer_email=(organizer.get("email") or "").lower(),
+            cancelled=event.get("status") == "cancelled",
+            in_window=_in_window(fields, window),
+            updated_at=parse_timestamp(updated) if updated else None,
+            activity_id=am.private_activity_id(event) or am.activity_id_of(event["id"]),
+        )
+
+    def _activities(self, user_id: str, cursor: str | None, state: dict[str, Any],
+                    events: dict[str, CalEvent], directory: Directory,
+                    log: RunLog) -> tuple[dict[str, CrmActivity], str | None]:  # fmt: skip
+        where = crm_window(cursor, state.get("crmReadAt"))
+        docs = [(d.id, d.data) for d in self.store.scan(ACTIVITIES, where, order_by="modifiedAt")]
+        seen = {doc_id for doc_id, _ in docs}
+        pointed = {e.activity_id for e in events.values() if e.activity_id} | set(
+            state.get("retryCrm", [])
+        )
+        docs += list(self.store.get_many(ACTIVITIES, sorted(pointed - seen)).items())
+        good, bad = load_each(Activity, ACTIVITIES, docs)
+        for problem in bad:
+            log.skip(problem.doc_id, str(problem))
+        newest = max((a.modifiedAt for a in good if a.id in seen), default=None,
+                     key=parse_timestamp)  # fmt: skip
+        if cursor and newest and parse_timestamp(cursor) > parse_timestamp(newest):
+            newest = cursor
+        mine = {a.id: self._crm(a, user_id, directory) for a in good}
+        return {k: v for k, v in mine.items() if v is not None}, newest
+
+    def _crm(self, activity: Activity, user_id: str, directory: Directory) -> CrmActivity | None:
+        takes_part = any(p.userId == user_id for p in activity.participants)
+        if activity.organizerId != user_id and not takes_part:
+            return None
+        owned = activity.organizerId == user_id or (
+            activity.organizerId not in directory.connected_ids
+        )
+        emails = {("user", u): e for u, e in directory.user_emails.items()}
+        emails |= {("contact", c): e for e, c in directory.contacts.items()}
+        emails |= self._participant_emails(activity)
+        gone = activity.deletedAt is not None or not activity.showInCalendar
+        start = activity.start[:10]
+        return CrmActivity(
+            id=activity.id,
+            fields=am.from_activity(activity, emails, self.user.timeZone),
+            in_scope=not gone and start >= self.sync_from,
+            gone=gone,
+            owned=owned,
+            modified_at=parse_timestamp(activity.modifiedAt),
+        )
+
+    def _participant_emails(self, activity: Activity) -> dict[tuple[str, str], str]:
+        ids = [p.contactId for p in activity.participants if p.contactId and not p.email]
+        found = self.store.get_many(CONTACTS, ids) if ids else {}
+        return {("contact", cid): ((doc.get("emails") or [{}])[0].get("value") or "")
+                for cid, doc in found.items() if doc.get("emails")}  # fmt: skip
+
+    def _links(self, user_id: str, activities: dict[str, CrmActivity],
+               events: dict[str, CalEvent], everything: bool) -> dict[str, EventLink]:  # fmt: skip
+        if everything:
+            where = [Filter("userId", "==", user_id), Filter("section", "==", "activities")]
+            docs = [d.data for d in self.store.scan(LINKS, where, order_by="crmId")]
+        else:
+            ids = set(activities) | {e.activity_id for e in events.values() if e.activity_id}
+            keys = [link_id(user_id, "activities", i) for i in sorted(ids)]
+            docs = list(self.store.get_many(LINKS, keys).values())
+            known = {d["googleId"] for d in docs}
+            for event_id in sorted(set(events) - known):
+                where = [Filter("userId", "==", user_id), Filter("googleId", "==", event_id)]
+                docs += [d.data for d in self.store.query(LINKS, where)
+                         if d.data.get("section") == "activities"]  # fmt: skip
+        return {d["crmId"]: link_from_doc(d) for d in docs}
+
+    def _shared(self, user_id: str, events: dict[str, CalEvent],
+                links: dict[str, EventLink]) -> dict[str, str]:  # fmt: skip
+        """iCalUID -> activity id, for unlinked events some user already linked."""
+        linked = {link.event_id for link in links.values()}
+        out: dict[str, str] = {}
+        for event in events.values():
+            if event.id in linked or event.cancelled or not event.ical_uid:
+                continue
+            for doc in self.store.query(LINKS, [Filter("icalUid", "==", event.ical_uid)]):
+                if doc.data.get("section") == "activities" and doc.data.get("userId") != user_id:
+                    out[event.ical_uid] = doc.data["crmId"]
+                    break
+        return out
+
+
+def link_from_doc(doc: dict[str, Any]) -> EventLink:
+    fields = am.normalize(doc.get("fields") or {})
+    return EventLink(doc["crmId"], doc["googleId"], doc.get("googleEtag"),
+                     doc.get("fingerprint") or am.fingerprint(fields), fields,
+                     bool(doc.get("tombstone")), doc.get("notPropagated"))  # fmt: skip
+
+
+def _z(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _in_window(fields: am.ActivityFields, window: tuple[dt.datetime, dt.datetime]) -> bool:
+    """The event starts on or after the window's start and before its end."""
+    start = fields["start"]
+    if not start:
+        return False
+    if fields["allDay"]:
+        day = dt.date.fromisoformat(start)
+        return window[0].date() <= day < window[1].date()
+    moment = parse_timestamp(start)
+    return window[0] <= moment < window[1]

@@ -1,0 +1,257 @@
+"""The activities executor: applies planned actions through the Calendar port and the
+store, as the contacts executor does: Google writes first (HTTP batches), then one
+store batch with each item's CRM write and its link. A 412 is re-read, re-merged and
+retried once; a 409 on insert means a retried insert and is taken as done; a 404 or
+410 on delete is done; 403 forbiddenForNonOrganizer is recorded, never retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from core import activity_mapping as am
+from core.activities_plan import (
+    ActivitySnapshot,
+    CalEvent,
+    CancelActivity,
+    DeleteEvent,
+    DropEventLink,
+    ImportEvent,
+    InsertEvent,
+    NotPropagated,
+    ReconcileEvent,
+    plan,
+)
+from core.errors import EtagMismatch, NotFound
+from core.merge import Policy
+from core.model import ACTIVITIES, LINKS, User, link_id, stamp
+from core.ports import MAX_BATCH_WRITES, CalendarPort, Clock, DocumentStore, EventWrite, Progress
+from core.runs import RunLog
+
+STORE_CHUNK = MAX_BATCH_WRITES // 2
+
+
+def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class ActivitiesExecutor:
+    def __init__(self, store: DocumentStore, calendar: CalendarPort, clock: Clock, *, user: User,
+                 directory: Any, snap: ActivitySnapshot, policy: Policy, log: RunLog,
+                 progress: Progress, raw: dict[str, dict[str, Any]],
+                 to_event: Callable[[dict[str, Any]], CalEvent]) -> None:  # fmt: skip
+        self.store, self.calendar, self.clock = store, calendar, clock
+        self.user, self.directory, self.snap, self.policy = user, directory, snap, policy
+        self.log, self.progress, self.raw, self.to_event = log, progress, raw, to_event
+
+    def run(self, actions: Sequence[Any]) -> None:
+        kinds: dict[type, list[Any]] = {}
+        for action in actions:
+            kinds.setdefault(type(action), []).append(action)
+        self._inserts(kinds.get(InsertEvent, []))
+        self._imports(kinds.get(ImportEvent, []))
+        self._reconciles(kinds.get(ReconcileEvent, []), retry_stale=True)
+        self._cancels(kinds.get(CancelActivity, []))
+        self._deletes(kinds.get(DeleteEvent, []))
+        self._unlink([a.activity_id for a in kinds.get(DropEventLink, [])])
+        self._not_propagated(kinds.get(NotPropagated, []))
+
+    # --- documents ----------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return stamp(self.clock.now())
+
+    def _link(self, activity_id: str, event: dict[str, Any] | None, event_id: str, etag: str,
+              fields: am.ActivityFields, **extra: Any) -> dict[str, Any]:  # fmt: skip
+        event = event or {}
+        return {
+            "userId": self.user.id, "section": "activities", "crmId": activity_id,
+            "googleId": event.get("id", event_id), "googleEtag": event.get("etag", etag),
+            "icalUid": event.get("iCalUID") or self.raw.get(event_id, {}).get("iCalUID"),
+            "fingerprint": am.fingerprint(fields), "fields": fields, "syncedAt": self._now(),
+            "tombstone": False, "notPropagated": None, **extra,
+        }  # fmt: skip
+
+    def _participants(self, fields: am.ActivityFields, current: list[dict]) -> list[dict]:
+        before = {(p.get("email") or "").lower(): p for p in current}
+        out = []
+        for attendee in fields["attendees"]:
+            email = attendee["email"]
+            person = {
+                k: v for k, v in before.get(email, {}).items() if k in ("contactId", "userId")
+            }
+            if not person:
+                if email in self.directory.users:
+                    person = {"userId": self.directory.users[email]}
+                elif email in self.directory.contacts:
+                    person = {"contactId": self.directory.contacts[email]}
+            out.append({**person, "email": email, "response": attendee["response"]})
+        return out
+
+    def _activity_doc(self, current: dict[str, Any], fields: am.ActivityFields) -> dict[str, Any]:
+        doc = {**current, **am.to_activity(fields, self.user.timeZone), "modifiedAt": self._now()}
+        doc["participants"] = self._participants(fields, current.get("participants") or [])
+        if fields["canceled"]:
+            doc["status"] = "canceled"
+        elif doc.get("status") == "canceled":
+            doc["status"] = "planned"
+        doc.setdefault("status", "planned")
+        return doc
+
+    def _event_body(self, activity_id: str, fields: am.ActivityFields, event_id: str) -> dict:
+        others = am.unknown_attendees(self.raw.get(event_id, {}), self.directory.known)
+        return am.to_event(fields, activity_id, others)
+
+    # --- inserts and imports ------------------------------------------------------------
+
+    def _inserts(self, actions: list[InsertEvent]) -> None:
+        writes = [EventWrite("insert", am.event_id(a.activity_id),
+                             self._event_body(a.activity_id, a.fields, ""))
+                  for a in actions]  # fmt: skip
+        results = self.calendar.write(writes) if writes else []
+        retried = [w.event_id for w, r in zip(writes, results, strict=True)
+                   if r.error is not None and getattr(r.error, "status", None) == 409]  # fmt: skip
+        existing = self.calendar.get(retried) if retried else {}
+        with self.store.batch() as batch:
+            for action, result in zip(actions, results, strict=True):
+                event = result.person or existing.get(am.event_id(action.activity_id))
+                if event is None:
+                    self.log.fail(action.activity_id, f"insert into Google failed: {result.error}",
+                                  crm_id=action.activity_id)  # fmt: skip
+                    continue
+                fields = (
+                    action.fields if result.person else am.from_event(event, self.directory.known)
+                )
+                link = self._link(action.activity_id, event, event["id"], "", fields)
+                batch.put(LINKS, link_id(self.user.id, "activities", action.activity_id), link)
+                self.log.count("pushed")
+
+    def _imports(self, actions: list[ImportEvent]) -> None:
+        for part in chunked(actions, STORE_CHUNK):
+            ids = {a.event_id: f"gcal-{self.user.id}-{a.event_id}" for a in part}
+            current = self.store.get_many(ACTIVITIES, list(ids.values()))
+            with self.store.batch() as batch:
+                for action in part:
+                    activity_id = ids[action.event_id]
+                    base = current.get(activity_id) or {"organizerId": self.user.id,
+                                                         "showInCalendar": True}  # fmt: skip
+                    batch.put(ACTIVITIES, activity_id, self._activity_doc(base, action.fields))
+                    batch.put(LINKS, link_id(self.user.id, "activities", activity_id),
+                              self._link(activity_id, None, action.event_id, action.etag,
+                                         action.fields))  # fmt: skip
+            self.log.count("imported", len(part))
+
+    # --- reconciles ---------------------------------------------------------------------
+
+    def _reconciles(self, actions: list[ReconcileEvent], retry_stale: bool) -> None:
+        pushing = [a for a in actions if a.write_google]
+        writes = [EventWrite("patch", a.event_id, self._event_body(a.activity_id, a.fields,
+                                                                   a.event_id), a.etag)
+                  for a in pushing]  # fmt: skip
+        results = dict(zip([a.activity_id for a in pushing],
+                           self.calendar.write(writes) if writes else [], strict=True))  # fmt: skip
+        stale, done, written = [], [], {}
+        for action in actions:
+            result = results.get(action.activity_id)
+            if result is None or result.person is not None:
+                written[action.activity_id] = result.person if result else None
+                done.append(action)
+            elif isinstance(result.error, EtagMismatch) and retry_stale:
+                stale.append(action)
+            elif getattr(result.error, "reason", None) == "forbiddenForNonOrganizer":
+                fp = am.fingerprint(action.fields)
+                self._record_not_propagated(action.activity_id, action.event_id, fp,
+                                            str(result.error))  # fmt: skip
+            else:
+                self.log.fail(action.activity_id, f"update in Google failed: {result.error}",
+                              crm_id=action.activity_id)  # fmt: skip
+        self._store_reconciles(done, written)
+        self.log.count("updatedInGoogle", sum(1 for a in done if a.write_google))
+        if stale:
+            self._retry_stale(stale)
+
+    def _store_reconciles(self, actions: list[ReconcileEvent], written: dict[str, Any]) -> None:
+        for part in chunked(actions, STORE_CHUNK):
+            writing = [a.activity_id for a in part if a.write_crm]
+            current = self.store.get_many(ACTIVITIES, writing) if writing else {}
+            with self.store.batch() as batch:
+                for action in part:
+                    if action.write_crm:
+                        doc = current.get(action.activity_id)
+                        if doc is None:
+                            self.log.fail(action.activity_id, "CRM activity vanished")
+                            continue
+                        batch.put(ACTIVITIES, action.activity_id,
+                                  self._activity_doc(doc, action.fields))  # fmt: skip
+                        self.log.count("updatedInCrm")
+                    batch.put(LINKS, link_id(self.user.id, "activities", action.activity_id),
+                              self._link(action.activity_id, written.get(action.activity_id),
+                                         action.event_id, action.etag, action.fields))  # fmt: skip
+                    self.log.count("conflicts", len(action.conflicts))
+
+    def _retry_stale(self, stale: list[ReconcileEvent]) -> None:
+        """Edited in Google since we read it: re-read, re-merge, retry once."""
+        fresh = self.calendar.get([a.event_id for a in stale])
+        self.raw.update(fresh)
+        events = {eid: self.to_event(raw) for eid, raw in fresh.items()}
+        ids = {a.activity_id for a in stale}
+        snap = ActivitySnapshot(
+            {k: v for k, v in self.snap.crm.items() if k in ids}, events,
+            {k: v for k, v in self.snap.links.items() if k in ids},
+            shared=self.snap.shared, connected=self.snap.connected,
+        )  # fmt: skip
+        again = plan(snap, self.policy)
+        self._reconciles([a for a in again if isinstance(a, ReconcileEvent)], retry_stale=False)
+        self._cancels([a for a in again if isinstance(a, CancelActivity)])
+
+    # --- cancellations, deletions, links ------------------------------------------------
+
+    def _cancels(self, actions: list[CancelActivity]) -> None:
+        for part in chunked(actions, STORE_CHUNK):
+            current = self.store.get_many(ACTIVITIES, [a.activity_id for a in part])
+            with self.store.batch() as batch:
+                for action in part:
+                    doc = current.get(action.activity_id)
+                    if doc is not None and doc.get("status") != "canceled":
+                        doc = {**doc, "status": "canceled", "modifiedAt": self._now()}
+                        batch.put(ACTIVITIES, action.activity_id, doc)
+                    link = self.snap.links.get(action.activity_id)
+                    fields = link.fields if link else {}
+                    batch.put(LINKS, link_id(self.user.id, "activities", action.activity_id),
+                              self._link(action.activity_id, None, action.event_id, "",
+                                         am.normalize(fields), tombstone=True))  # fmt: skip
+            self.log.count("canceled", len(part))
+
+    def _deletes(self, actions: list[DeleteEvent]) -> None:
+        writes = [EventWrite("delete", a.event_id) for a in actions]
+        results = self.calendar.write(writes) if writes else []
+        gone = []
+        for action, result in zip(actions, results, strict=True):
+            if result.error is None or isinstance(result.error, NotFound):
+                gone.append(action.activity_id)  # a 404 or 410: already deleted, done
+            else:
+                self.log.fail(action.activity_id, f"delete in Google failed: {result.error}",
+                              crm_id=action.activity_id)  # fmt: skip
+        self._unlink(gone)
+        self.log.count("deletedInGoogle", len(gone))
+
+    def _unlink(self, activity_ids: list[str]) -> None:
+        for part in chunked(activity_ids, MAX_BATCH_WRITES):
+            with self.store.batch() as batch:
+                for activity_id in part:
+                    batch.delete(LINKS, link_id(self.user.id, "activities", activity_id))
+
+    def _not_propagated(self, actions: list[NotPropagated]) -> None:
+        for action in actions:
+            self._record_not_propagated(action.activity_id, action.event_id, action.fingerprint,
+                                        "only a read-only calendar copy is reachable")  # fmt: skip
+
+    def _record_not_propagated(self, activity_id: str, event_id: str, fp: str, why: str) -> None:
+        self.log.fail(activity_id, f"CRM edit not propagated to Google: {why}", retry=False)
+        self.log.count("notPropagated")
+        link = self.snap.links.get(activity_id)
+        if link is not None:
+            doc = self._link(activity_id, None, event_id, link.etag or "", link.fields,
+                             notPropagated=fp)  # fmt: skip
+            self.store.put(LINKS, link_id(self.user.id, "activities", activity_id), doc)

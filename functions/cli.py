@@ -56,7 +56,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from core.ports import no_progress
     from core.runs import Options
     from functions.report import ProgressPrinter, render, to_json
-    from functions.sync import run_contacts
+    from functions.sync import run_sections
 
     config = bootstrap.Config.from_env()
     options = Options(
@@ -69,15 +69,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
     progress = no_progress if args.json else ProgressPrinter(sys.stderr)
     store = bootstrap.store(config)
     try:
-        report = run_contacts(config, store, args.user, options, progress)
+        reports = run_sections(config, store, args.user, args.section, options, progress)
     finally:
         store.close()
-    print(to_json(report) if args.json else render(report))
-    return (
-        1
-        if report.errors and any(e.get("kind") != "MalformedDocument" for e in report.errors)
-        else 0
-    )
+    if args.json:
+        print("[" + ",\n".join(to_json(r) for r in reports) + "]")
+    else:
+        print("\n".join(render(r) for r in reports))
+    failed = [e for r in reports for e in r.errors if e.get("kind") != "MalformedDocument"]
+    return 1 if failed else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,7 +106,7 @@ def parser() -> argparse.ArgumentParser:
 
     sync = commands.add_parser("sync", help="run one sync for one user")
     sync.add_argument("--user", required=True, help="the CRM user id")
-    sync.add_argument("--section", choices=["contacts"], default="contacts")
+    sync.add_argument("--section", choices=["contacts", "activities", "all"], default="all")
     sync.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     sync.add_argument("--full", action="store_true", help="ignore cursors: compare everything")
     sync.add_argument("--force", action="store_true", help="override the empty-side guard")

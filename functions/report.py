@@ -6,6 +6,15 @@ import dataclasses
 import json
 from typing import Any, TextIO
 
+from core.activities_plan import (
+    CancelActivity,
+    DeleteEvent,
+    DropEventLink,
+    ImportEvent,
+    InsertEvent,
+    NotPropagated,
+    ReconcileEvent,
+)
 from core.contacts_plan import (
     CreatePerson,
     DropLink,
@@ -25,9 +34,18 @@ LABELS = {
     "conflicts": "conflicting fields merged",
     "untagged": "untagged in the CRM",
     "removedFromGroup": "removed from the group",
+    "canceled": "canceled in the CRM",
+    "deletedInGoogle": "deleted in Google",
+    "notPropagated": "not propagated (read-only copy)",
     "skipped": "skipped (malformed)",
     "errors": "errors",
 }
+SECTION_KEYS = {
+    "contacts": ("pushed", "imported", "linkedByEmail", "updatedInGoogle", "updatedInCrm",
+                 "conflicts", "untagged", "removedFromGroup", "skipped", "errors"),
+    "activities": ("pushed", "imported", "updatedInGoogle", "updatedInCrm", "conflicts",
+                   "canceled", "deletedInGoogle", "notPropagated", "skipped", "errors"),
+}  # fmt: skip
 
 
 def describe(action: Any) -> str:
@@ -52,6 +70,24 @@ def describe(action: Any) -> str:
             return f"untag {crm_id} ({name} deleted in Google or left the group)"
         case DropLink(crm_id=crm_id):
             return f"forget the link of {crm_id} (gone on both sides)"
+        case InsertEvent(activity_id=aid):
+            return f"insert activity {aid} into the calendar"
+        case ImportEvent(event_id=eid):
+            return f"import event {eid} as a new activity"
+        case ReconcileEvent(reason="etag", activity_id=aid):
+            return f"note {aid}'s new Google etag (no change)"
+        case ReconcileEvent() as r:
+            sides = [s for s, on in (("Google", r.write_google), ("the CRM", r.write_crm)) if on]
+            where = " and ".join(sides) or "link only"
+            return f"{r.reason}: {r.activity_id} <-> event {r.event_id}: write {where}"
+        case CancelActivity(activity_id=aid):
+            return f"cancel activity {aid} (event cancelled in Google)"
+        case DeleteEvent(activity_id=aid, event_id=eid):
+            return f"delete event {eid} ({aid} deleted or hidden in the CRM)"
+        case DropEventLink(activity_id=aid):
+            return f"forget the link of {aid}"
+        case NotPropagated(activity_id=aid):
+            return f"record that {aid}'s CRM edit cannot reach Google (read-only copy)"
     return repr(action)
 
 
@@ -63,9 +99,10 @@ def render(report: Report) -> str:
         lines.append(f"plan: {len(report.plan)} action(s); nothing was changed")
         lines += [f"  - {describe(a)}" for a in report.plan]
     else:
-        width = max(len(label) for label in LABELS.values())
-        for key, label in LABELS.items():
-            lines.append(f"  {label:<{width}}  {report.counts.get(key, 0)}")
+        keys = SECTION_KEYS.get(report.section, tuple(LABELS))
+        width = max(len(LABELS[key]) for key in keys)
+        for key in keys:
+            lines.append(f"  {LABELS[key]:<{width}}  {report.counts.get(key, 0)}")
     for error in report.errors:
         lines.append(f"  ! {error['id']}: {error['message']}")
     return "\n".join(lines)

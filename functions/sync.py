@@ -7,7 +7,9 @@ import uuid
 from typing import Any
 
 from adapters import google_api
+from adapters.calendar_api import CalendarApi
 from adapters.people_api import PeopleApi
+from core.activities_engine import ActivitiesEngine
 from core.contacts_engine import ContactsEngine
 from core.errors import NotConnected, UnknownUser
 from core.model import GOOGLE_ACCOUNTS, USERS, GoogleAccount, load
@@ -51,3 +53,38 @@ def run_contacts(
         progress=progress,
     )
     return engine.run(user_id, options)
+
+
+def run_activities(
+    config: bootstrap.Config,
+    store: DocumentStore,
+    user_id: str,
+    options: Options,
+    progress: Progress = no_progress,
+) -> Report:
+    creds = google_credentials(config, store, user_id)
+    service = google_api.calendar_service(creds, config.google_endpoint)
+    engine = ActivitiesEngine(
+        store,
+        CalendarApi(service, config.google_endpoint),
+        bootstrap.clock(),
+        new_id=lambda: uuid.uuid4().hex,
+        progress=progress,
+    )
+    return engine.run(user_id, options)
+
+
+RUNNERS = {"contacts": run_contacts, "activities": run_activities}
+
+
+def run_sections(
+    config: bootstrap.Config,
+    store: DocumentStore,
+    user_id: str,
+    section: str,
+    options: Options,
+    progress: Progress = no_progress,
+) -> list[Report]:
+    """``section`` is contacts, activities or all."""
+    names = list(RUNNERS) if section == "all" else [section]
+    return [RUNNERS[name](config, store, user_id, options, progress) for name in names]

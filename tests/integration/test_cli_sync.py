@@ -49,7 +49,7 @@ def cli(tmp_path, sandbox, account):
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(cli, sandbox):
-    done = cli("--user", "u1", "--dry-run")
+    done = cli("--user", "u1", "--section", "contacts", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "plan: 600 action(s); nothing was changed" in done.stdout
     assert "push c000 to Google" in done.stdout
@@ -63,8 +63,8 @@ def test_sync_prints_a_summary_and_a_progress_bar(cli):
     assert done.returncode == 0, done.stderr
     assert "pushed to Google           600" in done.stdout
     assert "[##############################] 600/600 applying changes" in done.stderr
-    again = cli("--user", "u1", "--json")
-    report = json.loads(again.stdout)
+    again = cli("--user", "u1", "--section", "contacts", "--json")
+    (report,) = json.loads(again.stdout)
     assert again.returncode == 0 and report["plan"] == [] and report["counts"] == {}
 
 

@@ -83,6 +83,7 @@ class ActivitiesEngine:
     def sync(self, user_id: str, state: dict[str, Any], options: Options, log: RunLog,
              report: Report) -> dict[str, Any]:  # fmt: skip
         now = self.clock.now()
+        self.organizers: dict[str, str] = {}
         tz = ZoneInfo(self.user.timeZone)
         window_start = dt.datetime.combine(dt.date.fromisoformat(self.sync_from), dt.time(), tz)
         window = (window_start.astimezone(dt.UTC), now + HORIZON)
@@ -101,6 +102,10 @@ class ActivitiesEngine:
         activities, next_cursor = self._activities(user_id, crm_cursor, state, events, directory,
                                                    log)  # fmt: skip
         links = self._links(user_id, activities, events, changes.complete or crm_cursor is None)
+        raw = {e["id"]: e for e in changes.events}
+        for event in self._copies_to_link(activities, events, links).values():
+            raw[event["id"]] = event
+            events[event["id"]] = self._event(event, directory, window)
         shared = self._shared(user_id, events, links)
         snap = ActivitySnapshot(activities, events, links, crm_cursor is None, changes.complete,
                                 shared, directory.connected)  # fmt: skip
@@ -110,7 +115,7 @@ class ActivitiesEngine:
             ActivitiesExecutor(
                 self.store, self.calendar, self.clock, user=self.user, directory=directory,
                 snap=snap, policy=options.policy, log=log, progress=self.progress,
-                raw={e["id"]: e for e in changes.events},
+                raw=raw,
                 to_event=lambda raw: self._event(raw, directory, window),
             ).run(report.plan)  # fmt: skip
         return {"googleCursor": changes.next_sync_token, "crmCursor": next_cursor or crm_cursor,
@@ -181,6 +186,7 @@ class ActivitiesEngine:
         takes_part = any(p.userId == user_id for p in activity.participants)
         if activity.organizerId != user_id and not takes_part:
             return None
+        self.organizers[activity.id] = activity.organizerId
         owned = activity.organizerId == user_id or (
             activity.organizerId not in directory.connected_ids
         )
@@ -219,6 +225,17 @@ class ActivitiesEngine:
                 docs += [d.data for d in self.store.query(LINKS, where)
                          if d.data.get("section") == "activities"]  # fmt: skip
         return {d["crmId"]: link_from_doc(d) for d in docs}
+
+    def _copies_to_link(self, activities: dict[str, CrmActivity], events: dict[str, CalEvent],
+                        links: dict[str, EventLink]) -> dict[str, dict[str, Any]]:  # fmt: skip
+        """Meetings U takes part in that their organizer's sync has linked but U has not:
+        U's calendar copy shares the organizer's event id, so read it, whatever the order
+        in which the two users synced."""
+        waiting = [a for a in activities.values() if not a.owned and a.id not in links]
+        keys = [link_id(self.organizers[a.id], "activities", a.id) for a in waiting]
+        found = self.store.get_many(LINKS, keys) if keys else {}
+        wanted = [d["googleId"] for d in found.values() if d["googleId"] not in events]
+        return self.calendar.get(wanted) if wanted else {}
 
     def _shared(self, user_id: str, events: dict[str, CalEvent],
                 links: dict[str, EventLink]) -> dict[str, str]:  # fmt: skip

@@ -1,0 +1,129 @@
+"""Two CRM users (Alice, Bob), each with a sandbox Google account, for activities tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from adapters import google_api
+from adapters.calendar_api import CalendarApi
+from adapters.clock import SystemClock
+from adapters.google_calls import Retry
+from adapters.store_base import open_store
+from core.activities_engine import ActivitiesEngine
+from core.model import ACTIVITIES, LINKS, stamp
+from core.runs import Options, Report
+from functions import bootstrap, seed
+from functions.accounts import connect
+from functions.sync import google_credentials
+
+ALICE, BOB = seed.ALICE, seed.BOB
+
+
+class CalendarWorld:
+    def __init__(self, tmp: Path, sandbox: Any, make_account: Any) -> None:
+        self.sandbox = sandbox
+        self.config = bootstrap.Config(
+            store_url=f"sqlite:///{tmp / 'crm.db'}",
+            google_endpoint=sandbox.url,
+            state_dir=tmp / ".crmsync",
+        )
+        self.store = open_store(self.config.store_url)
+        seed.seed(self.store, datetime.now(UTC))
+        self.google = {
+            ALICE: make_account("alice@example.com"),
+            BOB: make_account("bob@example.com"),
+        }
+        for user, account in self.google.items():
+            connect(self.config, user, account.refresh_token)
+        self.day = (datetime.now(UTC) + timedelta(days=3)).date()
+
+    def engine(self, user: str, calendar: Any = None) -> ActivitiesEngine:
+        if calendar is None:
+            creds = google_credentials(self.config, self.store, user)
+            service = google_api.calendar_service(creds, self.sandbox.url)
+            calendar = CalendarApi(service, self.sandbox.url, Retry(attempts=3, base_seconds=0.01))
+        return ActivitiesEngine(
+            self.store, calendar, SystemClock(), new_id=lambda: uuid.uuid4().hex
+        )
+
+    def sync(self, user: str = ALICE, **options: Any) -> Report:
+        return self.engine(user).run(user, Options(**options))
+
+    # --- CRM ----------------------------------------------------------------------------
+
+    def activity(self, activity_id: str) -> dict[str, Any]:
+        return self.store.get(ACTIVITIES, activity_id)
+
+    def activities(self) -> dict[str, dict[str, Any]]:
+        return {d.id: d.data for d in self.store.scan(ACTIVITIES, order_by="modifiedAt")}
+
+    def put_activity(self, activity_id: str, **fields: Any) -> None:
+        self.store.put(
+            ACTIVITIES,
+            activity_id,
+            {"status": "planned", "showInCalendar": True, **fields, "modifiedAt": now()},
+        )
+
+    def edit_activity(self, activity_id: str, **fields: Any) -> None:
+        self.store.put(
+            ACTIVITIES, activity_id, {**self.activity(activity_id), **fields, "modifiedAt": now()}
+        )
+
+    def links(self, user: str = ALICE) -> dict[str, dict[str, Any]]:
+        docs = self.store.scan(LINKS, order_by="crmId")
+        return {
+            d.data["crmId"]: d.data
+            for d in docs
+            if d.data["userId"] == user and d.data["section"] == "activities"
+        }
+
+    # --- Google -------------------------------------------------------------------------
+
+    def events(self, user: str = ALICE, **params: Any) -> dict[str, dict[str, Any]]:
+        answer = (
+            self.google[user]
+            .calendar.events()
+            .list(calendarId="primary", singleEvents=True, maxResults=2500, **params)
+            .execute()
+        )
+        return {e["id"]: e for e in answer.get("items", [])}
+
+    def event(self, event_id: str, user: str = ALICE) -> dict[str, Any]:
+        return (
+            self.google[user]
+            .calendar.events()
+            .get(calendarId="primary", eventId=event_id)
+            .execute()
+        )
+
+    def insert_event(self, user: str = ALICE, **body: Any) -> dict[str, Any]:
+        start = datetime.combine(self.day, datetime.min.time(), UTC) + timedelta(hours=14)
+        base = {
+            "summary": "From Google",
+            "start": {"dateTime": start.isoformat(), "timeZone": "UTC"},
+            "end": {"dateTime": (start + timedelta(hours=1)).isoformat(), "timeZone": "UTC"},
+        }
+        return (
+            self.google[user]
+            .calendar.events()
+            .insert(calendarId="primary", body={**base, **body}, sendUpdates="none")
+            .execute()
+        )
+
+    def patch_event(self, event_id: str, user: str = ALICE, **body: Any) -> dict[str, Any]:
+        return (
+            self.google[user]
+            .calendar.events()
+            .patch(calendarId="primary", eventId=event_id, body=body, sendUpdates="none")
+            .execute()
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def now() -> str:
+    return stamp(datetime.now(UTC))

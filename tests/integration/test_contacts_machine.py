@@ -55,8 +55,11 @@ class ContactsMachine(RuleBasedStateMachine):
     sandbox: SandboxHandle
     tmp_factory: Any
 
+    examples = 0
+
     @initialize()
     def start(self) -> None:
+        type(self).examples += 1
         self.sandbox.control("POST", "/_sandbox/reset")
         tmp = self.tmp_factory.mktemp("machine")
         self.world = World(tmp, self.sandbox, GoogleAccount(self.sandbox, "alice@example.com"))
@@ -217,13 +220,15 @@ def test_contacts_state_machine(sandbox_server, tmp_path_factory):
         sandbox = SandboxHandle(sandbox_server)
         tmp_factory = tmp_path_factory
 
-    base = settings()
+    wanted = max(50, settings().max_examples)
     run_state_machine_as_test(
         Machine,
         settings=settings(
-            max_examples=max(50, base.max_examples),
+            max_examples=wanted,
             stateful_step_count=12,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+    print(f"contacts state machine: {Machine.examples} examples")
+    assert Machine.examples >= 50

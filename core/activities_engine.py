@@ -256,7 +256,8 @@ def link_from_doc(doc: dict[str, Any]) -> EventLink:
     fields = am.normalize(doc.get("fields") or {})
     return EventLink(doc["crmId"], doc["googleId"], doc.get("googleEtag"),
                      doc.get("fingerprint") or am.fingerprint(fields), fields,
-                     bool(doc.get("tombstone")), doc.get("notPropagated"))  # fmt: skip
+                     bool(doc.get("tombstone")), doc.get("notPropagated"),
+                     bool(doc.get("readOnly")))  # fmt: skip
 
 
 def _z(moment: dt.datetime) -> str:

@@ -65,12 +65,14 @@ class ActivitiesExecutor:
     def _link(self, activity_id: str, event: dict[str, Any] | None, event_id: str, etag: str,
               fields: am.ActivityFields, **extra: Any) -> dict[str, Any]:  # fmt: skip
         event = event or {}
+        source = event or self.raw.get(event_id, {})
+        read_only = bool(source) and not (source.get("organizer") or {}).get("self")
         return {
             "userId": self.user.id, "section": "activities", "crmId": activity_id,
             "googleId": event.get("id", event_id), "googleEtag": event.get("etag", etag),
             "icalUid": event.get("iCalUID") or self.raw.get(event_id, {}).get("iCalUID"),
             "fingerprint": am.fingerprint(fields), "fields": fields, "syncedAt": self._now(),
-            "tombstone": False, "notPropagated": None, **extra,
+            "tombstone": False, "notPropagated": None, "readOnly": read_only, **extra,
         }  # fmt: skip
 
     def _participants(self, fields: am.ActivityFields, current: list[dict]) -> list[dict]:
@@ -253,5 +255,5 @@ class ActivitiesExecutor:
         link = self.snap.links.get(activity_id)
         if link is not None:
             doc = self._link(activity_id, None, event_id, link.etag or "", link.fields,
-                             notPropagated=fp)  # fmt: skip
+                             notPropagated=fp, readOnly=True)  # fmt: skip
             self.store.put(LINKS, link_id(self.user.id, "activities", activity_id), doc)

@@ -78,6 +78,7 @@ class EventLink:
     fields: ActivityFields
     tombstone: bool = False
     not_propagated: str | None = None  # fingerprint of a CRM version we could not push
+    read_only: bool = False  # U's calendar holds an attendee's copy, not the organizer's
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def _changed(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | No
             return [ReconcileEvent(link.activity_id, link.event_id, etag, link.fields,
                                    False, False, reason="etag")]  # fmt: skip
         return []
-    writable = event.organizer_self if event else (activity is not None and activity.owned)
+    writable = event.organizer_self if event else not link.read_only
     if not writable:
         return _read_only(snap, link, activity, event, crm_changed, google_changed)
     merged = merge(link.fields, crm_fields, google_fields,

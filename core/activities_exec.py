@@ -191,6 +191,8 @@ class ActivitiesExecutor:
                               self._link(action.activity_id, written.get(action.activity_id),
                                          action.event_id, action.etag, action.fields))  # fmt: skip
                     self.log.count("conflicts", len(action.conflicts))
+                    if action.reason in ("ours", "shared"):
+                        self.log.count("linked")
 
     def _retry_stale(self, stale: list[ReconcileEvent]) -> None:
         """Edited in Google since we read it: re-read, re-merge, retry once."""

@@ -108,8 +108,8 @@ def from_activity(
     activity: Any, emails: Mapping[tuple[str, str], str], zone: str
 ) -> ActivityFields:
     """The synced fields of a CRM activity. ``emails`` resolves participants that name a
-    contact or user: ``("contact", id)`` or ``("user", id)`` -> email. ``zone`` is the
-    organizer's time zone, used when the activity has none."""
+    contact or user: ``("contact", id)`` or ``("user", id)`` -> email. ``zone`` is kept
+    for callers; an activity without a time zone keeps none (its offsets say it all)."""
     attendees = []
     for p in activity.participants:
         email = (
@@ -123,7 +123,7 @@ def from_activity(
         "title": activity.title, "description": activity.description,
         "location": activity.location, "allDay": activity.allDay,
         "start": activity.start, "end": activity.end,
-        "timeZone": activity.timeZone or (None if activity.allDay else zone),
+        "timeZone": activity.timeZone,
         "canceled": activity.status == "canceled", "attendees": attendees,
     })  # fmt: skip
 
@@ -182,10 +182,12 @@ def to_event(fields: ActivityFields, activity_id: str, others: list[dict[str, An
         after = dt.date.fromisoformat(fields["end"]) + dt.timedelta(days=1)
         start, end = {"date": fields["start"]}, {"date": after.isoformat()}
     else:
-        zone = fields["timeZone"] or "UTC"
-        tz = ZoneInfo(zone)
-        start = {"dateTime": _local(fields["start"], tz), "timeZone": zone}
-        end = {"dateTime": _local(fields["end"], tz), "timeZone": zone}
+        zone = fields["timeZone"]
+        tz = ZoneInfo(zone or "UTC")
+        start = {"dateTime": _local(fields["start"], tz)}
+        end = {"dateTime": _local(fields["end"], tz)}
+        if zone:  # without one, the offset in dateTime says it all
+            start["timeZone"] = end["timeZone"] = zone
     attendees = [
         {"email": a["email"], "responseStatus": a["response"]} for a in fields["attendees"]
     ]

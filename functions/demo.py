@@ -15,18 +15,19 @@ import shutil
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from adapters import google_api
 from core import contact_mapping as cm
-from core.model import CONTACTS, GOOGLE_ACCOUNTS, SYNC_STATE, stamp
+from core import activity_mapping as am
+from core.model import ACTIVITIES, CONTACTS, GOOGLE_ACCOUNTS, SYNC_STATE, stamp
 from core.runs import Options, Report
 from functions import bootstrap, seed
 from functions.accounts import connect
 from functions.report import summary_line
-from functions.sync import run_contacts
+from functions.sync import run_activities, run_contacts
 from sandbox import SandboxServer
 
 DEMO_DIR = Path(".crmsync/demo")
@@ -71,8 +72,12 @@ class Demo:
         )
         self.store = bootstrap.store(self.config)
         self.account = self.control("/_sandbox/accounts", {"email": "alice@example.com"})
+        self.bob = self.control("/_sandbox/accounts", {"email": "bob@example.com"})
         creds = google_api.credentials(self.account["refreshToken"], url)
         self.people = google_api.people_service(creds, url)  # Alice's own hands on Google
+        self.calendar = google_api.calendar_service(creds, url)
+        bob_creds = google_api.credentials(self.bob["refreshToken"], url)
+        self.bob_calendar = google_api.calendar_service(bob_creds, url)
 
     def control(self, path: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -82,6 +87,20 @@ class Demo:
 
     def sync(self) -> Report:
         return run_contacts(self.config, self.store, seed.ALICE, Options(trigger="demo"))
+
+    def sync_calendar(self, user: str = seed.ALICE) -> Report:
+        return run_activities(self.config, self.store, user, Options(trigger="demo"))
+
+    def activity(self, activity_id: str) -> dict[str, Any]:
+        return self.store.get(ACTIVITIES, activity_id) or {}
+
+    def edit_activity(self, activity_id: str, **fields: Any) -> None:
+        doc = {**self.activity(activity_id), **fields, "modifiedAt": stamp(datetime.now(UTC))}
+        self.store.put(ACTIVITIES, activity_id, doc)
+
+    def event(self, event_id: str, calendar: Any = None) -> dict[str, Any]:
+        events = (calendar or self.calendar).events()
+        return events.get(calendarId="primary", eventId=event_id).execute()
 
     # the CRM side
     def contact(self, crm_id: str) -> dict[str, Any]:
@@ -145,6 +164,7 @@ def walk(d: Demo) -> int:
                              "emails": [{"value": "hedy@lamarr.example"}]})  # fmt: skip
         s["hedy"] = d.people.people().createContact(body=hedy).execute()["resourceName"]
         info = connect(d.config, seed.ALICE, d.account["refreshToken"])
+        connect(d.config, seed.BOB, d.bob["refreshToken"])
         return (f"CRM: {', '.join(f'{n} {c}' for c, n in counts.items())}\n    Google: "
                 f"{info.account_email}, with one Gmail contact (Hedy) outside any group; "
                 "refresh token stored encrypted")  # fmt: skip
@@ -240,9 +260,122 @@ def walk(d: Demo) -> int:
     w.step("Sync again with no changes", no_op,
            ("exactly one People call", lambda: d.calls() == one_list))  # fmt: skip
 
+    walk_calendar(d, w)
     if w.failures:
         print(f"\ndemo FAILED: {len(w.failures)} check(s) did not hold:")
         print("\n".join(f"  - {f}" for f in w.failures))
         return 1
     print(f"\ndemo passed: all {w.number} steps held")
     return 0
+
+
+def walk_calendar(d: Demo, w: Walkthrough) -> None:
+    """The activities half: Alice's primary calendar, and a meeting shared with Bob."""
+    s: dict[str, Any] = {}
+    kickoff, offsite = am.event_id("a-kickoff"), am.event_id("a-offsite")
+
+    def first() -> Report:
+        return d.sync_calendar()
+
+    def offsite_dates() -> bool:
+        event, crm = d.event(offsite), d.activity("a-offsite")
+        last = datetime.fromisoformat(event["end"]["date"]).date() - timedelta(days=1)
+        return event["start"]["date"] == crm["start"] and last.isoformat() == crm["end"]
+
+    w.step("First calendar sync: Alice's activities marked 'display in calendar'", first,
+           ("the kick-off is in Alice's calendar, Ada invited",
+            lambda: [a["email"] for a in d.event(kickoff)["attendees"]]
+            == ["ada@analytical.example"]),
+           ("the all-day offsite keeps its exact dates", offsite_dates),
+           ("the hidden note stays out", lambda: not _exists(d, am.event_id("a-internal-note"))),
+           ("no invitation email was sent",
+            lambda: d.control("/_sandbox/calendar/outbox", method="GET")["messages"] == []))  # fmt: skip
+
+    def import_lunch() -> Report:
+        day = (datetime.now(UTC) + timedelta(days=4)).date()
+        body = {"summary": "Lunch with Grace", "start": {"dateTime": f"{day}T12:00:00Z"},
+                "end": {"dateTime": f"{day}T13:00:00Z"},
+                "attendees": [{"email": "grace@navy.example"}, {"email": "chef@bistro.example"}]}  # fmt: skip
+        s["lunch"] = d.calendar.events().insert(calendarId="primary", body=body,
+                                                sendUpdates="none").execute()["id"]  # fmt: skip
+        return d.sync_calendar()
+
+    def lunch() -> dict[str, Any]:
+        return d.activity(f"gcal-{seed.ALICE}-{s['lunch']}")
+
+    w.step("Alice creates a lunch in Google with Grace and the chef; sync", import_lunch,
+           ("it is imported as Alice's activity", lambda: lunch().get("organizerId") == seed.ALICE),
+           ("Grace, a CRM contact, is a participant; the chef, unknown, is not",
+            lambda: [p.get("contactId") for p in lunch().get("participants", [])] == ["c-grace"]))  # fmt: skip
+
+    def edit_both() -> Report:
+        d.edit_activity("a-kickoff", title="Kick-off with Ada (agenda v2)")
+        d.calendar.events().patch(calendarId="primary", eventId=s["lunch"], sendUpdates="none",
+                                  body={"location": "Bistro, 2nd floor"}).execute()  # fmt: skip
+        return d.sync_calendar()
+
+    w.step("Edit the kick-off in the CRM and the lunch in Google; sync", edit_both,
+           ("the new title reached Google",
+            lambda: d.event(kickoff)["summary"] == "Kick-off with Ada (agenda v2)"),
+           ("the new location reached the CRM",
+            lambda: lunch().get("location") == "Bistro, 2nd floor"))  # fmt: skip
+
+    def shared() -> Report:
+        day = (datetime.now(UTC) + timedelta(days=5)).date()
+        d.store.put(ACTIVITIES, "a-planning", {
+            "title": "Quarterly planning", "start": f"{day}T14:00:00Z", "end": f"{day}T15:00:00Z",
+            "showInCalendar": True, "organizerId": seed.ALICE, "status": "planned",
+            "participants": [{"userId": seed.BOB}, {"contactId": "c-katherine"}],
+            "modifiedAt": stamp(datetime.now(UTC))})  # fmt: skip
+        d.sync_calendar(seed.ALICE)
+        s["before"] = len(list(d.store.scan(ACTIVITIES, order_by="modifiedAt")))
+        return d.sync_calendar(seed.BOB)
+
+    w.step("Alice plans a meeting with Bob in the CRM; Alice syncs, then Bob", shared,
+           ("Bob's calendar has the meeting",
+            lambda: d.event(am.event_id("a-planning"), d.bob_calendar)["summary"]
+            == "Quarterly planning"),
+           ("Bob's sync linked it: still one activity",
+            lambda: len(list(d.store.scan(ACTIVITIES, order_by="modifiedAt"))) == s["before"]))  # fmt: skip
+
+    def bob_edits() -> Report:
+        d.edit_activity("a-planning", location="Board room")  # Bob, in the CRM
+        d.sync_calendar(seed.BOB)
+        return d.sync_calendar(seed.ALICE)
+
+    w.step("Bob edits the meeting in the CRM; Bob syncs, then Alice", bob_edits,
+           ("the organizer's sync carried Bob's edit to Google",
+            lambda: d.event(am.event_id("a-planning"))["location"] == "Board room"))  # fmt: skip
+
+    def cancel() -> Report:
+        d.calendar.events().delete(calendarId="primary", eventId=s["lunch"],
+                                   sendUpdates="none").execute()  # fmt: skip
+        return d.sync_calendar()
+
+    w.step("Alice cancels the lunch in Google; sync", cancel,
+           ("the activity is canceled, not deleted", lambda: lunch().get("status") == "canceled"))  # fmt: skip
+
+    def delete() -> Report:
+        d.edit_activity("a-offsite", deletedAt=stamp(datetime.now(UTC)))
+        return d.sync_calendar()
+
+    w.step("The offsite is deleted in the CRM; sync", delete,
+           ("its event is deleted from Alice's calendar",
+            lambda: d.event(offsite)["status"] == "cancelled"))  # fmt: skip
+
+    def no_op() -> Report:
+        d.sync_calendar()  # reads the echoes of the last run's writes
+        d.control("/_sandbox/stats", method="DELETE")
+        return d.sync_calendar()
+
+    w.step("Sync the calendar again with no changes", no_op,
+           ("exactly one Calendar call",
+            lambda: d.calls() == {"calendar.events.list": 1}))  # fmt: skip
+
+
+def _exists(d: Demo, event_id: str) -> bool:
+    try:
+        d.event(event_id)
+    except Exception:
+        return False
+    return True

@@ -34,6 +34,7 @@ LABELS = {
     "conflicts": "conflicting fields merged",
     "untagged": "untagged in the CRM",
     "removedFromGroup": "removed from the group",
+    "linked": "linked to an existing activity",
     "canceled": "canceled in the CRM",
     "deletedInGoogle": "deleted in Google",
     "notPropagated": "not propagated (read-only copy)",
@@ -43,7 +44,7 @@ LABELS = {
 SECTION_KEYS = {
     "contacts": ("pushed", "imported", "linkedByEmail", "updatedInGoogle", "updatedInCrm",
                  "conflicts", "untagged", "removedFromGroup", "skipped", "errors"),
-    "activities": ("pushed", "imported", "updatedInGoogle", "updatedInCrm", "conflicts",
+    "activities": ("pushed", "imported", "linked", "updatedInGoogle", "updatedInCrm", "conflicts",
                    "canceled", "deletedInGoogle", "notPropagated", "skipped", "errors"),
 }  # fmt: skip
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters import google_api
-from core import contact_mapping as cm
 from core import activity_mapping as am
+from core import contact_mapping as cm
 from core.model import ACTIVITIES, CONTACTS, GOOGLE_ACCOUNTS, SYNC_STATE, stamp
 from core.runs import Options, Report
 from functions import bootstrap, seed
@@ -282,95 +282,159 @@ def walk_calendar(d: Demo, w: Walkthrough) -> None:
         last = datetime.fromisoformat(event["end"]["date"]).date() - timedelta(days=1)
         return event["start"]["date"] == crm["start"] and last.isoformat() == crm["end"]
 
-    w.step("First calendar sync: Alice's activities marked 'display in calendar'", first,
-           ("the kick-off is in Alice's calendar, Ada invited",
-            lambda: [a["email"] for a in d.event(kickoff)["attendees"]]
-            == ["ada@analytical.example"]),
-           ("the all-day offsite keeps its exact dates", offsite_dates),
-           ("the hidden note stays out", lambda: not _exists(d, am.event_id("a-internal-note"))),
-           ("no invitation email was sent",
-            lambda: d.control("/_sandbox/calendar/outbox", method="GET")["messages"] == []))  # fmt: skip
+    w.step(
+        "First calendar sync: Alice's activities marked 'display in calendar'",
+        first,
+        (
+            "the kick-off is in Alice's calendar, Ada invited",
+            lambda: (
+                [a["email"] for a in d.event(kickoff)["attendees"]] == ["ada@analytical.example"]
+            ),
+        ),
+        ("the all-day offsite keeps its exact dates", offsite_dates),
+        ("the hidden note stays out", lambda: not _exists(d, am.event_id("a-internal-note"))),
+        (
+            "no invitation email was sent",
+            lambda: d.control("/_sandbox/calendar/outbox", method="GET")["messages"] == [],
+        ),
+    )
 
     def import_lunch() -> Report:
         day = (datetime.now(UTC) + timedelta(days=4)).date()
-        body = {"summary": "Lunch with Grace", "start": {"dateTime": f"{day}T12:00:00Z"},
-                "end": {"dateTime": f"{day}T13:00:00Z"},
-                "attendees": [{"email": "grace@navy.example"}, {"email": "chef@bistro.example"}]}  # fmt: skip
-        s["lunch"] = d.calendar.events().insert(calendarId="primary", body=body,
-                                                sendUpdates="none").execute()["id"]  # fmt: skip
+        body = {
+            "summary": "Lunch with Grace",
+            "start": {"dateTime": f"{day}T12:00:00Z"},
+            "end": {"dateTime": f"{day}T13:00:00Z"},
+            "attendees": [{"email": "grace@navy.example"}, {"email": "chef@bistro.example"}],
+        }
+        s["lunch"] = (
+            d.calendar.events()
+            .insert(calendarId="primary", body=body, sendUpdates="none")
+            .execute()["id"]
+        )
         return d.sync_calendar()
 
     def lunch() -> dict[str, Any]:
         return d.activity(f"gcal-{seed.ALICE}-{s['lunch']}")
 
-    w.step("Alice creates a lunch in Google with Grace and the chef; sync", import_lunch,
-           ("it is imported as Alice's activity", lambda: lunch().get("organizerId") == seed.ALICE),
-           ("Grace, a CRM contact, is a participant; the chef, unknown, is not",
-            lambda: [p.get("contactId") for p in lunch().get("participants", [])] == ["c-grace"]))  # fmt: skip
+    w.step(
+        "Alice creates a lunch in Google with Grace and the chef; sync",
+        import_lunch,
+        ("it is imported as Alice's activity", lambda: lunch().get("organizerId") == seed.ALICE),
+        (
+            "Grace, a CRM contact, is a participant; the chef, unknown, is not",
+            lambda: [p.get("contactId") for p in lunch().get("participants", [])] == ["c-grace"],
+        ),
+    )
 
     def edit_both() -> Report:
         d.edit_activity("a-kickoff", title="Kick-off with Ada (agenda v2)")
-        d.calendar.events().patch(calendarId="primary", eventId=s["lunch"], sendUpdates="none",
-                                  body={"location": "Bistro, 2nd floor"}).execute()  # fmt: skip
+        d.calendar.events().patch(
+            calendarId="primary",
+            eventId=s["lunch"],
+            sendUpdates="none",
+            body={"location": "Bistro, 2nd floor"},
+        ).execute()
         return d.sync_calendar()
 
-    w.step("Edit the kick-off in the CRM and the lunch in Google; sync", edit_both,
-           ("the new title reached Google",
-            lambda: d.event(kickoff)["summary"] == "Kick-off with Ada (agenda v2)"),
-           ("the new location reached the CRM",
-            lambda: lunch().get("location") == "Bistro, 2nd floor"))  # fmt: skip
+    w.step(
+        "Edit the kick-off in the CRM and the lunch in Google; sync",
+        edit_both,
+        (
+            "the new title reached Google",
+            lambda: d.event(kickoff)["summary"] == "Kick-off with Ada (agenda v2)",
+        ),
+        (
+            "the new location reached the CRM",
+            lambda: lunch().get("location") == "Bistro, 2nd floor",
+        ),
+    )
 
     def shared() -> Report:
         day = (datetime.now(UTC) + timedelta(days=5)).date()
-        d.store.put(ACTIVITIES, "a-planning", {
-            "title": "Quarterly planning", "start": f"{day}T14:00:00Z", "end": f"{day}T15:00:00Z",
-            "showInCalendar": True, "organizerId": seed.ALICE, "status": "planned",
-            "participants": [{"userId": seed.BOB}, {"contactId": "c-katherine"}],
-            "modifiedAt": stamp(datetime.now(UTC))})  # fmt: skip
+        d.store.put(
+            ACTIVITIES,
+            "a-planning",
+            {
+                "title": "Quarterly planning",
+                "start": f"{day}T14:00:00Z",
+                "end": f"{day}T15:00:00Z",
+                "showInCalendar": True,
+                "organizerId": seed.ALICE,
+                "status": "planned",
+                "participants": [{"userId": seed.BOB}, {"contactId": "c-katherine"}],
+                "modifiedAt": stamp(datetime.now(UTC)),
+            },
+        )
         d.sync_calendar(seed.ALICE)
         s["before"] = len(list(d.store.scan(ACTIVITIES, order_by="modifiedAt")))
         return d.sync_calendar(seed.BOB)
 
-    w.step("Alice plans a meeting with Bob in the CRM; Alice syncs, then Bob", shared,
-           ("Bob's calendar has the meeting",
-            lambda: d.event(am.event_id("a-planning"), d.bob_calendar)["summary"]
-            == "Quarterly planning"),
-           ("Bob's sync linked it: still one activity",
-            lambda: len(list(d.store.scan(ACTIVITIES, order_by="modifiedAt"))) == s["before"]))  # fmt: skip
+    w.step(
+        "Alice plans a meeting with Bob in the CRM; Alice syncs, then Bob",
+        shared,
+        (
+            "Bob's calendar has the meeting",
+            lambda: (
+                d.event(am.event_id("a-planning"), d.bob_calendar)["summary"]
+                == "Quarterly planning"
+            ),
+        ),
+        (
+            "Bob's sync linked it: still one activity",
+            lambda: len(list(d.store.scan(ACTIVITIES, order_by="modifiedAt"))) == s["before"],
+        ),
+    )
 
     def bob_edits() -> Report:
         d.edit_activity("a-planning", location="Board room")  # Bob, in the CRM
         d.sync_calendar(seed.BOB)
         return d.sync_calendar(seed.ALICE)
 
-    w.step("Bob edits the meeting in the CRM; Bob syncs, then Alice", bob_edits,
-           ("the organizer's sync carried Bob's edit to Google",
-            lambda: d.event(am.event_id("a-planning"))["location"] == "Board room"))  # fmt: skip
+    w.step(
+        "Bob edits the meeting in the CRM; Bob syncs, then Alice",
+        bob_edits,
+        (
+            "the organizer's sync carried Bob's edit to Google",
+            lambda: d.event(am.event_id("a-planning"))["location"] == "Board room",
+        ),
+    )
 
     def cancel() -> Report:
-        d.calendar.events().delete(calendarId="primary", eventId=s["lunch"],
-                                   sendUpdates="none").execute()  # fmt: skip
+        d.calendar.events().delete(
+            calendarId="primary", eventId=s["lunch"], sendUpdates="none"
+        ).execute()
         return d.sync_calendar()
 
-    w.step("Alice cancels the lunch in Google; sync", cancel,
-           ("the activity is canceled, not deleted", lambda: lunch().get("status") == "canceled"))  # fmt: skip
+    w.step(
+        "Alice cancels the lunch in Google; sync",
+        cancel,
+        ("the activity is canceled, not deleted", lambda: lunch().get("status") == "canceled"),
+    )
 
     def delete() -> Report:
         d.edit_activity("a-offsite", deletedAt=stamp(datetime.now(UTC)))
         return d.sync_calendar()
 
-    w.step("The offsite is deleted in the CRM; sync", delete,
-           ("its event is deleted from Alice's calendar",
-            lambda: d.event(offsite)["status"] == "cancelled"))  # fmt: skip
+    w.step(
+        "The offsite is deleted in the CRM; sync",
+        delete,
+        (
+            "its event is deleted from Alice's calendar",
+            lambda: d.event(offsite)["status"] == "cancelled",
+        ),
+    )
 
     def no_op() -> Report:
         d.sync_calendar()  # reads the echoes of the last run's writes
         d.control("/_sandbox/stats", method="DELETE")
         return d.sync_calendar()
 
-    w.step("Sync the calendar again with no changes", no_op,
-           ("exactly one Calendar call",
-            lambda: d.calls() == {"calendar.events.list": 1}))  # fmt: skip
+    w.step(
+        "Sync the calendar again with no changes",
+        no_op,
+        ("exactly one Calendar call", lambda: d.calls() == {"calendar.events.list": 1}),
+    )
 
 
 def _exists(d: Demo, event_id: str) -> bool:

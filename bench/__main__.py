@@ -125,6 +125,9 @@ def main() -> None:
     bench_planner(ROWS, 25_000 * SCALE)
     sizes = tuple(int(s) for s in os.environ.get("BENCH_CONTACTS", "1000,25000").split(","))
     bench_engine(ROWS, sizes)
+    from bench.activities import bench_activities
+
+    bench_activities(ROWS, 1_000 * SCALE)
     width = max(len(r[0]) for r in ROWS)
     print(f"{'benchmark':<{width}}  {'records':>8}  figures")
     for name, records, figures in ROWS:

@@ -46,6 +46,7 @@ class ActivitiesExecutor:
         self.log, self.progress, self.raw, self.to_event = log, progress, raw, to_event
 
     def run(self, actions: Sequence[Any]) -> None:
+        self.done, self.total = 0, len(actions)
         kinds: dict[type, list[Any]] = {}
         for action in actions:
             kinds.setdefault(type(action), []).append(action)
@@ -58,6 +59,10 @@ class ActivitiesExecutor:
         self._not_propagated(kinds.get(NotPropagated, []))
 
     # --- documents ----------------------------------------------------------------------
+
+    def _advance(self, n: int) -> None:
+        self.done = min(self.total, self.done + n)
+        self.progress("applying changes", self.done, self.total)
 
     def _now(self) -> str:
         return stamp(self.clock.now())
@@ -108,12 +113,21 @@ class ActivitiesExecutor:
     # --- inserts and imports ------------------------------------------------------------
 
     def _inserts(self, actions: list[InsertEvent]) -> None:
-        writes = [EventWrite("insert", am.event_id(a.activity_id),
-                             self._event_body(a.activity_id, a.fields, ""))
-                  for a in actions]  # fmt: skip
-        results = self.calendar.write(writes) if writes else []
-        retried = [w.event_id for w, r in zip(writes, results, strict=True)
-                   if r.error is not None and getattr(r.error, "status", None) == 409]  # fmt: skip
+        for part in chunked(actions, 200):  # links saved as soon as each chunk is written
+            self._insert_chunk(list(part))
+
+    def _insert_chunk(self, actions: list[InsertEvent]) -> None:
+        writes = [
+            EventWrite("insert", am.event_id(a.activity_id),
+                       self._event_body(a.activity_id, a.fields, ""))
+            for a in actions
+        ]  # fmt: skip
+        results = self.calendar.write(writes)
+        retried = [
+            w.event_id
+            for w, r in zip(writes, results, strict=True)
+            if r.error is not None and getattr(r.error, "status", None) == 409
+        ]
         existing = self.calendar.get(retried) if retried else {}
         with self.store.batch() as batch:
             for action, result in zip(actions, results, strict=True):
@@ -122,12 +136,12 @@ class ActivitiesExecutor:
                     self.log.fail(action.activity_id, f"insert into Google failed: {result.error}",
                                   crm_id=action.activity_id)  # fmt: skip
                     continue
-                fields = (
-                    action.fields if result.person else am.from_event(event, self.directory.known)
-                )
+                known = self.directory.known
+                fields = action.fields if result.person else am.from_event(event, known)
                 link = self._link(action.activity_id, event, event["id"], "", fields)
                 batch.put(LINKS, link_id(self.user.id, "activities", action.activity_id), link)
                 self.log.count("pushed")
+        self._advance(len(actions))
 
     def _imports(self, actions: list[ImportEvent]) -> None:
         for part in chunked(actions, STORE_CHUNK):
@@ -143,6 +157,7 @@ class ActivitiesExecutor:
                               self._link(activity_id, None, action.event_id, action.etag,
                                          action.fields))  # fmt: skip
             self.log.count("imported", len(part))
+            self._advance(len(part))
 
     # --- reconciles ---------------------------------------------------------------------
 
@@ -170,6 +185,7 @@ class ActivitiesExecutor:
                               crm_id=action.activity_id)  # fmt: skip
         self._store_reconciles(done, written)
         self.log.count("updatedInGoogle", sum(1 for a in done if a.write_google))
+        self._advance(len(actions))
         if stale:
             self._retry_stale(stale)
 

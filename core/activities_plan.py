@@ -7,7 +7,8 @@ organizer's calendar can be written (DESIGN.md, "Sync semantics / Activities").
 
     linked pair
       link tombstoned                      -> nothing, ever (never re-created)
-      event cancelled in Google            -> CancelActivity (+ tombstone)
+      event cancelled in Google            -> CancelActivity (+ tombstone); DropEventLink
+                                              when the activity is gone as well
       activity deleted / not in calendar   -> DeleteEvent if U owns it, else DropLink
       neither side changed                 -> nothing (ReconcileEvent "etag" if it moved)
       changed, U owns the event            -> ReconcileEvent (merge; write where differs)
@@ -180,7 +181,9 @@ def _linked(snap: ActivitySnapshot, link: EventLink, policy: Policy) -> list:
     event = snap.google.get(link.event_id)
     crm_gone = (activity is None and snap.crm_complete) or (activity is not None and activity.gone)
     if event is not None and event.cancelled:
-        return [] if crm_gone else [CancelActivity(link.activity_id, link.event_id)]
+        if crm_gone:  # gone on both sides (e.g. our own delete, seen again after a crash)
+            return [DropEventLink(link.activity_id)]
+        return [CancelActivity(link.activity_id, link.event_id)]
     if event is None and snap.google_complete and not crm_gone:
         return []  # outside the listed window: nothing to say about it
     if crm_gone:

@@ -40,13 +40,18 @@ class CalendarWorld:
             connect(self.config, user, account.refresh_token)
         self.day = (datetime.now(UTC) + timedelta(days=3)).date()
 
-    def engine(self, user: str, calendar: Any = None) -> ActivitiesEngine:
-        if calendar is None:
-            creds = google_credentials(self.config, self.store, user)
-            service = google_api.calendar_service(creds, self.sandbox.url)
-            calendar = CalendarApi(service, self.sandbox.url, Retry(attempts=3, base_seconds=0.01))
+    def calendar_port(self, user: str = ALICE) -> CalendarApi:
+        creds = google_credentials(self.config, self.store, user)
+        service = google_api.calendar_service(creds, self.sandbox.url)
+        return CalendarApi(service, self.sandbox.url, Retry(attempts=3, base_seconds=0.01))
+
+    def engine(self, user: str, calendar: Any = None, store: Any = None,
+               clock: Any = None) -> ActivitiesEngine:  # fmt: skip
         return ActivitiesEngine(
-            self.store, calendar, SystemClock(), new_id=lambda: uuid.uuid4().hex
+            store or self.store,
+            calendar or self.calendar_port(user),
+            clock or SystemClock(),
+            new_id=lambda: uuid.uuid4().hex,
         )
 
     def sync(self, user: str = ALICE, **options: Any) -> Report:

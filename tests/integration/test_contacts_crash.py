@@ -6,99 +6,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from adapters.clock import SystemClock
 from core import contact_mapping as cm
 from core.lease import LEASE_SECONDS
 from core.model import CONTACTS
 from tests.integration.contacts_world import ALICE, TAG, World
+from tests.integration.crash import Crash, CrashingPort, CrashingStore, Fuse, LaterClock
 
 GOOGLE_WRITES = {"create", "update", "modify_members", "find_or_create_group"}
-
-
-class Crash(BaseException):
-    """Not an Exception: like a killed process, nothing gets to clean up after it."""
-
-
-class Fuse:
-    def __init__(self, at: int) -> None:
-        self.at, self.count = at, 0
-
-    def tick(self) -> None:
-        self.count += 1
-        if self.count == self.at:
-            raise Crash(f"crash after external write #{self.at}")
-
-
-class CrashingPeople:
-    def __init__(self, port, fuse: Fuse) -> None:
-        self.port, self.fuse = port, fuse
-
-    def __getattr__(self, name):
-        method = getattr(self.port, name)
-        if name not in GOOGLE_WRITES:
-            return method
-
-        def write(*args, **kwargs):
-            result = method(*args, **kwargs)
-            self.fuse.tick()
-            return result
-
-        return write
-
-
-class CrashingBatch:
-    def __init__(self, batch, fuse: Fuse) -> None:
-        self.batch, self.fuse = batch, fuse
-
-    def __enter__(self):
-        self.batch.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.batch.__exit__(*exc)
-        if exc[0] is None:
-            self.fuse.tick()
-
-    def __getattr__(self, name):
-        return getattr(self.batch, name)
-
-
-class CrashingStore:
-    def __init__(self, store, fuse: Fuse) -> None:
-        self.store, self.fuse = store, fuse
-
-    def put(self, *args):
-        self.store.put(*args)
-        self.fuse.tick()
-
-    def delete(self, *args):
-        self.store.delete(*args)
-        self.fuse.tick()
-
-    def batch(self):
-        return CrashingBatch(self.store.batch(), self.fuse)
-
-    def transaction(self, fn, **kwargs):
-        result = self.store.transaction(fn, **kwargs)
-        self.fuse.tick()
-        return result
-
-    def __getattr__(self, name):
-        return getattr(self.store, name)
-
-
-class LaterClock:
-    """Real time, moved past the lease a crashed run left behind."""
-
-    def __init__(self, offset: timedelta) -> None:
-        self.offset = offset
-
-    def now(self) -> datetime:
-        return SystemClock().now() + self.offset
 
 
 def make_changes(w: World) -> None:
@@ -156,7 +74,7 @@ def test_a_crash_after_any_external_write_then_a_rerun_ends_as_no_crash(fresh_wo
     for at in range(1, 60):
         w = fresh_world()
         fuse = Fuse(at)
-        engine = w.engine(people=CrashingPeople(w.people_port(), fuse),
+        engine = w.engine(people=CrashingPort(w.people_port(), fuse, GOOGLE_WRITES),
                           store=CrashingStore(w.store, fuse))  # fmt: skip
         try:
             engine.run(ALICE)

@@ -173,3 +173,7 @@ def test_copy_changed_by_an_outside_organizer_updates_the_crm():
     copy = ev(organizer_self=False, organizer="client@else.org", fields=f(title="moved"), etag="2")
     got = plan(snap([act()], [copy], [link()]))
     assert got == [ReconcileEvent("a1", "e1", "2", f(title="moved"), False, True, reason="copy")]
+
+
+def test_cancelled_in_google_and_gone_in_the_crm_drops_the_link():
+    assert plan(snap([act(gone=True)], [ev(cancelled=True)], [link()])) == [DropEventLink("a1")]

@@ -257,7 +257,7 @@ def link_from_doc(doc: dict[str, Any]) -> EventLink:
     return EventLink(doc["crmId"], doc["googleId"], doc.get("googleEtag"),
                      doc.get("fingerprint") or am.fingerprint(fields), fields,
                      bool(doc.get("tombstone")), doc.get("notPropagated"),
-                     bool(doc.get("readOnly")))  # fmt: skip
+                     bool(doc.get("readOnly")), doc.get("organizerEmail") or "")  # fmt: skip
 
 
 def _z(moment: dt.datetime) -> str:

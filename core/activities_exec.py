@@ -71,13 +71,21 @@ class ActivitiesExecutor:
               fields: am.ActivityFields, **extra: Any) -> dict[str, Any]:  # fmt: skip
         event = event or {}
         source = event or self.raw.get(event_id, {})
-        read_only = bool(source) and not (source.get("organizer") or {}).get("self")
+        before = self.snap.links.get(activity_id)
+        if source:
+            organizer = source.get("organizer") or {}
+            read_only = not organizer.get("self")
+            organizer_email = (organizer.get("email") or "").lower()
+        else:  # no event at hand: what the link knew still holds
+            read_only = before.read_only if before else False
+            organizer_email = before.organizer_email if before else ""
         return {
             "userId": self.user.id, "section": "activities", "crmId": activity_id,
             "googleId": event.get("id", event_id), "googleEtag": event.get("etag", etag),
             "icalUid": event.get("iCalUID") or self.raw.get(event_id, {}).get("iCalUID"),
             "fingerprint": am.fingerprint(fields), "fields": fields, "syncedAt": self._now(),
-            "tombstone": False, "notPropagated": None, "readOnly": read_only, **extra,
+            "tombstone": False, "notPropagated": None, "readOnly": read_only,
+            "organizerEmail": organizer_email, **extra,
         }  # fmt: skip
 
     def _participants(self, fields: am.ActivityFields, current: list[dict]) -> list[dict]:

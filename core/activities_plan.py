@@ -80,6 +80,7 @@ class EventLink:
     tombstone: bool = False
     not_propagated: str | None = None  # fingerprint of a CRM version we could not push
     read_only: bool = False  # U's calendar holds an attendee's copy, not the organizer's
+    organizer_email: str = ""
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,8 @@ def _read_only(
 ) -> list:
     """U holds an attendee's copy. A connected organizer's own sync carries the edits
     both ways; otherwise Google's changes come in here, and CRM edits cannot go out."""
-    organizer_syncs = event is not None and event.organizer_email in snap.connected
+    organizer = event.organizer_email if event is not None else link.organizer_email
+    organizer_syncs = organizer in snap.connected
     actions: list[Any] = []
     if google_changed and event is not None:
         write_crm = not organizer_syncs and activity is not None and activity.fp != event.fp

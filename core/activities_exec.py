@@ -27,13 +27,9 @@ from core.errors import EtagMismatch, NotFound
 from core.merge import Policy
 from core.model import ACTIVITIES, LINKS, User, link_id, stamp
 from core.ports import MAX_BATCH_WRITES, CalendarPort, Clock, DocumentStore, EventWrite, Progress
-from core.runs import RunLog
+from core.runs import RunLog, chunked
 
 STORE_CHUNK = MAX_BATCH_WRITES // 2
-
-
-def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 class ActivitiesExecutor:

@@ -11,7 +11,7 @@ a failed store write aborts the run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from core import contact_mapping as cm
@@ -40,15 +40,10 @@ from core.ports import (
     WriteResult,
     no_progress,
 )
-from core.runs import RunLog
+from core.runs import RunLog, chunked
 
 MY_CONTACTS = "contactGroups/myContacts"
 STORE_CHUNK = MAX_BATCH_WRITES // 2  # each item may write its contact and its link
-
-
-def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class ContactsExecutor:

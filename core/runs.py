@@ -12,7 +12,7 @@ run_section(section, user, options)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -86,6 +86,11 @@ class RunLog:
             self.retry_crm.add(crm_id)
         if retry and google_id:
             self.retry_google.add(google_id)
+
+
+def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    """``items`` in consecutive slices of at most ``size`` (batch limits)."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 class Section(Protocol):

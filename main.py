@@ -7,6 +7,9 @@ CLI (see ``python main.py --help``).
 import sys
 
 from functions.cli import main
+from functions.scheduler import dispatch_due, run_sync_job
+
+__all__ = ["dispatch_due", "run_sync_job"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -77,6 +77,7 @@ class ActivitiesEngine:
         self.user = load(User, USERS, user_id, raw)
         settings = load(SyncSettings, SYNC_SETTINGS, user_id,
                         self.store.get(SYNC_SETTINGS, user_id) or {})  # fmt: skip
+        self.interval = dt.timedelta(minutes=settings.activities.intervalMinutes)
         today = self.clock.now().astimezone(ZoneInfo(self.user.timeZone)).date()
         self.sync_from = settings.activities.syncFrom or today.isoformat()
 

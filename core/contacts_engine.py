@@ -105,6 +105,7 @@ class ContactsEngine:
             raise UnknownUser(user_id)
         raw = self.store.get(SYNC_SETTINGS, user_id) or {}
         settings = load(SyncSettings, SYNC_SETTINGS, user_id, raw)
+        self.interval = timedelta(minutes=settings.contacts.intervalMinutes)
         tag_id = settings.contacts.tagId
         if not tag_id:
             raise ConfigError(f"user {user_id} has not chosen a private tag for contacts sync")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from core import lease
@@ -117,18 +118,21 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     else:
         state = lease.acquire(store, sid, report.run_id, started)
     log = RunLog()
+    every = getattr(section, "interval", None)
     try:
         updates = section.sync(user_id, state, options, log, report)
     except Exception as exc:
-        _finish(store, clock, report, log, None, exc)
+        _finish(store, clock, report, log, None, exc, every)
         raise
-    _finish(store, clock, report, log, updates, None)
+    _finish(store, clock, report, log, updates, None, every)
     return report
 
 
 def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
-            updates: dict[str, Any] | None, error: Exception | None) -> None:  # fmt: skip
-    report.finished_at = stamp(clock.now())
+            updates: dict[str, Any] | None, error: Exception | None,
+            every: timedelta | None = None) -> None:  # fmt: skip
+    finished = clock.now()
+    report.finished_at = stamp(finished)
     report.counts = dict(log.counts)
     report.errors = list(log.errors)
     if error is not None:
@@ -139,6 +143,8 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
     result = {"counts": report.counts, "errors": report.errors[:50], "ok": ok}
     state = {"userId": report.user_id, "section": report.section,
              "lastRunAt": report.finished_at, "lastResult": result}  # fmt: skip
+    if every is not None:
+        state["nextDueAt"] = stamp(finished + every)
     if ok and updates is not None:
         state |= updates | {"lastSuccessAt": report.finished_at}
     if isinstance(error, AuthRevoked):

@@ -52,6 +52,16 @@ def store(config: Config) -> DocumentStore:
     return open_store(config.store_url)
 
 
+_SHARED: dict[str, DocumentStore] = {}
+
+
+def shared_store(config: Config) -> DocumentStore:
+    """One store per process for the Cloud Functions (a lazy global, reused across calls)."""
+    if config.store_url not in _SHARED:
+        _SHARED[config.store_url] = store(config)
+    return _SHARED[config.store_url]
+
+
 def cipher(config: Config) -> FernetCipher:
     return FernetCipher(local_key(config.token_key, config.state_dir))
 

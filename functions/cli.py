@@ -80,6 +80,22 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_run_due(args: argparse.Namespace) -> int:
+    from functions.jobs import dispatch
+
+    config = bootstrap.Config.from_env()
+    store = bootstrap.store(config)
+    try:
+        jobs = dispatch(config, store)
+    finally:
+        store.close()
+    where = "ran" if config.queue == "inline" else f"queued to {config.queue}"
+    print(
+        f"{len(jobs)} due sync(s) {where}" + "".join(f"\n  {j.user_id} {j.section}" for j in jobs)
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="main.py", description="crmsync: CRM <-> Google sync")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -118,6 +134,9 @@ def parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--json", action="store_true", help="print the result as JSON")
     sync.set_defaults(run=cmd_sync)
+
+    due = commands.add_parser("run-due", help="start every due sync once (what the scheduler does)")
+    due.set_defaults(run=cmd_run_due)
     return root
 
 

@@ -1,0 +1,136 @@
+"""Scheduled syncs: dispatch_due and run_sync_job as CloudEvents in process, overlap and
+redelivery through the lease, malformed messages, and ``python main.py run-due``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from functions_framework import create_app
+
+from adapters.store_base import open_store
+from core.model import SYNC_RUNS, SYNC_STATE
+from core.schedule import Job
+from functions import bootstrap, seed
+from functions.accounts import connect
+from functions.jobs import run_job
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def env(tmp_path, sandbox, account, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    for key in list(os.environ):
+        if key.startswith("CRMSYNC_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("CRMSYNC_STORE", url)
+    monkeypatch.setenv("CRMSYNC_GOOGLE_ENDPOINT", sandbox.url)
+    monkeypatch.chdir(tmp_path)
+    store = open_store(url)
+    seed.seed(store, datetime.now(UTC))
+    connect(bootstrap.Config.from_env(), seed.ALICE, account.refresh_token)
+    yield store
+    store.close()
+
+
+def runs(store):
+    return [d.data for d in store.scan(SYNC_RUNS, order_by="startedAt")]
+
+
+def cloud_event(client, data=None):
+    headers = {
+        "ce-id": "1",
+        "ce-source": "//pubsub.googleapis.com/projects/p/topics/t",
+        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "ce-specversion": "1.0",
+        "Content-Type": "application/json",
+    }
+    return client.post("/", headers=headers, data=json.dumps(data or {"message": {}}))
+
+
+def job_message(payload) -> dict:
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return {"message": {"data": base64.b64encode(raw).decode(), "messageId": "m1"}}
+
+
+def test_a_tick_runs_due_syncs_and_a_second_tick_within_the_interval_runs_nothing(env):
+    client = create_app("dispatch_due", str(ROOT / "main.py"), "cloudevent").test_client()
+    assert cloud_event(client).status_code == 200
+    done = runs(env)
+    assert {(r["userId"], r["section"]) for r in done} == {
+        (seed.ALICE, "contacts"),
+        (seed.ALICE, "activities"),
+    }
+    assert all(r["ok"] and r["trigger"] == "schedule" for r in done)
+    state = env.get(SYNC_STATE, f"{seed.ALICE}:contacts")
+    assert state["nextDueAt"] > state["lastRunAt"]
+    assert cloud_event(client).status_code == 200
+    assert len(runs(env)) == 2  # Bob's auto sync is off and he is not connected
+
+
+def test_run_sync_job_runs_one_job_and_drops_malformed_messages(env):
+    client = create_app("run_sync_job", str(ROOT / "main.py"), "cloudevent").test_client()
+    ok = cloud_event(client, job_message({"userId": seed.ALICE, "section": "contacts"}))
+    assert ok.status_code == 200 and runs(env)[0]["counts"]["pushed"] == 4
+    for bad in (b"not json", {"userId": seed.ALICE, "section": "files"}, {"section": "contacts"}):
+        assert cloud_event(client, job_message(bad)).status_code == 200  # acknowledged
+    assert cloud_event(client, {"message": {}}).status_code == 200
+    assert len(runs(env)) == 1
+
+
+def test_unknown_user_is_recorded_and_not_retried(env):
+    config = bootstrap.Config.from_env()
+    assert run_job(config, env, Job("nobody", "contacts")) is None
+    (record,) = runs(env)
+    assert record["ok"] is False and "unknown user" in record["skipped"]
+
+
+def test_ten_overlapping_triggers_do_the_work_exactly_once(env):
+    config = bootstrap.Config.from_env()
+    barrier = threading.Barrier(10)
+    results = []
+
+    def trigger():
+        barrier.wait()
+        results.append(run_job(config, env, Job(seed.ALICE, "contacts", "webhook")))
+
+    threads = [threading.Thread(target=trigger) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    worked = [r for r in results if r is not None]
+    assert len(worked) == 1 and worked[0].counts["pushed"] == 4
+    skipped = [r for r in runs(env) if r.get("skipped")]
+    assert len(skipped) == 9 and all("lease" in r["skipped"] for r in skipped)
+
+
+def test_run_due_cli(env, sandbox):
+    environ = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "run-due"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=os.getcwd(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 due sync(s) ran" in done.stdout
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "run-due"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=os.getcwd(),
+        timeout=120,
+    )
+    assert "0 due sync(s) ran" in again.stdout

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -200,8 +200,10 @@ class _ThreadConnection:
             self.conn.close()
 
     def __del__(self) -> None:
-        with suppress(Exception):  # at interpreter shutdown there is nothing to do
+        try:  # noqa: SIM105 (no module globals here: at shutdown they may be gone already)
             self.close()
+        except Exception:
+            pass
 
 
 @contextmanager

@@ -107,10 +107,13 @@ def test_ten_overlapping_triggers_do_the_work_exactly_once(env):
         thread.start()
     for thread in threads:
         thread.join()
-    worked = [r for r in results if r is not None]
+    ran = [r for r in results if r is not None]
+    worked = [r for r in ran if r.plan]
     assert len(worked) == 1 and worked[0].counts["pushed"] == 4
+    # the others met the lease, or (starting after the first had finished) had nothing to do
     skipped = [r for r in runs(env) if r.get("skipped")]
-    assert len(skipped) == 9 and all("lease" in r["skipped"] for r in skipped)
+    assert len(skipped) + len(ran) == 10 and all("lease" in r["skipped"] for r in skipped)
+    assert len(skipped) >= 5
 
 
 def test_run_due_cli(env, sandbox):

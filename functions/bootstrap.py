@@ -57,9 +57,11 @@ _SHARED: dict[str, DocumentStore] = {}
 
 def shared_store(config: Config) -> DocumentStore:
     """One store per process for the Cloud Functions (a lazy global, reused across calls)."""
-    if config.store_url not in _SHARED:
-        _SHARED[config.store_url] = store(config)
-    return _SHARED[config.store_url]
+    key = "|".join((config.store_url, os.environ.get("GOOGLE_CLOUD_PROJECT", ""),
+                    os.environ.get("FIRESTORE_EMULATOR_HOST", "")))  # fmt: skip
+    if key not in _SHARED:
+        _SHARED[key] = store(config)
+    return _SHARED[key]
 
 
 def cipher(config: Config) -> FernetCipher:

@@ -8,8 +8,9 @@ import sys
 
 from functions.cli import main
 from functions.scheduler import dispatch_due, run_sync_job
+from functions.webhook import crm_webhook
 
-__all__ = ["dispatch_due", "run_sync_job"]
+__all__ = ["crm_webhook", "dispatch_due", "run_sync_job"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,159 @@
+"""The CRM webhook's rules: signature, freshness, payload, replay, who is affected, and
+coalescing of bursts. ``functions/webhook.py`` is the thin HTTP entry point.
+
+Signature: ``X-Crmsync-Signature: sha256=HEX`` = HMAC-SHA256(secret, timestamp + "." +
+raw body), with ``X-Crmsync-Timestamp`` (UNIX seconds) within 5 minutes of now.
+Replay: each ``eventId`` is recorded in ``webhookEvents``; a repeated one is ignored.
+Affected users, when ``userIds`` is absent: for a contact, the owners of the private
+tags it carries and the users who have it linked; for an activity, its organizer and
+participant users (and users who have it linked).
+Coalescing: a (user, section) queued less than ``COALESCE`` ago, and not run since,
+is not queued again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.errors import AlreadyExists, CrmsyncError
+from core.model import (
+    ACTIVITIES,
+    CONTACTS,
+    LINKS,
+    SYNC_STATE,
+    TAGS,
+    USERS,
+    parse_timestamp,
+    stamp,
+)
+from core.ports import DocumentStore, Filter, Transaction
+from core.schedule import Job
+
+MAX_BODY = 256 * 1024
+MAX_SKEW = 300
+COALESCE = timedelta(seconds=30)
+EVENTS = "webhookEvents"
+
+
+class Rejected(CrmsyncError):
+    """Bad input: answered with ``status`` and a JSON error; nothing written or queued."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    eventId: str = Field(min_length=1, max_length=200)
+    entity: Literal["contact", "activity"]
+    recordId: str = Field(min_length=1, max_length=500)
+    change: Literal["created", "updated", "deleted"]
+    userIds: list[str] | None = Field(default=None, max_length=100)
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[Event] = Field(min_length=1, max_length=500)
+
+
+def verify(secret: str | None, timestamp: str | None, signature: str | None, body: bytes,
+           now: datetime) -> None:  # fmt: skip
+    if not secret:
+        raise Rejected(503, "webhooks are not enabled: CRMSYNC_WEBHOOK_SECRET is not set")
+    if len(body) > MAX_BODY:
+        raise Rejected(413, f"body larger than {MAX_BODY} bytes")
+    if not timestamp or not timestamp.isdigit():
+        raise Rejected(401, "missing or malformed X-Crmsync-Timestamp")
+    if abs(now.timestamp() - int(timestamp)) > MAX_SKEW:
+        raise Rejected(401, "X-Crmsync-Timestamp is more than 5 minutes away from now")
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    if not signature or not hmac.compare_digest(signature, "sha256=" + expected.hexdigest()):
+        raise Rejected(401, "bad X-Crmsync-Signature")
+
+
+def parse(body: bytes) -> Payload:
+    try:
+        return Payload.model_validate_json(body)
+    except ValueError as exc:
+        first = getattr(exc, "errors", lambda: [{}])()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "(body)"
+        raise Rejected(400, f"invalid payload at {where}: {first.get('msg', exc)}") from None
+
+
+def affected(store: DocumentStore, event: Event) -> set[Job]:
+    section = "contacts" if event.entity == "contact" else "activities"
+    users = set(event.userIds or ())
+    if event.userIds is None:
+        users |= _linked_users(store, event.recordId, section)
+        doc = store.get(CONTACTS if event.entity == "contact" else ACTIVITIES, event.recordId) or {}
+        if event.entity == "contact":
+            tags = store.get_many(TAGS, [t for t in doc.get("tagIds", []) if isinstance(t, str)])
+            users |= {t["ownerId"] for t in tags.values()
+                      if t.get("kind") == "private" and t.get("ownerId")}  # fmt: skip
+        else:
+            users |= {doc["organizerId"]} if isinstance(doc.get("organizerId"), str) else set()
+            users |= {p["userId"] for p in doc.get("participants") or []
+                      if isinstance(p, dict) and isinstance(p.get("userId"), str)}  # fmt: skip
+    unknown = sorted(u for u in users if store.get(USERS, u) is None)
+    if unknown and event.userIds is not None:
+        raise Rejected(400, f"event {event.eventId}: unknown user(s) {', '.join(unknown)}")
+    return {Job(u, section, "webhook") for u in users if u not in unknown}  # type: ignore[arg-type]
+
+
+def _linked_users(store: DocumentStore, record_id: str, section: str) -> set[str]:
+    docs = store.query(LINKS, [Filter("crmId", "==", record_id)])
+    return {d.data["userId"] for d in docs if d.data.get("section") == section}
+
+
+def first_seen(store: DocumentStore, event_id: str, now: datetime) -> bool:
+    """Record the event id; False when it was seen before (a replay)."""
+    try:
+        with store.batch() as batch:
+            batch.create(EVENTS, event_id, {"receivedAt": stamp(now)})
+    except AlreadyExists:
+        return False
+    return True
+
+
+def claim(store: DocumentStore, job: Job, now: datetime) -> bool:
+    """Mark the pair queued; False when a queued run is still pending (coalesced)."""
+    key = f"{job.user_id}:{job.section}"
+
+    def mark(tx: Transaction) -> bool:
+        state = tx.get(SYNC_STATE, key) or {}
+        queued, last = state.get("queuedAt"), state.get("lastRunAt")
+        pending = queued and (not last or parse_timestamp(last) < parse_timestamp(queued))
+        if pending and parse_timestamp(queued) > now - COALESCE:
+            return False
+        tx.put(SYNC_STATE, key, {**state, "queuedAt": stamp(now)})
+        return True
+
+    return store.transaction(mark)
+
+
+def accept(store: DocumentStore, payload: Payload, now: datetime,
+           send: Callable[[list[Job]], object]) -> dict[str, object]:  # fmt: skip
+    """Validate every event first (nothing is written if one is bad), then record the
+    new event ids, coalesce, and send one job per affected (user, section)."""
+    plans = [(event, affected(store, event)) for event in payload.events]
+    jobs: set[Job] = set()
+    replayed = []
+    for event, event_jobs in plans:
+        if first_seen(store, event.eventId, now):
+            jobs |= event_jobs
+        else:
+            replayed.append(event.eventId)
+    queued = [job for job in sorted(jobs) if claim(store, job, now)]
+    send(queued)
+    return {
+        "queued": [{"userId": j.user_id, "section": j.section} for j in queued],
+        "coalesced": len(jobs) - len(queued),
+        "replayed": replayed,
+    }

@@ -7,10 +7,11 @@ CLI (see ``python main.py --help``).
 import sys
 
 from functions.cli import main
+from functions.manual import manual_sync
 from functions.scheduler import dispatch_due, run_sync_job
 from functions.webhook import crm_webhook
 
-__all__ = ["crm_webhook", "dispatch_due", "run_sync_job"]
+__all__ = ["crm_webhook", "dispatch_due", "manual_sync", "run_sync_job"]
 
 if __name__ == "__main__":
     sys.exit(main())

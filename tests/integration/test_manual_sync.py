@@ -1,0 +1,128 @@
+"""``manual_sync``: signed in with a Google ID token (the sandbox issues them), a user
+reads their status, saves their settings and starts their own syncs, and nobody else's."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+
+import pytest
+from functions_framework import create_app
+
+from adapters.store_base import open_store
+from core.model import SYNC_RUNS, SYNC_SETTINGS
+from functions import bootstrap, seed
+from functions.accounts import connect
+from tests.integration.test_scheduler import ROOT
+
+
+@pytest.fixture
+def api(tmp_path, sandbox, account, make_account, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    for key in list(os.environ):
+        if key.startswith("CRMSYNC_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("CRMSYNC_STORE", url)
+    monkeypatch.setenv("CRMSYNC_GOOGLE_ENDPOINT", sandbox.url)
+    monkeypatch.chdir(tmp_path)
+    store = open_store(url)
+    seed.seed(store, datetime.now(UTC))
+    connect(bootstrap.Config.from_env(), seed.ALICE, account.refresh_token)
+    make_account("bob@example.com")
+    make_account("mallory@example.com")  # a Google user who is nobody in the CRM
+    client = create_app("manual_sync", str(ROOT / "main.py"), "http").test_client()
+
+    def token(email, **extra):
+        body = {"email": email, "audience": "crmsync-local", **extra}
+        return sandbox.control("POST", "/_sandbox/idtoken", body)["idToken"]
+
+    def call(method, path, email="alice@example.com", body=None, bearer=None, **kw):
+        auth = bearer if bearer is not None else f"Bearer {token(email)}"
+        return client.open(
+            path,
+            method=method,
+            headers={"Authorization": auth},
+            data=json.dumps(body) if body is not None else None,
+            **kw,
+        )
+
+    call.store, call.token = store, token
+    yield call
+    store.close()
+
+
+def test_status_shows_the_callers_settings_account_and_sections(api):
+    answer = api("GET", "/status")
+    assert answer.status_code == 200
+    data = answer.get_json()
+    assert data["userId"] == seed.ALICE and data["account"]["status"] == "connected"
+    assert data["settings"]["contacts"]["tagId"] == seed.ALICE_TAG
+    assert set(data["sections"]) == {"contacts", "activities"}
+
+
+def test_start_a_sync_by_hand(api):
+    answer = api("POST", "/sync", body={"section": "contacts"})
+    assert answer.status_code == 200
+    (ran,) = answer.get_json()["ran"]
+    assert ran["counts"]["pushed"] == 4
+    (run,) = [d.data for d in api.store.query(SYNC_RUNS)]
+    assert run["trigger"] == "manual" and run["userId"] == seed.ALICE
+    after = api("GET", "/status").get_json()["sections"]["contacts"]
+    assert after["lastSuccessAt"] and after["lastResult"]["ok"]
+
+
+def test_settings_are_validated_and_saved(api):
+    good = {
+        "contacts": {"auto": True, "intervalMinutes": 15, "tagId": seed.ALICE_TAG},
+        "activities": {"auto": False, "intervalMinutes": 60, "syncFrom": "2026-01-01"},
+    }
+    assert api("PUT", "/settings", body=good).status_code == 200
+    assert api.store.get(SYNC_SETTINGS, seed.ALICE)["contacts"]["intervalMinutes"] == 15
+    for bad, field in [
+        ({"contacts": {"intervalMinutes": 1}}, "contacts.intervalMinutes"),
+        ({"contacts": {"intervalMinutes": 100000}}, "contacts.intervalMinutes"),
+        ({"activities": {"syncFrom": "next week"}}, "activities.syncFrom"),
+        ({"contacts": {"tagId": seed.BOB_TAG}}, "contacts.tagId"),  # Bob's private tag
+        ({"contacts": {"tagId": seed.PUBLIC_TAG}}, "contacts.tagId"),  # not private
+        ({"contacts": {"colour": "red"}}, "contacts.colour"),
+    ]:
+        answer = api("PUT", "/settings", body=bad)
+        assert answer.status_code == 400 and field in answer.get_json()["error"], bad
+    assert api.store.get(SYNC_SETTINGS, seed.ALICE)["contacts"]["intervalMinutes"] == 15
+
+
+def test_nobody_reads_or_starts_another_users_sync(api):
+    assert api("GET", "/status?userId=u-alice", email="bob@example.com").status_code == 403
+    body = {"section": "contacts", "userId": seed.ALICE}
+    assert api("POST", "/sync", email="bob@example.com", body=body).status_code == 403
+    assert api("GET", "/status", email="mallory@example.com").status_code == 403
+    assert list(api.store.query(SYNC_RUNS)) == []
+
+
+@pytest.mark.parametrize(
+    "bearer",
+    ["", "Bearer ", "Bearer not.a.jwt", "Basic dXNlcjpwYXNz"],
+)
+def test_missing_or_malformed_tokens_are_401(api, bearer):
+    assert api("GET", "/status", bearer=bearer).status_code == 401
+
+
+def test_expired_or_wrong_audience_tokens_are_401(api, sandbox):
+    expired = api.token("alice@example.com", ttlSeconds=-600)
+    assert api("GET", "/status", bearer=f"Bearer {expired}").status_code == 401
+    other = sandbox.control(
+        "POST", "/_sandbox/idtoken", {"email": "alice@example.com", "audience": "someone-else"}
+    )
+    assert api("GET", "/status", bearer=f"Bearer {other['idToken']}").status_code == 401
+
+
+def test_sandbox_tokens_are_refused_when_not_pointed_at_the_sandbox(api, monkeypatch):
+    token = api.token("alice@example.com")
+    monkeypatch.delenv("CRMSYNC_GOOGLE_ENDPOINT")
+    answer = api("GET", "/status", bearer=f"Bearer {token}")
+    assert answer.status_code == 401 and "not accepted" in answer.get_json()["error"]
+
+
+def test_unknown_routes_are_404(api):
+    assert api("DELETE", "/sync").status_code == 404

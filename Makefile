@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8085
+SERVE_PORT ?= 8080
 
 .PHONY: demo test test-thorough bench serve sandbox lint fmt clean
 
@@ -30,7 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 serve: $(STAMP)
-	$(BIN)/python main.py serve --port $(PORT)
+	$(BIN)/python main.py serve --port $(SERVE_PORT)
 
 sandbox: $(STAMP)
 	$(BIN)/python main.py sandbox --port $(PORT)

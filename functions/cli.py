@@ -96,6 +96,12 @@ def cmd_run_due(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from functions.serve import serve
+
+    return serve(args.port)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="main.py", description="crmsync: CRM <-> Google sync")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -137,6 +143,10 @@ def parser() -> argparse.ArgumentParser:
 
     due = commands.add_parser("run-due", help="start every due sync once (what the scheduler does)")
     due.set_defaults(run=cmd_run_due)
+
+    serve = commands.add_parser("serve", help="serve every HTTP function on one local server")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(run=cmd_serve)
     return root
 
 

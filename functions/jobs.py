@@ -46,13 +46,36 @@ def dispatch(config: bootstrap.Config, store: DocumentStore) -> list[Job]:
 def run_job(config: bootstrap.Config, store: DocumentStore, job: Job) -> Report | None:
     options = Options(trigger=job.trigger)
     try:
-        return run_sections(config, store, job.user_id, job.section, options)[0]
+        report = run_sections(config, store, job.user_id, job.section, options)[0]
+        log_run(report)
+        return report
     except LeaseHeld as held:
         _record_skip(store, job, f"another run holds the lease: {held}")
     except FINAL as final:
-        log.error("sync of %s/%s not retried: %s", job.user_id, job.section, final)
+        fields = {
+            "userId": job.user_id,
+            "section": job.section,
+            "trigger": job.trigger,
+            "error": type(final).__name__,
+        }
+        log.error("sync not retried: %s", final, extra={"fields": fields})
         _record_skip(store, job, str(final), ok=False)
     return None
+
+
+def log_run(report: Report) -> None:
+    """One structured line per run: ids and counts only, never personal data."""
+    fields = {
+        "runId": report.run_id,
+        "userId": report.user_id,
+        "section": report.section,
+        "trigger": report.trigger,
+        "counts": report.counts,
+        "errors": len(report.errors),
+        "fullPass": report.full_pass,
+    }
+    level = logging.WARNING if report.errors else logging.INFO
+    log.log(level, "sync run finished", extra={"fields": fields})
 
 
 def _record_skip(store: DocumentStore, job: Job, why: str, ok: bool = True) -> None:

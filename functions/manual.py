@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import functions_framework
 
+from adapters import logs
 from adapters.identity import NotSignedIn
 from functions import bootstrap
 from functions.manual_logic import SyncIn, caller, save_settings, start_sync, status
 from functions.webhook_logic import Rejected
+
+logs.setup()
 
 
 @functions_framework.http

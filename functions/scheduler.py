@@ -16,6 +16,7 @@ from typing import Literal
 import functions_framework
 from pydantic import BaseModel, ValidationError
 
+from adapters import logs
 from core.schedule import Job
 from functions import bootstrap
 from functions.jobs import dispatch, run_job
@@ -27,6 +28,9 @@ class JobMessage(BaseModel):
     userId: str
     section: Literal["contacts", "activities"]
     trigger: str = "schedule"
+
+
+logs.setup()
 
 
 @functions_framework.cloud_event

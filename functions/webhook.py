@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import functions_framework
 
+from adapters import logs
 from adapters.queue import open_queue
 from functions import bootstrap
 from functions.jobs import run_job
 from functions.webhook_logic import MAX_BODY, Rejected, accept, parse, verify
+
+logs.setup()
 
 
 @functions_framework.http

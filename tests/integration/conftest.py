@@ -91,3 +91,28 @@ def make_account(sandbox):
 @pytest.fixture
 def account(make_account) -> Account:
     return make_account("alice@example.com")
+
+
+@pytest.fixture
+def cloud_env(tmp_path, sandbox, account, monkeypatch):
+    """The functions' environment: a SQLite store with the sample CRM, the sandbox as
+    Google, Alice connected, the working folder in tmp; yields the store."""
+    import os
+    from datetime import UTC, datetime
+
+    from adapters.store_base import open_store
+    from functions import bootstrap, seed
+    from functions.accounts import connect
+
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    for key in list(os.environ):
+        if key.startswith("CRMSYNC_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("CRMSYNC_STORE", url)
+    monkeypatch.setenv("CRMSYNC_GOOGLE_ENDPOINT", sandbox.url)
+    monkeypatch.chdir(tmp_path)
+    store = open_store(url)
+    seed.seed(store, datetime.now(UTC))
+    connect(bootstrap.Config.from_env(), seed.ALICE, account.refresh_token)
+    yield store
+    store.close()

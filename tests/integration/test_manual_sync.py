@@ -4,31 +4,18 @@ reads their status, saves their settings and starts their own syncs, and nobody 
 from __future__ import annotations
 
 import json
-import os
-from datetime import UTC, datetime
 
 import pytest
 from functions_framework import create_app
 
-from adapters.store_base import open_store
 from core.model import SYNC_RUNS, SYNC_SETTINGS
-from functions import bootstrap, seed
-from functions.accounts import connect
+from functions import seed
 from tests.integration.test_scheduler import ROOT
 
 
 @pytest.fixture
-def api(tmp_path, sandbox, account, make_account, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'crm.db'}"
-    for key in list(os.environ):
-        if key.startswith("CRMSYNC_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("CRMSYNC_STORE", url)
-    monkeypatch.setenv("CRMSYNC_GOOGLE_ENDPOINT", sandbox.url)
-    monkeypatch.chdir(tmp_path)
-    store = open_store(url)
-    seed.seed(store, datetime.now(UTC))
-    connect(bootstrap.Config.from_env(), seed.ALICE, account.refresh_token)
+def api(cloud_env, sandbox, make_account, monkeypatch):
+    store = cloud_env
     make_account("bob@example.com")
     make_account("mallory@example.com")  # a Google user who is nobody in the CRM
     client = create_app("manual_sync", str(ROOT / "main.py"), "http").test_client()
@@ -49,7 +36,6 @@ def api(tmp_path, sandbox, account, make_account, monkeypatch):
 
     call.store, call.token = store, token
     yield call
-    store.close()
 
 
 def test_status_shows_the_callers_settings_account_and_sections(api):

@@ -9,36 +9,22 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from functions_framework import create_app
 
-from adapters.store_base import open_store
 from core.model import SYNC_RUNS, SYNC_STATE
 from core.schedule import Job
 from functions import bootstrap, seed
-from functions.accounts import connect
 from functions.jobs import run_job
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def env(tmp_path, sandbox, account, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'crm.db'}"
-    for key in list(os.environ):
-        if key.startswith("CRMSYNC_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("CRMSYNC_STORE", url)
-    monkeypatch.setenv("CRMSYNC_GOOGLE_ENDPOINT", sandbox.url)
-    monkeypatch.chdir(tmp_path)
-    store = open_store(url)
-    seed.seed(store, datetime.now(UTC))
-    connect(bootstrap.Config.from_env(), seed.ALICE, account.refresh_token)
-    yield store
-    store.close()
+def env(cloud_env):
+    return cloud_env
 
 
 def runs(store):

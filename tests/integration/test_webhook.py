@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from datetime import UTC, datetime
 
@@ -15,28 +14,17 @@ from functions_framework import create_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.store_base import open_store
 from core.model import SYNC_RUNS
-from functions import bootstrap, seed
-from functions.accounts import connect
+from functions import seed
 from tests.integration.test_scheduler import ROOT
 
 SECRET = "s3cret-for-tests"
 
 
 @pytest.fixture
-def hook(tmp_path, sandbox, account, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'crm.db'}"
-    for key in list(os.environ):
-        if key.startswith("CRMSYNC_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("CRMSYNC_STORE", url)
-    monkeypatch.setenv("CRMSYNC_GOOGLE_ENDPOINT", sandbox.url)
+def hook(cloud_env, sandbox, monkeypatch):
     monkeypatch.setenv("CRMSYNC_WEBHOOK_SECRET", SECRET)
-    monkeypatch.chdir(tmp_path)
-    store = open_store(url)
-    seed.seed(store, datetime.now(UTC))
-    connect(bootstrap.Config.from_env(), seed.ALICE, account.refresh_token)
+    store = cloud_env
     client = create_app("crm_webhook", str(ROOT / "main.py"), "http").test_client()
 
     def post(body, *, secret=SECRET, timestamp=None, signature=None, raw=None, skew=0):
@@ -52,7 +40,6 @@ def hook(tmp_path, sandbox, account, monkeypatch):
 
     post.store = store
     yield post
-    store.close()
 
 
 def event(event_id="e1", entity="contact", record="c-ada", change="updated", **extra):

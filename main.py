@@ -8,10 +8,18 @@ import sys
 
 from functions.cli import main
 from functions.manual import manual_sync
+from functions.oauth import oauth_callback, oauth_start
 from functions.scheduler import dispatch_due, run_sync_job
 from functions.webhook import crm_webhook
 
-__all__ = ["crm_webhook", "dispatch_due", "manual_sync", "run_sync_job"]
+__all__ = [
+    "crm_webhook",
+    "dispatch_due",
+    "manual_sync",
+    "oauth_callback",
+    "oauth_start",
+    "run_sync_job",
+]
 
 if __name__ == "__main__":
     sys.exit(main())

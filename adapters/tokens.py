@@ -31,6 +31,10 @@ class FernetCipher:
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
+    def decrypt_with_ttl(self, ciphertext: str, seconds: int) -> str:
+        """Decrypt what was encrypted at most ``seconds`` ago (InvalidToken otherwise)."""
+        return self._fernet.decrypt(ciphertext.encode(), ttl=seconds).decode()
+
     def decrypt(self, ciphertext: str) -> str:
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()

@@ -11,6 +11,7 @@ from adapters.clock import rfc3339
 from adapters.google_auth import TokenInfo, check_refresh_token
 from core.errors import UnknownUser
 from core.model import GOOGLE_ACCOUNTS, USERS
+from core.ports import DocumentStore
 from functions import bootstrap
 
 
@@ -29,18 +30,28 @@ def connect(
                 config.oauth_client_id,
                 config.oauth_client_secret,
             )
-        ciphertext = bootstrap.cipher(config).encrypt(refresh_token)
-        store.put(
-            GOOGLE_ACCOUNTS,
-            user_id,
-            {
-                "accountEmail": info.account_email,
-                "scopes": list(info.scopes),
-                "refreshTokenCiphertext": ciphertext,
-                "status": "connected",
-                "connectedAt": rfc3339(bootstrap.clock().now()),
-            },
-        )
+        save_connection(config, store, user_id, refresh_token, info)
         return info
     finally:
         store.close()
+
+
+def save_connection(
+    config: bootstrap.Config,
+    store: DocumentStore,
+    user_id: str,
+    refresh_token: str,
+    info: TokenInfo,
+) -> None:
+    """Store the token encrypted; a (re)connection is ``connected`` again."""
+    store.put(
+        GOOGLE_ACCOUNTS,
+        user_id,
+        {
+            "accountEmail": info.account_email,
+            "scopes": list(info.scopes),
+            "refreshTokenCiphertext": bootstrap.cipher(config).encrypt(refresh_token),
+            "status": "connected",
+            "connectedAt": rfc3339(bootstrap.clock().now()),
+        },
+    )

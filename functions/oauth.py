@@ -1,0 +1,55 @@
+"""``oauth_start`` and ``oauth_callback``: connecting a user's Google account.
+
+``GET /oauth_start`` (signed in with a Google ID token) answers the consent URL to send
+the browser to; Google comes back to ``GET /oauth_callback?code&state``. The callback's
+address is ``CRMSYNC_OAUTH_REDIRECT_URI``, or the start URL with ``oauth_start`` swapped
+for ``oauth_callback`` (as ``serve`` and the deployed functions lay them out).
+"""
+
+from __future__ import annotations
+
+import os
+
+import functions_framework
+
+from adapters import logs
+from adapters.identity import NotSignedIn
+from functions import bootstrap
+from functions.manual_logic import caller
+from functions.oauth_logic import finish, start
+from functions.webhook_logic import Rejected
+
+logs.setup()
+
+
+def callback_uri(request) -> str:
+    configured = os.environ.get("CRMSYNC_OAUTH_REDIRECT_URI")
+    if configured:
+        return configured
+    here = request.base_url.rstrip("/")
+    return here.removesuffix("oauth_start").removesuffix("oauth_callback") + "oauth_callback"
+
+
+@functions_framework.http
+def oauth_start(request):
+    config = bootstrap.Config.from_env()
+    store = bootstrap.shared_store(config)
+    try:
+        user = caller(config, store, request.headers.get("Authorization"))
+    except NotSignedIn as exc:
+        return {"error": str(exc)}, 401
+    except Rejected as rejected:
+        return {"error": str(rejected)}, rejected.status
+    return {"authorizationUrl": start(config, store, user, callback_uri(request))}, 200
+
+
+@functions_framework.http
+def oauth_callback(request):
+    config = bootstrap.Config.from_env()
+    try:
+        user = finish(
+            config, bootstrap.shared_store(config), request.args.to_dict(), callback_uri(request)
+        )
+    except Rejected as rejected:
+        return {"error": str(rejected)}, rejected.status
+    return {"connected": user, "status": "connected"}, 200

@@ -1,0 +1,104 @@
+"""Connecting a Google account: the authorization-code flow with PKCE.
+
+``start`` builds Google's consent URL. Its ``state`` is sealed with the token key
+(Fernet: encrypted, authenticated, time-stamped), carries the user id and the PKCE
+verifier, and expires after 10 minutes, so the callback needs no server-side session
+and a forged, stale or altered state is refused. ``finish`` exchanges the code, checks
+the grant (scopes, the account's email), and stores the refresh token encrypted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from urllib.parse import urlencode
+
+from cryptography.fernet import InvalidToken
+from google.auth import jwt
+from google.auth.transport.requests import Request
+
+from adapters.google_api import SCOPES, token_uri
+from adapters.google_auth import TokenInfo
+from core.model import USERS
+from core.ports import DocumentStore
+from functions import bootstrap
+from functions.accounts import save_connection
+from functions.webhook_logic import Rejected
+
+STATE_SECONDS = 600
+AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"
+
+
+def start(config: bootstrap.Config, store: DocumentStore, user_id: str, redirect_uri: str) -> str:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    state = bootstrap.cipher(config).encrypt(json.dumps({"u": user_id, "v": verifier}))
+    user = store.get(USERS, user_id) or {}
+    base = f"{config.google_endpoint}/o/oauth2/v2/auth" if config.google_endpoint else AUTH_URL
+    return (
+        base
+        + "?"
+        + urlencode(
+            {
+                "client_id": config.oauth_client_id,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "scope": " ".join(("openid", "email", *SCOPES)),
+                "state": state,
+                "code_challenge": challenge.rstrip(b"=").decode(),
+                "code_challenge_method": "S256",
+                "access_type": "offline",
+                "prompt": "consent",
+                "login_hint": user.get("email", ""),
+            }
+        )
+    )
+
+
+def open_state(config: bootstrap.Config, state: str | None) -> dict[str, str]:
+    try:
+        raw = bootstrap.cipher(config).decrypt_with_ttl(state or "", STATE_SECONDS)
+        sealed = json.loads(raw)
+    except (InvalidToken, ValueError, TypeError):
+        raise Rejected(
+            400, "the sign-in state is forged, altered or expired; start again"
+        ) from None
+    return sealed
+
+
+def finish(
+    config: bootstrap.Config, store: DocumentStore, args: dict[str, str], redirect_uri: str
+) -> str:
+    sealed = open_state(config, args.get("state"))
+    if args.get("error"):
+        raise Rejected(400, f"Google did not connect the account: {args['error']}")
+    if not args.get("code"):
+        raise Rejected(400, "the callback carries no authorization code")
+    response = Request().session.post(
+        token_uri(config.google_endpoint),
+        data={
+            "grant_type": "authorization_code",
+            "code": args["code"],
+            "redirect_uri": redirect_uri,
+            "client_id": config.oauth_client_id,
+            "client_secret": config.oauth_client_secret,
+            "code_verifier": sealed["v"],
+        },
+        timeout=30,
+    )
+    grant = response.json() if response.content else {}
+    if response.status_code != 200 or "refresh_token" not in grant:
+        raise Rejected(400, f"Google refused the code: {grant.get('error', response.status_code)}")
+    granted = set(grant.get("scope", "").split())
+    missing = [s for s in SCOPES if s not in granted and s.removesuffix(".events") not in granted]
+    if missing:
+        raise Rejected(400, "access to " + ", ".join(missing) + " was not granted")
+    email = (
+        jwt.decode(grant["id_token"], verify=False).get("email") if grant.get("id_token") else None
+    )
+    save_connection(
+        config, store, sealed["u"], grant["refresh_token"], TokenInfo(email, tuple(sorted(granted)))
+    )
+    return sealed["u"]

@@ -1,0 +1,93 @@
+"""Connecting a Google account through oauth_start / oauth_callback, against the
+sandbox's OAuth endpoints: PKCE, a sealed state bound to the user, encrypted storage,
+and reconnection clearing ``reauth_required``."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from cryptography.fernet import Fernet
+from functions_framework import create_app
+from google.auth.transport.requests import Request
+
+from core.model import GOOGLE_ACCOUNTS
+from functions import seed
+from tests.integration.test_scheduler import ROOT
+
+CALLBACK = "http://127.0.0.1:9/oauth_callback"
+
+
+@pytest.fixture
+def flow(cloud_env, sandbox, make_account, monkeypatch):
+    monkeypatch.setenv("CRMSYNC_OAUTH_REDIRECT_URI", CALLBACK)
+    make_account("bob@example.com")
+    starter = create_app("oauth_start", str(ROOT / "main.py"), "http").test_client()
+    callback = create_app("oauth_callback", str(ROOT / "main.py"), "http").test_client()
+
+    def id_token(email):
+        body = {"email": email, "audience": "crmsync-local"}
+        return sandbox.control("POST", "/_sandbox/idtoken", body)["idToken"]
+
+    def begin(email="bob@example.com"):
+        answer = starter.get("/", headers={"Authorization": f"Bearer {id_token(email)}"})
+        assert answer.status_code == 200, answer.get_json()
+        return answer.get_json()["authorizationUrl"]
+
+    def consent(url):
+        """The browser at Google: the sandbox approves and redirects back."""
+        response = Request().session.get(url, allow_redirects=False)
+        assert response.status_code == 302
+        return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
+
+    def back(args):
+        return callback.get("/", query_string=args)
+
+    flow.store, flow.begin, flow.consent, flow.back = cloud_env, begin, consent, back
+    yield flow
+
+
+def test_connect_with_pkce_stores_the_token_encrypted(flow, sandbox):
+    url = flow.begin()
+    query = parse_qs(urlsplit(url).query)
+    assert query["code_challenge_method"] == ["S256"] and query["access_type"] == ["offline"]
+    assert "https://www.googleapis.com/auth/calendar.events" in query["scope"][0].split()
+    assert query["login_hint"] == ["bob@example.com"]
+    answer = flow.back(flow.consent(url))
+    assert answer.status_code == 200 and answer.get_json()["connected"] == seed.BOB
+    account = flow.store.get(GOOGLE_ACCOUNTS, seed.BOB)
+    assert account["status"] == "connected" and account["accountEmail"] == "bob@example.com"
+    assert "1//" not in account["refreshTokenCiphertext"]
+
+
+def test_reconnecting_clears_reauth_required(flow):
+    account = flow.store.get(GOOGLE_ACCOUNTS, seed.ALICE)
+    flow.store.put(GOOGLE_ACCOUNTS, seed.ALICE, {**account, "status": "reauth_required"})
+    assert flow.back(flow.consent(flow.begin("alice@example.com"))).status_code == 200
+    assert flow.store.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "connected"
+
+
+def test_forged_altered_or_expired_state_is_refused_and_changes_nothing(flow, monkeypatch):
+    args = flow.consent(flow.begin())
+    forged = Fernet(Fernet.generate_key()).encrypt(b'{"u": "u-bob", "v": "x"}').decode()
+    for state in (forged, args["state"][:-4] + "AAAA", "", "garbage"):
+        answer = flow.back({**args, "state": state})
+        assert answer.status_code == 400 and "state" in answer.get_json()["error"]
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 601)  # the state is 10 minutes old
+    assert flow.back(args).status_code == 400
+    monkeypatch.setattr(time, "time", real)
+    assert flow.store.get(GOOGLE_ACCOUNTS, seed.BOB) is None
+
+
+def test_denied_consent_and_a_bad_code_are_refused(flow):
+    args = flow.consent(flow.begin())
+    assert flow.back({"state": args["state"], "error": "access_denied"}).status_code == 400
+    assert flow.back({**args, "code": "4/not-a-code"}).status_code == 400
+    assert flow.store.get(GOOGLE_ACCOUNTS, seed.BOB) is None
+
+
+def test_start_needs_a_signed_in_crm_user(flow, make_account):
+    starter = create_app("oauth_start", str(ROOT / "main.py"), "http").test_client()
+    assert starter.get("/").status_code == 401

@@ -9,10 +9,12 @@ import sys
 from functions.cli import main
 from functions.manual import manual_sync
 from functions.oauth import oauth_callback, oauth_start
+from functions.push import calendar_push
 from functions.scheduler import dispatch_due, run_sync_job
 from functions.webhook import crm_webhook
 
 __all__ = [
+    "calendar_push",
     "crm_webhook",
     "dispatch_due",
     "manual_sync",

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 from googleapiclient.errors import HttpError
 
 from adapters import google_api
 from adapters.google_calls import DEFAULT_RETRY, Retry, execute, retryable, translate
-from core.errors import QuotaExceeded, Unavailable
+from core.errors import NotFound, QuotaExceeded, Unavailable
 from core.ports import EventChanges, EventWrite, WriteResult
 
 BATCH_SIZE = 50
@@ -47,6 +48,16 @@ class CalendarApi:
             page = answer.get("nextPageToken")
             if not page:
                 return EventChanges(events, answer["nextSyncToken"], sync_token is None)
+
+    def watch(self, channel_id: str, token: str, address: str, ttl_seconds: int) -> dict[str, Any]:
+        body = {"id": channel_id, "type": "web_hook", "address": address, "token": token,
+                "params": {"ttl": str(ttl_seconds)}}  # fmt: skip
+        return execute(self.service.events().watch(calendarId="primary", body=body), self.retry)
+
+    def stop(self, channel_id: str, resource_id: str) -> None:
+        body = {"id": channel_id, "resourceId": resource_id}
+        with suppress(NotFound):  # already gone: stopping it is done
+            execute(self.service.channels().stop(body=body), self.retry)
 
     def get(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         writes = [EventWrite("get", event_id) for event_id in event_ids]

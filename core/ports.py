@@ -212,3 +212,12 @@ class CalendarPort(Protocol):
 
     def write(self, writes: Sequence[EventWrite]) -> list[WriteResult]:
         """Apply writes in HTTP batches; a result per write, keyed by event id."""
+
+
+class WatchPort(Protocol):
+    """Push notifications for the user's primary calendar."""
+
+    def watch(self, channel_id: str, token: str, address: str, ttl_seconds: int) -> dict[str, Any]:
+        """Open a channel; returns Google's Channel (id, resourceId, expiration ms)."""
+
+    def stop(self, channel_id: str, resource_id: str) -> None: ...

@@ -16,13 +16,14 @@ from adapters.queue import open_queue
 from core.errors import (
     AuthRevoked,
     ConfigError,
+    GoogleError,
     LeaseHeld,
     MalformedDocument,
     NotConnected,
     UnknownUser,
 )
 from core.model import GOOGLE_ACCOUNTS, SYNC_RUNS, SYNC_SETTINGS, SYNC_STATE, stamp
-from core.ports import DocumentStore
+from core.ports import DocumentStore, Filter
 from core.runs import Options, Report
 from core.schedule import Job, due_jobs
 from functions import bootstrap
@@ -40,7 +41,22 @@ def dispatch(config: bootstrap.Config, store: DocumentStore) -> list[Job]:
     for problem in problems:
         log.warning("skipping malformed settings: %s", problem)
     open_queue(config.queue, lambda job: run_job(config, store, job)).send(jobs)
+    _keep_channels(config, store, now)
     return jobs
+
+
+def _keep_channels(config: bootstrap.Config, store: DocumentStore, now: Any) -> None:
+    """Calendar push channels for connected users: open, renew or stop as settings say."""
+    from functions.push import maintain_channel
+
+    for account in store.query(GOOGLE_ACCOUNTS, [Filter("status", "==", "connected")]):
+        try:
+            maintain_channel(config, store, account.id, now)
+        except (*FINAL, GoogleError) as exc:  # one user's trouble must not stop the tick
+            log.warning(
+                "push channel upkeep failed",
+                extra={"fields": {"userId": account.id, "error": type(exc).__name__}},
+            )
 
 
 def run_job(config: bootstrap.Config, store: DocumentStore, job: Job) -> Report | None:

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from functions import bootstrap, seed
 from functions.accounts import connect
 
-HTTP_TARGETS = ("crm_webhook", "manual_sync", "oauth_start", "oauth_callback")
+HTTP_TARGETS = ("crm_webhook", "manual_sync", "oauth_start", "oauth_callback", "calendar_push")
 MAIN = str(Path(__file__).resolve().parents[1] / "main.py")
 
 

@@ -1,0 +1,308 @@
+locals {
+  http_functions  = ["manual_sync", "crm_webhook", "oauth_start", "oauth_callback", "calendar_push"]
+  event_functions = { dispatch_due = "sync-ticks", run_sync_job = "sync-jobs" }
+  base_url        = "https://${var.region}-${var.project}.cloudfunctions.net"
+  environment = {
+    CRMSYNC_STORE           = "firestore"
+    CRMSYNC_QUEUE           = "pubsub:${google_pubsub_topic.jobs.id}"
+    CRMSYNC_TOKEN_KEY       = google_kms_crypto_key.tokens.id
+    CRMSYNC_GROUP_NAME      = var.group_name
+    CRMSYNC_OAUTH_CLIENT_ID = var.oauth_client_id
+    CRMSYNC_PUSH_URL        = "${local.base_url}/calendar_push"
+    GOOGLE_CLOUD_PROJECT    = var.project
+  }
+  secrets = {
+    CRMSYNC_WEBHOOK_SECRET      = google_secret_manager_secret.webhook.secret_id
+    CRMSYNC_OAUTH_CLIENT_SECRET = google_secret_manager_secret.oauth_client.secret_id
+  }
+}
+
+# --- source -----------------------------------------------------------------------------
+
+resource "google_storage_bucket" "source" {
+  # checkov:skip=CKV_GCP_62:holds only the functions' source archives, no user data; access is by the deploying identity alone
+  name                        = "${var.project}-crmsync-source"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+  versioning {
+    enabled = true
+  }
+}
+
+data "archive_file" "source" {
+  type        = "zip"
+  source_dir  = "${path.module}/.."
+  output_path = "${path.module}/.build/crmsync.zip"
+  excludes    = [".venv", ".git", ".crmsync", "tests", "bench", "infra", "sandbox"]
+}
+
+resource "google_storage_bucket_object" "source" {
+  name   = "crmsync-${data.archive_file.source.output_md5}.zip"
+  bucket = google_storage_bucket.source.name
+  source = data.archive_file.source.output_path
+}
+
+# --- identities (least privilege) ----------------------------------------------------
+
+resource "google_service_account" "runtime" {
+  account_id   = "crmsync-runtime"
+  display_name = "crmsync functions at run time"
+}
+
+resource "google_service_account" "invoker" {
+  account_id   = "crmsync-invoker"
+  display_name = "Eventarc and Scheduler: invoke the Pub/Sub-triggered functions"
+}
+
+resource "google_project_iam_member" "runtime_firestore" {
+  project = var.project
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+resource "google_pubsub_topic_iam_member" "runtime_publishes_jobs" {
+  topic  = google_pubsub_topic.jobs.id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+resource "google_kms_crypto_key_iam_member" "runtime_tokens" {
+  crypto_key_id = google_kms_crypto_key.tokens.id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "runtime_secrets" {
+  for_each  = local.secrets
+  secret_id = each.value
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# --- Firestore ---------------------------------------------------------------------------
+
+resource "google_firestore_database" "default" {
+  name        = "(default)"
+  location_id = var.firestore_location
+  type        = "FIRESTORE_NATIVE"
+}
+
+# Composite indexes for every query the code makes with more than one field
+# (tests/integration/test_infra.py records the queries and holds this list against them).
+resource "google_firestore_index" "links_by_user_section" {
+  database   = google_firestore_database.default.name
+  collection = "links"
+  fields {
+    field_path = "userId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "section"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "crmId"
+    order      = "ASCENDING"
+  }
+}
+
+resource "google_firestore_index" "links_by_user_google_id" {
+  database   = google_firestore_database.default.name
+  collection = "links"
+  fields {
+    field_path = "userId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "googleId"
+    order      = "ASCENDING"
+  }
+}
+
+# --- secrets and keys ------------------------------------------------------------------
+
+resource "google_secret_manager_secret" "webhook" {
+  secret_id = "crmsync-webhook-secret"
+  replication {
+    auto {}
+  }
+}
+
+resource "google_secret_manager_secret_version" "webhook" {
+  secret      = google_secret_manager_secret.webhook.id
+  secret_data = var.webhook_secret
+}
+
+resource "google_secret_manager_secret" "oauth_client" {
+  secret_id = "crmsync-oauth-client-secret"
+  replication {
+    auto {}
+  }
+}
+
+resource "google_secret_manager_secret_version" "oauth_client" {
+  secret      = google_secret_manager_secret.oauth_client.id
+  secret_data = var.oauth_client_secret
+}
+
+resource "google_kms_key_ring" "crmsync" {
+  name     = "crmsync"
+  location = var.region
+}
+
+resource "google_kms_crypto_key" "tokens" {
+  name            = "refresh-tokens"
+  key_ring        = google_kms_key_ring.crmsync.id
+  rotation_period = "7776000s"
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "google_kms_crypto_key" "pubsub" {
+  name            = "pubsub"
+  key_ring        = google_kms_key_ring.crmsync.id
+  rotation_period = "7776000s"
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+data "google_project" "this" {}
+
+resource "google_kms_crypto_key_iam_member" "pubsub_agent" {
+  crypto_key_id = google_kms_crypto_key.pubsub.id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# --- topics, schedule ------------------------------------------------------------------
+
+resource "google_pubsub_topic" "ticks" {
+  name         = "sync-ticks"
+  kms_key_name = google_kms_crypto_key.pubsub.id
+  depends_on   = [google_kms_crypto_key_iam_member.pubsub_agent]
+}
+
+resource "google_pubsub_topic" "jobs" {
+  name         = "sync-jobs"
+  kms_key_name = google_kms_crypto_key.pubsub.id
+  depends_on   = [google_kms_crypto_key_iam_member.pubsub_agent]
+}
+
+resource "google_pubsub_topic" "jobs_dead_letter" {
+  name         = "sync-jobs-dead-letter"
+  kms_key_name = google_kms_crypto_key.pubsub.id
+  depends_on   = [google_kms_crypto_key_iam_member.pubsub_agent]
+}
+
+resource "google_pubsub_subscription" "jobs_dead_letter" {
+  name                       = "sync-jobs-dead-letter"
+  topic                      = google_pubsub_topic.jobs_dead_letter.id
+  message_retention_duration = "604800s"
+}
+
+resource "google_cloud_scheduler_job" "tick" {
+  name      = "crmsync-tick"
+  schedule  = "* * * * *"
+  time_zone = "Etc/UTC"
+  pubsub_target {
+    topic_name = google_pubsub_topic.ticks.id
+    data       = base64encode("{}")
+  }
+}
+
+# --- functions ---------------------------------------------------------------------------
+
+resource "google_cloudfunctions2_function" "http" {
+  # checkov:skip=CKV_GCP_124:reached by the CRM, browsers and Google's push; each authenticates in code (ID token, HMAC, channel token, OAuth state)
+  for_each = toset(local.http_functions)
+  name     = replace(each.key, "_", "-")
+  location = var.region
+  build_config {
+    runtime     = "python311"
+    entry_point = each.key
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+  service_config {
+    service_account_email = google_service_account.runtime.email
+    max_instance_count    = 20
+    timeout_seconds       = 300
+    environment_variables = local.environment
+    dynamic "secret_environment_variables" {
+      for_each = local.secrets
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
+  }
+}
+
+# The HTTP functions authenticate their callers in code (ID tokens, HMAC signatures,
+# channel tokens, OAuth state), so they are reachable from the internet.
+resource "google_cloud_run_service_iam_member" "http_public" {
+  # checkov:skip=CKV_GCP_102:the HTTP functions authenticate every caller in code; see above
+  for_each = google_cloudfunctions2_function.http
+  location = each.value.location
+  service  = each.value.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+resource "google_cloudfunctions2_function" "event" {
+  for_each = local.event_functions
+  name     = replace(each.key, "_", "-")
+  location = var.region
+  build_config {
+    runtime     = "python311"
+    entry_point = each.key
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+  service_config {
+    service_account_email = google_service_account.runtime.email
+    max_instance_count    = each.key == "dispatch_due" ? 1 : 20
+    timeout_seconds       = 540
+    ingress_settings      = "ALLOW_INTERNAL_ONLY"
+    environment_variables = local.environment
+    dynamic "secret_environment_variables" {
+      for_each = local.secrets
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
+  }
+  event_trigger {
+    trigger_region        = var.region
+    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
+    pubsub_topic          = each.value == "sync-ticks" ? google_pubsub_topic.ticks.id : google_pubsub_topic.jobs.id
+    retry_policy          = each.key == "run_sync_job" ? "RETRY_POLICY_RETRY" : "RETRY_POLICY_DO_NOT_RETRY"
+    service_account_email = google_service_account.invoker.email
+  }
+}
+
+# Pub/Sub-triggered functions are invoked only by the invoker identity, never publicly.
+resource "google_cloud_run_service_iam_member" "event_invoker" {
+  for_each = google_cloudfunctions2_function.event
+  location = each.value.location
+  service  = each.value.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.invoker.email}"
+}

@@ -1,0 +1,39 @@
+variable "project" {
+  description = "Google Cloud project id."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, topics and key ring."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "firestore_location" {
+  description = "Location of the Firestore database."
+  type        = string
+  default     = "eur3"
+}
+
+variable "oauth_client_id" {
+  description = "OAuth client id of the Google Cloud project (Web application)."
+  type        = string
+}
+
+variable "oauth_client_secret" {
+  description = "OAuth client secret; kept in Secret Manager."
+  type        = string
+  sensitive   = true
+}
+
+variable "webhook_secret" {
+  description = "HMAC key shared with the CRM for webhook signatures; kept in Secret Manager."
+  type        = string
+  sensitive   = true
+}
+
+variable "group_name" {
+  description = "Name of the Google contact group the sync uses."
+  type        = string
+  default     = "CRM"
+}

@@ -4,6 +4,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov lives in its own venv: its pins must not move ours
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 PORT ?= 8085
 SERVE_PORT ?= 8080
 
@@ -17,14 +20,22 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@$(BIN)/python -c "import googleapiclient, google.cloud.firestore, functions_framework, pydantic, pytest"
 	@touch $(STAMP)
 
+$(TOOLS_STAMP): requirements-tools.txt
+	@test -x $(TOOLS)/bin/python || $(PY) -m venv $(TOOLS)
+	@echo "installing infrastructure checkers into $(TOOLS) ..."
+	@$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt 2>&1 \
+		| grep -v "is ignored: it is neither a file nor a directory" || true
+	@$(TOOLS)/bin/checkov --version > /dev/null
+	@touch $(TOOLS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/python main.py demo
 
-test: $(STAMP)
+test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/python -m pytest -q
 
 # Long property runs: more examples for every hypothesis test.
-test-thorough: $(STAMP)
+test-thorough: $(STAMP) $(TOOLS_STAMP)
 	CRMSYNC_HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -45,4 +56,4 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .crmsync .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .crmsync .pytest_cache

@@ -1,13 +1,16 @@
 """Encryption of stored Google refresh tokens.
 
 Locally the key is a Fernet key from ``CRMSYNC_TOKEN_KEY``, or one generated once into
-``.crmsync/token.key`` with mode 0600. Plaintext tokens are held only in memory:
+``.crmsync/token.key`` with mode 0600. In production ``CRMSYNC_TOKEN_KEY`` names a Cloud
+KMS key and the KMS API encrypts and decrypts. Plaintext tokens are held only in memory:
 never written to disk, never logged (``redact`` helps keep them out of messages).
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -31,10 +34,6 @@ class FernetCipher:
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
-    def decrypt_with_ttl(self, ciphertext: str, seconds: int) -> str:
-        """Decrypt what was encrypted at most ``seconds`` ago (InvalidToken otherwise)."""
-        return self._fernet.decrypt(ciphertext.encode(), ttl=seconds).decode()
-
     def decrypt(self, ciphertext: str) -> str:
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
@@ -43,6 +42,50 @@ class FernetCipher:
                 "a stored refresh token cannot be decrypted with the configured "
                 "CRMSYNC_TOKEN_KEY (was the key changed?); reconnect the account"
             ) from None
+
+
+class KmsCipher:
+    """Refresh tokens encrypted by a Cloud KMS key (``projects/.../cryptoKeys/K``), through
+    the KMS API with the function's own identity (Application Default Credentials)."""
+
+    def __init__(self, key_name: str, service: object | None = None) -> None:
+        self.key_name = key_name
+        self._service = service
+
+    def _keys(self):  # built lazily: nothing to reach until a token is stored or read
+        if self._service is None:
+            import google.auth
+            from googleapiclient.discovery import build
+
+            credentials, _ = google.auth.default()
+            self._service = build(
+                "cloudkms",
+                "v1",
+                credentials=credentials,
+                static_discovery=True,
+                cache_discovery=False,
+            )
+        return self._service.projects().locations().keyRings().cryptoKeys()
+
+    def encrypt(self, plaintext: str) -> str:
+        body = {"plaintext": base64.b64encode(plaintext.encode()).decode()}
+        answer = self._keys().encrypt(name=self.key_name, body=body).execute()
+        return "kms:" + answer["ciphertext"]
+
+    def decrypt(self, ciphertext: str) -> str:
+        body = {"ciphertext": ciphertext.removeprefix("kms:")}
+        answer = self._keys().decrypt(name=self.key_name, body=body).execute()
+        return base64.b64decode(answer["plaintext"]).decode()
+
+
+KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
+
+
+def cipher_for(configured: str | None, state_dir: Path) -> FernetCipher | KmsCipher:
+    """KMS when ``CRMSYNC_TOKEN_KEY`` names a Cloud KMS key, Fernet otherwise."""
+    if configured and KMS_KEY.match(configured):
+        return KmsCipher(configured)
+    return FernetCipher(local_key(configured, state_dir))
 
 
 def local_key(configured: str | None, state_dir: Path) -> bytes:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from adapters.clock import SystemClock
 from adapters.store_base import open_store
-from adapters.tokens import FernetCipher, local_key
+from adapters.tokens import FernetCipher, KmsCipher, cipher_for
 from core.ports import Clock, DocumentStore
 
 DEFAULT_STORE = "sqlite:///.crmsync/crmsync.db"
@@ -64,8 +64,8 @@ def shared_store(config: Config) -> DocumentStore:
     return _SHARED[key]
 
 
-def cipher(config: Config) -> FernetCipher:
-    return FernetCipher(local_key(config.token_key, config.state_dir))
+def cipher(config: Config) -> FernetCipher | KmsCipher:
+    return cipher_for(config.token_key, config.state_dir)
 
 
 def clock() -> Clock:

@@ -1,10 +1,11 @@
 """Connecting a Google account: the authorization-code flow with PKCE.
 
-``start`` builds Google's consent URL. Its ``state`` is sealed with the token key
-(Fernet: encrypted, authenticated, time-stamped), carries the user id and the PKCE
-verifier, and expires after 10 minutes, so the callback needs no server-side session
-and a forged, stale or altered state is refused. ``finish`` exchanges the code, checks
-the grant (scopes, the account's email), and stores the refresh token encrypted.
+``start`` builds Google's consent URL. Its ``state`` is sealed with a Fernet key derived
+from the OAuth client secret (encrypted, as it carries the PKCE verifier; authenticated;
+time-stamped), holds the user id, and expires after 10 minutes: the callback needs no
+server-side session, and a forged, stale or altered state is refused. ``finish``
+exchanges the code, checks the grant (scopes, the account's email), and stores the
+refresh token encrypted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import secrets
 from urllib.parse import urlencode
 
-from cryptography.fernet import InvalidToken
+from cryptography.fernet import Fernet, InvalidToken
 from google.auth import jwt
 from google.auth.transport.requests import Request
 
@@ -31,10 +32,15 @@ STATE_SECONDS = 600
 AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"
 
 
+def state_cipher(config: bootstrap.Config) -> Fernet:
+    digest = hashlib.sha256(b"crmsync oauth state|" + config.oauth_client_secret.encode())
+    return Fernet(base64.urlsafe_b64encode(digest.digest()))
+
+
 def start(config: bootstrap.Config, store: DocumentStore, user_id: str, redirect_uri: str) -> str:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    state = bootstrap.cipher(config).encrypt(json.dumps({"u": user_id, "v": verifier}))
+    state = state_cipher(config).encrypt(json.dumps({"u": user_id, "v": verifier}).encode())
     user = store.get(USERS, user_id) or {}
     base = f"{config.google_endpoint}/o/oauth2/v2/auth" if config.google_endpoint else AUTH_URL
     return (
@@ -46,7 +52,7 @@ def start(config: bootstrap.Config, store: DocumentStore, user_id: str, redirect
                 "redirect_uri": redirect_uri,
                 "response_type": "code",
                 "scope": " ".join(("openid", "email", *SCOPES)),
-                "state": state,
+                "state": state.decode(),
                 "code_challenge": challenge.rstrip(b"=").decode(),
                 "code_challenge_method": "S256",
                 "access_type": "offline",
@@ -59,7 +65,7 @@ def start(config: bootstrap.Config, store: DocumentStore, user_id: str, redirect
 
 def open_state(config: bootstrap.Config, state: str | None) -> dict[str, str]:
     try:
-        raw = bootstrap.cipher(config).decrypt_with_ttl(state or "", STATE_SECONDS)
+        raw = state_cipher(config).decrypt((state or "").encode(), ttl=STATE_SECONDS)
         sealed = json.loads(raw)
     except (InvalidToken, ValueError, TypeError):
         raise Rejected(

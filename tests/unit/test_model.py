@@ -173,3 +173,12 @@ def test_any_json_document_loads_or_is_reported_never_crashes(doc):
         assert problem.field and problem.doc_id == "c1"
     else:
         assert loaded.modifiedAt == doc["modifiedAt"]
+
+
+def test_token_key_names_pick_the_cipher(tmp_path):
+    from adapters.tokens import FernetCipher, KmsCipher, cipher_for
+
+    name = "projects/p/locations/europe-west1/keyRings/crmsync/cryptoKeys/refresh-tokens"
+    assert isinstance(cipher_for(name, tmp_path), KmsCipher)
+    assert isinstance(cipher_for(None, tmp_path), FernetCipher)
+    assert (tmp_path / "token.key").exists()  # generated locally, mode 0600

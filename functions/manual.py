@@ -1,46 +1,104 @@
-"""``manual_sync``: the user's own sync settings and manual sync (HTTPS, Google ID token).
+"""``manual_sync``: the settings page and its API, for the signed-in user only.
 
-POST /sync {"section"}   run (inline) or queue a sync of the caller's sections
-GET  /status             settings, last sync and result per section, account status
-PUT  /settings           validate and save the caller's settings
+    GET  /                   the page (functions/page.html)
+    GET  /signin, /signin/callback, POST /signout    browser sign-in with Google
+    GET  /status             settings, private tags, last sync per section, account
+    PUT  /settings           validate and save
+    POST /sync {"section"}   run (inline) or queue a sync
+    POST /preview {"section"}  the dry-run plan; changes nothing
+    GET  /runs, /runs/<id>   the last 20 runs, and one run's details
+
+API clients send a Google ID token (``Authorization: Bearer``); the page uses the
+session cookie, and its writes carry ``X-CSRF-Token``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import functions_framework
+from flask import redirect
 
 from adapters import logs
 from adapters.identity import NotSignedIn
 from functions import bootstrap
-from functions.manual_logic import SyncIn, caller, save_settings, start_sync, status
+from functions import manual_logic as api
+from functions import session as web
 from functions.webhook_logic import Rejected
 
+PAGE = (Path(__file__).parent / "page.html").read_text()
 logs.setup()
+
+
+def _here(request, path: str) -> str:
+    """An address of this function: its mount point (``/manual_sync`` under ``serve``,
+    the function's own URL when deployed) plus ``path``."""
+    return request.url_root.rstrip("/") + path
+
+
+def _signin(request, config, store):
+    if request.path.rstrip("/") == "/signin":
+        return redirect(
+            web.signin_url(config, _here(request, "/signin/callback"), request.args.get("email"))
+        )
+    user = web.finish_signin(
+        config, store, request.args.to_dict(), _here(request, "/signin/callback")
+    )
+    response = redirect(_here(request, "/"))
+    response.set_cookie(
+        web.COOKIE,
+        web.new_session(config, user),
+        max_age=web.SESSION_SECONDS,
+        httponly=True,
+        samesite="Lax",
+        secure=request.scheme == "https",
+    )
+    return response
 
 
 @functions_framework.http
 def manual_sync(request):
     config = bootstrap.Config.from_env()
     store = bootstrap.shared_store(config)
-    route = (request.method, request.path.rstrip("/") or "/")
+    method, path = request.method, request.path.rstrip("/") or "/"
     try:
-        if route == ("GET", "/status"):
-            user = caller(config, store, request.headers.get("Authorization"),
-                          request.args.get("userId"))  # fmt: skip
-            return status(store, user), 200
-        if route == ("PUT", "/settings"):
-            user = caller(config, store, request.headers.get("Authorization"))
-            return save_settings(store, user, request.get_data()), 200
-        if route == ("POST", "/sync"):
-            body = SyncIn.model_validate_json(request.get_data() or b"{}")
-            user = caller(config, store, request.headers.get("Authorization"), body.userId)
-            return start_sync(config, store, user, body.section), 200
-        return {"error": f"no route {route[0]} {route[1]}"}, 404
+        if method == "GET" and path == "/":
+            return PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
+        if method == "GET" and path in ("/signin", "/signin/callback"):
+            return _signin(request, config, store)
+        if method == "POST" and path == "/signout":
+            response = redirect(_here(request, "/"))
+            response.delete_cookie(web.COOKIE)
+            return response
+        write = method in ("POST", "PUT")
+        body = (
+            api.SyncIn.model_validate_json(request.get_data() or b"{}")
+            if (path in ("/sync", "/preview"))
+            else None
+        )
+        user, session = api.identify(
+            config,
+            store,
+            request,
+            write=write,
+            asked_for=request.args.get("userId") or (body.userId if body else None),
+        )
+        if (method, path) == ("GET", "/status"):
+            return {**api.status(store, user), "csrf": session["c"] if session else None}, 200
+        if (method, path) == ("PUT", "/settings"):
+            return api.save_settings(store, user, request.get_data()), 200
+        if (method, path) == ("POST", "/sync"):
+            return api.start_sync(config, store, user, body.section), 200
+        if (method, path) == ("POST", "/preview"):
+            return api.preview(config, store, user, body.section), 200
+        if (method, path) == ("GET", "/runs"):
+            return {"runs": api.history(store, user)}, 200
+        if method == "GET" and path.startswith("/runs/"):
+            return api.run_detail(store, user, path.removeprefix("/runs/")), 200
+        return {"error": f"no route {method} {path}"}, 404
     except NotSignedIn as exc:
         return {"error": str(exc)}, 401
     except Rejected as rejected:
-        return {"error": str(rejected)}, rejected.status
+        return {"error": str(rejected), "fields": rejected.fields}, rejected.status
     except ValueError as exc:  # pydantic: a malformed body
-        return {
-            "error": f"invalid request: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"
-        }, 400
+        return {"error": f"invalid request: {exc}"}, 400

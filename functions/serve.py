@@ -68,6 +68,7 @@ def serve(port: int) -> int:
     for target in HTTP_TARGETS:
         print(f"  {base}/{target}")
     if token:
-        print(f"\ntry:  curl -H 'Authorization: Bearer {token}' {base}/manual_sync/status")
+        print(f"\nsettings page: {base}/manual_sync/  (sign in as alice@example.com)")
+        print(f"try:  curl -H 'Authorization: Bearer {token}' {base}/manual_sync/status")
     run_simple("127.0.0.1", port, build_app(), threaded=True, use_reloader=False)
     return 0

@@ -11,6 +11,7 @@ from core import activity_mapping as am
 from core.errors import AuthRevoked, Unavailable
 from core.model import ACTIVITIES, GOOGLE_ACCOUNTS, USERS, Activity, load
 from tests.integration.activities_world import ALICE, CalendarWorld
+from tests.integration.races import EditsAfterListing
 
 
 @pytest.fixture
@@ -29,23 +30,6 @@ def test_410_leads_to_a_full_pass_without_duplicates(world, sandbox):
     assert report.counts.get("imported", 0) == 0
     assert world.activity("a-kickoff")["description"] == "agenda attached"
     assert len(world.events()) == 2
-
-
-class EditsAfterListing:
-    """Someone edits an event in Google right after our listing: our patch meets a 412."""
-
-    def __init__(self, port, edit):
-        self.port, self.edit, self.done = port, edit, False
-
-    def changes(self, *args):
-        listed = self.port.changes(*args)
-        if not self.done:
-            self.done = True
-            self.edit()
-        return listed
-
-    def __getattr__(self, name):
-        return getattr(self.port, name)
 
 
 def test_412_is_reread_remerged_and_retried_once(world):

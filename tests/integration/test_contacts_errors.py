@@ -11,6 +11,7 @@ from core import lease
 from core.errors import AuthRevoked, LeaseHeld, NotConnected, QuotaExceeded, Unavailable
 from core.model import CONTACTS, GOOGLE_ACCOUNTS, SYNC_RUNS
 from tests.integration.contacts_world import ALICE, World
+from tests.integration.races import EditsAfterListing
 
 EIGHT_DAYS = 8 * 24 * 3600
 
@@ -34,24 +35,6 @@ def test_expired_people_token_leads_to_a_full_pass_without_duplicates(world, san
     assert cm.from_person(world.person_of("c-grace"))["jobTitle"] == "Rear Admiral"
     assert len(world.persons()) == 4 and len(world.links()) == 4
     assert world.run().plan == []  # the new token works
-
-
-class EditsAfterListing:
-    """A PeoplePort that lets someone edit a person in Google right after our listing,
-    so that our update meets a stale etag (a real race, on the real sandbox)."""
-
-    def __init__(self, port, edit):
-        self.port, self.edit, self.done = port, edit, False
-
-    def changes(self, token):
-        listed = self.port.changes(token)
-        if not self.done:
-            self.done = True
-            self.edit()
-        return listed
-
-    def __getattr__(self, name):
-        return getattr(self.port, name)
 
 
 def test_stale_etag_is_reread_remerged_and_retried_once(world):

@@ -37,12 +37,27 @@ def _here(request, path: str) -> str:
 
 
 def _signin(request, config, store):
+    secure = request.scheme == "https"
     if request.path.rstrip("/") == "/signin":
-        return redirect(
-            web.signin_url(config, _here(request, "/signin/callback"), request.args.get("email"))
+        url, nonce = web.signin_url(
+            config, _here(request, "/signin/callback"), request.args.get("email")
         )
+        response = redirect(url)
+        response.set_cookie(
+            web.SIGNIN_COOKIE,
+            nonce,
+            max_age=web.STATE_SECONDS,
+            httponly=True,
+            samesite="Lax",
+            secure=secure,
+        )
+        return response
     user = web.finish_signin(
-        config, store, request.args.to_dict(), _here(request, "/signin/callback")
+        config,
+        store,
+        request.args.to_dict(),
+        _here(request, "/signin/callback"),
+        request.cookies.get(web.SIGNIN_COOKIE),
     )
     response = redirect(_here(request, "/"))
     response.set_cookie(
@@ -51,8 +66,9 @@ def _signin(request, config, store):
         max_age=web.SESSION_SECONDS,
         httponly=True,
         samesite="Lax",
-        secure=request.scheme == "https",
+        secure=secure,
     )
+    response.delete_cookie(web.SIGNIN_COOKIE)
     return response
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 
 import functions_framework
-from flask import redirect
+from flask import make_response, redirect
 
 from adapters import logs
 from adapters.identity import NotSignedIn
 from functions import bootstrap
 from functions.manual_logic import identify
-from functions.oauth_logic import finish, start
+from functions.oauth_logic import NONCE_COOKIE, STATE_SECONDS, finish, start
 from functions.webhook_logic import Rejected
 
 logs.setup()
@@ -41,7 +41,17 @@ def oauth_start(request):
         return {"error": str(exc)}, 401
     except Rejected as rejected:
         return {"error": str(rejected)}, rejected.status
-    return {"authorizationUrl": start(config, store, user, callback_uri(request))}, 200
+    url, nonce = start(config, store, user, callback_uri(request))
+    response = make_response({"authorizationUrl": url}, 200)
+    response.set_cookie(
+        NONCE_COOKIE,
+        nonce,
+        max_age=STATE_SECONDS,
+        httponly=True,
+        samesite="Lax",
+        secure=request.scheme == "https",
+    )
+    return response
 
 
 @functions_framework.http
@@ -49,7 +59,11 @@ def oauth_callback(request):
     config = bootstrap.Config.from_env()
     try:
         user = finish(
-            config, bootstrap.shared_store(config), request.args.to_dict(), callback_uri(request)
+            config,
+            bootstrap.shared_store(config),
+            request.args.to_dict(),
+            callback_uri(request),
+            request.cookies.get(NONCE_COOKIE),
         )
     except Rejected as rejected:
         return {"error": str(rejected)}, rejected.status

@@ -37,33 +37,36 @@ def state_cipher(config: bootstrap.Config) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(digest.digest()))
 
 
-def start(config: bootstrap.Config, store: DocumentStore, user_id: str, redirect_uri: str) -> str:
-    verifier = secrets.token_urlsafe(48)
+NONCE_COOKIE = "crmsync_oauth"
+
+
+def start(
+    config: bootstrap.Config, store: DocumentStore, user_id: str, redirect_uri: str
+) -> tuple[str, str]:
+    """The consent URL, and a nonce for an HttpOnly cookie: the callback accepts the state
+    only from the browser that started the flow (no account-linking CSRF)."""
+    verifier, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(24)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    state = state_cipher(config).encrypt(json.dumps({"u": user_id, "v": verifier}).encode())
+    sealed = {"u": user_id, "v": verifier, "n": nonce}
+    state = state_cipher(config).encrypt(json.dumps(sealed).encode())
     user = store.get(USERS, user_id) or {}
     base = f"{config.google_endpoint}/o/oauth2/v2/auth" if config.google_endpoint else AUTH_URL
-    return (
-        base
-        + "?"
-        + urlencode(
-            {
-                "client_id": config.oauth_client_id,
-                "redirect_uri": redirect_uri,
-                "response_type": "code",
-                "scope": " ".join(("openid", "email", *SCOPES)),
-                "state": state.decode(),
-                "code_challenge": challenge.rstrip(b"=").decode(),
-                "code_challenge_method": "S256",
-                "access_type": "offline",
-                "prompt": "consent",
-                "login_hint": user.get("email", ""),
-            }
-        )
-    )
+    query = {
+        "client_id": config.oauth_client_id,
+        "redirect_uri": redirect_uri,
+        "response_type": "code",
+        "scope": " ".join(("openid", "email", *SCOPES)),
+        "state": state.decode(),
+        "code_challenge": challenge.rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+        "access_type": "offline",
+        "prompt": "consent",
+        "login_hint": user.get("email", ""),
+    }
+    return f"{base}?{urlencode(query)}", nonce
 
 
-def open_state(config: bootstrap.Config, state: str | None) -> dict[str, str]:
+def open_state(config: bootstrap.Config, state: str | None, nonce: str | None) -> dict[str, str]:
     try:
         raw = state_cipher(config).decrypt((state or "").encode(), ttl=STATE_SECONDS)
         sealed = json.loads(raw)
@@ -71,13 +74,19 @@ def open_state(config: bootstrap.Config, state: str | None) -> dict[str, str]:
         raise Rejected(
             400, "the sign-in state is forged, altered or expired; start again"
         ) from None
+    if not nonce or not secrets.compare_digest(str(sealed.get("n", "")), nonce):
+        raise Rejected(400, "the sign-in state was started in another browser; start again")
     return sealed
 
 
 def finish(
-    config: bootstrap.Config, store: DocumentStore, args: dict[str, str], redirect_uri: str
+    config: bootstrap.Config,
+    store: DocumentStore,
+    args: dict[str, str],
+    redirect_uri: str,
+    nonce: str | None,
 ) -> str:
-    sealed = open_state(config, args.get("state"))
+    sealed = open_state(config, args.get("state"), nonce)
     if args.get("error"):
         raise Rejected(400, f"Google did not connect the account: {args['error']}")
     if not args.get("code"):

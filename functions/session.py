@@ -39,29 +39,58 @@ def _sealer(config: bootstrap.Config, label: bytes) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(digest.digest()))
 
 
-def signin_url(config: bootstrap.Config, redirect_uri: str, email: str | None) -> str:
-    state = _sealer(config, b"signin").encrypt(secrets.token_bytes(16)).decode()
+SIGNIN_COOKIE = "crmsync_signin"
+
+
+def signin_url(config: bootstrap.Config, redirect_uri: str, email: str | None) -> tuple[str, str]:
+    """Google's sign-in URL, and a nonce for an HttpOnly cookie that binds the state to
+    this browser (no login CSRF)."""
+    nonce = secrets.token_urlsafe(24)
+    state = _sealer(config, b"signin").encrypt(nonce.encode()).decode()
     base = config.google_endpoint or "https://accounts.google.com"
-    params = {"client_id": config.oauth_client_id, "redirect_uri": redirect_uri,
-              "response_type": "code", "scope": "openid email", "state": state}  # fmt: skip
+    params = {
+        "client_id": config.oauth_client_id,
+        "redirect_uri": redirect_uri,
+        "response_type": "code",
+        "scope": "openid email",
+        "state": state,
+    }
     if email:
         params["login_hint"] = email
-    return f"{base}/o/oauth2/v2/auth?{urlencode(params)}"
+    return f"{base}/o/oauth2/v2/auth?{urlencode(params)}", nonce
 
 
-def finish_signin(config: bootstrap.Config, store: DocumentStore, args: dict[str, str],
-                  redirect_uri: str) -> str:  # fmt: skip
+def finish_signin(
+    config: bootstrap.Config,
+    store: DocumentStore,
+    args: dict[str, str],
+    redirect_uri: str,
+    nonce: str | None,
+) -> str:
     """The user id behind a completed sign-in, or ``Rejected``."""
     try:
-        _sealer(config, b"signin").decrypt(args.get("state", "").encode(), ttl=STATE_SECONDS)
+        sealed = (
+            _sealer(config, b"signin")
+            .decrypt(args.get("state", "").encode(), ttl=STATE_SECONDS)
+            .decode()
+        )
     except InvalidToken:
         raise Rejected(400, "the sign-in state is forged or expired; sign in again") from None
+    if not nonce or not hmac.compare_digest(sealed, nonce):
+        raise Rejected(400, "the sign-in was started in another browser; sign in again")
     if not args.get("code"):
         raise Rejected(400, f"sign-in was not completed: {args.get('error', 'no code')}")
-    answer = Request().session.post(token_uri(config.google_endpoint), data={
-        "grant_type": "authorization_code", "code": args["code"], "redirect_uri": redirect_uri,
-        "client_id": config.oauth_client_id, "client_secret": config.oauth_client_secret,
-    }, timeout=30)  # fmt: skip
+    answer = Request().session.post(
+        token_uri(config.google_endpoint),
+        data={
+            "grant_type": "authorization_code",
+            "code": args["code"],
+            "redirect_uri": redirect_uri,
+            "client_id": config.oauth_client_id,
+            "client_secret": config.oauth_client_secret,
+        },
+        timeout=30,
+    )
     id_token = (answer.json() if answer.content else {}).get("id_token")
     if answer.status_code != 200 or not id_token:
         raise Rejected(400, "Google did not confirm the sign-in")

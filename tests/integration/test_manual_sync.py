@@ -112,3 +112,21 @@ def test_sandbox_tokens_are_refused_when_not_pointed_at_the_sandbox(api, monkeyp
 
 def test_unknown_routes_are_404(api):
     assert api("DELETE", "/sync").status_code == 404
+
+
+def test_page_sign_in_is_bound_to_the_browser_that_started_it(api):
+    from urllib.parse import parse_qs, urlsplit
+
+    from google.auth.transport.requests import Request
+
+    browser = create_app("manual_sync", str(ROOT / "main.py"), "http").test_client()
+    start = browser.get("/signin", query_string={"email": "alice@example.com"})
+    assert start.status_code == 302 and browser.get_cookie("crmsync_signin").http_only
+    consent = Request().session.get(start.headers["Location"], allow_redirects=False)
+    args = {k: v[0] for k, v in parse_qs(urlsplit(consent.headers["Location"]).query).items()}
+    stranger = create_app("manual_sync", str(ROOT / "main.py"), "http").test_client()
+    refused = stranger.get("/signin/callback", query_string=args)
+    assert refused.status_code == 400 and stranger.get_cookie("crmsync_session") is None
+    done = browser.get("/signin/callback", query_string=args)
+    assert done.status_code == 302 and browser.get_cookie("crmsync_session").http_only
+    assert browser.get("/status").get_json()["userId"] == seed.ALICE

@@ -33,6 +33,9 @@ def flow(cloud_env, sandbox, make_account, monkeypatch):
     def begin(email="bob@example.com"):
         answer = starter.get("/", headers={"Authorization": f"Bearer {id_token(email)}"})
         assert answer.status_code == 200, answer.get_json()
+        cookie = starter.get_cookie("crmsync_oauth")
+        assert cookie.http_only and cookie.same_site == "Lax"
+        callback.set_cookie("crmsync_oauth", cookie.value)  # the same browser comes back
         return answer.get_json()["authorizationUrl"]
 
     def consent(url):
@@ -91,3 +94,15 @@ def test_denied_consent_and_a_bad_code_are_refused(flow):
 def test_start_needs_a_signed_in_crm_user(flow, make_account):
     starter = create_app("oauth_start", str(ROOT / "main.py"), "http").test_client()
     assert starter.get("/").status_code == 401
+
+
+def test_a_consent_url_finished_in_another_browser_is_refused(flow):
+    """Account-linking CSRF: Bob starts, Carol's browser (without Bob's nonce cookie)
+    completes; her Google account must not land on Bob's user."""
+    args = flow.consent(flow.begin())
+    other = create_app("oauth_callback", str(ROOT / "main.py"), "http").test_client()
+    answer = other.get("/", query_string=args)
+    assert answer.status_code == 400 and "another browser" in answer.get_json()["error"]
+    other.set_cookie("crmsync_oauth", "a-different-nonce")
+    assert other.get("/", query_string=args).status_code == 400
+    assert flow.store.get(GOOGLE_ACCOUNTS, seed.BOB) is None

@@ -8,7 +8,9 @@ organizer's calendar can be written (DESIGN.md, "Sync semantics / Activities").
     linked pair
       link tombstoned                      -> nothing, ever (never re-created)
       event cancelled in Google            -> CancelActivity (+ tombstone); DropEventLink
-                                              when the activity is gone as well
+                                              when the activity is gone as well, or when
+                                              only U's copy of a connected organizer's
+                                              meeting went away (U was removed)
       activity deleted / not in calendar   -> DeleteEvent if U owns it, else DropLink
       neither side changed                 -> nothing (ReconcileEvent "etag" if it moved)
       changed, U owns the event            -> ReconcileEvent (merge; write where differs)
@@ -183,6 +185,11 @@ def _linked(snap: ActivitySnapshot, link: EventLink, policy: Policy) -> list:
     crm_gone = (activity is None and snap.crm_complete) or (activity is not None and activity.gone)
     if event is not None and event.cancelled:
         if crm_gone:  # gone on both sides (e.g. our own delete, seen again after a crash)
+            return [DropEventLink(link.activity_id)]
+        copy = link.read_only or (bool(event.organizer_email) and not event.organizer_self)
+        if copy and (event.organizer_email or link.organizer_email) in snap.connected:
+            # U's copy went away (U was removed, or declined); the meeting lives on with
+            # its organizer, whose sync carries any real cancellation
             return [DropEventLink(link.activity_id)]
         return [CancelActivity(link.activity_id, link.event_id)]
     if event is None and snap.google_complete and not crm_gone:

@@ -238,7 +238,7 @@ class ContactsEngine:
                         crm[contact.id] = candidate
         index: dict[str, list[str]] = {}
         for contact in sorted(crm.values(), key=lambda c: c.id):
-            if contact.id in links:
+            if contact.id in links or contact.deleted:
                 continue
             for email in contact.emails & wanted:
                 index.setdefault(email, []).append(contact.id)

@@ -274,12 +274,12 @@ def _changed_pair(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
 
 
 def _unlinked_person(snap: Snapshot, person: Person, claimed: set[str]) -> Any:
-    own = person.crm_id if person.crm_id in snap.crm else None
+    own = person.crm_id if _alive(snap.crm.get(person.crm_id or "")) else None
     if own and own not in claimed:
         return _first_link(snap.crm[own], person, "clientData")
     for email in sorted(person.emails):
         for crm_id in snap.by_email.get(email, ()):
-            if crm_id not in claimed and crm_id in snap.crm:
+            if crm_id not in claimed and _alive(snap.crm.get(crm_id)):
                 return _first_link(snap.crm[crm_id], person, "email")
     return ImportPerson(person.resource_name, person.etag, person.fields)
 

@@ -43,7 +43,12 @@ def merge(
 ) -> Merged:
     crm_newer = newest_is_crm(crm_time, google_time)
     if policy is Policy.MOST_RECENT:
-        winner = crm if crm_newer else google
+        crm_moved = any(crm.get(k) != base.get(k) for k in crm.keys() | base.keys())
+        google_moved = any(google.get(k) != base.get(k) for k in google.keys() | base.keys())
+        if crm_moved and google_moved:
+            winner = crm if crm_newer else google  # both edited: the whole newer record
+        else:
+            winner = crm if crm_moved else google  # one side edited: that side
         conflicts = tuple(k for k in winner if _both_changed(k, base, crm, google))
         return Merged(dict(winner), conflicts)
     out: dict[str, Any] = {}

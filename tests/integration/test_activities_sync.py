@@ -142,3 +142,26 @@ def test_a_participants_crm_edit_reaches_google_through_the_organizer(world):
     world.sync(ALICE)
     assert world.event(created["id"])["location"] == "Room 7"
     assert world.event(created["id"], user=BOB)["location"] == "Room 7"
+
+
+@pytest.mark.parametrize("order", [(BOB, ALICE, BOB, ALICE), (ALICE, BOB, ALICE, BOB)])
+def test_removing_an_attendee_does_not_cancel_the_meeting_for_everyone(world, order):
+    world.put_activity(
+        "a-shared",
+        title="Planning",
+        organizerId=ALICE,
+        start=f"{world.day}T10:00:00Z",
+        end=f"{world.day}T11:00:00Z",
+        participants=[{"userId": BOB}, {"contactId": "c-grace"}],
+    )
+    world.sync(ALICE)
+    world.sync(BOB)
+    event_id = am.event_id("a-shared")
+    attendees = world.event(event_id)["attendees"]
+    world.patch_event(event_id, attendees=[a for a in attendees if a["email"] != "bob@example.com"])
+    for user in order:
+        world.sync(user)
+    assert world.activity("a-shared")["status"] != "canceled"
+    assert world.event(event_id)["status"] == "confirmed"
+    assert [p.get("contactId") for p in world.activity("a-shared")["participants"]] == ["c-grace"]
+    assert "a-shared" not in world.links(BOB)

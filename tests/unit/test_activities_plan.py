@@ -177,3 +177,14 @@ def test_copy_changed_by_an_outside_organizer_updates_the_crm():
 
 def test_cancelled_in_google_and_gone_in_the_crm_drops_the_link():
     assert plan(snap([act(gone=True)], [ev(cancelled=True)], [link()])) == [DropEventLink("a1")]
+
+
+def test_a_removed_attendees_cancelled_copy_only_drops_their_link():
+    copy_link = EventLink("a1", "e1", "1", am.fingerprint(f()), f(), read_only=True,
+                          organizer_email="boss@example.com")  # fmt: skip
+    tombstone = CalEvent("e1", "2", f(), "", False, "", True, True)  # minimal: id, status
+    got = plan(snap([act(owned=False)], [tombstone], [copy_link], connected={"boss@example.com"}))
+    assert got == [DropEventLink("a1")]
+    outside = EventLink("a1", "e1", "1", am.fingerprint(f()), f(), read_only=True,
+                        organizer_email="client@else.org")  # fmt: skip
+    assert plan(snap([act()], [tombstone], [outside])) == [CancelActivity("a1", "e1")]

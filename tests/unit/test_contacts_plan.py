@@ -301,3 +301,21 @@ def test_retagged_contact_whose_old_person_is_gone_is_pushed_anew():
 def test_parked_links_are_quiet_otherwise():
     assert plan(snap([crm(tagged=False)], [person(in_group=False)], [parked()])) == []
     assert plan(snap([], [], [parked()] * 1, google_complete=True, crm_complete=True)) == []
+
+
+# --- found by review -----------------------------------------------------------------------
+
+
+def test_most_recent_policy_keeps_a_one_sided_edit_whatever_the_record_times():
+    later = T0 + timedelta(hours=1)  # the CRM record moved (say, another tag), fields did not
+    got = plan(snap([crm(at=later)], [person(fields=f(jobTitle="Countess"), at=T0, etag="e2")],
+                    [link()]), Policy.MOST_RECENT)  # fmt: skip
+    assert got[0].fields["jobTitle"] == "Countess" and not got[0].write_google
+
+
+def test_a_deleted_crm_contact_is_never_linked_by_email_or_by_our_id():
+    gone = CrmContact("c5", f(), False, T0, frozenset({"ada@example.com"}), deleted=True)
+    got = plan(snap([gone], [person("people/c9")], by_email={"ada@example.com": ("c5",)}))
+    assert got == [ImportPerson("people/c9", "e1", f())]
+    got = plan(snap([gone], [person("people/c9", crm_id="c5")]))
+    assert got == [ImportPerson("people/c9", "e1", f())]

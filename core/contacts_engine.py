@@ -63,9 +63,16 @@ class Gathered:
 
 
 class ContactsEngine:
-    def __init__(self, store: DocumentStore, people: PeoplePort, clock: Clock, *,
-                 new_id: Callable[[], str], group_name: str = "CRM",
-                 progress: Progress = no_progress) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: DocumentStore,
+        people: PeoplePort,
+        clock: Clock,
+        *,
+        new_id: Callable[[], str],
+        group_name: str = "CRM",
+        progress: Progress = no_progress,
+    ) -> None:
         self.store, self.people, self.clock = store, people, clock
         self.new_id, self.group_name, self.progress = new_id, group_name, progress
 
@@ -77,17 +84,25 @@ class ContactsEngine:
     def prepare(self, user_id: str) -> None:
         self.tag_id = self._tag(user_id)
 
-    def sync(self, user_id: str, state: dict[str, Any], options: Options, log: RunLog,
-             report: Report) -> dict[str, Any]:  # fmt: skip
+    def sync(
+        self, user_id: str, state: dict[str, Any], options: Options, log: RunLog, report: Report
+    ) -> dict[str, Any]:
         gathered = self._gather(user_id, self.tag_id, state, options, log)
         report.full_pass = gathered.full_pass
         report.plan = plan(gathered.snapshot, options.policy, options.force)
         self.progress(f"planned {len(report.plan)} actions")
         if not options.dry_run:
             executor = ContactsExecutor(
-                self.store, self.people, self.clock, user_id=user_id, tag_id=self.tag_id,
-                group=gathered.group, policy=options.policy, log=log, progress=self.progress,
-            )  # fmt: skip
+                self.store,
+                self.people,
+                self.clock,
+                user_id=user_id,
+                tag_id=self.tag_id,
+                group=gathered.group,
+                policy=options.policy,
+                log=log,
+                progress=self.progress,
+            )
             executor.run(report.plan, gathered.snapshot)
         return {
             "googleCursor": gathered.google_cursor,
@@ -114,14 +129,17 @@ class ContactsEngine:
             raise ConfigError(f"user {user_id}'s contacts tag {tag_id} does not exist")
         tag = load(Tag, TAGS, tag_id, tag_doc)
         if tag.kind != "private" or tag.ownerId != user_id:
-            raise ConfigError(f"tag {tag_id} is not a private tag of user {user_id}; "
-                              "only a user's own private tag can drive the sync")  # fmt: skip
+            raise ConfigError(
+                f"tag {tag_id} is not a private tag of user {user_id}; "
+                "only a user's own private tag can drive the sync"
+            )
         return tag_id
 
     # --- gather -----------------------------------------------------------------------
 
-    def _gather(self, user_id: str, tag_id: str, state: dict[str, Any], options: Options,
-                log: RunLog) -> Gathered:  # fmt: skip
+    def _gather(
+        self, user_id: str, tag_id: str, state: dict[str, Any], options: Options, log: RunLog
+    ) -> Gathered:
         group = state.get("groupResourceName")
         if not group and options.dry_run:  # look, never create
             group = self.people.find_group(self.group_name) or NEW_GROUP
@@ -157,7 +175,7 @@ class ContactsEngine:
         for bad in log.skipped_ids:
             links.pop(bad, None)  # a malformed record is skipped, never taken as deleted
         self._fetch_parked(crm, persons, links, group)
-        by_email = self._by_email(tag_id, crm, persons, links, complete_crm, log)
+        by_email = self._by_email(user_id, tag_id, crm, persons, links, complete_crm)
         snapshot = Snapshot(crm, persons, links, group, complete_crm, changes.complete, by_email)
         return Gathered(
             snapshot,
@@ -184,15 +202,22 @@ class ContactsEngine:
             newest = cursor
         return {c.id: contact_from_doc(c, tag_id) for c in good}, newest
 
-    def _fetch_parked(self, crm: dict[str, CrmContact], persons: dict[str, Person],
-                      links: dict[str, LinkRecord], group: str) -> None:  # fmt: skip
+    def _fetch_parked(
+        self,
+        crm: dict[str, CrmContact],
+        persons: dict[str, Person],
+        links: dict[str, LinkRecord],
+        group: str,
+    ) -> None:
         """Re-tagged contacts with a parked link: read their old person, if it still is."""
         wanted = [
             link.resource_name
             for crm_id, link in links.items()
-            if link.parked and crm_id in crm and crm[crm_id].tagged
+            if link.parked
+            and crm_id in crm
+            and crm[crm_id].tagged
             and link.resource_name not in persons
-        ]  # fmt: skip
+        ]
         for name, raw in self.people.get(wanted).items():
             persons[name] = person_from_api(raw, group)
 
@@ -201,8 +226,9 @@ class ContactsEngine:
         docs = self.store.scan(LINKS, where, order_by="crmId")
         return {d.data["crmId"]: link_from_doc(d.data) for d in docs}
 
-    def _links_for(self, user_id: str, crm: dict[str, CrmContact],
-                   persons: dict[str, Person]) -> dict[str, LinkRecord]:  # fmt: skip
+    def _links_for(
+        self, user_id: str, crm: dict[str, CrmContact], persons: dict[str, Person]
+    ) -> dict[str, LinkRecord]:
         ids = set(crm) | {p.crm_id for p in persons.values() if p.crm_id}
         found = self.store.get_many(LINKS, [link_id(user_id, "contacts", i) for i in sorted(ids)])
         links = {doc["crmId"]: link_from_doc(doc) for doc in found.values()}
@@ -214,11 +240,18 @@ class ContactsEngine:
                     links[doc.data["crmId"]] = link_from_doc(doc.data)
         return links
 
-    def _by_email(self, tag_id: str, crm: dict[str, CrmContact], persons: dict[str, Person],
-                  links: dict[str, LinkRecord], complete: bool,
-                  log: RunLog) -> dict[str, tuple[str, ...]]:  # fmt: skip
+    def _by_email(
+        self,
+        user_id: str,
+        tag_id: str,
+        crm: dict[str, CrmContact],
+        persons: dict[str, Person],
+        links: dict[str, LinkRecord],
+        complete: bool,
+    ) -> dict[str, tuple[str, ...]]:
         """CRM contacts by email, for persons that may need linking. Incremental runs
-        read the whole contact list only when such a person appears (an import)."""
+        read the whole contact list only when such a person appears (an import); the
+        candidates come with their links, so a linked contact is never linked twice."""
         linked = {link.resource_name for link in links.values()}
         wanted = {
             email
@@ -231,11 +264,14 @@ class ContactsEngine:
         if not complete:
             docs = [(d.id, d.data) for d in self.store.scan(CONTACTS, order_by="modifiedAt")]
             good, _ = load_each(Contact, CONTACTS, docs)
-            for contact in good:
-                if contact.id not in crm and contact.deletedAt is None:
-                    candidate = contact_from_doc(contact, tag_id)
-                    if candidate.emails & wanted:
-                        crm[contact.id] = candidate
+            found = [
+                contact_from_doc(c, tag_id) for c in good if c.id not in crm and c.deletedAt is None
+            ]
+            found = [c for c in found if c.emails & wanted]
+            keys = [link_id(user_id, "contacts", c.id) for c in found]
+            for doc in self.store.get_many(LINKS, keys).values():
+                links[doc["crmId"]] = link_from_doc(doc)
+            crm.update({c.id: c for c in found})
         index: dict[str, list[str]] = {}
         for contact in sorted(crm.values(), key=lambda c: c.id):
             if contact.id in links or contact.deleted:

@@ -164,3 +164,38 @@ def test_person_moved_out_and_back_rejoins_the_same_contact(world):
     hedys = [d for d in world.store.scan("contacts", order_by="modifiedAt")
              if d.data.get("givenName") == "Hedy"]  # fmt: skip
     assert len(hedys) == 1
+
+
+def settle_old(world):
+    """Age every contact an hour, so incremental runs no longer read them."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.model import CONTACTS, stamp
+
+    old = stamp(datetime.now(UTC) - timedelta(hours=1))
+    for doc in list(world.store.scan(CONTACTS, order_by="modifiedAt")):
+        world.store.put(CONTACTS, doc.id, {**doc.data, "modifiedAt": old})
+
+
+def test_a_new_person_with_a_linked_contacts_email_does_not_steal_the_link(world):
+    settle_old(world)
+    world.sync()
+    world.sync()
+    ada = world.links()["c-ada"]
+    world.create_person("Ada2", "ada@analytical.example", in_group=True)
+    world.sync()
+    assert world.links()["c-ada"] == ada
+    assert world.contact("c-ada")["givenName"] == "Ada"
+    assert world.sync(full=True).counts.get("imported", 0) == 0
+
+
+def test_linked_contacts_sharing_an_email_are_not_pushed_again(world):
+    doc = {**world.contact("c-alan"), "givenName": "Alan2"}
+    world.store.put("contacts", "c-alan2", doc)
+    settle_old(world)
+    world.sync()
+    world.sync()
+    before = len(world.persons())
+    world.create_person("Alan3", "alan@bletchley.example", in_group=True)
+    world.sync()
+    assert len(world.persons()) == before + 1

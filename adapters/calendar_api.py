@@ -38,9 +38,11 @@ class CalendarApi:
         events: list[dict[str, Any]] = []
         page = None
         window = {} if sync_token else {"timeMin": time_min, "timeMax": time_max}
+        # showDeleted on full passes too: an event cancelled while the token was lost
+        # (410) must still reach its activity
         while True:
             request = self.service.events().list(
-                calendarId="primary", singleEvents=True, showDeleted=bool(sync_token),
+                calendarId="primary", singleEvents=True, showDeleted=True,
                 maxResults=PAGE_SIZE, syncToken=sync_token, pageToken=page, **window,
             )  # fmt: skip
             answer = execute(request, self.retry)

@@ -199,3 +199,14 @@ def test_malformed_activity_is_skipped_and_reported(world):
     report = world.sync()
     assert report.counts["skipped"] == 1 and report.counts["pushed"] == 2
     assert report.errors[0]["id"] == "a-bad" and "start" in report.errors[0]["message"]
+
+
+def test_an_event_deleted_while_the_token_was_lost_still_cancels_its_activity(world, sandbox):
+    world.sync()
+    world.google[ALICE].calendar.events().delete(
+        calendarId="primary", eventId=am.event_id("a-kickoff"), sendUpdates="none"
+    ).execute()
+    sandbox.control("POST", "/_sandbox/calendar/invalidateSyncTokens")
+    report = world.sync()
+    assert report.full_pass and report.counts.get("canceled") == 1
+    assert world.activity("a-kickoff")["status"] == "canceled"

@@ -133,6 +133,8 @@ class ActivitiesExecutor:
             if r.error is not None and getattr(r.error, "status", None) == 409
         ]
         existing = self.calendar.get(retried) if retried else {}
+        restored = self._restore(actions, existing)
+        existing |= restored
         with self.store.batch() as batch:
             for action, result in zip(actions, results, strict=True):
                 event = result.person or existing.get(am.event_id(action.activity_id))
@@ -141,11 +143,27 @@ class ActivitiesExecutor:
                                   crm_id=action.activity_id)  # fmt: skip
                     continue
                 known = self.directory.known
-                fields = action.fields if result.person else am.from_event(event, known)
+                restored = event.get("status") != "cancelled" and not result.person
+                ours = result.person or (restored and am.private_activity_id(event))
+                fields = action.fields if ours else am.from_event(event, known)
                 link = self._link(action.activity_id, event, event["id"], "", fields)
                 batch.put(LINKS, link_id(self.user.id, "activities", action.activity_id), link)
                 self.log.count("pushed")
         self._advance(len(actions))
+
+    def _restore(self, actions: list[InsertEvent],
+                 existing: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:  # fmt: skip
+        """A 409 on a cancelled event is our own earlier delete (the activity was hidden,
+        then shown again): bring the event back with the activity's fields."""
+        writes = [
+            EventWrite("patch", event_id, self._event_body(a.activity_id, a.fields, event_id),
+                       existing[event_id].get("etag"))
+            for a in actions
+            if (event_id := am.event_id(a.activity_id)) in existing
+            and existing[event_id].get("status") == "cancelled"
+        ]  # fmt: skip
+        results = self.calendar.write(writes) if writes else []
+        return {r.key: r.person for r in results if r.person}
 
     def _imports(self, actions: list[ImportEvent]) -> None:
         for part in chunked(actions, STORE_CHUNK):

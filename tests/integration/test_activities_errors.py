@@ -210,3 +210,17 @@ def test_an_event_deleted_while_the_token_was_lost_still_cancels_its_activity(wo
     report = world.sync()
     assert report.full_pass and report.counts.get("canceled") == 1
     assert world.activity("a-kickoff")["status"] == "canceled"
+
+
+def test_hiding_then_showing_an_activity_again_restores_its_event(world):
+    world.sync()
+    event_id = am.event_id("a-kickoff")
+    world.edit_activity("a-kickoff", showInCalendar=False)
+    world.sync()
+    assert world.event(event_id)["status"] == "cancelled"
+    world.edit_activity("a-kickoff", showInCalendar=True, title="Kick-off, back on")
+    report = world.sync()
+    assert report.errors == [] and report.counts["pushed"] == 1
+    event = world.event(event_id)
+    assert (event["status"], event["summary"]) == ("confirmed", "Kick-off, back on")
+    assert world.sync().plan == []

@@ -172,7 +172,8 @@ class ActivitiesEngine:
         pointed = {e.activity_id for e in events.values() if e.activity_id} | set(
             state.get("retryCrm", [])
         )
-        docs += list(self.store.get_many(ACTIVITIES, sorted(pointed - seen)).items())
+        extra = self.store.get_many(ACTIVITIES, sorted(pointed - seen))
+        docs += list(extra.items())
         good, bad = load_each(Activity, ACTIVITIES, docs)
         for problem in bad:
             log.skip(problem.doc_id, str(problem))
@@ -181,7 +182,11 @@ class ActivitiesEngine:
         if cursor and newest and parse_timestamp(cursor) > parse_timestamp(newest):
             newest = cursor
         mine = {a.id: self._crm(a, user_id, directory) for a in good}
-        return {k: v for k, v in mine.items() if v is not None}, newest
+        found = {k: v for k, v in mine.items() if v is not None}
+        now = self.clock.now()
+        for gone in set(state.get("retryCrm", [])) - seen - set(extra):  # hard-deleted
+            found[gone] = CrmActivity(gone, am.normalize({}), False, True, True, now)
+        return found, newest
 
     def _crm(self, activity: Activity, user_id: str, directory: Directory) -> CrmActivity | None:
         takes_part = any(p.userId == user_id for p in activity.participants)

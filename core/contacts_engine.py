@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.contact_mapping import normalize
 from core.contacts_exec import (
     ContactsExecutor,
     contact_from_doc,
@@ -200,7 +201,11 @@ class ContactsEngine:
         newest = max((c.modifiedAt for c in good), default=None, key=_sort_key)
         if cursor and newest and _sort_key(cursor) > _sort_key(newest):
             newest = cursor
-        return {c.id: contact_from_doc(c, tag_id) for c in good}, newest
+        contacts = {c.id: contact_from_doc(c, tag_id) for c in good}
+        now = self.clock.now()
+        for gone in set(retry) - seen - set(extra):  # hard-deleted (the webhook told us)
+            contacts[gone] = CrmContact(gone, normalize({}), False, now, deleted=True)
+        return contacts, newest
 
     def _fetch_parked(
         self,

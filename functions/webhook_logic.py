@@ -64,8 +64,9 @@ class Payload(BaseModel):
     events: list[Event] = Field(min_length=1, max_length=500)
 
 
-def verify(secret: str | None, timestamp: str | None, signature: str | None, body: bytes,
-           now: datetime) -> None:  # fmt: skip
+def verify(
+    secret: str | None, timestamp: str | None, signature: str | None, body: bytes, now: datetime
+) -> None:
     if not secret:
         raise Rejected(503, "webhooks are not enabled: CRMSYNC_WEBHOOK_SECRET is not set")
     if len(body) > MAX_BODY:
@@ -96,12 +97,18 @@ def affected(store: DocumentStore, event: Event) -> set[Job]:
         doc = store.get(CONTACTS if event.entity == "contact" else ACTIVITIES, event.recordId) or {}
         if event.entity == "contact":
             tags = store.get_many(TAGS, [t for t in doc.get("tagIds", []) if isinstance(t, str)])
-            users |= {t["ownerId"] for t in tags.values()
-                      if t.get("kind") == "private" and t.get("ownerId")}  # fmt: skip
+            users |= {
+                t["ownerId"]
+                for t in tags.values()
+                if t.get("kind") == "private" and t.get("ownerId")
+            }
         else:
             users |= {doc["organizerId"]} if isinstance(doc.get("organizerId"), str) else set()
-            users |= {p["userId"] for p in doc.get("participants") or []
-                      if isinstance(p, dict) and isinstance(p.get("userId"), str)}  # fmt: skip
+            users |= {
+                p["userId"]
+                for p in doc.get("participants") or []
+                if isinstance(p, dict) and isinstance(p.get("userId"), str)
+            }
     unknown = sorted(u for u in users if store.get(USERS, u) is None)
     if unknown and event.userIds is not None:
         raise Rejected(400, f"event {event.eventId}: unknown user(s) {', '.join(unknown)}")
@@ -139,8 +146,22 @@ def claim(store: DocumentStore, job: Job, now: datetime) -> bool:
     return store.transaction(mark)
 
 
-def accept(store: DocumentStore, payload: Payload, now: datetime,
-           send: Callable[[list[Job]], object]) -> dict[str, object]:  # fmt: skip
+def note_deleted(store: DocumentStore, job: Job, record_id: str) -> None:
+    """A record deleted for good leaves no trace in the CRM's change feed: tell the next
+    run of (user, section) to look it up, and find it gone."""
+    key = f"{job.user_id}:{job.section}"
+
+    def add(tx: Transaction) -> None:
+        state = tx.get(SYNC_STATE, key) or {}
+        retry = sorted(set(state.get("retryCrm") or []) | {record_id})
+        tx.put(SYNC_STATE, key, {**state, "retryCrm": retry})
+
+    store.transaction(add)
+
+
+def accept(
+    store: DocumentStore, payload: Payload, now: datetime, send: Callable[[list[Job]], object]
+) -> dict[str, object]:
     """Validate every event first (nothing is written if one is bad), then record the
     new event ids, coalesce, and send one job per affected (user, section)."""
     plans = [(event, affected(store, event)) for event in payload.events]
@@ -151,6 +172,10 @@ def accept(store: DocumentStore, payload: Payload, now: datetime,
             jobs |= event_jobs
         else:
             replayed.append(event.eventId)
+    for event, event_jobs in plans:
+        if event.change == "deleted" and event.eventId not in replayed:
+            for job in event_jobs:
+                note_deleted(store, job, event.recordId)
     queued = [job for job in sorted(jobs) if claim(store, job, now)]
     send(queued)
     return {

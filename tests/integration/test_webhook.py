@@ -163,3 +163,43 @@ def test_claims_coalesce_while_a_queued_run_is_pending(hook):
         {**state, "lastRunAt": (t0 + timedelta(seconds=40)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
     )
     assert claim(store, job, t0 + timedelta(seconds=41)) is True  # it ran: a new change queues
+
+
+def test_a_hard_delete_reported_by_the_webhook_reaches_google(hook, account):
+    from core import activity_mapping as am
+
+    assert hook({"events": [event("first")]}).status_code == 202  # contacts pushed
+    hook({"events": [event("acts", entity="activity", record="a-kickoff")]})  # events pushed
+    hook.store.delete("contacts", "c-grace")  # gone for good: no modifiedAt to notice
+    hook.store.delete("activities", "a-kickoff")
+    answer = hook(
+        {
+            "events": [
+                event("del1", record="c-grace", change="deleted"),
+                event("del2", entity="activity", record="a-kickoff", change="deleted"),
+            ]
+        }
+    )
+    assert answer.status_code == 202
+    assert {q["section"] for q in answer.get_json()["queued"]} == {"contacts", "activities"}
+    links = {d.id for d in hook.store.query("links")}
+    assert f"{seed.ALICE}:contacts:c-grace" not in links
+    assert f"{seed.ALICE}:activities:a-kickoff" not in links
+    kickoff = (
+        account.calendar.events()
+        .get(calendarId="primary", eventId=am.event_id("a-kickoff"))
+        .execute()
+    )
+    assert kickoff["status"] == "cancelled"
+    persons = (
+        account.people.people()
+        .connections()
+        .list(resourceName="people/me", personFields="names,memberships")
+        .execute()["connections"]
+    )
+    grace = [p for p in persons if p["names"][0]["givenName"] == "Grace"]
+    assert len(grace) == 1  # still in Google, out of the group
+    assert all(
+        m["contactGroupMembership"]["contactGroupResourceName"] == "contactGroups/myContacts"
+        for m in grace[0]["memberships"]
+    )

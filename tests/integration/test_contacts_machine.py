@@ -70,6 +70,7 @@ class ContactsMachine(RuleBasedStateMachine):
         self.google_time: dict[str, float] = {}
         self.deleted_people: set[str] = set()
         self.deleted_contacts: set[str] = set()
+        self.steps: list[str] = []  # our own log: hypothesis cannot print a flaky failure's
 
     def teardown(self) -> None:
         if hasattr(self, "world"):
@@ -91,6 +92,7 @@ class ContactsMachine(RuleBasedStateMachine):
 
     @rule(i=PICK, field=st.sampled_from(FIELDS), value=VALUES)
     def crm_edit(self, i: int, field: str, value: str) -> None:
+        self.steps.append(f"crm_edit(i={i!r}, field={field!r}, value={value!r})")
         crm_id = self.pick(self.live_contacts(), i)
         if crm_id:
             self.world.edit_contact(crm_id, **{field: value or None})
@@ -99,6 +101,7 @@ class ContactsMachine(RuleBasedStateMachine):
 
     @rule(i=PICK)
     def crm_tag(self, i: int) -> None:
+        self.steps.append(f"crm_tag(i={i!r})")
         crm_id = self.pick(self.live_contacts(), i)
         if crm_id:
             tags = self.world.contact(crm_id).get("tagIds", [])
@@ -107,6 +110,7 @@ class ContactsMachine(RuleBasedStateMachine):
 
     @rule(i=PICK)
     def crm_untag(self, i: int) -> None:
+        self.steps.append(f"crm_untag(i={i!r})")
         crm_id = self.pick(self.live_contacts(), i)
         if crm_id:
             tags = self.world.contact(crm_id).get("tagIds", [])
@@ -115,6 +119,7 @@ class ContactsMachine(RuleBasedStateMachine):
 
     @rule(i=PICK)
     def crm_delete(self, i: int) -> None:
+        self.steps.append(f"crm_delete(i={i!r})")
         crm_id = self.pick(self.live_contacts(), i)
         if crm_id:
             self.world.edit_contact(crm_id, deletedAt=now())
@@ -122,16 +127,24 @@ class ContactsMachine(RuleBasedStateMachine):
 
     @rule(tagged=st.booleans())
     def crm_create(self, tagged: bool) -> None:
+        self.steps.append(f"crm_create(tagged={tagged!r})")
         n = next(COUNTER)
-        self.world.store.put(CONTACTS, f"c-new{n}", {
-            "givenName": f"New{n}", "emails": [{"value": f"new{n}@example.com"}],
-            "tagIds": [TAG] if tagged else [], "modifiedAt": now(),
-        })  # fmt: skip
+        self.world.store.put(
+            CONTACTS,
+            f"c-new{n}",
+            {
+                "givenName": f"New{n}",
+                "emails": [{"value": f"new{n}@example.com"}],
+                "tagIds": [TAG] if tagged else [],
+                "modifiedAt": now(),
+            },
+        )
 
     # --- Google rules -----------------------------------------------------------------
 
     @rule(i=PICK, field=st.sampled_from(FIELDS), value=VALUES)
     def google_edit(self, i: int, field: str, value: str) -> None:
+        self.steps.append(f"google_edit(i={i!r}, field={field!r}, value={value!r})")
         name = self.pick(self.live_people(), i)
         if name:
             self.world.edit_person(name, **{field: value or None})
@@ -140,6 +153,7 @@ class ContactsMachine(RuleBasedStateMachine):
 
     @rule(i=PICK)
     def google_delete(self, i: int) -> None:
+        self.steps.append(f"google_delete(i={i!r})")
         name = self.pick(self.live_people(), i)
         if name:
             self.world.people.deleteContact(resourceName=name).execute()
@@ -147,6 +161,7 @@ class ContactsMachine(RuleBasedStateMachine):
 
     @rule(i=PICK, into=st.booleans())
     def google_move(self, i: int, into: bool) -> None:
+        self.steps.append(f"google_move(i={i!r}, into={into!r})")
         name = self.pick(self.live_people(), i)
         if not name:
             return
@@ -158,6 +173,7 @@ class ContactsMachine(RuleBasedStateMachine):
 
     @rule(in_group=st.booleans(), reuse_email=PICK)
     def google_create(self, in_group: bool, reuse_email: int) -> None:
+        self.steps.append(f"google_create(in_group={in_group!r}, reuse_email={reuse_email!r})")
         n = next(COUNTER)
         contacts = self.live_contacts()
         email = f"g{n}@example.com"
@@ -170,6 +186,7 @@ class ContactsMachine(RuleBasedStateMachine):
 
     @rule()
     def sync(self) -> None:
+        self.steps.append("sync()")
         before = {**self.world.links()}
         self.world.run()
         self.check_newest_edit_survives(before)
@@ -191,7 +208,13 @@ class ContactsMachine(RuleBasedStateMachine):
                     expected[field] = value
             contact = cm.normalize(self.world.contact(crm_id))
             for field, value in expected.items():
-                assert contact[field] == value, (crm_id, field, contact[field], value)
+                assert contact[field] == value, (
+                    crm_id,
+                    field,
+                    contact[field],
+                    value,
+                    self.steps[-25:],
+                )
 
     def check_pairs(self) -> None:
         w = self.world

@@ -36,7 +36,7 @@ test: $(STAMP) $(TOOLS_STAMP)
 
 # Long property runs: more examples for every hypothesis test.
 test-thorough: $(STAMP) $(TOOLS_STAMP)
-	CRMSYNC_HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q
+	CRMSYNC_HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q --timeout=3600
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,7 +1,9 @@
 locals {
   http_functions  = ["manual_sync", "crm_webhook", "oauth_start", "oauth_callback", "calendar_push"]
   event_functions = { dispatch_due = "sync-ticks", run_sync_job = "sync-jobs" }
-  base_url        = "https://${var.region}-${var.project}.cloudfunctions.net"
+  # every function target: its topic, or "" for an HTTP function
+  functions = merge({ for name in local.http_functions : name => "" }, local.event_functions)
+  base_url  = "https://${var.region}-${var.project}.cloudfunctions.net"
   environment = {
     CRMSYNC_STORE           = "firestore"
     CRMSYNC_QUEUE           = "pubsub:${google_pubsub_topic.jobs.id}"
@@ -229,51 +231,9 @@ resource "google_cloud_scheduler_job" "tick" {
 
 # --- functions ---------------------------------------------------------------------------
 
-resource "google_cloudfunctions2_function" "http" {
-  # checkov:skip=CKV_GCP_124:reached by the CRM, browsers and Google's push; each authenticates in code (ID token, HMAC, channel token, OAuth state)
-  for_each = toset(local.http_functions)
-  name     = replace(each.key, "_", "-")
-  location = var.region
-  build_config {
-    runtime     = "python311"
-    entry_point = each.key
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-  service_config {
-    service_account_email = google_service_account.runtime.email
-    max_instance_count    = 20
-    timeout_seconds       = 300
-    environment_variables = local.environment
-    dynamic "secret_environment_variables" {
-      for_each = local.secrets
-      content {
-        key        = secret_environment_variables.key
-        project_id = var.project
-        secret     = secret_environment_variables.value
-        version    = "latest"
-      }
-    }
-  }
-}
-
-# The HTTP functions authenticate their callers in code (ID tokens, HMAC signatures,
-# channel tokens, OAuth state), so they are reachable from the internet.
-resource "google_cloud_run_service_iam_member" "http_public" {
-  # checkov:skip=CKV_GCP_102:the HTTP functions authenticate every caller in code; see above
-  for_each = google_cloudfunctions2_function.http
-  location = each.value.location
-  service  = each.value.service_config[0].service
-  role     = "roles/run.invoker"
-  member   = "allUsers"
-}
-
-resource "google_cloudfunctions2_function" "event" {
-  for_each = local.event_functions
+resource "google_cloudfunctions2_function" "fn" {
+  # checkov:skip=CKV_GCP_124:the HTTP ones are reached by the CRM, browsers and Google's push; each authenticates in code (ID token, HMAC, channel token, OAuth state)
+  for_each = local.functions
   name     = replace(each.key, "_", "-")
   location = var.region
   build_config {
@@ -289,8 +249,8 @@ resource "google_cloudfunctions2_function" "event" {
   service_config {
     service_account_email = google_service_account.runtime.email
     max_instance_count    = each.key == "dispatch_due" ? 1 : 20
-    timeout_seconds       = 540
-    ingress_settings      = "ALLOW_INTERNAL_ONLY"
+    timeout_seconds       = each.value == "" ? 300 : 540
+    ingress_settings      = each.value == "" ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     environment_variables = local.environment
     dynamic "secret_environment_variables" {
       for_each = local.secrets
@@ -302,18 +262,33 @@ resource "google_cloudfunctions2_function" "event" {
       }
     }
   }
-  event_trigger {
-    trigger_region        = var.region
-    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-    pubsub_topic          = each.value == "sync-ticks" ? google_pubsub_topic.ticks.id : google_pubsub_topic.jobs.id
-    retry_policy          = each.key == "run_sync_job" ? "RETRY_POLICY_RETRY" : "RETRY_POLICY_DO_NOT_RETRY"
-    service_account_email = google_service_account.invoker.email
+  # Pub/Sub-triggered functions: retried on sync-jobs, invoked by their own identity.
+  dynamic "event_trigger" {
+    for_each = each.value == "" ? [] : [each.value]
+    content {
+      trigger_region        = var.region
+      event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
+      pubsub_topic          = event_trigger.value == "sync-ticks" ? google_pubsub_topic.ticks.id : google_pubsub_topic.jobs.id
+      retry_policy          = each.key == "run_sync_job" ? "RETRY_POLICY_RETRY" : "RETRY_POLICY_DO_NOT_RETRY"
+      service_account_email = google_service_account.invoker.email
+    }
   }
+}
+
+# The HTTP functions authenticate their callers in code (ID tokens, HMAC signatures,
+# channel tokens, OAuth state), so they are reachable from the internet.
+resource "google_cloud_run_service_iam_member" "http_public" {
+  # checkov:skip=CKV_GCP_102:the HTTP functions authenticate every caller in code; see above
+  for_each = { for name, fn in google_cloudfunctions2_function.fn : name => fn if local.functions[name] == "" }
+  location = each.value.location
+  service  = each.value.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
 }
 
 # Pub/Sub-triggered functions are invoked only by the invoker identity, never publicly.
 resource "google_cloud_run_service_iam_member" "event_invoker" {
-  for_each = google_cloudfunctions2_function.event
+  for_each = { for name, fn in google_cloudfunctions2_function.fn : name => fn if local.functions[name] != "" }
   location = each.value.location
   service  = each.value.service_config[0].service
   role     = "roles/run.invoker"

@@ -74,9 +74,9 @@ def test_every_function_target_is_deployed_with_its_entry_point():
     local = {k: v for block in parsed()["locals"] for k, v in block.items()}
     deployed = set(local["http_functions"]) | set(local["event_functions"])
     assert deployed == set(main.__all__)
-    for kind_name in ("http", "event"):
-        body = resources("google_cloudfunctions2_function")[kind_name]
-        assert body["build_config"][0]["entry_point"] == "${each.key}"
+    body = resources("google_cloudfunctions2_function")["fn"]
+    assert body["for_each"] == "${local.functions}"
+    assert body["build_config"][0]["entry_point"] == "${each.key}"
 
 
 def test_every_topic_the_code_uses_exists():

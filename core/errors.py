@@ -80,13 +80,14 @@ class LeaseHeld(CrmsyncError):
 class SideEmpty(CrmsyncError):
     """One side lists none of the linked records: refuse rather than unlink them all."""
 
-    def __init__(self, side: str, links: int):
+    def __init__(self, side: str, links: int, items: str = "contacts"):
         super().__init__(
-            f"the {side} side no longer lists any of the {links} linked contacts; "
+            f"the {side} side no longer lists any of the {links} linked {items}; "
             f"refusing to unlink them all (check the {side} data, or run with --force)"
         )
         self.side = side
         self.links = links
+        self.items = items
 
 
 class GoogleError(CrmsyncError):

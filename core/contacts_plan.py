@@ -162,7 +162,7 @@ def plan(snap: Snapshot, policy: Policy = Policy.FIELD_MOST_RECENT, force: bool 
     parked = {k: link for k, link in snap.links.items() if link.parked}
     for crm_id in sorted(active):
         actions += _linked(snap, active[crm_id], policy)
-    _guard(snap, len(active), actions, force)
+    _guard(snap, active, actions, force)
     linked_people = {link.resource_name for link in active.values()}
     parked_people = {link.resource_name: link for link in parked.values()}
     claimed: set[str] = set(active)
@@ -311,10 +311,26 @@ def _unlinked_contact(contact: CrmContact, person: Person | None, linked: set[st
     return CreatePerson(contact.id, contact.fields)
 
 
-def _guard(snap: Snapshot, links: int, actions: list, force: bool) -> None:
-    """One side suddenly dropping every link means a broken side, not a user's intent."""
-    if force or links < GUARD_MIN_LINKS:
+def _guard(snap: Snapshot, active: Mapping[str, LinkRecord], actions: list, force: bool) -> None:
+    """One side suddenly dropping every link means a broken side (a different Google
+    account, a wiped CRM), not a user's intent. A *complete* read that lists none of
+    the linked records stops the run whatever the number of links; explicit
+    deletions (tombstones, untagging) stop it only when they take every one of
+    ``GUARD_MIN_LINKS`` or more links at once."""
+    if force or not active:
+        return
+    if snap.google_complete and not any(
+        _listed(snap.google.get(link.resource_name)) for link in active.values()
+    ):
+        raise SideEmpty("Google", len(active))
+    if snap.crm_complete and not any(crm_id in snap.crm for crm_id in active):
+        raise SideEmpty("CRM", len(active))
+    if len(active) < GUARD_MIN_LINKS:
         return
     for side, kind in (("Google", Untag), ("CRM", LeaveGroup)):
-        if sum(isinstance(a, kind | DropLink) for a in actions) == links:
-            raise SideEmpty(side, links)
+        if sum(isinstance(a, kind | DropLink) for a in actions) == len(active):
+            raise SideEmpty(side, len(active))
+
+
+def _listed(person: Person | None) -> bool:
+    return person is not None and not person.deleted

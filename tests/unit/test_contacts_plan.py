@@ -200,9 +200,9 @@ def test_left_the_group_untags_in_crm_and_parks_the_link():
 
 
 def test_missing_from_a_complete_google_listing_untags():
-    assert plan(snap([], [], [link()], google_complete=True)) == [
-        Untag("c1", "people/c1", park=False)
-    ]
+    other = link("c2", "people/c2")
+    got = plan(snap([], [person("people/c2")], [link(), other], google_complete=True))
+    assert got == [Untag("c1", "people/c1", park=False)]
 
 
 def test_untagged_in_crm_leaves_the_group():
@@ -217,7 +217,8 @@ def test_leaving_the_last_group_is_flagged_for_my_contacts_first():
 
 
 def test_deleted_in_crm_with_unknown_google_groups():
-    got = plan(snap([], [], [link()], crm_complete=True))
+    other = link("c2", "people/c2")
+    got = plan(snap([crm("c2")], [], [link(), other], crm_complete=True))
     assert got == [LeaveGroup("c1", "people/c1", None, park=False)]
 
 
@@ -247,8 +248,24 @@ def test_force_overrides_the_guard():
     assert len(got) == 6 and all(isinstance(a, Untag) for a in got)
 
 
-def test_guard_ignores_a_few_links_and_partial_drops():
-    assert len(plan(snap([], [], many_links(4), google_complete=True))) == 4
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_a_complete_google_listing_without_any_linked_person_stops_the_run_for_any_number(n):
+    with pytest.raises(SideEmpty, match=f"any of the {n} linked contacts"):
+        plan(snap([], [], many_links(n), google_complete=True))
+
+
+def test_a_complete_crm_listing_without_any_linked_contact_stops_the_run_for_any_number():
+    with pytest.raises(SideEmpty, match="CRM side no longer lists any of the 1"):
+        plan(snap([], [], many_links(1), crm_complete=True))
+
+
+def test_a_few_links_deleted_in_google_incrementally_are_untagged_without_the_guard():
+    people = [person(f"people/c{i}", deleted=True) for i in range(3)]
+    got = plan(snap([], people, many_links(3)))
+    assert len(got) == 3 and all(isinstance(a, Untag) for a in got)
+
+
+def test_guard_ignores_partial_drops():
     people = [person("people/c0")]
     assert len(plan(snap([], people, many_links(), google_complete=True))) == 5
 

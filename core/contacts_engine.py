@@ -30,7 +30,7 @@ from core.contacts_exec import (
     person_from_api,
 )
 from core.contacts_plan import CrmContact, LinkRecord, Person, Snapshot, plan
-from core.errors import ConfigError, SyncTokenExpired, UnknownUser
+from core.errors import ConfigError, GoogleError, SyncTokenExpired, UnknownUser
 from core.model import (
     CONTACTS,
     LINKS,
@@ -151,6 +151,14 @@ class ContactsEngine:
             changes = self.people.changes(token)
         except SyncTokenExpired:
             self.progress("People sync token expired: listing every contact")
+            changes = self.people.changes(None)
+        except GoogleError as exc:
+            if not token or exc.status != 400:
+                raise
+            # a token Google no longer takes as its own (400 INVALID_ARGUMENT: another
+            # account's, or corrupted) is as good as expired: list everything, and let
+            # the guard stop the run if none of the linked persons is there
+            self.progress("People refused the sync token: listing every contact")
             changes = self.people.changes(None)
         persons = {p["resourceName"]: person_from_api(p, group) for p in changes.persons}
         for name, raw in self.people.get(

@@ -11,6 +11,7 @@ entry points handle only these.
     ├── NotConnected                the user has no usable Google connection
     ├── LeaseHeld                   another run holds this user's section
     ├── SideEmpty                   one side suddenly dropped every link (guard; --force)
+    ├── AccountChanged              a dry run found the Google account switched
     └── GoogleError                 the Google side refused or failed
         ├── AuthRevoked             refresh token revoked or expired (invalid_grant)
         ├── QuotaExceeded           429 / rate-limit 403, after bounded retries
@@ -88,6 +89,18 @@ class SideEmpty(CrmsyncError):
         self.side = side
         self.links = links
         self.items = items
+
+
+class AccountChanged(CrmsyncError):
+    """The connected Google account is not the one the sync state belongs to."""
+
+    def __init__(self, old: str, new: str):
+        super().__init__(
+            f"the connected Google account changed from {old} to {new}; a sync (not a "
+            "dry run) starts clean on the new account, keeping every CRM record as it is"
+        )
+        self.old = old
+        self.new = new
 
 
 class GoogleError(CrmsyncError):

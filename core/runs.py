@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from core import lease
-from core.errors import AuthRevoked
+from core import account_switch, lease
+from core.errors import AccountChanged, AuthRevoked
 from core.merge import Policy
 from core.model import GOOGLE_ACCOUNTS, SYNC_RUNS, SYNC_STATE, stamp, state_id
 from core.ports import Clock, DocumentStore
@@ -113,19 +113,41 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
                     options.dry_run)  # fmt: skip
     section.prepare(user_id)
     sid = state_id(user_id, section.name)  # type: ignore[arg-type]
+    account = (store.get(GOOGLE_ACCOUNTS, user_id) or {}).get("accountEmail")
     if options.dry_run:
         state = store.get(SYNC_STATE, sid) or {}
+        if not account_switch.same_account(state.get("accountEmail"), account):
+            raise AccountChanged(state["accountEmail"], account)
     else:
         state = lease.acquire(store, sid, report.run_id, started)
     log = RunLog()
     every = getattr(section, "interval", None)
     try:
+        state = _follow_account(store, sid, report, state, account, started)
         updates = section.sync(user_id, state, options, log, report)
     except Exception as exc:
         _finish(store, clock, report, log, None, exc, every)
         raise
+    if account:
+        updates = {**updates, "accountEmail": account}
     _finish(store, clock, report, log, updates, None, every)
     return report
+
+
+def _follow_account(store: DocumentStore, sid: str, report: Report, state: dict[str, Any],
+                    account: str | None, now: Any) -> dict[str, Any]:  # fmt: skip
+    """The safety net of ``core.account_switch``: a state stamped with another Google
+    account than the connection's is switched (and saved, lease kept) before any read."""
+    old = state.get("accountEmail")
+    if report.dry_run or account is None or account_switch.same_account(old, account):
+        return state
+    updates = account_switch.switch(store, report.user_id, report.section, old, account, now)  # type: ignore[arg-type]
+
+    def save(tx: Any) -> None:
+        tx.put(SYNC_STATE, sid, account_switch.reset(tx.get(SYNC_STATE, sid) or {}, updates))
+
+    store.transaction(save)
+    return account_switch.reset(state, updates)
 
 
 def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,

@@ -1,14 +1,16 @@
 """Connecting a Google account to a CRM user: what ``connect`` and the OAuth callback share.
 
 The refresh token is checked with Google first, then stored encrypted in
-``googleAccounts/{userId}``; a reconnect clears ``reauth_required``. Nothing is
-written when the user is unknown or Google refuses the token.
+``googleAccounts/{userId}``; a reconnect clears ``reauth_required``, and a reconnect
+with another Google account starts that account clean. Nothing is written when the
+user is unknown or Google refuses the token.
 """
 
 from __future__ import annotations
 
 from adapters.clock import rfc3339
 from adapters.google_auth import TokenInfo, check_refresh_token
+from core.account_switch import switch_all
 from core.errors import UnknownUser
 from core.model import GOOGLE_ACCOUNTS, USERS
 from core.ports import DocumentStore
@@ -43,7 +45,13 @@ def save_connection(
     refresh_token: str,
     info: TokenInfo,
 ) -> None:
-    """Store the token encrypted; a (re)connection is ``connected`` again."""
+    """Store the token encrypted; a (re)connection is ``connected`` again. A different
+    Google account than before starts clean (``core.account_switch``): its cursors,
+    group and links are reset, the old account's links archived; the CRM keeps all."""
+    previous = (store.get(GOOGLE_ACCOUNTS, user_id) or {}).get("accountEmail")
+    if info.account_email:
+        now = bootstrap.clock().now()
+        switch_all(store, user_id, info.account_email, previous, now)
     store.put(
         GOOGLE_ACCOUNTS,
         user_id,

@@ -71,11 +71,15 @@ def caller(
 def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
     account = store.get(GOOGLE_ACCOUNTS, user_id) or {}
     sections = {}
+    switches = []
     for section in SECTIONS:
         state = store.get(SYNC_STATE, f"{user_id}:{section}") or {}
         sections[section] = {
-            k: state.get(k) for k in ("lastRunAt", "lastSuccessAt", "nextDueAt", "lastResult")
+            k: state.get(k)
+            for k in ("lastRunAt", "lastSuccessAt", "nextDueAt", "lastResult", "accountSwitch")
         }
+        if state.get("accountSwitch"):
+            switches.append(state["accountSwitch"])
     user = store.get(USERS, user_id) or {}
     return {
         "userId": user_id,
@@ -85,6 +89,8 @@ def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
         "account": {
             "status": account.get("status", "not_connected"),
             "accountEmail": account.get("accountEmail"),
+            # the latest switch of Google account: {from, to, at, archived, restored}
+            "switched": max(switches, key=lambda s: s["at"], default=None),
         },
         "settings": store.get(SYNC_SETTINGS, user_id) or {},
         "sections": sections,

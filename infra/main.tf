@@ -123,6 +123,28 @@ resource "google_firestore_index" "links_by_user_google_id" {
   }
 }
 
+# an account switch archives links per old account and restores them on coming back
+resource "google_firestore_index" "link_archive_by_account" {
+  database   = google_firestore_database.default.name
+  collection = "linkArchive"
+  fields {
+    field_path = "userId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "section"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "accountEmail"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "crmId"
+    order      = "ASCENDING"
+  }
+}
+
 resource "google_firestore_index" "runs_by_user" {
   database   = google_firestore_database.default.name
   collection = "syncRuns"

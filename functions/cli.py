@@ -24,8 +24,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox import SandboxServer
 
-    server = SandboxServer(port=args.port)
-    print(f"Google API sandbox listening on {server.url}", flush=True)
+    server = SandboxServer(port=args.port, profile=args.profile)
+    profile = server.sandbox.base_profile
+    print(f"Google API sandbox listening on {server.url} (profile {profile})", flush=True)
     print(
         f"  create an account: curl -X POST {server.url}/_sandbox/accounts "
         '-d \'{"email": "me@example.com"}\'',
@@ -111,6 +112,11 @@ def parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser("sandbox", help="serve the Google API sandbox on 127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8085)
+    sandbox.add_argument(
+        "--profile",
+        choices=["default", "realistic"],
+        help="how unkind the sandbox is (default: $CRMSYNC_SANDBOX_PROFILE, else default)",
+    )
     sandbox.set_defaults(run=cmd_sandbox)
 
     connect = commands.add_parser("connect", help="store a user's Google refresh token")

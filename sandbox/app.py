@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import random
 import re
 import threading
 import time
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from sandbox import realism
 from sandbox.state import Account, SandboxClock, TokenRegistry
 
 PEOPLE = "people"
@@ -344,10 +346,15 @@ def is_loopback_url(url: str) -> bool:
 
 
 class Sandbox:
-    """All sandbox state and the dispatcher. Thread-safe: handlers run under ``lock``."""
+    """All sandbox state and the dispatcher. Thread-safe: handlers run under ``lock``.
 
-    def __init__(self, base_url: str = "http://127.0.0.1") -> None:
+    ``profile`` names the base ``realism`` profile (None: ``$CRMSYNC_SANDBOX_PROFILE``,
+    else "default"); ``reset`` goes back to it.
+    """
+
+    def __init__(self, base_url: str = "http://127.0.0.1", profile: str | None = None) -> None:
         self.base_url = base_url
+        self.base_profile = realism.base_profile(profile)
         self.lock = threading.RLock()
         self.router = Router()
         self.notifier = Notifier()
@@ -369,6 +376,15 @@ class Sandbox:
             self.latency_ms = 0
             self.stats = Stats()
             self.ext: dict[str, Any] = {}  # per-API global state (e.g. watch channels)
+            self.set_behaviours(realism.profile(self.base_profile), self.base_profile)
+
+    def set_behaviours(self, behaviours: realism.Behaviours, profile: str | None = None) -> None:
+        """Switch to ``behaviours``; ``profile`` is the name they came from, if any."""
+        with self.lock:
+            self.behaviours = behaviours
+            if profile is not None:
+                self.profile_name = profile
+            self.rng = random.Random(behaviours.seed)  # batch shuffles
 
     def account(self, email: str) -> Account | None:
         return self.accounts.get(email.lower())

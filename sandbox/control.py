@@ -1,12 +1,16 @@
-"""The sandbox's control API (``/_sandbox/...``): accounts, reset, stats, faults, clock.
+"""The sandbox's control API (``/_sandbox/...``): accounts, reset, stats, faults, clock,
+behaviours.
 
-Tests and the demo drive the sandbox through it; the contract is in DESIGN.md.
+Tests and the demo drive the sandbox through it; the contract is in DESIGN.md. The
+realism switches behind ``/_sandbox/behaviours`` are described in ``sandbox.realism``.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sandbox import realism
 from sandbox.app import PLAIN, ApiError, Call, Fault, Reply, Router
 from sandbox.state import ALL_SCOPES, rfc3339
 
@@ -23,11 +27,19 @@ def _int(body: dict[str, Any], key: str, minimum: int = 0) -> int:
 
 
 def create_account(call: Call) -> Reply:
-    email = call.json().get("email")
+    body = call.json()
+    email, time_zone = body.get("email"), body.get("timeZone")
     if not isinstance(email, str) or "@" not in email:
         raise _bad("'email' must be an email address")
+    if time_zone is not None:
+        try:
+            ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise _bad(f"'timeZone' must be an IANA time zone name, not {time_zone!r}") from None
     sandbox = call.sandbox
     account = sandbox.add_account(email)
+    if time_zone is not None:
+        account.time_zone = time_zone
     refresh = sandbox.tokens.issue_refresh(account.email, ALL_SCOPES, "sandbox-control")
     access = sandbox.tokens.issue_access(account.email, ALL_SCOPES, refresh)
     return Reply.json(
@@ -94,6 +106,23 @@ def advance_clock(call: Call) -> Reply:
     return Reply.json({"now": rfc3339(call.sandbox.clock.now())})
 
 
+def behaviours(call: Call) -> Reply:
+    """GET: the current switches and ``profile``, the last profile applied (keys may have
+    been changed since); POST ``{"profile"?, key: value...}``: apply the profile, if
+    named, then the keys. A GET's answer POSTed back restores that state."""
+    sandbox = call.sandbox
+    if call.method == "POST":
+        body = dict(call.json())
+        name = body.pop("profile", None)
+        try:
+            base = realism.profile(name) if name is not None else sandbox.behaviours
+            updated = realism.changed(base, body)
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        sandbox.set_behaviours(updated, name)
+    return Reply.json({"profile": sandbox.profile_name, **realism.as_json(sandbox.behaviours)})
+
+
 def register(router: Router) -> None:
     routes = [
         ("POST", "/_sandbox/accounts", create_account),
@@ -103,6 +132,8 @@ def register(router: Router) -> None:
         ("POST", "/_sandbox/faults", add_faults),
         ("DELETE", "/_sandbox/faults", clear_faults),
         ("POST", "/_sandbox/clock", advance_clock),
+        ("GET", "/_sandbox/behaviours", behaviours),
+        ("POST", "/_sandbox/behaviours", behaviours),
     ]
     for method, path, handler in routes:
         router.add(method, path, "sandbox.control", PLAIN, handler)

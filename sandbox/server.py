@@ -55,10 +55,16 @@ def _reason(status: int) -> str:
 
 
 class SandboxServer:
-    """A sandbox on 127.0.0.1, served from a background thread. Use as a context manager."""
+    """A sandbox on 127.0.0.1, served from a background thread. Use as a context manager.
 
-    def __init__(self, port: int = 0, sandbox: Sandbox | None = None) -> None:
-        self.sandbox = sandbox or Sandbox()
+    ``profile`` is the realism profile of a new sandbox (see ``Sandbox``); it is not
+    applied to a ``sandbox`` passed in.
+    """
+
+    def __init__(
+        self, port: int = 0, sandbox: Sandbox | None = None, profile: str | None = None
+    ) -> None:
+        self.sandbox = sandbox or Sandbox(profile=profile)
         self._server = make_server(
             "127.0.0.1",
             port,

@@ -53,6 +53,7 @@ class Account:
     email: str
     numeric_id: str  # 21 digits, as Google account ids are
     ext: dict[str, Any] = field(default_factory=dict)
+    time_zone: str | None = None  # the calendar's; None: the behaviours' default
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from adapters import google_api
-from sandbox import SandboxServer
+from sandbox import SandboxServer, realism
 
 
 class SandboxHandle:
@@ -47,6 +47,24 @@ class SandboxHandle:
     def advance(self, seconds: float) -> None:
         self.control("POST", "/_sandbox/clock", {"advanceSeconds": seconds})
 
+    def behaviours(self, **changes: Any) -> dict[str, Any]:
+        """Set realism switches (``sandbox.realism``), by snake_case or camelCase name;
+        with none, just read them. Returns the current values."""
+        if not changes:
+            return self.control("GET", "/_sandbox/behaviours")
+        body = {realism.camel(key): value for key, value in changes.items()}
+        return self.control("POST", "/_sandbox/behaviours", body)
+
+    def profile(self, name: str) -> dict[str, Any]:
+        """Switch to the named realism profile ("default", "realistic")."""
+        return self.control("POST", "/_sandbox/behaviours", {"profile": name})
+
+    def settle(self) -> None:
+        """Let Google catch up: advance the clock past the People propagation delay."""
+        delay = self.behaviours()["peoplePropagationSeconds"]
+        if delay:
+            self.advance(delay + 1)
+
 
 @dataclass
 class Account:
@@ -73,8 +91,9 @@ def sandbox(sandbox_server) -> SandboxHandle:
 
 @pytest.fixture
 def make_account(sandbox):
-    def make(email: str) -> Account:
-        info = sandbox.control("POST", "/_sandbox/accounts", {"email": email})
+    def make(email: str, time_zone: str | None = None) -> Account:
+        body = {"email": email, **({"timeZone": time_zone} if time_zone else {})}
+        info = sandbox.control("POST", "/_sandbox/accounts", body)
         creds = google_api.credentials(info["refreshToken"], sandbox.url)
         return Account(
             email=info["email"],

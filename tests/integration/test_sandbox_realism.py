@@ -1,0 +1,120 @@
+"""The sandbox's realism switches (``sandbox.realism``), driven through the real
+google-api-python-client; raw HTTP only for the control API.
+
+Each switch is off in the ``default`` profile (the other sandbox tests run there) and
+is tested here on its own, plus the ``realistic`` profile as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from sandbox import Sandbox, SandboxServer, realism
+
+DAY = 86400
+
+
+def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+# -- control API and profiles ---------------------------------------------------------
+
+
+def test_default_profile_is_the_kind_sandbox(sandbox):
+    values = sandbox.behaviours()
+    assert values == {"profile": "default", **realism.as_json(realism.Behaviours())}
+    assert values["peoplePropagationSeconds"] == 0 and values["shortPages"] is False
+    assert values["defaultTimeZone"] == "UTC"
+
+
+def test_realistic_profile_values(sandbox):
+    values = sandbox.profile("realistic")
+    assert values == {
+        "profile": "realistic",
+        "peoplePropagationSeconds": 120,
+        "shortPages": True,
+        "shuffleBatches": True,
+        "seed": 0,
+        "undetectedIdCollisions": True,
+        "cancelledEventTtlSeconds": 30 * DAY,
+        "seriesDeletionInstances": True,
+        "defaultTimeZone": "America/New_York",
+        "testingModeRefreshExpiry": False,
+        "peopleFullSyncQuotaPerMinute": 10,
+    }
+
+
+def test_behaviours_set_by_key_and_reset_restores_the_base_profile(sandbox):
+    values = sandbox.behaviours(people_propagation_seconds=30, shortPages=True, seed=7)
+    assert (values["peoplePropagationSeconds"], values["shortPages"], values["seed"]) == (
+        30,
+        True,
+        7,
+    )
+    assert values["profile"] == "default" and values["shuffleBatches"] is False
+    both = sandbox.control(
+        "POST", "/_sandbox/behaviours", {"profile": "realistic", "defaultTimeZone": "Asia/Tokyo"}
+    )
+    assert both["profile"] == "realistic" and both["defaultTimeZone"] == "Asia/Tokyo"
+    assert both["peoplePropagationSeconds"] == 120
+    again = sandbox.control("POST", "/_sandbox/behaviours", dict(both))
+    assert again == both  # a GET's answer posted back is the same state
+    sandbox.control("POST", "/_sandbox/reset")
+    assert sandbox.behaviours()["profile"] == "default"
+    assert sandbox.behaviours()["peoplePropagationSeconds"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ({"profile": "kind"}, "unknown profile 'kind'"),
+        ({"propagation": 1}, "unknown behaviour(s) ['propagation']"),
+        ({"shortPages": "yes"}, "'shortPages' must be true or false"),
+        ({"peoplePropagationSeconds": -1}, "'peoplePropagationSeconds' must be a number >= 0"),
+        ({"peopleFullSyncQuotaPerMinute": 1.5}, "must be an integer >= 0 or null"),
+        ({"seed": None}, "'seed' must be an integer >= 0"),
+        ({"defaultTimeZone": "Mars/Olympus"}, "must be an IANA time zone name"),
+    ],
+)
+def test_bad_behaviours_are_400_with_a_clear_message(sandbox, body, text):
+    status, answer = post(sandbox.url + "/_sandbox/behaviours", body)
+    assert status == 400 and text in answer["error"]["message"]
+    assert sandbox.behaviours()["profile"] == "default"  # nothing changed
+
+
+def test_profile_comes_from_the_argument_or_the_environment(monkeypatch):
+    monkeypatch.setenv(realism.ENV_PROFILE, "realistic")
+    assert Sandbox().behaviours == realism.PROFILES["realistic"]
+    assert Sandbox(profile="default").behaviours == realism.Behaviours()
+    with SandboxServer() as server:
+        assert server.sandbox.base_profile == "realistic"
+        server.sandbox.reset()
+        assert server.sandbox.behaviours.short_pages
+    monkeypatch.setenv(realism.ENV_PROFILE, "nonsense")
+    with pytest.raises(ValueError, match="unknown profile 'nonsense'"):
+        Sandbox()
+
+
+def test_settle_advances_past_the_propagation_delay(sandbox):
+    before = sandbox.state.clock.timestamp()
+    sandbox.settle()  # no delay: no-op
+    assert sandbox.state.clock.timestamp() - before < 5
+    sandbox.behaviours(people_propagation_seconds=120)
+    sandbox.settle()
+    assert sandbox.state.clock.timestamp() - before >= 121

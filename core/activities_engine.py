@@ -21,7 +21,7 @@ from core import activity_mapping as am
 from core.activities_exec import ActivitiesExecutor
 from core.activities_plan import ActivitySnapshot, CalEvent, CrmActivity, EventLink, plan
 from core.contacts_engine import crm_window
-from core.errors import SyncTokenExpired, UnknownUser
+from core.errors import ConfigError, SyncTokenExpired, UnknownUser
 from core.model import (
     ACTIVITIES,
     CONTACTS,
@@ -37,6 +37,7 @@ from core.model import (
     load_each,
     parse_timestamp,
     stamp,
+    sync_from_problem,
 )
 from core.ports import CalendarPort, Clock, DocumentStore, Filter, Progress, no_progress
 from core.runs import DEFAULT_OPTIONS, Options, Report, RunLog, run_section
@@ -80,6 +81,12 @@ class ActivitiesEngine:
         self.interval = dt.timedelta(minutes=settings.activities.intervalMinutes)
         today = self.clock.now().astimezone(ZoneInfo(self.user.timeZone)).date()
         self.sync_from = settings.activities.syncFrom or today.isoformat()
+        problem = sync_from_problem(self.sync_from, today)
+        if problem:
+            raise ConfigError(
+                f'user {user_id}\'s "sync activities from" date {self.sync_from} {problem}; '
+                "choose another date in the sync settings"
+            )
 
     def sync(self, user_id: str, state: dict[str, Any], options: Options, log: RunLog,
              report: Report) -> dict[str, Any]:  # fmt: skip

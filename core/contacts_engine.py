@@ -110,6 +110,7 @@ class ContactsEngine:
             "crmCursor": gathered.crm_cursor,
             "crmReadAt": gathered.crm_read_at,
             "groupResourceName": gathered.group,
+            "tagId": self.tag_id,
             "retryCrm": sorted(log.retry_crm),
             "retryGoogle": sorted(log.retry_google),
         }
@@ -169,7 +170,12 @@ class ContactsEngine:
             f"Google: {len(persons)} contacts {'listed' if changes.complete else 'changed'}"
         )
 
-        crm_cursor = None if options.full else state.get("crmCursor")
+        # a new private tag in the settings: every CRM contact is read again this run,
+        # so that those with the new tag join and those with only the old one leave
+        retagged = bool(state.get("tagId")) and state.get("tagId") != tag_id
+        if retagged:
+            self.progress("the private tag changed: reading every CRM contact")
+        crm_cursor = None if options.full or retagged else state.get("crmCursor")
         read_at = stamp(self.clock.now())
         crm, next_cursor = self._crm_changes(
             tag_id, crm_cursor, state.get("crmReadAt"), state.get("retryCrm", []), log
@@ -185,7 +191,9 @@ class ContactsEngine:
             links.pop(bad, None)  # a malformed record is skipped, never taken as deleted
         self._fetch_parked(crm, persons, links, group)
         by_email = self._by_email(user_id, tag_id, crm, persons, links, complete_crm)
-        snapshot = Snapshot(crm, persons, links, group, complete_crm, changes.complete, by_email)
+        snapshot = Snapshot(
+            crm, persons, links, group, complete_crm, changes.complete, by_email, retagged
+        )
         return Gathered(
             snapshot,
             changes.next_sync_token,

@@ -94,6 +94,7 @@ class Snapshot:
     crm_complete: bool = False
     google_complete: bool = False
     by_email: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # email -> CRM ids
+    retagged: bool = False  # the user chose another private tag since the last run
 
 
 # --- actions ---------------------------------------------------------------------------
@@ -327,7 +328,8 @@ def _guard(snap: Snapshot, active: Mapping[str, LinkRecord], actions: list, forc
         raise SideEmpty("CRM", len(active))
     if len(active) < GUARD_MIN_LINKS:
         return
-    for side, kind in (("Google", Untag), ("CRM", LeaveGroup)):
+    sides = [("Google", Untag)] + ([] if snap.retagged else [("CRM", LeaveGroup)])
+    for side, kind in sides:  # a new tag may untag them all: the user's choice
         if sum(isinstance(a, kind | DropLink) for a in actions) == len(active):
             raise SideEmpty(side, len(active))
 

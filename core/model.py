@@ -227,6 +227,30 @@ class ActivitySettings(BaseModel):
     syncFrom: Date | None = None
 
 
+SYNC_FROM_YEARS_BACK = 10
+SYNC_FROM_DAYS_AHEAD = 180  # the expansion horizon: a later start leaves an empty window
+
+
+def sync_from_problem(value: str | dt.date | None, today: dt.date) -> str | None:
+    """Why a "sync activities from" date is unusable, or None. The window runs from it
+    to today + 180 days (Google lists no further), and at most ten years back: older
+    starts mean years of events for no one's benefit, and year 1 overflows time zones."""
+    if value is None:
+        return None
+    day = dt.date.fromisoformat(value) if isinstance(value, str) else value
+    earliest = today.replace(year=today.year - SYNC_FROM_YEARS_BACK, day=min(today.day, 28))
+    latest = today + dt.timedelta(days=SYNC_FROM_DAYS_AHEAD)
+    if day < earliest:
+        back = SYNC_FROM_YEARS_BACK
+        return f"must be on or after {earliest.isoformat()} (at most {back} years back)"
+    if day > latest:
+        return (
+            f"must be on or before {latest.isoformat()}: Google Calendar is synced up to "
+            f"{SYNC_FROM_DAYS_AHEAD} days ahead, so a later start would sync nothing"
+        )
+    return None
+
+
 class SyncSettings(Model):
     contacts: ContactSettings = ContactSettings()
     activities: ActivitySettings = ActivitySettings()

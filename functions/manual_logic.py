@@ -20,6 +20,7 @@ from core.model import (
     SYNC_STATE,
     TAGS,
     USERS,
+    sync_from_problem,
 )
 from core.ports import DocumentStore, Filter
 from core.schedule import Job
@@ -104,6 +105,14 @@ def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, 
         fields = {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}
         text = "; ".join(f"{k}: {v}" for k, v in fields.items())
         raise Rejected(400, f"invalid settings: {text}", fields) from None
+    today = bootstrap.clock().now().date()
+    problem = sync_from_problem(settings.activities.syncFrom, today)
+    if problem:
+        raise Rejected(
+            400,
+            f"invalid settings: activities.syncFrom: {problem}",
+            {"activities.syncFrom": problem},
+        )
     tag_id = settings.contacts.tagId
     if tag_id is not None:
         tag = store.get(TAGS, tag_id) or {}

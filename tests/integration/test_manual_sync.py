@@ -58,6 +58,14 @@ def test_start_a_sync_by_hand(api):
     assert after["lastSuccessAt"] and after["lastResult"]["ok"]
 
 
+def test_a_sync_from_date_outside_the_sane_window_is_refused_with_a_field_error(api):
+    answer = api("PUT", "/settings", body={"activities": {"syncFrom": "0001-01-01"}})
+    assert answer.status_code == 400
+    problem = answer.get_json()["fields"]["activities.syncFrom"]
+    assert "years back" in problem
+    assert api.store.get(SYNC_SETTINGS, seed.ALICE)["activities"].get("syncFrom") != "0001-01-01"
+
+
 def test_settings_are_validated_and_saved(api):
     good = {
         "contacts": {"auto": True, "intervalMinutes": 15, "tagId": seed.ALICE_TAG},
@@ -72,6 +80,9 @@ def test_settings_are_validated_and_saved(api):
         ({"contacts": {"tagId": seed.BOB_TAG}}, "contacts.tagId"),  # Bob's private tag
         ({"contacts": {"tagId": seed.PUBLIC_TAG}}, "contacts.tagId"),  # not private
         ({"contacts": {"colour": "red"}}, "contacts.colour"),
+        ({"activities": {"syncFrom": "0001-01-01"}}, "activities.syncFrom"),
+        ({"activities": {"syncFrom": "9999-12-31"}}, "activities.syncFrom"),
+        ({"activities": {"syncFrom": "2999-01-01"}}, "activities.syncFrom"),
     ]:
         answer = api("PUT", "/settings", body=bad)
         assert answer.status_code == 400 and field in answer.get_json()["error"], bad

@@ -336,3 +336,13 @@ def test_a_deleted_crm_contact_is_never_linked_by_email_or_by_our_id():
     assert got == [ImportPerson("people/c9", "e1", f())]
     got = plan(snap([gone], [person("people/c9", crm_id="c5")]))
     assert got == [ImportPerson("people/c9", "e1", f())]
+
+
+def test_a_new_private_tag_may_take_every_contact_out_of_the_group_without_the_guard():
+    contacts = [crm(f"c{i}", tagged=False) for i in range(6)]
+    untagged = Snapshot({c.id: c for c in contacts}, {}, {lk.crm_id: lk for lk in many_links()},
+                        GROUP, crm_complete=True, retagged=True)  # fmt: skip
+    got = plan(untagged)
+    assert len(got) == 6 and all(isinstance(a, LeaveGroup) for a in got)
+    with pytest.raises(SideEmpty, match="CRM side"):
+        plan(Snapshot(untagged.crm, {}, untagged.links, GROUP, crm_complete=True))

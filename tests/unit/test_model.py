@@ -182,3 +182,18 @@ def test_token_key_names_pick_the_cipher(tmp_path):
     assert isinstance(cipher_for(name, tmp_path), KmsCipher)
     assert isinstance(cipher_for(None, tmp_path), FernetCipher)
     assert (tmp_path / "token.key").exists()  # generated locally, mode 0600
+
+
+def test_sync_from_dates_outside_ten_years_back_to_180_days_ahead_are_unusable():
+    import datetime as dt
+
+    from core.model import sync_from_problem
+
+    today = dt.date(2026, 12, 2)
+    assert sync_from_problem("2026-01-01", today) is None
+    assert sync_from_problem("2016-12-02", today) is None
+    assert sync_from_problem("2027-05-31", today) is None
+    assert "years back" in sync_from_problem("0001-01-01", today)
+    assert "days ahead" in sync_from_problem("9999-12-31", today)
+    assert "days ahead" in sync_from_problem(dt.date(2027, 6, 1), today)
+    assert sync_from_problem(None, today) is None

@@ -152,11 +152,15 @@ def connections_snapshot(
         names = [p.resource_name for p in people]
         return Snapshot(KIND_CONNECTIONS, params, names, store.seq, now, incremental=False)
     seq, chain_start = since
-    changed = sorted((p for p in store.persons.values() if p.seq > seq), key=lambda p: p.seq)
+    # writes not yet propagated stay out, and the token stops before them (realism)
+    upto = max(seq, store.propagated(call.sandbox.behaviours.people_propagation_seconds))
+    changed = sorted(
+        (p for p in store.persons.values() if seq < p.seq <= upto), key=lambda p: p.seq
+    )
     if settings(call.sandbox)["syncTokenExtends"]:
         chain_start = now
     names = [p.resource_name for p in changed]
-    return Snapshot(KIND_CONNECTIONS, params, names, store.seq, chain_start, incremental=True)
+    return Snapshot(KIND_CONNECTIONS, params, names, upto, chain_start, incremental=True)
 
 
 # -- reads ----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ of sandbox time after the *full* sync that began the chain: tokens handed out by
 incremental calls keep that start, as Google's text reads ("expire 7 days after the
 full sync"); the ``syncTokenExtends`` switch makes each call restart the seven days.
 Contact-group sync tokens do not expire (Google documents no expiry for them).
+With ``Behaviours.people_propagation_seconds`` a connections.list delta sees only the
+writes at least that old (``propagated``) and its token stops there.
 
 Rules enforced here (GOOGLE_API.md 3.2, 3.3): a contact keeps at least one
 contact-group membership; only user groups, ``myContacts`` and ``starred`` accept
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import secrets
 import struct
 from dataclasses import dataclass, field
@@ -179,6 +182,7 @@ class PeopleStore:
         self.persons: dict[str, PersonRecord] = {}  # by resource name, tombstones included
         self.groups: dict[str, GroupRecord] = {}
         self.snapshots: dict[bytes, Snapshot] = {}  # by Snapshot.key, for page tokens
+        self.write_times: list[float] = []  # sandbox time of write number n at [n - 1]
         self.profile_etag = _source_etag()
         for group_id, formatted in SYSTEM_GROUPS.items():
             group = GroupRecord(group_id, group_id, system=True, formatted_name=formatted)
@@ -197,6 +201,7 @@ class PeopleStore:
             moment = self.last_time + timedelta(microseconds=1)
         self.last_time = moment
         self.seq += 1
+        self.write_times.append(moment.timestamp())
         record.seq, record.update_time = self.seq, moment
         if isinstance(record, PersonRecord):
             record.source_etag = _source_etag()
@@ -208,6 +213,14 @@ class PeopleStore:
             value = format(secrets.randbits(62) | (1 << 59), "x")
             if value not in taken:
                 return value
+
+    def propagated(self, delay: float) -> int:
+        """The last sequence number whose write is at least ``delay`` seconds old: what
+        sync requests see when writes take ``delay`` to propagate."""
+        if delay <= 0:
+            return self.seq
+        horizon = self.sandbox.clock.timestamp() - delay
+        return bisect.bisect_right(self.write_times, horizon)
 
     # -- lookups ------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sandbox import Sandbox, SandboxServer, realism
+from tests.integration import test_sandbox_people as people_tests
 
 DAY = 86400
 
@@ -118,3 +119,73 @@ def test_settle_advances_past_the_propagation_delay(sandbox):
     sandbox.behaviours(people_propagation_seconds=120)
     sandbox.settle()
     assert sandbox.state.clock.timestamp() - before >= 121
+
+
+# -- 1. People propagation delay ------------------------------------------------------
+
+
+def names_in(connections: list[dict[str, Any]]) -> set[str]:
+    return {c["resourceName"] for c in connections}
+
+
+def test_people_writes_reach_deltas_only_after_the_propagation_delay(sandbox, account):
+    sandbox.behaviours(people_propagation_seconds=120)
+    people = account.people
+    kept = people_tests.create(people, "Kept")
+    gone = people_tests.create(people, "Gone")
+    token = people_tests.full_sync_token(people)  # full listings are current at once
+    group = people_tests.new_group(people, "Team")["resourceName"]
+    ada = people_tests.create(people, "Ada")
+    people.people().updateContact(
+        resourceName=kept["resourceName"],
+        updatePersonFields="names",
+        body={"etag": kept["etag"], "names": [{"givenName": "Kept2"}]},
+    ).execute()
+    people.people().deleteContact(resourceName=gone["resourceName"]).execute()
+    people_tests.modify(people, group, add=[ada["resourceName"]])
+    contacts = [{"contactPerson": {"names": [{"givenName": "Bo"}]}}]
+    created = (
+        people.people()
+        .batchCreateContacts(body={"contacts": contacts, "readMask": "names"})
+        .execute()["createdPeople"][0]["person"]
+    )
+    changed = {kept["resourceName"], gone["resourceName"], ada["resourceName"]}
+    changed.add(created["resourceName"])
+    assert len(people_tests.list_all(people)[0]) == 3  # Kept, Ada, Bo: full lists are current
+
+    seen, token = people_tests.delta(people, token)
+    assert seen == []  # nothing is two minutes old yet
+    sandbox.advance(60)
+    early = people_tests.create(people, "Early")  # written 60 s before the others land
+    seen, token = people_tests.delta(people, token)
+    assert seen == []
+    sandbox.advance(61)
+    seen, token = people_tests.delta(people, token)
+    assert names_in(seen) == changed  # Early is only 61 s old
+    by_name = {c["resourceName"]: c for c in seen}
+    assert by_name[gone["resourceName"]]["metadata"]["deleted"] is True
+    assert group in people_tests.group_names(by_name[ada["resourceName"]])
+    sandbox.settle()
+    seen, token = people_tests.delta(people, token)
+    assert names_in(seen) == {early["resourceName"]}  # never lost, reported once
+    sandbox.settle()
+    assert people_tests.delta(people, token)[0] == []
+
+
+def test_a_person_rewritten_before_propagating_shows_once_in_its_latest_state(sandbox, account):
+    sandbox.behaviours(people_propagation_seconds=120)
+    people = account.people
+    token = people_tests.full_sync_token(people)
+    ada = people_tests.create(people, "Ada")
+    sandbox.advance(100)
+    people.people().updateContact(
+        resourceName=ada["resourceName"],
+        updatePersonFields="names",
+        body={"etag": ada["etag"], "names": [{"givenName": "Ada2"}]},
+    ).execute()
+    sandbox.advance(30)  # the create is old enough, the update is not
+    seen, token = people_tests.delta(people, token)
+    assert seen == []
+    sandbox.advance(100)
+    seen, _ = people_tests.delta(people, token)
+    assert [c["names"][0]["givenName"] for c in seen] == ["Ada2"]

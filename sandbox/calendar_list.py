@@ -6,7 +6,8 @@ events as minimal tombstones unless ``showDeleted``. Pages are cut by keyset (th
 item's sort key travels in ``pageToken``) over a snapshot sequence fixed on the first
 page, so concurrent writes never make a page skip an item: whatever changed meanwhile
 is newer than the snapshot and comes back in the next incremental sync. Only the last
-page carries ``nextSyncToken``.
+page carries ``nextSyncToken``. With ``Behaviours.short_pages`` a page may hold fewer
+items than ``maxResults``, or none, and still carry ``nextPageToken``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sandbox.calendar_recurrence import (
 )
 from sandbox.calendar_store import SYNC_TOKEN_DAYS, CalendarState, CalendarStore, StoredEvent
 from sandbox.calendar_times import instant, query_time, sort_text, zone
+from sandbox.realism import Behaviours, page_length
 from sandbox.state import rfc3339
 
 DEFAULT_PAGE = 250
@@ -77,6 +79,7 @@ class Query:
     event_types: list[str] = field(default_factory=list)
     out_tz: str = "UTC"
     max_attendees: int | None = None
+    realism: Behaviours = field(default_factory=Behaviours)
 
 
 def parse_query(call: Call, store: CalendarStore) -> Query:
@@ -91,6 +94,7 @@ def parse_query(call: Call, store: CalendarStore) -> Query:
         event_types=call.args("eventTypes"),
         out_tz=response_zone(call, store),
         max_attendees=call.int_arg("maxAttendees"),
+        realism=call.sandbox.behaviours,
     )
     if query.sync_token is not None:
         for name in NOT_WITH_SYNC_TOKEN:
@@ -214,11 +218,14 @@ def _paginate(
     entries.sort(key=lambda entry: entry[0])
     if page is not None:
         entries = [entry for entry in entries if entry[0] > page["k"]]
-    chunk = entries[: query.max_results]
+    index = page.get("n", 0) if page is not None else 0
+    length = page_length(query.realism, query.max_results, len(entries), len(entries), index)
+    chunk = entries[:length]
     body = envelope(store)
-    last = len(entries) <= query.max_results
+    last = length >= len(entries)
     if not last:
-        body["nextPageToken"] = store.page_token({**cursor, "k": chunk[-1][0]})
+        key = chunk[-1][0] if chunk else (page["k"] if page is not None else [])
+        body["nextPageToken"] = store.page_token({**cursor, "k": key, "n": index + 1})
     body["items"] = [item for _, item in chunk]
     return body, last
 
@@ -387,6 +394,7 @@ def list_instances(
         time_max=query_time(call.arg("timeMax"), "timeMax"),
         out_tz=response_zone(call, store),
         max_attendees=call.int_arg("maxAttendees"),
+        realism=call.sandbox.behaviours,
     )
     original_start = query_time(call.arg("originalStart"), "originalStart")
     entries = []

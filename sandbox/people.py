@@ -5,6 +5,8 @@ Handlers validate requests as Google does (GOOGLE_API.md section 3: required mas
 limits, etags, membership rules, exact error texts) and keep state in the caller's
 ``PeopleStore`` (``sandbox.people_store``). ``POST /_sandbox/people/settings`` flips the
 behaviours Google leaves unverified (see ``people_store.DEFAULT_SETTINGS``).
+The realism switches (``sandbox.realism``) reach connections.list: short pages,
+the propagation delay of deltas, and the quota on the first page of a full sync.
 
 Batch mutations (``batchCreateContacts``, ``batchUpdateContacts``) are all-or-nothing,
 as Google documents with ``Batch*ContactsErrorDetails``: one bad contact fails the
@@ -39,6 +41,7 @@ from sandbox.people_store import (
     settings,
     store_of,
 )
+from sandbox.realism import page_length
 
 CONTACTS = "https://www.googleapis.com/auth/contacts"
 READ_SCOPES = (CONTACTS, "https://www.googleapis.com/auth/contacts.readonly")
@@ -113,10 +116,13 @@ def list_connections(call: Call) -> Reply:
     params = (tuple(paths), order, want_token, sync, tuple(call.args("sources")))
     since = store.read_sync_token(sync, KIND_CONNECTIONS, expires=True) if sync else None
     if call.arg("pageToken"):
-        snapshot, offset = store.resume(call.arg("pageToken") or "", KIND_CONNECTIONS, params)
+        token = call.arg("pageToken") or ""
+        snapshot, offset, index = store.resume_at(token, KIND_CONNECTIONS, params)
     else:
-        snapshot, offset = connections_snapshot(call, store, params, order, since), 0
-    names, next_page = store.page(snapshot, offset, size)
+        snapshot, offset, index = connections_snapshot(call, store, params, order, since), 0, 0
+    remaining = len(snapshot.names) - offset
+    size = page_length(call.sandbox.behaviours, size, remaining, len(snapshot.names), offset, index)
+    names, next_page = store.page(snapshot, offset, size, index)
     people = [store.persons[n] for n in names]
     out: dict[str, Any] = {}
     rendered = [render_person(p, paths) for p in people if snapshot.incremental or not p.deleted]

@@ -427,9 +427,14 @@ class PeopleStore:
 
     def resume(self, token: str, kind: int, params: tuple) -> tuple[Snapshot, int]:
         """(snapshot, offset) named by a page token; 400 if unknown or parameters differ."""
+        snapshot, offset, _ = self.resume_at(token, kind, params)
+        return snapshot, offset
+
+    def resume_at(self, token: str, kind: int, params: tuple) -> tuple[Snapshot, int, int]:
+        """(snapshot, offset, page index) named by a page token (see ``resume``)."""
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            snapshot, (offset,) = self.snapshots[raw[:12]], struct.unpack(">I", raw[12:])
+            snapshot, (offset, index) = self.snapshots[raw[:12]], struct.unpack(">II", raw[12:])
         except (binascii.Error, ValueError, KeyError, struct.error):
             raise bad("Request contains an invalid argument.") from None
         if snapshot.kind != kind:
@@ -439,18 +444,21 @@ class PeopleStore:
                 "Parameters provided with a page token must match the call that "
                 "provided the page token."
             )
-        return snapshot, offset
+        return snapshot, offset, index
 
-    def page(self, snapshot: Snapshot, offset: int, size: int) -> tuple[list[str], str | None]:
-        """Names on the page at ``offset`` and the token of the next page, if any.
-        The same page always hands out the same next token."""
+    def page(
+        self, snapshot: Snapshot, offset: int, size: int, index: int = 0
+    ) -> tuple[list[str], str | None]:
+        """Names on the page at ``offset`` (the ``index``-th page; ``size`` may be 0 for an
+        empty one) and the token of the next page, if any. The same page always hands
+        out the same next token."""
         end = offset + size
         if end >= len(snapshot.names):
             return snapshot.names[offset:], None
         self.snapshots[snapshot.key] = snapshot
         while len(self.snapshots) > self.MAX_SNAPSHOTS:
             del self.snapshots[next(iter(self.snapshots))]
-        raw = snapshot.key + struct.pack(">I", end)
+        raw = snapshot.key + struct.pack(">II", end, index + 1)
         return snapshot.names[offset:end], base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

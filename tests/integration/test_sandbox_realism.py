@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sandbox import Sandbox, SandboxServer, realism
+from tests.integration import test_sandbox_calendar as calendar_tests
 from tests.integration import test_sandbox_people as people_tests
 
 DAY = 86400
@@ -189,3 +190,93 @@ def test_a_person_rewritten_before_propagating_shows_once_in_its_latest_state(sa
     sandbox.advance(100)
     seen, _ = people_tests.delta(people, token)
     assert [c["names"][0]["givenName"] for c in seen] == ["Ada2"]
+
+
+# -- 2. short and empty pages ---------------------------------------------------------
+
+
+def pages_of(fetch: Any) -> list[dict[str, Any]]:
+    """Every page of a listing; ``fetch(page_token)`` returns one page."""
+    pages, token = [], None
+    while True:
+        pages.append(fetch(token))
+        token = pages[-1].get("nextPageToken")
+        if not token:
+            return pages
+        assert len(pages) < 200, "paging does not end"
+
+
+def check_pages(pages: list[dict[str, Any]], key: str, size: int, expected: list[str]) -> list[int]:
+    """The union of the pages is ``expected`` exactly; returns the page lengths."""
+    lengths = [len(page.get(key, [])) for page in pages]
+    found = [item.get("resourceName") or item["id"] for page in pages for item in page.get(key, [])]
+    assert sorted(found) == sorted(expected) and len(found) == len(set(found))
+    assert all(length <= size for length in lengths)
+    assert all("nextPageToken" in page for page in pages[:-1])
+    return lengths
+
+
+def test_people_pages_may_be_short_or_empty_but_add_up(sandbox, account):
+    people = account.people
+    contacts = [{"contactPerson": {"names": [{"givenName": f"P{i}"}]}} for i in range(40)]
+    people.people().batchCreateContacts(body={"contacts": contacts, "readMask": "names"}).execute()
+    expected = [c["resourceName"] for c in people_tests.list_all(people)[0]]
+    assert len(expected) == 40
+    all_lengths = []
+    for seed in range(4):
+        sandbox.behaviours(short_pages=True, seed=seed)
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            extra = {"pageToken": token} if token else {}
+            return people_tests.list_page(people, pageSize=7, requestSyncToken=True, **extra)
+
+        pages = pages_of(fetch)
+        all_lengths.append(check_pages(pages, "connections", 7, expected))
+        assert "nextSyncToken" in pages[-1]
+        again = check_pages(pages_of(fetch), "connections", 7, expected)
+        assert again == all_lengths[-1]  # reproducible: the same seed cuts the same way
+    assert any(0 < n < 7 for lengths in all_lengths for n in lengths[:-1])  # short pages
+    assert any(n == 0 for lengths in all_lengths for n in lengths)  # and empty ones
+    sandbox.behaviours(short_pages=False)
+    lengths = check_pages(pages_of(fetch), "connections", 7, expected)
+    assert lengths == [7] * 5 + [5]
+
+
+def test_calendar_pages_may_be_short_or_empty_but_add_up(sandbox, account):
+    for day in range(1, 31):
+        calendar_tests.insert(account, calendar_tests.body(f"E{day}", day=f"2026-06-{day:02d}"))
+    series = calendar_tests.body("Weekly", recurrence=["RRULE:FREQ=WEEKLY;COUNT=20"])
+    series["start"]["timeZone"] = series["end"]["timeZone"] = "UTC"
+    master = calendar_tests.insert(account, series)
+    expected = [e["id"] for e in calendar_tests.list_all(account, singleEvents=True)[0]]
+    assert len(expected) == 50
+    events = calendar_tests.events(account)
+    all_lengths = []
+    for seed in range(4):
+        sandbox.behaviours(short_pages=True, seed=seed)
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            return events.list(
+                calendarId="primary", maxResults=6, singleEvents=True, pageToken=token
+            ).execute()
+
+        pages = pages_of(fetch)
+        all_lengths.append(check_pages(pages, "items", 6, expected))
+        token = pages[-1]["nextSyncToken"]
+        assert all("nextSyncToken" not in page for page in pages[:-1])
+        instances = pages_of(
+            lambda t: events.instances(
+                calendarId="primary", eventId=master["id"], maxResults=4, pageToken=t
+            ).execute()
+        )
+        assert len(check_pages(instances, "items", 4, [i for i in expected if "_" in i])) > 5
+        calendar_tests.insert(account, calendar_tests.body(f"New{seed}", day="2026-07-01"))
+        delta = pages_of(
+            lambda t, since=token: events.list(
+                calendarId="primary", syncToken=since, maxResults=1, pageToken=t
+            ).execute()
+        )
+        assert [e["summary"] for p in delta for e in p["items"]] == [f"New{seed}"]
+        expected = [e["id"] for e in calendar_tests.list_all(account, singleEvents=True)[0]]
+    assert any(0 < n < 6 for lengths in all_lengths for n in lengths[:-1])
+    assert any(n == 0 for lengths in all_lengths for n in lengths)

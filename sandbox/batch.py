@@ -3,7 +3,9 @@
 Parses the multipart/mixed body google-api-python-client sends, runs every part
 through ``Sandbox.dispatch`` (each part authenticated, counted and fault-checked on its
 own, as Google does), and answers in Google's shape: CRLF framing, one part per
-request, ``Content-ID: <response-{request id}>`` (GOOGLE_API.md section 5).
+request, ``Content-ID: <response-{request id}>`` (GOOGLE_API.md section 5). With
+``Behaviours.shuffle_batches`` the parts run in a seeded random order; the response
+still lists them in request order.
 """
 
 from __future__ import annotations
@@ -96,14 +98,19 @@ def handle_batch(call: Call) -> Reply:
         raise _bad("A batch request must contain at least one part.")
     if len(parts) > MAX_PARTS:
         raise _bad(f"A batch request cannot contain more than {MAX_PARTS} requests.")
-    replies = []
-    for content_id, raw in parts:
+    order = list(range(len(parts)))
+    if sandbox.behaviours.shuffle_batches:
+        sandbox.rng.shuffle(order)  # "The server might perform your calls in any order"
+    replies: list[tuple[str, Reply] | None] = [None] * len(parts)
+    for index in order:
+        content_id, raw = parts[index]
         method, path, query, headers, body = parse_inner(raw)
         reply = sandbox.dispatch(method, path, query, headers, body, in_batch=True)
-        replies.append((content_id.strip().strip("<>"), reply))
+        replies[index] = (content_id.strip().strip("<>"), reply)
     boundary = "batch_" + secrets.token_urlsafe(18)
+    answered = [reply for reply in replies if reply is not None]
     return Reply(
-        200, render(boundary, replies), {"Content-Type": f"multipart/mixed; boundary={boundary}"}
+        200, render(boundary, answered), {"Content-Type": f"multipart/mixed; boundary={boundary}"}
     )
 
 

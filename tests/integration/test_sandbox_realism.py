@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from adapters import google_api
 from sandbox import Sandbox, SandboxServer, realism
 from tests.integration import test_sandbox_calendar as calendar_tests
 from tests.integration import test_sandbox_people as people_tests
@@ -280,3 +281,47 @@ def test_calendar_pages_may_be_short_or_empty_but_add_up(sandbox, account):
         expected = [e["id"] for e in calendar_tests.list_all(account, singleEvents=True)[0]]
     assert any(0 < n < 6 for lengths in all_lengths for n in lengths[:-1])
     assert any(n == 0 for lengths in all_lengths for n in lengths)
+
+
+# -- 3. shuffled batches --------------------------------------------------------------
+
+
+def run_batch(sandbox: Any, api: str, requests: list[tuple[str, Any]]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+
+    def collect(request_id: str, response: Any, exception: Any) -> None:
+        results[request_id] = exception or response
+
+    batch = google_api.new_batch(api, sandbox.url, callback=collect)
+    for request_id, request in requests:
+        batch.add(request, request_id=request_id)
+    batch.execute()
+    return results
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batch_parts_run_in_any_order_and_answer_by_content_id(sandbox, account, shuffle):
+    sandbox.behaviours(shuffle_batches=shuffle, seed=3)
+    ids = [f"evt{n:05d}" for n in range(12)]
+    requests = [
+        (
+            event_id,
+            calendar_tests.events(account).insert(
+                calendarId="primary", body={**calendar_tests.body(event_id), "id": event_id}
+            ),
+        )
+        for event_id in ids
+    ]
+    results = run_batch(sandbox, "calendar", requests)
+    assert {k: v["summary"] for k, v in results.items()} == {i: i for i in ids}
+    ran = sorted(ids, key=lambda i: calendar_tests.etag_number(results[i]))  # write order
+    assert (ran == ids) is not shuffle
+    people = account.people
+    requests = [
+        (name, people.people().createContact(body={"names": [{"givenName": name}]})) for name in ids
+    ]
+    results = run_batch(sandbox, "people", requests)
+    assert {k: v["names"][0]["givenName"] for k, v in results.items()} == {i: i for i in ids}
+    listed = people_tests.list_all(people, sortOrder="LAST_MODIFIED_ASCENDING")[0]
+    ran = [c["names"][0]["givenName"] for c in listed]
+    assert sorted(ran) == ids and (ran == ids) is not shuffle

@@ -6,6 +6,8 @@ per changed calendar. Events another sandbox account is invited to are copied in
 that account's calendar with the same id; the organizer's writes refresh or cancel
 the copies, and an attendee's only write (their response, or deleting their copy,
 which declines) goes back to the organizer's event and from there to every copy.
+With ``Behaviours.undetected_id_collisions`` an insert whose id is taken is answered as
+a creation but stores nothing (``sandbox.realism`` says why).
 """
 
 from __future__ import annotations
@@ -152,7 +154,8 @@ def insert(ctx: Ctx, store: CalendarStore, body: dict[str, Any], send_updates: s
         event_id = new_event_id()
     elif not isinstance(event_id, str) or not EVENT_ID.match(event_id):
         raise bad("Invalid resource id value.")
-    if event_id in store.events:
+    collision = event_id in store.events
+    if collision and not ctx.sandbox.behaviours.undetected_id_collisions:
         raise calendar_error(409, "duplicate", "The requested identifier already exists.")
     content = normalize(replaced(body), store.email, store.email)
     sequence = body.get("sequence")
@@ -167,6 +170,10 @@ def insert(ctx: Ctx, store: CalendarStore, body: dict[str, Any], send_updates: s
         **content,
         "sequence": sequence if isinstance(sequence, int) and sequence >= 0 else 0,
     }
+    if collision:  # undetected (realism): acknowledged as created, the stored event wins
+        data["etag"] = ctx.state.next_etag(ctx.now)
+        data["updated"] = rfc3339(ctx.now)
+        return data
     event = StoredEvent(data, organizer=store.email, send_updates=send_updates)
     ctx.commit(store, event)
     sync_copies(ctx, store, event)

@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+from googleapiclient.errors import HttpError
 
 from adapters import google_api
 from sandbox import Sandbox, SandboxServer, realism
@@ -325,3 +326,46 @@ def test_batch_parts_run_in_any_order_and_answer_by_content_id(sandbox, account,
     listed = people_tests.list_all(people, sortOrder="LAST_MODIFIED_ASCENDING")[0]
     ran = [c["names"][0]["givenName"] for c in listed]
     assert sorted(ran) == ids and (ran == ids) is not shuffle
+
+
+# -- 4. undetected event id collisions ------------------------------------------------
+
+
+def test_id_collision_is_409_by_default(account):
+    event = {**calendar_tests.body("First"), "id": "taken0001"}
+    calendar_tests.insert(account, event)
+    with pytest.raises(HttpError) as caught:
+        calendar_tests.insert(account, {**event, "summary": "Second"})
+    status, detail = calendar_tests.error(caught)
+    assert (status, detail["reason"]) == (409, "duplicate")
+
+
+def test_undetected_id_collision_acknowledges_the_insert_and_keeps_the_stored_event(
+    sandbox, account
+):
+    sandbox.behaviours(undetected_id_collisions=True)
+    events = calendar_tests.events(account)
+    first = calendar_tests.insert(account, {**calendar_tests.body("First"), "id": "taken0001"})
+    token = calendar_tests.list_all(account)[1]["nextSyncToken"]
+    second = calendar_tests.insert(
+        account, {**calendar_tests.body("Second", hour=14), "id": "taken0001"}
+    )
+    assert second["id"] == "taken0001" and second["summary"] == "Second"  # "created"
+    assert second["start"]["dateTime"] == "2026-06-01T14:00:00Z"
+    assert calendar_tests.etag_number(second) > calendar_tests.etag_number(first)
+    stored = events.get(calendarId="primary", eventId="taken0001").execute()
+    assert stored == first  # the first writer won; nothing changed
+    delta = events.list(calendarId="primary", syncToken=token).execute()
+    assert delta["items"] == []  # and no sync reports anything
+    with pytest.raises(HttpError) as caught:  # its etag never existed
+        calendar_tests.with_header(
+            events.patch(calendarId="primary", eventId="taken0001", body={"summary": "x"}),
+            "If-Match",
+            second["etag"],
+        ).execute()
+    assert caught.value.resp.status == 412
+    events.delete(calendarId="primary", eventId="taken0001").execute()
+    again = calendar_tests.insert(account, {**calendar_tests.body("Back"), "id": "taken0001"})
+    assert again["summary"] == "Back"  # acknowledged too, yet the event stays cancelled
+    stored = events.get(calendarId="primary", eventId="taken0001").execute()
+    assert (stored["status"], stored["summary"]) == ("cancelled", "First")

@@ -9,7 +9,6 @@ from typing import Any
 
 from adapters import google_api
 from adapters.calendar_api import CalendarApi
-from adapters.clock import SystemClock
 from adapters.google_calls import Retry
 from adapters.store_base import open_store
 from core.activities_engine import ActivitiesEngine
@@ -18,6 +17,7 @@ from core.runs import Options, Report
 from functions import bootstrap, seed
 from functions.accounts import connect
 from functions.sync import google_credentials
+from tests.integration.contacts_world import SandboxTime
 
 ALICE, BOB = seed.ALICE, seed.BOB
 
@@ -25,20 +25,21 @@ ALICE, BOB = seed.ALICE, seed.BOB
 class CalendarWorld:
     def __init__(self, tmp: Path, sandbox: Any, make_account: Any) -> None:
         self.sandbox = sandbox
+        self.clock = SandboxTime(sandbox)  # one clock for the CRM, the runs and Google
         self.config = bootstrap.Config(
             store_url=f"sqlite:///{tmp / 'crm.db'}",
             google_endpoint=sandbox.url,
             state_dir=tmp / ".crmsync",
         )
         self.store = open_store(self.config.store_url)
-        seed.seed(self.store, datetime.now(UTC))
+        seed.seed(self.store, self.clock.now())
         self.google = {
             ALICE: make_account("alice@example.com"),
             BOB: make_account("bob@example.com"),
         }
         for user, account in self.google.items():
             connect(self.config, user, account.refresh_token)
-        self.day = (datetime.now(UTC) + timedelta(days=3)).date()
+        self.day = (self.clock.now() + timedelta(days=3)).date()
 
     def calendar_port(self, user: str = ALICE) -> CalendarApi:
         creds = google_credentials(self.config, self.store, user)
@@ -50,7 +51,7 @@ class CalendarWorld:
         return ActivitiesEngine(
             store or self.store,
             calendar or self.calendar_port(user),
-            clock or SystemClock(),
+            clock or self.clock,
             new_id=lambda: uuid.uuid4().hex,
         )
 
@@ -58,6 +59,9 @@ class CalendarWorld:
         return self.engine(user).run(user, Options(**options))
 
     # --- CRM ----------------------------------------------------------------------------
+
+    def now(self) -> str:
+        return stamp(self.clock.now())
 
     def activity(self, activity_id: str) -> dict[str, Any]:
         return self.store.get(ACTIVITIES, activity_id)
@@ -69,12 +73,14 @@ class CalendarWorld:
         self.store.put(
             ACTIVITIES,
             activity_id,
-            {"status": "planned", "showInCalendar": True, **fields, "modifiedAt": now()},
+            {"status": "planned", "showInCalendar": True, **fields, "modifiedAt": self.now()},
         )
 
     def edit_activity(self, activity_id: str, **fields: Any) -> None:
         self.store.put(
-            ACTIVITIES, activity_id, {**self.activity(activity_id), **fields, "modifiedAt": now()}
+            ACTIVITIES,
+            activity_id,
+            {**self.activity(activity_id), **fields, "modifiedAt": self.now()},
         )
 
     def links(self, user: str = ALICE) -> dict[str, dict[str, Any]]:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from adapters import google_api
-from adapters.clock import SystemClock
 from adapters.google_calls import Retry
 from adapters.people_api import PeopleApi
 from adapters.store_base import open_store
@@ -24,9 +23,22 @@ ALICE = seed.ALICE
 TAG = seed.ALICE_TAG
 
 
+class SandboxTime:
+    """The one clock of a test world: the sandbox's (real time plus the offset tests
+    advance), so that CRM ``modifiedAt``, the engine's runs and Google's ``updateTime``
+    stay comparable when a test lets Google catch up (``SandboxHandle.settle``)."""
+
+    def __init__(self, sandbox: Any) -> None:
+        self.sandbox = sandbox
+
+    def now(self) -> datetime:
+        return self.sandbox.state.clock.now()
+
+
 class World:
     def __init__(self, tmp: Path, sandbox: Any, google: Any) -> None:
         self.sandbox = sandbox
+        self.clock = SandboxTime(sandbox)
         self.google = google  # tests/integration/conftest.py Account (real People service)
         self.config = bootstrap.Config(
             store_url=f"sqlite:///{tmp / 'crm.db'}",
@@ -34,7 +46,7 @@ class World:
             state_dir=tmp / ".crmsync",
         )
         self.store = open_store(self.config.store_url)
-        seed.seed(self.store, datetime.now(UTC))
+        seed.seed(self.store, self.clock.now())
         connect(self.config, ALICE, google.refresh_token)
 
     def sync(self, **options: Any) -> Report:
@@ -49,7 +61,7 @@ class World:
         return ContactsEngine(
             store or self.store,
             people or self.people_port(),
-            clock or SystemClock(),
+            clock or self.clock,
             new_id=lambda: uuid.uuid4().hex,
         )
 
@@ -64,7 +76,10 @@ class World:
 
     def edit_contact(self, crm_id: str, **fields: Any) -> None:
         doc = self.contact(crm_id)
-        self.store.put(CONTACTS, crm_id, {**doc, **fields, "modifiedAt": now()})
+        self.store.put(CONTACTS, crm_id, {**doc, **fields, "modifiedAt": self.now()})
+
+    def now(self) -> str:
+        return stamp(self.clock.now())
 
     def tagged_ids(self) -> set[str]:
         return {

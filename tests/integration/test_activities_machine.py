@@ -21,6 +21,7 @@ import itertools
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
@@ -59,12 +60,14 @@ class Accounts:
 class ActivitiesMachine(RuleBasedStateMachine):
     sandbox: SandboxHandle
     tmp_factory: Any
+    profile = "default"  # the sandbox's realism profile (sandbox.realism)
     examples = 0
 
     @initialize()
     def start(self) -> None:
         type(self).examples += 1
         self.sandbox.control("POST", "/_sandbox/reset")
+        self.sandbox.profile(self.profile)
         self.world = CalendarWorld(
             self.tmp_factory.mktemp("acts"), self.sandbox, Accounts(self.sandbox)
         )
@@ -157,6 +160,7 @@ class ActivitiesMachine(RuleBasedStateMachine):
 
     @rule()
     def sync_everyone(self) -> None:
+        self.sandbox.settle()  # minutes pass before the scheduled runs
         for user in (ALICE, BOB, ALICE, BOB):
             self.world.sync(user)
         for user in (ALICE, BOB):
@@ -209,10 +213,13 @@ class ActivitiesMachine(RuleBasedStateMachine):
                         assert crm[key] == google[key], (activity_id, key, crm[key], google[key])
 
 
-def test_activities_state_machine(sandbox_server, tmp_path_factory):
+@pytest.mark.parametrize("profile", ["default", "realistic"])
+def test_activities_state_machine(sandbox_server, tmp_path_factory, profile):
     class Machine(ActivitiesMachine):
         sandbox = SandboxHandle(sandbox_server)
         tmp_factory = tmp_path_factory
+
+    Machine.profile = profile
 
     wanted = max(50, settings().max_examples)
     run_state_machine_as_test(
@@ -224,5 +231,5 @@ def test_activities_state_machine(sandbox_server, tmp_path_factory):
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
-    print(f"activities state machine: {Machine.examples} examples")
+    print(f"activities state machine ({profile}): {Machine.examples} examples")
     assert Machine.examples >= 50

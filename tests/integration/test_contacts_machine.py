@@ -15,9 +15,9 @@ sync. After every sync (and a second, which must plan nothing), the invariants h
 from __future__ import annotations
 
 import itertools
-import time
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -31,7 +31,7 @@ from hypothesis.stateful import (
 from core import contact_mapping as cm
 from core.model import CONTACTS
 from tests.integration.conftest import SandboxHandle
-from tests.integration.contacts_world import TAG, World, now
+from tests.integration.contacts_world import TAG, World
 
 FIELDS = ("jobTitle", "notes", "company", "familyName")
 VALUES = st.sampled_from(["", "alpha", "beta", "gamma", "delta"])
@@ -54,6 +54,7 @@ class GoogleAccount:
 class ContactsMachine(RuleBasedStateMachine):
     sandbox: SandboxHandle
     tmp_factory: Any
+    profile = "default"  # the sandbox's realism profile (sandbox.realism)
 
     examples = 0
 
@@ -61,6 +62,7 @@ class ContactsMachine(RuleBasedStateMachine):
     def start(self) -> None:
         type(self).examples += 1
         self.sandbox.control("POST", "/_sandbox/reset")
+        self.sandbox.profile(self.profile)
         tmp = self.tmp_factory.mktemp("machine")
         self.world = World(tmp, self.sandbox, GoogleAccount(self.sandbox, "alice@example.com"))
         self.world.run()
@@ -77,6 +79,10 @@ class ContactsMachine(RuleBasedStateMachine):
             self.world.close()
 
     # --- helpers ----------------------------------------------------------------------
+
+    def clock(self) -> float:
+        """Sandbox time, the world's one clock (see contacts_world.SandboxTime)."""
+        return self.sandbox.state.clock.timestamp()
 
     def live_contacts(self) -> list[str]:
         docs = self.world.store.scan(CONTACTS, order_by="modifiedAt")
@@ -97,7 +103,7 @@ class ContactsMachine(RuleBasedStateMachine):
         if crm_id:
             self.world.edit_contact(crm_id, **{field: value or None})
             self.crm_edits.setdefault(crm_id, {})[field] = value or None
-            self.crm_time[crm_id] = time.time()
+            self.crm_time[crm_id] = self.clock()
 
     @rule(i=PICK)
     def crm_tag(self, i: int) -> None:
@@ -106,7 +112,7 @@ class ContactsMachine(RuleBasedStateMachine):
         if crm_id:
             tags = self.world.contact(crm_id).get("tagIds", [])
             self.world.edit_contact(crm_id, tagIds=sorted(set(tags) | {TAG}))
-            self.crm_time[crm_id] = time.time()  # any change moves the record's time
+            self.crm_time[crm_id] = self.clock()  # any change moves the record's time
 
     @rule(i=PICK)
     def crm_untag(self, i: int) -> None:
@@ -115,14 +121,14 @@ class ContactsMachine(RuleBasedStateMachine):
         if crm_id:
             tags = self.world.contact(crm_id).get("tagIds", [])
             self.world.edit_contact(crm_id, tagIds=[t for t in tags if t != TAG])
-            self.crm_time[crm_id] = time.time()
+            self.crm_time[crm_id] = self.clock()
 
     @rule(i=PICK)
     def crm_delete(self, i: int) -> None:
         self.steps.append(f"crm_delete(i={i!r})")
         crm_id = self.pick(self.live_contacts(), i)
         if crm_id:
-            self.world.edit_contact(crm_id, deletedAt=now())
+            self.world.edit_contact(crm_id, deletedAt=self.world.now())
             self.deleted_contacts.add(crm_id)
 
     @rule(tagged=st.booleans())
@@ -136,7 +142,7 @@ class ContactsMachine(RuleBasedStateMachine):
                 "givenName": f"New{n}",
                 "emails": [{"value": f"new{n}@example.com"}],
                 "tagIds": [TAG] if tagged else [],
-                "modifiedAt": now(),
+                "modifiedAt": self.world.now(),
             },
         )
 
@@ -149,7 +155,7 @@ class ContactsMachine(RuleBasedStateMachine):
         if name:
             self.world.edit_person(name, **{field: value or None})
             self.google_edits.setdefault(name, {})[field] = value or None
-            self.google_time[name] = time.time()
+            self.google_time[name] = self.clock()
 
     @rule(i=PICK)
     def google_delete(self, i: int) -> None:
@@ -169,7 +175,7 @@ class ContactsMachine(RuleBasedStateMachine):
         self.world.google.people.contactGroups().members().modify(
             resourceName=self.world.group(), body={change: [name]}
         ).execute()
-        self.google_time[name] = time.time()  # a membership change is a write too
+        self.google_time[name] = self.clock()  # a membership change is a write too
 
     @rule(in_group=st.booleans(), reuse_email=PICK)
     def google_create(self, in_group: bool, reuse_email: int) -> None:
@@ -185,9 +191,18 @@ class ContactsMachine(RuleBasedStateMachine):
     # --- sync and invariants ----------------------------------------------------------
 
     @rule()
+    def sync_at_once(self) -> None:
+        """A run right after the edits, before Google's deltas show them (realistic
+        profile): nothing may be lost or doubled; the next settled sync converges."""
+        self.steps.append("sync_at_once()")
+        self.world.run()
+        self.check_no_duplicates()
+
+    @rule()
     def sync(self) -> None:
         self.steps.append("sync()")
         before = {**self.world.links()}
+        self.sandbox.settle()  # minutes pass: Google's deltas catch up with the edits
         self.world.run()
         self.check_newest_edit_survives(before)
         again = self.world.run()
@@ -226,8 +241,14 @@ class ContactsMachine(RuleBasedStateMachine):
         assert len(set(links.values())) == len(links), "a person linked twice"
         for crm_id, name in links.items():
             assert cm.normalize(w.contact(crm_id)) == cm.from_person(persons[name]), crm_id
+        self.check_no_duplicates()
+
+    def check_no_duplicates(self) -> None:
+        persons = self.world.persons()
         ids = [cm.client_data_id(p) for p in persons.values() if cm.client_data_id(p)]
-        assert len(ids) == len(set(ids)), "two persons carry the same CRM id"
+        assert len(ids) == len(set(ids)), ("two persons carry the same CRM id", self.steps[-25:])
+        links = self.world.links()
+        assert len(set(links.values())) == len(links), ("a person linked twice", self.steps[-25:])
 
     @invariant()
     def deleted_things_stay_deleted(self) -> None:
@@ -238,10 +259,13 @@ class ContactsMachine(RuleBasedStateMachine):
             assert self.world.contact(crm_id).get("deletedAt"), f"{crm_id} undeleted"
 
 
-def test_contacts_state_machine(sandbox_server, tmp_path_factory):
+@pytest.mark.parametrize("profile", ["default", "realistic"])
+def test_contacts_state_machine(sandbox_server, tmp_path_factory, profile):
     class Machine(ContactsMachine):
         sandbox = SandboxHandle(sandbox_server)
         tmp_factory = tmp_path_factory
+
+    Machine.profile = profile
 
     wanted = max(50, settings().max_examples)
     run_state_machine_as_test(
@@ -253,5 +277,5 @@ def test_contacts_state_machine(sandbox_server, tmp_path_factory):
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
-    print(f"contacts state machine: {Machine.examples} examples")
+    print(f"contacts state machine ({profile}): {Machine.examples} examples")
     assert Machine.examples >= 50

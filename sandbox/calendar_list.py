@@ -334,7 +334,9 @@ def _incremental(
     entries: dict[str, Entry] = {}
     changed = store.changed_between(since, upto)
     for event_id, seq in changed.items():
-        event = store.events[event_id]
+        event = store.events.get(event_id)
+        if event is None:
+            continue  # purged since (realism: cancelled events eventually disappear)
         if query.single_events and event.is_master and not event.cancelled:
             for _, data in expand(store, event, None, None, now):
                 exception = store.events.get(data["id"])

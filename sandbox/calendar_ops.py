@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sandbox.app import ApiError, Sandbox, calendar_error
@@ -60,7 +61,11 @@ class Ctx:
             return None
         if "calendar" not in account.ext:
             account.ext["calendar"] = CalendarStore(account.email, self.now)
-        return account.ext["calendar"]
+        store: CalendarStore = account.ext["calendar"]
+        ttl = self.sandbox.behaviours.cancelled_event_ttl_seconds
+        if ttl is not None:
+            store.purge_cancelled(self.now - timedelta(seconds=ttl))
+        return store
 
     def commit(self, store: CalendarStore, event: StoredEvent) -> None:
         store.commit(event, self.state, self.now)

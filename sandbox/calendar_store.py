@@ -8,7 +8,9 @@ through ``commit``, which gives the event a new etag and ``updated`` and logs it
 Sync tokens encode (issue time, sequence, invalidation generation, store epoch) in a
 protobuf-like varint record, base64 like Google's (``CPjf...=``). A token is good for
 ``SYNC_TOKEN_DAYS`` of sandbox time, for its own calendar only, and until the next
-``POST /_sandbox/calendar/invalidateSyncTokens``.
+``POST /_sandbox/calendar/invalidateSyncTokens``. With
+``Behaviours.cancelled_event_ttl_seconds``, deleted events are purged that long after
+their last write (``purge_cancelled``); the log keeps their ids, lists skip them.
 """
 
 from __future__ import annotations
@@ -118,6 +120,19 @@ class CalendarStore:
         self.seq += 1
         self.log.append((self.seq, event.id))
         self.updated = max(self.updated, moment)
+
+    def purge_cancelled(self, before: datetime) -> None:
+        """Forget deleted events last written before ``before``: "Such cancelled events
+        will eventually disappear" (realism). Cancelled exceptions of a live series stay,
+        as clients keep them "for the lifetime of the parent recurring event"."""
+        cutoff = rfc3339(before)
+        for event in list(self.events.values()):
+            if not event.cancelled or event.data.get("updated", "") >= cutoff:
+                continue
+            master = self.events.get(event.data.get("recurringEventId", ""))
+            if master is not None and not master.cancelled:
+                continue
+            del self.events[event.id]
 
     def changed_between(self, since: int, upto: int) -> dict[str, int]:
         """Event ids changed in sequence range (since, upto], with their first sequence."""

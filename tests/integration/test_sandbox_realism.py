@@ -369,3 +369,49 @@ def test_undetected_id_collision_acknowledges_the_insert_and_keeps_the_stored_ev
     assert again["summary"] == "Back"  # acknowledged too, yet the event stays cancelled
     stored = events.get(calendarId="primary", eventId="taken0001").execute()
     assert (stored["status"], stored["summary"]) == ("cancelled", "First")
+
+
+# -- 5. cancelled events expire -------------------------------------------------------
+
+
+def test_cancelled_events_disappear_after_their_ttl(sandbox, account):
+    sandbox.behaviours(cancelled_event_ttl_seconds=3600)
+    events = calendar_tests.events(account)
+    token = calendar_tests.list_all(account)[1]["nextSyncToken"]
+    gone = calendar_tests.insert(account, {**calendar_tests.body("Gone"), "id": "gone00001"})
+    kept = calendar_tests.insert(account, calendar_tests.body("Kept", hour=11))
+    series = calendar_tests.body("Weekly", recurrence=["RRULE:FREQ=WEEKLY;COUNT=5"])
+    series["start"]["timeZone"] = series["end"]["timeZone"] = "UTC"
+    master = calendar_tests.insert(account, series)
+    skipped = f"{master['id']}_20260608T090000Z"
+    events.delete(calendarId="primary", eventId=skipped).execute()  # a cancelled exception
+    events.delete(calendarId="primary", eventId=gone["id"]).execute()
+    sandbox.advance(3000)
+    assert events.get(calendarId="primary", eventId="gone00001").execute()["status"] == "cancelled"
+    listed = calendar_tests.list_all(account, showDeleted=True)[0]
+    assert "gone00001" in {e["id"] for e in listed}
+    sandbox.advance(601)
+    with pytest.raises(HttpError) as caught:
+        events.get(calendarId="primary", eventId="gone00001").execute()
+    assert caught.value.resp.status == 404
+    listed = calendar_tests.list_all(account, showDeleted=True)[0]
+    assert {e["id"] for e in listed} == {kept["id"], master["id"], skipped}  # exception kept
+    delta = calendar_tests.list_all(account, syncToken=token)[0]
+    assert {e["id"] for e in delta} == {kept["id"], master["id"], skipped}  # no longer reported
+    assert events.get(calendarId="primary", eventId=skipped).execute()["status"] == "cancelled"
+    again = calendar_tests.insert(account, {**calendar_tests.body("Again"), "id": "gone00001"})
+    assert again["status"] == "confirmed"  # the id is free again
+    events.delete(calendarId="primary", eventId=master["id"]).execute()
+    sandbox.advance(3601)  # a deleted series takes its cancelled exceptions along
+    for event_id in (master["id"], skipped, f"{master['id']}_20260615T090000Z"):
+        with pytest.raises(HttpError) as caught:
+            events.get(calendarId="primary", eventId=event_id).execute()
+        assert caught.value.resp.status == 404
+
+
+def test_cancelled_events_stay_by_default(sandbox, account):
+    events = calendar_tests.events(account)
+    gone = calendar_tests.insert(account, calendar_tests.body("Gone"))
+    events.delete(calendarId="primary", eventId=gone["id"]).execute()
+    sandbox.advance(27 * DAY)
+    assert events.get(calendarId="primary", eventId=gone["id"]).execute()["status"] == "cancelled"

@@ -68,5 +68,15 @@ def cipher(config: Config) -> FernetCipher | KmsCipher:
     return cipher_for(config.token_key, config.state_dir)
 
 
+_CLOCK: Clock | None = None
+
+
 def clock() -> Clock:
-    return SystemClock()
+    return _CLOCK or SystemClock()
+
+
+def use_clock(replacement: Clock | None) -> None:
+    """Run every sync of this process on ``replacement`` (None: the system clock). Only
+    the demo does this, to share the in-process sandbox's clock when it lets time pass."""
+    global _CLOCK
+    _CLOCK = replacement

@@ -18,7 +18,7 @@ from functions import bootstrap
 def cmd_demo(args: argparse.Namespace) -> int:
     from functions.demo import run_demo
 
-    return run_demo()
+    return run_demo(args.profile)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -108,6 +108,11 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the walkthrough on the sandbox and a local store")
+    demo.add_argument(
+        "--profile",
+        choices=["default", "realistic"],
+        help="the sandbox's realism (default: $CRMSYNC_SANDBOX_PROFILE, else default)",
+    )
     demo.set_defaults(run=cmd_demo)
 
     sandbox = commands.add_parser("sandbox", help="serve the Google API sandbox on 127.0.0.1")

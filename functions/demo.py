@@ -15,7 +15,7 @@ import shutil
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,10 @@ class Walkthrough:
 class Demo:
     """The sample CRM, Alice's Google account, and the moves a user makes on each side."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sandbox: Any) -> None:
         self.url = url
+        self.clock = sandbox.clock  # the sandbox's: real time plus what `settle` adds
+        self.sandbox = sandbox
         self.config = bootstrap.Config(
             store_url=f"sqlite:///{DEMO_DIR / 'crmsync.db'}",
             google_endpoint=url,
@@ -85,17 +87,29 @@ class Demo:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"{}")
 
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def settle(self) -> None:
+        """Minutes pass before a sync: Google's deltas show writes only after its
+        propagation delay (the realistic profile), so let the sandbox's clock move on."""
+        delay = self.sandbox.behaviours.people_propagation_seconds
+        if delay:
+            self.clock.advance(delay + 1)
+
     def sync(self) -> Report:
+        self.settle()
         return run_contacts(self.config, self.store, seed.ALICE, Options(trigger="demo"))
 
     def sync_calendar(self, user: str = seed.ALICE) -> Report:
+        self.settle()
         return run_activities(self.config, self.store, user, Options(trigger="demo"))
 
     def activity(self, activity_id: str) -> dict[str, Any]:
         return self.store.get(ACTIVITIES, activity_id) or {}
 
     def edit_activity(self, activity_id: str, **fields: Any) -> None:
-        doc = {**self.activity(activity_id), **fields, "modifiedAt": stamp(datetime.now(UTC))}
+        doc = {**self.activity(activity_id), **fields, "modifiedAt": stamp(self.now())}
         self.store.put(ACTIVITIES, activity_id, doc)
 
     def event(self, event_id: str, calendar: Any = None) -> dict[str, Any]:
@@ -107,7 +121,7 @@ class Demo:
         return self.store.get(CONTACTS, crm_id) or {}
 
     def edit_contact(self, crm_id: str, **fields: Any) -> None:
-        doc = {**self.contact(crm_id), **fields, "modifiedAt": stamp(datetime.now(UTC))}
+        doc = {**self.contact(crm_id), **fields, "modifiedAt": stamp(self.now())}
         self.store.put(CONTACTS, crm_id, doc)
 
     # the Google side
@@ -115,13 +129,21 @@ class Demo:
         return (self.store.get(SYNC_STATE, f"{seed.ALICE}:contacts") or {})["groupResourceName"]
 
     def persons(self) -> dict[str, dict[str, Any]]:
-        answer = (
-            self.people.people()
-            .connections()
-            .list(resourceName="people/me", personFields=cm.PERSON_FIELDS, pageSize=1000)
-            .execute()
-        )
-        return {p["resourceName"]: p for p in answer.get("connections", [])}
+        """Every contact of Alice's, page by page (a page may be short, even empty)."""
+        found: dict[str, dict[str, Any]] = {}
+        page = None
+        while True:
+            answer = (
+                self.people.people()
+                .connections()
+                .list(resourceName="people/me", personFields=cm.PERSON_FIELDS,
+                      pageSize=1000, pageToken=page)
+                .execute()
+            )  # fmt: skip
+            found |= {p["resourceName"]: p for p in answer.get("connections", [])}
+            page = answer.get("nextPageToken")
+            if not page:
+                return found
 
     def members(self) -> dict[str, dict[str, Any]]:
         group = self.group()
@@ -142,14 +164,18 @@ class Demo:
         return self.control("/_sandbox/stats", method="GET")["byMethod"]
 
 
-def run_demo() -> int:
+def run_demo(profile: str | None = None) -> int:
+    """The walkthrough on a sandbox with the realism ``profile`` (None:
+    ``$CRMSYNC_SANDBOX_PROFILE``, else ``default``)."""
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
-    with SandboxServer() as server:
-        demo = Demo(server.url)
+    with SandboxServer(profile=profile) as server:
+        demo = Demo(server.url, server.sandbox)
+        bootstrap.use_clock(demo.clock)
         try:
             return walk(demo)
         finally:
+            bootstrap.use_clock(None)
             demo.store.close()
 
 
@@ -159,7 +185,7 @@ def walk(d: Demo) -> int:
     s: dict[str, Any] = {}
 
     def setup() -> str:
-        counts = seed.seed(d.store, datetime.now(UTC))
+        counts = seed.seed(d.store, d.now())
         hedy = cm.to_person({"givenName": "Hedy", "familyName": "Lamarr",
                              "emails": [{"value": "hedy@lamarr.example"}]})  # fmt: skip
         s["hedy"] = d.people.people().createContact(body=hedy).execute()["resourceName"]
@@ -245,7 +271,7 @@ def walk(d: Demo) -> int:
 
     def delete_in_crm() -> Report:
         s["alan"] = d.person_of("c-alan")["resourceName"]
-        d.edit_contact("c-alan", deletedAt=stamp(datetime.now(UTC)))
+        d.edit_contact("c-alan", deletedAt=stamp(d.now()))
         return d.sync()
 
     w.step("Alan is deleted in the CRM; sync", delete_in_crm,
@@ -300,7 +326,7 @@ def walk_calendar(d: Demo, w: Walkthrough) -> None:
     )
 
     def import_lunch() -> Report:
-        day = (datetime.now(UTC) + timedelta(days=4)).date()
+        day = (d.now() + timedelta(days=4)).date()
         body = {
             "summary": "Lunch with Grace",
             "start": {"dateTime": f"{day}T12:00:00Z"},
@@ -351,7 +377,7 @@ def walk_calendar(d: Demo, w: Walkthrough) -> None:
     )
 
     def shared() -> Report:
-        day = (datetime.now(UTC) + timedelta(days=5)).date()
+        day = (d.now() + timedelta(days=5)).date()
         d.store.put(
             ACTIVITIES,
             "a-planning",
@@ -363,7 +389,7 @@ def walk_calendar(d: Demo, w: Walkthrough) -> None:
                 "organizerId": seed.ALICE,
                 "status": "planned",
                 "participants": [{"userId": seed.BOB}, {"contactId": "c-katherine"}],
-                "modifiedAt": stamp(datetime.now(UTC)),
+                "modifiedAt": stamp(d.now()),
             },
         )
         d.sync_calendar(seed.ALICE)
@@ -413,7 +439,7 @@ def walk_calendar(d: Demo, w: Walkthrough) -> None:
     )
 
     def delete() -> Report:
-        d.edit_activity("a-offsite", deletedAt=stamp(datetime.now(UTC)))
+        d.edit_activity("a-offsite", deletedAt=stamp(d.now()))
         return d.sync_calendar()
 
     w.step(

@@ -7,7 +7,9 @@ item's sort key travels in ``pageToken``) over a snapshot sequence fixed on the 
 page, so concurrent writes never make a page skip an item: whatever changed meanwhile
 is newer than the snapshot and comes back in the next incremental sync. Only the last
 page carries ``nextSyncToken``. With ``Behaviours.short_pages`` a page may hold fewer
-items than ``maxResults``, or none, and still carry ``nextPageToken``.
+items than ``maxResults``, or none, and still carry ``nextPageToken``. With
+``Behaviours.series_deletion_instances`` a deleted series is listed with
+``singleEvents=true`` as its cancelled instances, never as the master.
 """
 
 from __future__ import annotations
@@ -246,7 +248,8 @@ def _full(store: CalendarStore, query: Query, now: datetime) -> list[Entry]:
     entries: list[Entry] = []
     for event in list(store.events.values()):
         if event.is_master and query.single_events:
-            if not event.cancelled:
+            deleted_series = query.show_deleted and query.realism.series_deletion_instances
+            if not event.cancelled or deleted_series:
                 entries.extend(_instances_in_list(store, event, query, now))
         elif _listed(store, event, query) and _visible(store, event, query, now):
             minimal = event.cancelled and not query.show_deleted
@@ -320,10 +323,13 @@ def _entry(data: dict[str, Any], query: Query, minimal: bool, seq: int | None = 
 def _instances_in_list(
     store: CalendarStore, master: StoredEvent, query: Query, now: datetime
 ) -> list[Entry]:
-    """singleEvents=true: the unmodified instances (exceptions are listed on their own)."""
+    """singleEvents=true: the unmodified instances (exceptions are listed on their own),
+    cancelled ones if the series is deleted."""
     entries = []
     for _, data in expand(store, master, query.time_min, query.time_max, now):
         if data["id"] not in store.events and _matches(data, query):
+            if master.cancelled:
+                data = {**data, "status": "cancelled"}
             entries.append(_entry(data, query, minimal=False))
     return entries
 
@@ -337,12 +343,15 @@ def _incremental(
         event = store.events.get(event_id)
         if event is None:
             continue  # purged since (realism: cancelled events eventually disappear)
-        if query.single_events and event.is_master and not event.cancelled:
+        deleted_series = event.cancelled and query.realism.series_deletion_instances
+        if query.single_events and event.is_master and (not event.cancelled or deleted_series):
             for _, data in expand(store, event, None, None, now):
                 exception = store.events.get(data["id"])
                 if exception is not None and exception.id in changed:
                     continue
                 data = exception.data if exception is not None else data
+                if event.cancelled:
+                    data = {**data, "status": "cancelled"}
                 minimal = data.get("status") == "cancelled" and not query.show_deleted
                 entries.setdefault(data["id"], _entry(data, query, minimal, seq))
         else:

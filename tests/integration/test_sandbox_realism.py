@@ -21,6 +21,7 @@ from tests.integration import test_sandbox_calendar as calendar_tests
 from tests.integration import test_sandbox_people as people_tests
 
 DAY = 86400
+INSTANCE_TOMBSTONE = {"kind", "etag", "id", "status", "recurringEventId", "originalStartTime"}
 
 
 def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -415,3 +416,64 @@ def test_cancelled_events_stay_by_default(sandbox, account):
     events.delete(calendarId="primary", eventId=gone["id"]).execute()
     sandbox.advance(27 * DAY)
     assert events.get(calendarId="primary", eventId=gone["id"]).execute()["status"] == "cancelled"
+
+
+# -- 6. deleting a series reports its instances ---------------------------------------
+
+
+def weekly_series(account: Any, count: int = 10) -> tuple[dict[str, Any], str]:
+    """A weekly series with one moved instance; (master, id of the moved instance)."""
+    series = calendar_tests.body("Weekly", recurrence=[f"RRULE:FREQ=WEEKLY;COUNT={count}"])
+    series["start"]["timeZone"] = series["end"]["timeZone"] = "UTC"
+    master = calendar_tests.insert(account, series)
+    moved = f"{master['id']}_20260615T090000Z"
+    calendar_tests.events(account).patch(
+        calendarId="primary", eventId=moved, body={"summary": "Moved one"}
+    ).execute()
+    return master, moved
+
+
+@pytest.mark.parametrize("instances", [False, True])
+def test_deleting_a_series_with_single_events(sandbox, account, instances):
+    sandbox.behaviours(series_deletion_instances=instances)
+    master, moved = weekly_series(account)
+    token = calendar_tests.list_all(account, singleEvents=True)[1]["nextSyncToken"]
+    calendar_tests.events(account).delete(calendarId="primary", eventId=master["id"]).execute()
+    delta = calendar_tests.list_all(account, syncToken=token, singleEvents=True)[0]
+    full = calendar_tests.list_all(account, singleEvents=True, showDeleted=True)[0]
+    assert all(e["status"] == "cancelled" for e in delta + full)
+    if not instances:  # the kind sandbox: the master (and the exception it cancelled)
+        assert {e["id"] for e in delta} == {master["id"], moved}
+        assert {e["id"] for e in full} == {moved}
+        return
+    expected = {f"{master['id']}_202606{d:02d}T090000Z" for d in (1, 8, 15, 22, 29)}
+    expected |= {f"{master['id']}_202607{d:02d}T090000Z" for d in (6, 13, 20, 27)}
+    expected.add(f"{master['id']}_20260803T090000Z")
+    for listed in (delta, full):
+        assert {e["id"] for e in listed} == expected  # only instances, never the master
+        assert len(listed) == 10
+        for event in listed:
+            assert event["recurringEventId"] == master["id"]
+            assert set(event) == INSTANCE_TOMBSTONE
+    assert calendar_tests.list_all(account, singleEvents=True)[0] == []  # showDeleted=false
+
+
+def test_deleted_unbounded_series_reports_the_expansion_horizon(sandbox, account):
+    sandbox.behaviours(series_deletion_instances=True)
+    series = calendar_tests.body("Daily", recurrence=["RRULE:FREQ=DAILY"])
+    series["start"]["timeZone"] = series["end"]["timeZone"] = "UTC"
+    master = calendar_tests.insert(account, series)
+    token = calendar_tests.list_all(account, singleEvents=True, maxResults=2500)[1]
+    calendar_tests.events(account).delete(calendarId="primary", eventId=master["id"]).execute()
+    delta = calendar_tests.list_all(
+        account, syncToken=token["nextSyncToken"], singleEvents=True, maxResults=2500
+    )[0]
+    assert 0 < len(delta) <= 730 and {e["status"] for e in delta} == {"cancelled"}
+    window = calendar_tests.list_all(
+        account,
+        singleEvents=True,
+        showDeleted=True,
+        timeMin="2026-06-01T00:00:00Z",
+        timeMax="2026-06-08T00:00:00Z",
+    )[0]
+    assert len(window) == 7  # full lists keep to their window

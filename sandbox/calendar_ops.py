@@ -62,6 +62,7 @@ class Ctx:
         if "calendar" not in account.ext:
             account.ext["calendar"] = CalendarStore(account.email, self.now)
         store: CalendarStore = account.ext["calendar"]
+        store.time_zone = account.time_zone or self.sandbox.behaviours.default_time_zone
         ttl = self.sandbox.behaviours.cancelled_event_ttl_seconds
         if ttl is not None:
             store.purge_cancelled(self.now - timedelta(seconds=ttl))

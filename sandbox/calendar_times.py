@@ -3,7 +3,9 @@
 An event's ``start``/``end`` is stored normalized: ``{"date": "YYYY-MM-DD"}`` for an
 all-day event, or ``{"dateTime": "YYYY-MM-DDTHH:MM:SSZ", "timeZone"?: name}`` (UTC) for a
 timed one. Responses render ``dateTime`` in the response time zone (the ``timeZone``
-query parameter, else the calendar's), as Google does; ``timeZone`` is kept as given.
+query parameter, else the calendar's: the account's ``timeZone``, else
+``Behaviours.default_time_zone``, UTC unless changed), as Google does; ``timeZone`` is
+kept as given.
 All-day dates are never shifted.
 """
 
@@ -16,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox.app import ApiError, calendar_error
 
-CALENDAR_TZ = "UTC"  # every sandbox primary calendar is in UTC
+CALENDAR_TZ = "UTC"  # all-day dates sit on UTC midnights, whatever the calendar's zone
 _UTC_NAMES = {"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Etc/Zulu", "Zulu"}
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"

@@ -21,6 +21,7 @@ from tests.integration import test_sandbox_calendar as calendar_tests
 from tests.integration import test_sandbox_people as people_tests
 
 DAY = 86400
+NY = "America/New_York"
 INSTANCE_TOMBSTONE = {"kind", "etag", "id", "status", "recurringEventId", "originalStartTime"}
 
 
@@ -477,3 +478,58 @@ def test_deleted_unbounded_series_reports_the_expansion_horizon(sandbox, account
         timeMax="2026-06-08T00:00:00Z",
     )[0]
     assert len(window) == 7  # full lists keep to their window
+
+
+# -- 7. calendar time zones -----------------------------------------------------------
+
+
+def test_calendar_time_zone_is_per_account_and_used_in_responses(sandbox, make_account):
+    berlin = make_account("berlin@example.com", time_zone="Europe/Berlin")
+    utc = make_account("utc@example.com")
+    calendar = berlin.calendar
+    assert calendar.calendars().get(calendarId="primary").execute()["timeZone"] == "Europe/Berlin"
+    assert utc.calendar.calendars().get(calendarId="primary").execute()["timeZone"] == "UTC"
+    event = calendar_tests.insert(berlin, calendar_tests.body("Local", hour=9))
+    assert event["start"] == {"dateTime": "2026-06-01T11:00:00+02:00"}  # rendered with offset
+    winter = calendar_tests.insert(berlin, calendar_tests.body("Winter", day="2026-12-01"))
+    assert winter["end"] == {"dateTime": "2026-12-01T11:00:00+01:00"}
+    page = calendar.events().list(calendarId="primary").execute()
+    assert page["timeZone"] == "Europe/Berlin"
+    assert page["items"][0]["start"]["dateTime"] == "2026-06-01T11:00:00+02:00"
+    asked = calendar.events().list(calendarId="primary", timeZone="UTC").execute()
+    assert asked["items"][0]["start"]["dateTime"] == "2026-06-01T09:00:00Z"
+    assert calendar_tests.insert(utc, calendar_tests.body("Plain"))["start"] == {
+        "dateTime": "2026-06-01T09:00:00Z"
+    }
+    day = calendar_tests.insert(
+        berlin, {"summary": "Day", "start": {"date": "2026-06-02"}, "end": {"date": "2026-06-03"}}
+    )
+    assert day["start"] == {"date": "2026-06-02"}  # all-day dates never shift
+    series = calendar_tests.body("Weekly", recurrence=["RRULE:FREQ=WEEKLY;COUNT=2"])
+    series["start"]["timeZone"] = series["end"]["timeZone"] = NY
+    master = calendar_tests.insert(berlin, series)
+    found = calendar.events().instances(calendarId="primary", eventId=master["id"]).execute()
+    first = found["items"][0]
+    assert first["id"] == f"{master['id']}_20260601T090000Z"  # instance ids stay UTC
+    assert first["start"] == {
+        "dateTime": "2026-06-01T11:00:00+02:00",
+        "timeZone": "America/New_York",
+    }
+    assert first["originalStartTime"]["dateTime"] == "2026-06-01T11:00:00+02:00"
+
+
+def test_default_time_zone_applies_to_accounts_without_one(sandbox, make_account):
+    sandbox.behaviours(default_time_zone="America/New_York")
+    alice = make_account("alice@example.com")
+    tokyo = make_account("tokyo@example.com", time_zone="Asia/Tokyo")
+    assert alice.calendar.calendars().get(calendarId="primary").execute()["timeZone"] == (
+        "America/New_York"
+    )
+    event = calendar_tests.insert(alice, calendar_tests.body("Local"))
+    assert event["start"]["dateTime"] == "2026-06-01T05:00:00-04:00"
+    listed = calendar_tests.list_all(tokyo)[1]
+    assert listed["timeZone"] == "Asia/Tokyo"
+    status, answer = post(
+        sandbox.url + "/_sandbox/accounts", {"email": "x@y.z", "timeZone": "Nope"}
+    )
+    assert status == 400 and "IANA time zone" in answer["error"]["message"]

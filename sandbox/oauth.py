@@ -3,7 +3,9 @@
 * ``GET /o/oauth2/v2/auth`` approves at once for the ``login_hint`` account and
   redirects to ``redirect_uri`` with ``code`` and ``state`` (PKCE S256/plain kept).
 * ``POST /token``: ``authorization_code`` and ``refresh_token`` grants; an ``id_token``
-  when ``openid`` was granted. Revoked or unknown refresh tokens: 400 ``invalid_grant``.
+  when ``openid`` was granted. Revoked or unknown refresh tokens: 400 ``invalid_grant``;
+  so are, with ``Behaviours.testing_mode_refresh_expiry``, refresh tokens 7 days old
+  (sandbox time) unless they hold only openid/email/profile scopes.
 * ``POST /revoke``: revokes a refresh or access token, cascading.
 * ``GET /oauth2/v3/certs`` (JWKS) and ``/oauth2/v1/certs`` (PEM), for RS256 ID tokens.
 * ``GET /oauth2/v2/userinfo`` and ``GET /oauth2/v3/userinfo``.
@@ -31,8 +33,19 @@ from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
 from sandbox.app import PLAIN, ApiError, Call, Reply, Router, auth_error
+from sandbox.state import RefreshGrant
 
 CODE_SECONDS = 600
+TESTING_REFRESH_SECONDS = 7 * 24 * 3600
+SIGN_IN_SCOPES = frozenset(
+    {
+        "openid",
+        "email",
+        "profile",
+        "https://www.googleapis.com/auth/userinfo.email",
+        "https://www.googleapis.com/auth/userinfo.profile",
+    }
+)
 ID_TOKEN_SECONDS = 3600
 EXPIRES_IN = 3599
 
@@ -208,11 +221,19 @@ def _pkce_ok(grant, verifier: str | None) -> bool:
 def _refresh_grant(call: Call, form: dict[str, str]) -> Reply:
     refresh = form.get("refresh_token", "")
     grant = call.sandbox.tokens.live_refresh(refresh)
-    if grant is None:
+    if grant is None or _testing_expired(call, grant):
         raise oauth_error("invalid_grant", "Token has been expired or revoked.")
     body = _access_body(call, grant.email, grant.scopes, form.get("client_id") or grant.client_id)
     body["access_token"] = call.sandbox.tokens.issue_access(grant.email, grant.scopes, refresh)
     return Reply.json(body)
+
+
+def _testing_expired(call: Call, grant: RefreshGrant) -> bool:
+    """A "Testing"-status client's refresh token is past its 7 days (realism), unless it
+    holds only sign-in scopes."""
+    if not call.sandbox.behaviours.testing_mode_refresh_expiry or grant.scopes <= SIGN_IN_SCOPES:
+        return False
+    return call.sandbox.clock.timestamp() >= grant.issued_at + TESTING_REFRESH_SECONDS
 
 
 def _access_body(

@@ -62,6 +62,7 @@ class RefreshGrant:
     scopes: frozenset[str]
     client_id: str
     revoked: bool = False
+    issued_at: float = 0.0  # sandbox time
 
 
 @dataclass
@@ -95,7 +96,9 @@ class TokenRegistry:
 
     def issue_refresh(self, email: str, scopes: frozenset[str], client_id: str = "") -> str:
         token = "1//sbx-" + secrets.token_urlsafe(32)
-        self.refresh[token] = RefreshGrant(email, scopes, client_id)
+        self.refresh[token] = RefreshGrant(
+            email, scopes, client_id, issued_at=self.clock.timestamp()
+        )
         return token
 
     def issue_access(self, email: str, scopes: frozenset[str], refresh: str | None = None) -> str:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
 import pytest
+from google.auth.exceptions import RefreshError
 from googleapiclient.errors import HttpError
 
 from adapters import google_api
@@ -533,3 +535,50 @@ def test_default_time_zone_applies_to_accounts_without_one(sandbox, make_account
         sandbox.url + "/_sandbox/accounts", {"email": "x@y.z", "timeZone": "Nope"}
     )
     assert status == 400 and "IANA time zone" in answer["error"]["message"]
+
+
+# -- 8. testing-mode refresh tokens expire after 7 days -------------------------------
+
+
+def test_testing_mode_refresh_tokens_expire_after_seven_days(sandbox, make_account):
+    sandbox.behaviours(testing_mode_refresh_expiry=True)
+    account = make_account("alice@example.com")
+    sandbox.advance(7 * DAY - 120)  # the access token expired long ago: refresh works
+    assert calendar_tests.list_all(account)[0] == []
+    sandbox.advance(3600)  # past 7 days: the next refresh is refused
+    with pytest.raises(RefreshError) as caught:
+        account.calendar.events().list(calendarId="primary").execute()
+    assert "invalid_grant: Token has been expired or revoked." in str(caught.value)
+    status, answer = post_form(sandbox.url + "/token", refresh_form(account.refresh_token))
+    assert (status, answer) == (
+        400,
+        {"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+    )
+
+
+def test_refresh_tokens_do_not_expire_for_published_apps_or_sign_in_scopes(sandbox, account):
+    sandbox.advance(30 * DAY)  # off by default (and in realistic): published apps
+    assert people_tests.list_page(account.people) == {}
+    sandbox.behaviours(testing_mode_refresh_expiry=True)
+    sign_in = sandbox.state.tokens.issue_refresh(
+        account.email, frozenset({"openid", "email"}), "sandbox-client"
+    )
+    sandbox.advance(8 * DAY)
+    status, answer = post_form(sandbox.url + "/token", refresh_form(sign_in))
+    assert status == 200 and "access_token" in answer
+
+
+def refresh_form(token: str) -> dict[str, str]:
+    return {"grant_type": "refresh_token", "refresh_token": token, "client_id": "c"}
+
+
+def post_form(url: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    data = urllib.parse.urlencode(form).encode()
+    request = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")

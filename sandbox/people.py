@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from sandbox import people_groups
-from sandbox.app import PEOPLE, PLAIN, ApiError, Call, Reply, Router, people_error
+from sandbox.app import PEOPLE, PLAIN, ApiError, Call, Reply, Router, fault_error, people_error
 from sandbox.people_fields import (
     UPDATABLE,
     bad,
@@ -115,6 +115,8 @@ def list_connections(call: Call) -> Reply:
     sync = call.arg("syncToken") or ""
     params = (tuple(paths), order, want_token, sync, tuple(call.args("sources")))
     since = store.read_sync_token(sync, KIND_CONNECTIONS, expires=True) if sync else None
+    if not sync and not call.arg("pageToken"):
+        charge_full_sync(call)
     if call.arg("pageToken"):
         token = call.arg("pageToken") or ""
         snapshot, offset, index = store.resume_at(token, KIND_CONNECTIONS, params)
@@ -137,6 +139,20 @@ def list_connections(call: Call) -> Reply:
     if snapshot.names:
         out["totalPeople"] = out["totalItems"] = len(snapshot.names)
     return Reply.json(out)
+
+
+def charge_full_sync(call: Call) -> None:
+    """The first page of a full sync has its own fixed quota (realism): past
+    ``people_full_sync_quota_per_minute`` such pages in a sandbox minute, 429."""
+    limit = call.sandbox.behaviours.people_full_sync_quota_per_minute
+    if limit is None:
+        return
+    now = call.sandbox.clock.timestamp()
+    used = call.sandbox.ext.setdefault("people.fullSyncQuota", {})
+    bucket = (call.me.email, int(now // 60))
+    used[bucket] = used.get(bucket, 0) + 1
+    if used[bucket] > limit:
+        raise fault_error(PEOPLE, 429, None, 60 - int(now % 60))
 
 
 def connections_snapshot(

@@ -582,3 +582,44 @@ def post_form(url: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"{}")
+
+
+# -- 9. quota on the first page of a full People sync ---------------------------------
+
+
+def start_of_minute(sandbox: Any) -> None:
+    """Move the sandbox clock to the start of a minute, so a test stays in one."""
+    sandbox.advance(60 - sandbox.state.clock.timestamp() % 60 + 0.01)
+
+
+def test_first_pages_of_full_people_syncs_have_a_quota(sandbox, make_account):
+    sandbox.behaviours(people_full_sync_quota_per_minute=2)
+    start_of_minute(sandbox)
+    alice, bob = make_account("alice@example.com"), make_account("bob@example.com")
+    for given in ("Ada", "Bo", "Cy"):
+        people_tests.create(alice.people, given)
+    first = people_tests.list_page(alice.people, pageSize=1, requestSyncToken=True)
+    people_tests.list_page(
+        alice.people, pageSize=1, requestSyncToken=True, pageToken=first["nextPageToken"]
+    )
+    token = people_tests.full_sync_token(alice.people)  # second first page: still fine
+    people_tests.delta(alice.people, token)  # neither later pages nor deltas count
+    with pytest.raises(HttpError) as caught:
+        people_tests.list_page(alice.people)
+    error = json.loads(caught.value.content)["error"]
+    assert (caught.value.resp.status, error["status"]) == (429, "RESOURCE_EXHAUSTED")
+    assert error["message"].startswith("Quota exceeded for quota metric")
+    assert 0 < int(caught.value.resp["retry-after"]) <= 60
+    people_tests.list_page(bob.people)  # per account
+    sandbox.advance(int(caught.value.resp["retry-after"]))
+    assert len(people_tests.list_page(alice.people)["connections"]) == 3
+
+
+def test_realistic_quota_lets_a_normal_sync_through(sandbox, account):
+    sandbox.profile("realistic")
+    start_of_minute(sandbox)
+    for _ in range(10):
+        people_tests.list_all(account.people, requestSyncToken=True)
+    with pytest.raises(HttpError) as caught:
+        people_tests.list_page(account.people)
+    assert caught.value.resp.status == 429

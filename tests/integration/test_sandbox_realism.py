@@ -623,3 +623,30 @@ def test_realistic_quota_lets_a_normal_sync_through(sandbox, account):
     with pytest.raises(HttpError) as caught:
         people_tests.list_page(account.people)
     assert caught.value.resp.status == 429
+
+
+# -- the realistic profile as a whole -------------------------------------------------
+
+
+def test_realistic_profile_end_to_end(sandbox, make_account):
+    sandbox.profile("realistic")
+    account = make_account("alice@example.com")
+    people = account.people
+    calendar = account.calendar
+    assert calendar.calendars().get(calendarId="primary").execute()["timeZone"] == NY
+    token = people_tests.full_sync_token(people)
+    ada = people_tests.create(people, "Ada")
+    assert people_tests.delta(people, token)[0] == []  # Google has not caught up yet
+    sandbox.settle()
+    seen, token = people_tests.delta(people, token)
+    assert names_in(seen) == {ada["resourceName"]}
+    event = calendar_tests.insert(account, {**calendar_tests.body("Meet"), "id": "meet00001"})
+    assert event["start"]["dateTime"] == "2026-06-01T05:00:00-04:00"
+    again = calendar_tests.insert(account, {**calendar_tests.body("Other"), "id": "meet00001"})
+    assert again["summary"] == "Other"  # an undetected collision
+    calendar.events().delete(calendarId="primary", eventId="meet00001").execute()
+    sandbox.advance(6 * 3600)  # hours of simulated syncing: the TTL is far away
+    stored = calendar.events().get(calendarId="primary", eventId="meet00001").execute()
+    assert (stored["status"], stored["summary"]) == ("cancelled", "Meet")
+    sandbox.control("POST", "/_sandbox/reset")
+    assert sandbox.behaviours()["profile"] == "default"  # this server's base profile

@@ -111,6 +111,7 @@ class ContactsEngine:
             "crmReadAt": gathered.crm_read_at,
             "groupResourceName": gathered.group,
             "tagId": self.tag_id,
+            "pendingCreates": False,
             "retryCrm": sorted(log.retry_crm),
             "retryGoogle": sorted(log.retry_google),
         }
@@ -148,6 +149,11 @@ class ContactsEngine:
         elif not group:
             group = self.people.find_or_create_group(self.group_name)
         token = None if options.full else state.get("googleCursor")
+        if token and state.get("pendingCreates"):
+            # the last run failed after creating persons: its creates may not show in
+            # the deltas yet, so list everything and find them by clientData
+            self.progress("the last run was cut short after creating contacts: listing all")
+            token = None
         try:
             changes = self.people.changes(token)
         except SyncTokenExpired:

@@ -30,7 +30,7 @@ from core.contacts_plan import (
 )
 from core.errors import EtagMismatch
 from core.merge import Policy
-from core.model import CONTACTS, LINKS, link_id, parse_timestamp, stamp
+from core.model import CONTACTS, LINKS, SYNC_STATE, link_id, parse_timestamp, stamp, state_id
 from core.ports import (
     MAX_BATCH_WRITES,
     Clock,
@@ -107,6 +107,8 @@ class ContactsExecutor:
     # --- creates and imports ------------------------------------------------------------
 
     def _creates(self, actions: list[CreatePerson]) -> None:
+        if actions:
+            self._note_pending_creates()
         for part in chunked(actions, 200):
             items = []
             for action in part:
@@ -128,6 +130,18 @@ class ContactsExecutor:
                     batch.put(LINKS, link_id(self.user_id, "contacts", result.key), doc)
                     self.log.count("pushed")
             self._advance(len(part))
+
+    def _note_pending_creates(self) -> None:
+        """Persons are about to be created. Until the run succeeds, ``pendingCreates``
+        stays set: a rerun after a failure between a create and its link cannot count on
+        Google's deltas to show the new person (they lag minutes behind writes), so it
+        lists every contact and finds the person by its clientData instead."""
+        sid = state_id(self.user_id, "contacts")
+
+        def mark(tx: Any) -> None:
+            tx.put(SYNC_STATE, sid, {**(tx.get(SYNC_STATE, sid) or {}), "pendingCreates": True})
+
+        self.store.transaction(mark)
 
     def import_ids(self, resource_name: str) -> list[str]:
         """Deterministic candidates, so a retried import rewrites the same contact."""

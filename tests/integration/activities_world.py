@@ -94,13 +94,22 @@ class CalendarWorld:
     # --- Google -------------------------------------------------------------------------
 
     def events(self, user: str = ALICE, **params: Any) -> dict[str, dict[str, Any]]:
-        answer = (
-            self.google[user]
-            .calendar.events()
-            .list(calendarId="primary", singleEvents=True, maxResults=2500, **params)
-            .execute()
-        )
-        return {e["id"]: e for e in answer.get("items", [])}
+        """Every event of the user's primary calendar, page by page (pages may be short,
+        even empty, and still have a next one)."""
+        found: dict[str, dict[str, Any]] = {}
+        page = None
+        while True:
+            answer = (
+                self.google[user]
+                .calendar.events()
+                .list(calendarId="primary", singleEvents=True, maxResults=2500,
+                      pageToken=page, **params)
+                .execute()
+            )  # fmt: skip
+            found |= {e["id"]: e for e in answer.get("items", [])}
+            page = answer.get("nextPageToken")
+            if not page:
+                return found
 
     def event(self, event_id: str, user: str = ALICE) -> dict[str, Any]:
         return (

@@ -5,6 +5,10 @@ gather   Google: the Calendar sync token's changes (single instances); a full
          (410), or syncFrom changed. The window is filtered locally on incremental
          runs. CRM: activities modified past the cursor (``crm_window``), those the
          changed events point at, the links they touch, and who is connected.
+         Linked events Google stopped showing: instances of a series seen cancelled
+         (its master, or some instances: Google lists about six months of them) are
+         checked against the master; on a full listing, linked events of the window
+         that it lacks are read one by one (a get), and those not found are gone.
 plan     core.activities_plan.plan (pure)
 execute  core.activities_exec
 """
@@ -43,6 +47,7 @@ from core.ports import CalendarPort, Clock, DocumentStore, Filter, Progress, no_
 from core.runs import DEFAULT_OPTIONS, Options, Report, RunLog, run_section
 
 HORIZON = dt.timedelta(days=180)
+PROBE = 50  # gets that decide whether a full listing lacking every link is another calendar
 
 
 @dataclass
@@ -104,20 +109,26 @@ class ActivitiesEngine:
             changes = self.calendar.changes(None, _z(window[0]), _z(window[1]))
         report.full_pass = changes.complete
         directory = self._directory(changes.events)
-        events = {e["id"]: self._event(e, directory, window) for e in changes.events}
+        self.known: dict[str, set[str]] = {}
+        raw = {e["id"]: e for e in changes.events}
+        events = {eid: self._event(e, directory, window) for eid, e in raw.items()}
         crm_cursor = None if options.full else state.get("crmCursor")
         read_at = stamp(now)
         activities, next_cursor = self._activities(user_id, crm_cursor, state, events, directory,
                                                    log)  # fmt: skip
         links = self._links(user_id, activities, events, changes.complete or crm_cursor is None)
-        raw = {e["id"]: e for e in changes.events}
-        for event in self._copies_to_link(activities, events, links).values():
-            raw[event["id"]] = event
-            events[event["id"]] = self._event(event, directory, window)
+        if not changes.complete:
+            links |= self._series_links(user_id, raw, links)
+        for bad in log.skipped_ids:
+            links.pop(bad, None)  # a malformed activity is skipped, never taken as deleted
+        raw |= self._copies_to_link(activities, events, links)
+        gone = self._gone(raw, links, window, changes.complete, options.force)
+        self.known = pair_known(links, activities, events)
+        events = {eid: self._event(e, directory, window) for eid, e in raw.items()}
         shared = self._shared(user_id, events, links)
         snap = ActivitySnapshot(activities, events, links, crm_cursor is None, changes.complete,
-                                shared, directory.connected)  # fmt: skip
-        report.plan = plan(snap, options.policy)
+                                shared, directory.connected, gone)  # fmt: skip
+        report.plan = plan(snap, options.policy, options.force)
         self.progress(f"planned {len(report.plan)} actions")
         if not options.dry_run:
             ActivitiesExecutor(
@@ -154,7 +165,10 @@ class ActivitiesEngine:
 
     def _event(self, event: dict[str, Any], directory: Directory,
                window: tuple[dt.datetime, dt.datetime]) -> CalEvent:  # fmt: skip
-        fields = am.from_event(event, directory.known)
+        """Attendees count when the CRM knows them, or when the pair does (the link's
+        synced attendees, the activity's participants): a CRM participant without a
+        contact is an attendee like any other once it is on the event."""
+        fields = am.from_event(event, directory.known | self.known.get(event["id"], set()))
         organizer = event.get("organizer") or {}
         updated = event.get("updated")
         return CalEvent(
@@ -250,6 +264,75 @@ class ActivitiesEngine:
         wanted = [d["googleId"] for d in found.values() if d["googleId"] not in events]
         return self.calendar.get(wanted) if wanted else {}
 
+    def _series_links(self, user_id: str, raw: dict[str, dict[str, Any]],
+                      links: dict[str, EventLink]) -> dict[str, EventLink]:  # fmt: skip
+        """Links to instances of each series a delta shows cancelled parts of (the
+        master, or instances), which the delta may not list: instance ids start with
+        ``{masterId}_``. Any unlinked cancelled event may be a master."""
+        linked = {link.event_id for link in links.values()}
+        series = set()
+        for event_id, event in raw.items():
+            if event.get("status") != "cancelled":
+                continue
+            master = event.get("recurringEventId") or am.series_of(event_id)
+            if master or event_id not in linked:
+                series.add(master or event_id)
+        found: dict[str, EventLink] = {}
+        for master in sorted(series):  # "`" is the character after "_"
+            where = [Filter("userId", "==", user_id), Filter("googleId", ">=", f"{master}_"),
+                     Filter("googleId", "<", f"{master}`")]  # fmt: skip
+            for doc in self.store.query(LINKS, where):
+                if doc.data.get("section") == "activities" and doc.data["crmId"] not in links:
+                    found[doc.data["crmId"]] = link_from_doc(doc.data)
+        return found
+
+    def _gone(self, raw: dict[str, dict[str, Any]], links: dict[str, EventLink],
+              window: tuple[dt.datetime, dt.datetime], complete: bool,
+              force: bool) -> frozenset[str]:  # fmt: skip
+        """Linked events Google has stopped listing, though not as cancelled ones:
+        instances of a deleted series, and (full listings) events a get cannot find.
+        Events the gets find are added to ``raw``."""
+        live = [link for link in links.values() if not link.dead]
+        unlisted: dict[str, list[str]] = {}  # series -> its linked instances not listed
+        for link in live:
+            master = am.series_of(link.event_id)
+            if master and link.event_id not in raw:
+                unlisted.setdefault(master, []).append(link.event_id)
+        cancelled = {eid for eid, e in raw.items() if e.get("status") == "cancelled"}
+        touched = {raw[eid].get("recurringEventId") or am.series_of(eid) for eid in cancelled}
+        gone: set[str] = set()
+        ask = sorted(m for m in unlisted if m not in cancelled and m in touched)
+        masters = self.calendar.get(ask) if ask else {}
+        for master, instances in unlisted.items():
+            found = masters.get(master)
+            deleted = found is None or found.get("status") == "cancelled"
+            if master in cancelled or (master in ask and deleted):
+                gone.update(instances)  # the series was deleted: every instance with it
+        if complete:
+            gone |= self._not_found(raw, live, gone, window, force)
+        return frozenset(gone)
+
+    def _not_found(self, raw: dict[str, dict[str, Any]], live: list[EventLink], gone: set[str],
+                   window: tuple[dt.datetime, dt.datetime], force: bool) -> set[str]:  # fmt: skip
+        """A full listing lacks these linked events of its window: read each (moved out
+        of the window, or cancelled and left out). Those not found are gone. When the
+        listing holds none of the linked events at all, one batch of gets decides:
+        finding none of them either, it is another calendar (the guard's case)."""
+        missing = [link.event_id for link in live if link.event_id not in raw
+                   and link.event_id not in gone and _in_window(link.fields, window)]  # fmt: skip
+        if not missing:
+            return set()
+        listed = any(link.event_id in raw for link in live)
+        probe = missing if listed or force else missing[:PROBE]
+        found = self.calendar.get(probe)
+        if not found and not listed:
+            return set(missing)
+        if len(probe) < len(missing):
+            found |= self.calendar.get(missing[len(probe) :])
+        raw |= found
+        self.progress(f"read {len(missing)} linked events the listing lacked")
+        return {event_id for event_id in missing if event_id not in found}
+
     def _shared(self, user_id: str, events: dict[str, CalEvent],
                 links: dict[str, EventLink]) -> dict[str, str]:  # fmt: skip
         """iCalUID -> activity id, for unlinked events some user already linked."""
@@ -267,10 +350,28 @@ class ActivitiesEngine:
 
 def link_from_doc(doc: dict[str, Any]) -> EventLink:
     fields = am.normalize(doc.get("fields") or {})
+    others = doc.get("googleOnlyAttendees")
     return EventLink(doc["crmId"], doc["googleId"], doc.get("googleEtag"),
                      doc.get("fingerprint") or am.fingerprint(fields), fields,
                      bool(doc.get("tombstone")), doc.get("notPropagated"),
-                     bool(doc.get("readOnly")), doc.get("organizerEmail") or "")  # fmt: skip
+                     bool(doc.get("readOnly")), doc.get("organizerEmail") or "",
+                     tuple(others) if others is not None else None)  # fmt: skip
+
+
+def pair_known(links: dict[str, EventLink], activities: dict[str, CrmActivity],
+               events: dict[str, CalEvent]) -> dict[str, set[str]]:  # fmt: skip
+    """Event id -> attendee emails its pair knows: the link's synced attendees and the
+    CRM activity's (for linked events, and for events carrying one of our ids)."""
+    out: dict[str, set[str]] = {}
+    for link in links.values():
+        activity = activities.get(link.activity_id)
+        crm = am.attendee_emails(activity.fields) if activity else set()
+        out[link.event_id] = am.attendee_emails(link.fields) | crm
+    for event in events.values():
+        activity = activities.get(event.activity_id or "")
+        if activity is not None:
+            out.setdefault(event.id, set()).update(am.attendee_emails(activity.fields))
+    return out
 
 
 def _z(moment: dt.datetime) -> str:

@@ -5,12 +5,19 @@ its fingerprint differs from the link's, a three-way merge (``core.merge``) when
 sides changed. What differs is ownership: an event has one organizer, and only the
 organizer's calendar can be written (DESIGN.md, "Sync semantics / Activities").
 
+    guard: a complete read of one side that holds none of the live links' items
+           (Google: none listed, some confirmed gone; CRM: none of the activities)
+                                           -> SideEmpty, unless forced
     linked pair
-      link tombstoned                      -> nothing, ever (never re-created)
-      event cancelled in Google            -> CancelActivity (+ tombstone); DropEventLink
+      link tombstoned (Google cancelled)   -> nothing, ever (never re-created)
+      event cancelled, or gone, in Google  -> CancelActivity (+ tombstone); DropEventLink
                                               when the activity is gone as well, or when
                                               only U's copy of a connected organizer's
                                               meeting went away (U was removed)
+        ... but the pair was synced as
+        cancelled, or the CRM cancelled it -> not Google's cancellation (the echo of
+                                              ours): compared as any pair, so planning
+                                              it again in the CRM restores the event
       activity deleted / not in calendar   -> DeleteEvent if U owns it, else DropLink
       neither side changed                 -> nothing (ReconcileEvent "etag" if it moved)
       changed, U owns the event            -> ReconcileEvent (merge; write where differs)
@@ -37,6 +44,7 @@ from functools import cached_property
 from typing import Any
 
 from core.activity_mapping import ActivityFields, fingerprint
+from core.errors import SideEmpty
 from core.merge import Policy, merge
 
 
@@ -83,6 +91,15 @@ class EventLink:
     not_propagated: str | None = None  # fingerprint of a CRM version we could not push
     read_only: bool = False  # U's calendar holds an attendee's copy, not the organizer's
     organizer_email: str = ""
+    # the event's attendees the CRM does not know, as last seen (kept on every patch);
+    # None for a link written before they were kept
+    others: tuple[dict[str, Any], ...] | None = None
+
+    @property
+    def dead(self) -> bool:
+        """Tombstoned by a cancellation made in Google. A tombstone over fields synced
+        as cancelled was the echo of our own cancellation: not dead."""
+        return self.tombstone and not self.fields.get("canceled")
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,9 @@ class ActivitySnapshot:
     google_complete: bool = False
     shared: Mapping[str, str] = field(default_factory=dict)  # iCalUID -> activity id (any user)
     connected: frozenset[str] = frozenset()  # emails of CRM users with a Google connection
+    # linked events Google no longer has, though not listed as cancelled: instances of a
+    # deleted series, events a get no longer finds
+    gone: frozenset[str] = frozenset()
 
 
 # --- actions ---------------------------------------------------------------------------
@@ -155,7 +175,9 @@ class NotPropagated:
 # --- planning --------------------------------------------------------------------------
 
 
-def plan(snap: ActivitySnapshot, policy: Policy = Policy.FIELD_MOST_RECENT) -> list:
+def plan(snap: ActivitySnapshot, policy: Policy = Policy.FIELD_MOST_RECENT,
+         force: bool = False) -> list:  # fmt: skip
+    _guard(snap, force)
     actions: list[Any] = []
     for activity_id in sorted(snap.links):
         actions += _linked(snap, snap.links[activity_id], policy)
@@ -177,54 +199,106 @@ def plan(snap: ActivitySnapshot, policy: Policy = Policy.FIELD_MOST_RECENT) -> l
     return actions
 
 
+def _guard(snap: ActivitySnapshot, force: bool) -> None:
+    """One side suddenly holding none of the linked items means a broken side (another
+    Google account, a wiped CRM), not a user's intent: whatever the number of links, a
+    complete read that lacks them all stops the run. Google's side counts as lacking
+    them when it lists none and the gets confirm some gone; explicit cancellations
+    are listed, so they never trip it (nor does anything on an incremental run)."""
+    live = [link for link in snap.links.values() if not link.dead]
+    if force or not live:
+        return
+    if (
+        snap.google_complete
+        and not any(link.event_id in snap.google for link in live)
+        and any(link.event_id in snap.gone for link in live)
+    ):
+        raise SideEmpty("Google", len(live), "activities")
+    if snap.crm_complete and not any(link.activity_id in snap.crm for link in live):
+        raise SideEmpty("CRM", len(live), "activities")
+
+
 def _linked(snap: ActivitySnapshot, link: EventLink, policy: Policy) -> list:
-    if link.tombstone:
+    if link.dead:
         return []
     activity = snap.crm.get(link.activity_id)
     event = snap.google.get(link.event_id)
     crm_gone = (activity is None and snap.crm_complete) or (activity is not None and activity.gone)
-    if event is not None and event.cancelled:
+    cancelled = event.cancelled if event is not None else link.event_id in snap.gone
+    if cancelled and _cancelled_by_google(link, activity):
         if crm_gone:  # gone on both sides (e.g. our own delete, seen again after a crash)
             return [DropEventLink(link.activity_id)]
-        copy = link.read_only or (bool(event.organizer_email) and not event.organizer_self)
-        if copy and (event.organizer_email or link.organizer_email) in snap.connected:
+        organizer = (event.organizer_email if event else "") or link.organizer_email
+        copy = link.read_only or (event is not None and bool(event.organizer_email)
+                                  and not event.organizer_self)  # fmt: skip
+        if copy and organizer in snap.connected:
             # U's copy went away (U was removed, or declined); the meeting lives on with
             # its organizer, whose sync carries any real cancellation
             return [DropEventLink(link.activity_id)]
         return [CancelActivity(link.activity_id, link.event_id)]
-    if event is None and snap.google_complete and not crm_gone:
+    if event is None and snap.google_complete and not crm_gone and not cancelled:
         return []  # outside the listed window: nothing to say about it
     if crm_gone:
         owner = event.organizer_self if event else (activity.owned if activity else True)
-        if owner:
+        if owner and not cancelled:
             return [
                 DeleteEvent(link.activity_id, link.event_id, event.etag if event else link.etag)
             ]
         return [DropEventLink(link.activity_id)]
+    if event is None and cancelled:  # gone, and synced as cancelled: nothing to patch
+        return _recreate(link, activity)
     return _changed(snap, link, activity, event, policy)
+
+
+def _cancelled_by_google(link: EventLink, activity: CrmActivity | None) -> bool:
+    """A cancelled event is Google's own cancellation unless the pair was last synced
+    as cancelled (our cancellation, seen again) or the CRM cancelled it as well."""
+    return not link.fields.get("canceled") and not (activity and activity.fields["canceled"])
+
+
+def _recreate(link: EventLink, activity: CrmActivity | None) -> list:
+    """Synced as cancelled, and Google no longer has the event: planned again in the
+    CRM, the activity gets a new event; otherwise both sides agree."""
+    wanted = activity is not None and not activity.fields["canceled"] and activity.in_scope
+    if wanted and activity.owned:
+        return [InsertEvent(link.activity_id, activity.fields)]
+    return []
+
+
+def _google_side(link: EventLink, event: CalEvent | None) -> ActivityFields:
+    """Google's fields for the pair: the event's, or, for a cancelled event that kept
+    only its id and status, what was synced with cancelled set."""
+    if event is None:
+        return link.fields
+    if event.cancelled and not event.fields["start"]:
+        return {**link.fields, "canceled": True}
+    return event.fields
 
 
 def _changed(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | None,
              event: CalEvent | None, policy: Policy) -> list:  # fmt: skip
     crm_fields = activity.fields if activity else link.fields
-    google_fields = event.fields if event else link.fields
+    google_fields = _google_side(link, event)
+    google_fp = fingerprint(google_fields)
     crm_changed = activity is not None and activity.fp != link.fingerprint
-    google_changed = event is not None and event.fp != link.fingerprint
+    google_changed = event is not None and google_fp != link.fingerprint
     etag = event.etag if event else (link.etag or "")
     if not crm_changed and not google_changed:
         if event is not None and event.etag != link.etag:
             return [ReconcileEvent(link.activity_id, link.event_id, etag, link.fields,
                                    False, False, reason="etag")]  # fmt: skip
         return []
-    writable = event.organizer_self if event else not link.read_only
+    known_organizer = event is not None and bool(event.organizer_email)
+    writable = event.organizer_self if known_organizer else not link.read_only
     if not writable:
-        return _read_only(snap, link, activity, event, crm_changed, google_changed)
+        return _read_only(snap, link, activity, event, google_fields, crm_changed,
+                          google_changed)  # fmt: skip
     merged = merge(link.fields, crm_fields, google_fields,
                    activity.modified_at if activity else None,
                    event.updated_at if event else None, policy)  # fmt: skip
     return [ReconcileEvent(
         link.activity_id, link.event_id, etag, merged.fields,
-        write_google=fingerprint(merged.fields) != fingerprint(google_fields),
+        write_google=fingerprint(merged.fields) != google_fp,
         write_crm=fingerprint(merged.fields) != fingerprint(crm_fields),
         conflicts=merged.conflicts,
     )]  # fmt: skip
@@ -235,17 +309,19 @@ def _read_only(
     link: EventLink,
     activity: CrmActivity | None,
     event: CalEvent | None,
+    google_fields: ActivityFields,
     crm_changed: bool,
     google_changed: bool,
 ) -> list:
     """U holds an attendee's copy. A connected organizer's own sync carries the edits
     both ways; otherwise Google's changes come in here, and CRM edits cannot go out."""
-    organizer = event.organizer_email if event is not None else link.organizer_email
+    organizer = (event.organizer_email if event is not None else "") or link.organizer_email
     organizer_syncs = organizer in snap.connected
     actions: list[Any] = []
     if google_changed and event is not None:
-        write_crm = not organizer_syncs and activity is not None and activity.fp != event.fp
-        actions.append(ReconcileEvent(link.activity_id, link.event_id, event.etag, event.fields,
+        google_fp = fingerprint(google_fields)
+        write_crm = not organizer_syncs and activity is not None and activity.fp != google_fp
+        actions.append(ReconcileEvent(link.activity_id, link.event_id, event.etag, google_fields,
                                       False, write_crm, reason="copy"))  # fmt: skip
     elif (
         crm_changed

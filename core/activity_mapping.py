@@ -26,6 +26,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,6 +53,16 @@ def activity_id_of(event_id_: str) -> str | None:
         return base64.b32hexdecode(padded).decode()
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+_INSTANCE_SUFFIX = re.compile(r"\d{8}(T\d{6}Z)?")
+
+
+def series_of(event_id_: str) -> str | None:
+    """The master's id of a recurring instance's id (``{masterId}_{YYYYMMDD[THHMMSSZ]}``,
+    GOOGLE_API.md 4.2), or None for any other event."""
+    master, sep, suffix = event_id_.rpartition("_")
+    return master if sep and master and _INSTANCE_SUFFIX.fullmatch(suffix) else None
 
 
 def _utc(moment: dt.datetime) -> str:
@@ -203,7 +214,13 @@ def to_event(fields: ActivityFields, activity_id: str, others: list[dict[str, An
     }
 
 
+def attendee_emails(fields: Mapping[str, Any]) -> set[str]:
+    return {a["email"] for a in fields.get("attendees") or []}
+
+
 def unknown_attendees(event: Mapping[str, Any], known: set[str]) -> list[dict[str, Any]]:
+    """The event's attendees outside ``known`` (lower-case emails), the organizer's
+    entry aside: the ones a patch must carry over untouched."""
     return [
         a for a in event.get("attendees") or []
         if (a.get("email") or "").lower() not in known and not a.get("organizer")

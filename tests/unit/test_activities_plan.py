@@ -19,6 +19,7 @@ from core.activities_plan import (
     ReconcileEvent,
     plan,
 )
+from core.errors import SideEmpty
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -54,6 +55,11 @@ def link(aid="a1", eid="e1", fields=None, etag="1", tombstone=False, not_propaga
     return EventLink(aid, eid, etag, am.fingerprint(fields), fields, tombstone, not_propagated)
 
 
+def minimal(eid="e1", etag="2"):
+    """A cancelled event as an incremental listing may give it: id and status only."""
+    return CalEvent(eid, etag, am.normalize({"canceled": True}), "", False, "", True, False)
+
+
 def snap(
     crm=(),
     google=(),
@@ -62,10 +68,11 @@ def snap(
     connected=(),
     crm_complete=False,
     google_complete=False,
+    gone=(),
 ):
     return ActivitySnapshot({a.id: a for a in crm}, {e.id: e for e in google},
                             {lk.activity_id: lk for lk in links}, crm_complete, google_complete,
-                            shared or {}, frozenset(connected))  # fmt: skip
+                            shared or {}, frozenset(connected), frozenset(gone))  # fmt: skip
 
 
 # --- unlinked ----------------------------------------------------------------------------------
@@ -145,7 +152,8 @@ def test_tombstoned_link_never_comes_back():
 def test_deleted_in_the_crm_deletes_the_organizers_event():
     got = plan(snap([act(gone=True)], [], [link()]))
     assert got == [DeleteEvent("a1", "e1", "1")]
-    assert plan(snap([], [], [link()], crm_complete=True)) == [DeleteEvent("a1", "e1", "1")]
+    full = snap([act("a2")], [], [link(), link("a2", "e2")], crm_complete=True)
+    assert plan(full) == [DeleteEvent("a1", "e1", "1")]  # absent from a full CRM read
 
 
 def test_deleted_in_the_crm_only_drops_an_attendees_link():
@@ -188,3 +196,82 @@ def test_a_removed_attendees_cancelled_copy_only_drops_their_link():
     outside = EventLink("a1", "e1", "1", am.fingerprint(f()), f(), read_only=True,
                         organizer_email="client@else.org")  # fmt: skip
     assert plan(snap([act()], [tombstone], [outside])) == [CancelActivity("a1", "e1")]
+
+
+# --- the empty-side guard ------------------------------------------------------------------
+
+
+def test_a_full_calendar_read_lacking_the_only_linked_event_stops_the_run():
+    lacking = snap([act()], [], [link()], google_complete=True, gone={"e1"})
+    with pytest.raises(SideEmpty) as stopped:
+        plan(lacking)
+    assert (stopped.value.side, stopped.value.links, stopped.value.items) == (
+        "Google",
+        1,
+        "activities",
+    )
+    assert plan(lacking, force=True) == [CancelActivity("a1", "e1")]
+
+
+def test_a_full_calendar_read_listing_one_linked_event_cancelled_does_not_stop_the_run():
+    listed = snap([act(), act("a2")], [ev(cancelled=True)], [link(), link("a2", "e2")],
+                  google_complete=True, gone={"e2"})  # fmt: skip
+    assert plan(listed) == [CancelActivity("a1", "e1"), CancelActivity("a2", "e2")]
+
+
+def test_gone_events_on_an_incremental_run_never_stop_it():
+    assert plan(snap([act()], [], [link()], gone={"e1"})) == [CancelActivity("a1", "e1")]
+
+
+def test_linked_events_outside_a_full_reads_window_do_not_stop_the_run():
+    assert plan(snap([act()], [], [link()], google_complete=True)) == []
+
+
+def test_a_full_crm_read_lacking_every_linked_activity_stops_the_run():
+    wiped = snap([], [], [link(), link("a2", "e2")], crm_complete=True)
+    with pytest.raises(SideEmpty) as stopped:
+        plan(wiped)
+    assert (stopped.value.side, stopped.value.links) == ("CRM", 2)
+    assert plan(wiped, force=True) == [DeleteEvent("a1", "e1", "1"), DeleteEvent("a2", "e2", "1")]
+
+
+def test_links_tombstoned_by_google_cancellations_do_not_count_for_the_guard():
+    assert plan(snap([], [], [link(tombstone=True)], crm_complete=True)) == []
+
+
+# --- deleted series, echoes of our own cancellations ----------------------------------------
+
+
+def test_instances_of_a_deleted_series_not_listed_are_cancelled():
+    got = plan(snap([], [], [link("a1", "m_20260504T090000Z"), link("a2", "m_20260511T090000Z")],
+                    gone={"m_20260504T090000Z", "m_20260511T090000Z"}))  # fmt: skip
+    assert got == [CancelActivity("a1", "m_20260504T090000Z"),
+                   CancelActivity("a2", "m_20260511T090000Z")]  # fmt: skip
+
+
+def test_the_echo_of_our_own_cancellation_is_not_a_cancellation_made_in_google():
+    synced = link(fields=f(canceled=True))
+    canceled = act(fields=f(canceled=True))
+    assert plan(snap([], [ev(fields=f(canceled=True), cancelled=True)], [synced])) == []
+    assert plan(snap([canceled], [minimal()], [synced])) == [
+        ReconcileEvent("a1", "e1", "2", f(canceled=True), False, False, reason="etag")
+    ]
+
+
+def test_planning_again_an_activity_cancelled_in_the_crm_restores_its_event():
+    synced = link(fields=f(canceled=True))
+    got = plan(snap([act()], [minimal()], [synced]))
+    assert got == [ReconcileEvent("a1", "e1", "2", f(), True, False)]
+    healed = link(fields=f(canceled=True), tombstone=True)  # tombstoned by an old echo
+    assert plan(snap([act()], [], [healed])) == [ReconcileEvent("a1", "e1", "1", f(), True, False)]
+
+
+def test_cancelled_on_both_sides_is_agreed_not_tombstoned():
+    got = plan(snap([act(fields=f(canceled=True))], [ev(fields=f(canceled=True), cancelled=True,
+                                                          etag="2")], [link()]))  # fmt: skip
+    assert got == [ReconcileEvent("a1", "e1", "2", f(canceled=True), False, False)]
+
+
+def test_planned_again_after_google_lost_the_cancelled_event_gets_a_new_one():
+    got = plan(snap([act()], [], [link(fields=f(canceled=True))], gone={"e1"}))
+    assert got == [InsertEvent("a1", f())]

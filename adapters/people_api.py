@@ -135,26 +135,28 @@ class PeopleApi:
                 results.append(_result(crm_id, response))
         return results
 
-    def update(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[WriteResult]:
+    def update(
+        self, items: Sequence[tuple[str, dict[str, Any]]], fields: str = UPDATE_FIELDS
+    ) -> list[WriteResult]:
         results: list[WriteResult] = []
         for part in chunks(list(items), WRITE_CHUNK):
             body = {
                 "contacts": dict(part),
-                "updateMask": UPDATE_FIELDS,
+                "updateMask": fields,
                 "readMask": WRITE_READ_MASK,
             }
             try:
                 answer = self._run(self.service.people().batchUpdateContacts(body=body))
             except EtagMismatch:  # one stale etag failed the call: find which, one by one
-                results += [self._update_one(name, person) for name, person in part]
+                results += [self._update_one(name, person, fields) for name, person in part]
                 continue
             updated = answer.get("updateResult", {})
             results += [_result(name, updated.get(name, {})) for name, _ in part]
         return results
 
-    def _update_one(self, name: str, person: dict[str, Any]) -> WriteResult:
+    def _update_one(self, name: str, person: dict[str, Any], fields: str) -> WriteResult:
         request = self.service.people().updateContact(
-            resourceName=name, updatePersonFields=UPDATE_FIELDS, personFields=PERSON_FIELDS,
+            resourceName=name, updatePersonFields=fields, personFields=PERSON_FIELDS,
             body=person,
         )  # fmt: skip
         try:

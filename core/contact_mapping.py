@@ -15,12 +15,19 @@ form, whichever side they came from:
 Group membership and the CRM id (``clientData`` key ``crmsync.contactId``) are not
 content: the planner handles them. ``fingerprint`` hashes the normal form, so etag
 churn and our own echoes, which leave the content as it was, never count as changes.
+
+A Google birthday without a year (``{month, day}``) has no CRM form: it reads as no
+birthday (an imported contact's birthday stays empty), ``yearless_birthday`` keeps it
+as ``--MM-DD`` so that the planner can take it as equal to a CRM birthday with the
+same month and day, and it stays in Google untouched until the CRM sets a birthday
+(``core.person_patch`` writes only the person fields that changed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from core.model import Contact
@@ -37,6 +44,12 @@ LISTS = ("emails", "phones", "addresses")
 FIELDS = SCALARS + LISTS
 ADDRESS_KEYS = ("street", "city", "region", "postalCode", "country", "type")
 _PEOPLE_ADDRESS = {"street": "streetAddress"}
+PERSON_FIELD_OF = {  # synced key -> the person field that holds it
+    "givenName": "names", "familyName": "names", "middleName": "names",
+    "emails": "emailAddresses", "phones": "phoneNumbers", "addresses": "addresses",
+    "company": "organizations", "jobTitle": "organizations", "department": "organizations",
+    "birthday": "birthdays", "notes": "biographies",
+}  # fmt: skip
 
 ContactFields = dict[str, Any]
 
@@ -124,6 +137,31 @@ def from_person(person: dict[str, Any]) -> ContactFields:
     raw["birthday"] = _date_text(_primary(person.get("birthdays")).get("date"))
     raw["notes"] = _primary(person.get("biographies")).get("value")
     return normalize(raw)
+
+
+def yearless_birthday(person: dict[str, Any]) -> str | None:
+    """``--MM-DD`` for a primary birthday with a month and day but no year, else None."""
+    date = _primary(person.get("birthdays")).get("date") or {}
+    if date.get("month") and date.get("day") and not date.get("year"):
+        return f"--{date['month']:02d}-{date['day']:02d}"
+    return None
+
+
+def changed_person_fields(current: ContactFields, target: ContactFields) -> tuple[str, ...]:
+    """The person fields to write to bring synced fields ``current`` to ``target``."""
+    return tuple(sorted({PERSON_FIELD_OF[k] for k in FIELDS if current.get(k) != target.get(k)}))
+
+
+def email_key(value: str) -> str:
+    """The identity of an email entry: its address, case-insensitive."""
+    return value.strip().casefold()
+
+
+def phone_key(value: str) -> str:
+    """The identity of a phone entry: its digits (and a leading +), formatting aside."""
+    text = value.strip()
+    digits = re.sub(r"\D", "", text)
+    return ("+" if text.startswith("+") else "") + digits if digits else text.casefold()
 
 
 def client_data_id(person: dict[str, Any]) -> str | None:

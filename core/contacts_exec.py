@@ -7,6 +7,12 @@ first, then the store batch that records them: a crash between the two is healed
 the rerun (the person carries our ``clientData`` id, or its change is seen again and
 is an echo). Per-item failures are collected in the report and remembered for retry;
 a failed store write aborts the run.
+
+A Google update writes only the person fields that changed, into the person's current
+values (``core.person_patch``): the person as read in this run, or fetched just
+before when the run did not read it (a CRM-only change). A fetched person that
+changed meanwhile, or a stale etag (400 FAILED_PRECONDITION), means a re-read and a
+re-merge against it, never a write of values it no longer holds.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core import contact_mapping as cm
+from core import person_patch
 from core.contacts_plan import (
     CreatePerson,
     CrmContact,
@@ -56,6 +63,8 @@ class ContactsExecutor:
 
     def run(self, actions: Sequence[Any], snap: Snapshot) -> None:
         self.snap = snap
+        self.current = {n: dict(p.raw) for n, p in snap.google.items() if p.raw is not None}
+        self.fetched: set[str] = set()  # read again during this run (found or not)
         self.done, self.total = 0, len(actions)
         by_kind: dict[type, list[Any]] = {}
         for action in actions:
@@ -101,9 +110,6 @@ class ContactsExecutor:
         doc["tagIds"] = tags
         return doc
 
-    def _person_body(self, fields: cm.ContactFields) -> dict[str, Any]:
-        return cm.to_person(fields)
-
     # --- creates and imports ------------------------------------------------------------
 
     def _creates(self, actions: list[CreatePerson]) -> None:
@@ -112,7 +118,7 @@ class ContactsExecutor:
         for part in chunked(actions, 200):
             items = []
             for action in part:
-                body = self._person_body(action.fields)
+                body = cm.to_person(action.fields)
                 body["memberships"] = [
                     {"contactGroupMembership": {"contactGroupResourceName": self.group}}
                 ]
@@ -171,6 +177,7 @@ class ContactsExecutor:
     # --- reconciles ---------------------------------------------------------------------
 
     def _reconciles(self, actions: list[Reconcile], retry_stale: bool) -> None:
+        actions = self._with_current(actions)
         stale: list[Reconcile] = []
         for part in chunked(actions, 200):
             written = self._google_updates([a for a in part if a.write_google], stale, retry_stale)
@@ -181,16 +188,54 @@ class ContactsExecutor:
         if stale:
             self._retry_stale(stale)
 
+    def _with_current(self, actions: list[Reconcile]) -> list[Reconcile]:
+        """Google writes go into the person's current values: read the persons this run
+        has not read, and plan those pairs again against what they hold now (a Google
+        edit not yet in the deltas is merged, not overwritten)."""
+        known = self.current.keys() | self.fetched
+        unread = [a for a in actions if a.write_google and a.resource_name not in known]
+        if not unread:
+            return actions
+        again = self._replan(unread, self.people.get([a.resource_name for a in unread]))
+        rest = [a for a in actions if a not in unread]
+        return rest + [a for a in again if isinstance(a, Reconcile)]
+
+    def _replan(self, actions: list[Reconcile], fresh: dict[str, Any]) -> list[Any]:
+        """Plan ``actions``' pairs again with the persons as ``fresh`` holds them; what is
+        not a Reconcile any more (the person left the group meanwhile) is done now."""
+        self.fetched |= {a.resource_name for a in actions}
+        self.current.update({name: dict(p) for name, p in fresh.items()})
+        people = {name: person_from_api(p, self.group) for name, p in fresh.items()}
+        ids = [a.crm_id for a in actions]
+        contacts = {i: self.snap.crm[i] for i in ids if i in self.snap.crm}
+        links = {i: self.snap.links[i] for i in ids if i in self.snap.links}
+        again = plan(Snapshot(contacts, people, links, self.group, by_email=self.snap.by_email),
+                     self.policy, force=True)  # fmt: skip
+        self._untags([a for a in again if isinstance(a, Untag)])
+        self._leaves([a for a in again if isinstance(a, LeaveGroup)])
+        self._drops([a for a in again if isinstance(a, DropLink)])
+        return again
+
     def _google_updates(self, actions: list[Reconcile], stale: list[Reconcile],
                         retry_stale: bool) -> dict[str, Any]:  # fmt: skip
         written: dict[str, Any] = {"failed": set()}
-        if not actions:
-            return written
-        items = [
-            (a.resource_name, {**self._person_body(a.fields), "etag": a.etag}) for a in actions
-        ]
-        results: dict[str, WriteResult] = {r.key: r for r in self.people.update(items)}
+        by_mask: dict[tuple[str, ...], list[Reconcile]] = {}
         for action in actions:
+            if action.resource_name in self.current:
+                by_mask.setdefault(action.person_fields, []).append(action)
+            else:  # never a body rebuilt from the CRM's fields alone: it would erase data
+                self.log.fail(action.crm_id, "update in Google skipped: the Google contact "
+                              "could not be read", crm_id=action.crm_id,
+                              google_id=action.resource_name)  # fmt: skip
+                written["failed"].add(action.crm_id)
+        results: dict[str, WriteResult] = {}
+        for mask, group in sorted(by_mask.items()):  # one call per set of changed fields
+            items = [(a.resource_name, person_patch.body(self.current[a.resource_name], a.fields,
+                                                         mask)) for a in group]  # fmt: skip
+            results |= {r.key: r for r in self.people.update(items, ",".join(mask))}
+        for action in actions:
+            if action.crm_id in written["failed"]:
+                continue
             result = results.get(action.resource_name)
             if result and result.person:
                 written[action.crm_id] = result.person
@@ -239,15 +284,11 @@ class ContactsExecutor:
 
     def _retry_stale(self, stale: list[Reconcile]) -> None:
         """Someone edited these persons since we read them: re-read, re-merge, retry once."""
+        for action in stale:
+            self.current.pop(action.resource_name, None)
         fresh = self.people.get([a.resource_name for a in stale])
-        people = {name: person_from_api(p, self.group) for name, p in fresh.items()}
-        contacts = {a.crm_id: self.snap.crm[a.crm_id] for a in stale if a.crm_id in self.snap.crm}
-        links = {a.crm_id: self.snap.links[a.crm_id] for a in stale if a.crm_id in self.snap.links}
-        again = plan(Snapshot(contacts, people, links, self.group, by_email=self.snap.by_email),
-                     self.policy, force=True)  # fmt: skip
+        again = self._replan(stale, fresh)
         self._reconciles([a for a in again if isinstance(a, Reconcile)], retry_stale=False)
-        self._untags([a for a in again if isinstance(a, Untag)])
-        self._leaves([a for a in again if isinstance(a, LeaveGroup)])
 
     # --- group removals, untags, dropped links ------------------------------------------
 
@@ -322,6 +363,8 @@ def person_from_api(person: dict[str, Any], group: str) -> Person:
         crm_id=cm.client_data_id(person),
         groups=groups,
         emails=frozenset(e["value"].lower() for e in fields["emails"]),
+        yearless_birthday=cm.yearless_birthday(person),
+        raw=person,
     )
 
 

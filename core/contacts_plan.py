@@ -33,7 +33,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from core.contact_mapping import ContactFields, fingerprint
+from core.contact_mapping import ContactFields, changed_person_fields, fingerprint
 from core.errors import SideEmpty
 from core.merge import Policy, merge
 
@@ -65,10 +65,21 @@ class Person:
     crm_id: str | None = None  # our clientData id, if the person carries one
     groups: frozenset[str] = frozenset()
     emails: frozenset[str] = frozenset()
+    yearless_birthday: str | None = None  # --MM-DD: a Google birthday the CRM cannot hold
+    raw: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)  # as read
 
     @cached_property
     def fp(self) -> str:
         return fingerprint(self.fields)
+
+    def view(self, base: ContactFields) -> ContactFields:
+        """The synced fields as compared with ``base``: a yearless birthday with the
+        month and day of base's birthday reads as that birthday (so that neither side
+        takes it for an edit)."""
+        born = base.get("birthday")
+        if self.yearless_birthday and born and born[4:] == self.yearless_birthday[1:]:
+            return {**self.fields, "birthday": born}
+        return self.fields
 
 
 @dataclass(frozen=True)
@@ -116,7 +127,9 @@ class ImportPerson:
 @dataclass(frozen=True)
 class Reconcile:
     """Bring a pair to ``fields``: write Google and/or the CRM where they differ, then
-    save the link. ``tag`` adds the private tag; ``join_group`` puts the person back."""
+    save the link. ``tag`` adds the private tag; ``join_group`` puts the person back.
+    ``person_fields`` are the person fields a Google write changes (only those are
+    written, into the person's current values: ``core.person_patch``)."""
 
     crm_id: str
     resource_name: str
@@ -128,6 +141,7 @@ class Reconcile:
     tag: bool = False
     join_group: bool = False
     reason: str = "changed"  # changed | email | clientData | etag
+    person_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -244,9 +258,9 @@ def _changed_pair(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
     contact = snap.crm.get(link.crm_id)
     person = snap.google.get(link.resource_name)
     crm_fields = contact.fields if contact else link.fields
-    google_fields = person.fields if person else link.fields
+    google_fields = person.view(link.fields) if person else link.fields
     crm_changed = contact is not None and contact.fp != link.fingerprint
-    google_changed = person is not None and person.fp != link.fingerprint
+    google_changed = person is not None and fingerprint(google_fields) != link.fingerprint
     etag = person.etag if person else (link.etag or "")
     if not crm_changed and not google_changed:
         if person is not None and person.etag != link.etag:
@@ -261,15 +275,17 @@ def _changed_pair(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
         person.updated_at if person else None,
         policy,
     )
+    to_write = changed_person_fields(google_fields, merged.fields)
     return [
         Reconcile(
             link.crm_id,
             link.resource_name,
             etag,
             merged.fields,
-            write_google=fingerprint(merged.fields) != fingerprint(google_fields),
+            write_google=bool(to_write),
             write_crm=fingerprint(merged.fields) != fingerprint(crm_fields),
             conflicts=merged.conflicts,
+            person_fields=to_write,
         )
     ]
 
@@ -289,19 +305,22 @@ def _first_link(contact: CrmContact, person: Person, reason: str) -> Reconcile:
     """Link a pair that has no last-synced state: the newer side wins each difference,
     and a field empty on one side is filled from the other."""
     crm_newer = person.updated_at is None or contact.modified_at >= person.updated_at
+    google = person.view(contact.fields)
     fields = {}
-    for key in contact.fields.keys() | person.fields.keys():
-        c, g = contact.fields.get(key), person.fields.get(key)
+    for key in contact.fields.keys() | google.keys():
+        c, g = contact.fields.get(key), google.get(key)
         fields[key] = (c if crm_newer else g) if (c and g) else (c or g)
+    to_write = changed_person_fields(google, fields)
     return Reconcile(
         contact.id,
         person.resource_name,
         person.etag,
         fields,
-        write_google=fingerprint(fields) != fingerprint(person.fields),
+        write_google=bool(to_write),
         write_crm=fingerprint(fields) != fingerprint(contact.fields),
         tag=not contact.tagged,
         reason=reason,
+        person_fields=to_write,
     )
 
 

@@ -169,8 +169,9 @@ class PeoplePort(Protocol):
     def create(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[WriteResult]:
         """Create persons (``(crm_id, person body)``), in calls of at most 200."""
 
-    def update(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[WriteResult]:
-        """Update persons (``(resource_name, body with etag)``), in calls of at most 200.
+    def update(self, items: Sequence[tuple[str, dict[str, Any]]], fields: str) -> list[WriteResult]:
+        """Update persons (``(resource_name, body with etag)``), in calls of at most 200,
+        writing the person ``fields`` (comma-separated; each replaced wholesale).
         A stale etag comes back as that item's ``EtagMismatch``."""
 
     def modify_members(

@@ -132,7 +132,8 @@ def test_echo_with_new_etag_only_refreshes_the_link():
 
 def test_crm_change_goes_to_google():
     got = plan(snap([crm(fields=f(jobTitle="CEO"))], [], [link()]))
-    assert got == [Reconcile("c1", "people/c1", "e1", f(jobTitle="CEO"), True, False)]
+    assert got == [Reconcile("c1", "people/c1", "e1", f(jobTitle="CEO"), True, False,
+                             person_fields=("organizations",))]  # fmt: skip
 
 
 def test_google_change_goes_to_crm():
@@ -346,3 +347,37 @@ def test_a_new_private_tag_may_take_every_contact_out_of_the_group_without_the_g
     assert len(got) == 6 and all(isinstance(a, LeaveGroup) for a in got)
     with pytest.raises(SideEmpty, match="CRM side"):
         plan(Snapshot(untagged.crm, {}, untagged.links, GROUP, crm_complete=True))
+
+
+# --- Google data the CRM cannot hold (issue 9) --------------------------------------------
+
+
+def test_only_the_person_fields_that_change_are_planned_for_google():
+    got = plan(snap([crm(fields=f(jobTitle="CEO", notes="n"))], [], [link()]))
+    assert got[0].person_fields == ("biographies", "organizations")
+    got = plan(snap([], [person(fields=f(notes="n"), etag="e2")], [link()]))
+    assert got[0].person_fields == () and not got[0].write_google
+
+
+def test_a_yearless_google_birthday_with_the_crm_month_and_day_is_no_edit_on_either_side():
+    from dataclasses import replace
+
+    synced = f(birthday="1815-12-10")
+    yearless = replace(person(fields=f(), etag="e2"), yearless_birthday="--12-10")
+    got = plan(snap([crm(fields=synced)], [yearless], [link(fields=synced)]))
+    assert got == [Reconcile("c1", "people/c1", "e2", synced, False, False, reason="etag")]
+    edited = plan(snap([crm(fields=f(birthday="1815-12-10", jobTitle="Countess"))], [yearless],
+                       [link(fields=synced)]))  # fmt: skip
+    assert edited[0].person_fields == ("organizations",) and not edited[0].write_crm
+    other_day = replace(yearless, yearless_birthday="--12-11")
+    moved = plan(snap([crm(fields=synced)], [other_day], [link(fields=synced)]))
+    assert moved[0].fields["birthday"] is None and moved[0].write_crm  # a Google edit
+
+
+def test_linking_by_email_takes_a_matching_yearless_birthday_as_equal():
+    from dataclasses import replace
+
+    contact = crm("c5", fields=f(birthday="1815-12-10"), tagged=False)
+    yearless = replace(person("people/c9"), yearless_birthday="--12-10")
+    got = plan(snap([contact], [yearless], by_email={"ada@example.com": ("c5",)}))
+    assert got[0].reason == "email" and not got[0].write_google

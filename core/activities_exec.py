@@ -3,6 +3,11 @@ store, as the contacts executor does: Google writes first (HTTP batches), then o
 store batch with each item's CRM write and its link. A 412 is re-read, re-merged and
 retried once; a 409 on insert means a retried insert and is taken as done; a 404 or
 410 on delete is done; 403 forbiddenForNonOrganizer is recorded, never retried.
+
+Attendees the CRM does not know stay on the event: each link keeps them as last seen
+(``googleOnlyAttendees``), and a patch sends the synced attendees plus those (from the
+event itself when the run holds it; read with a get for links that never kept them).
+The patch is conditional on the etag they were seen with, so they cannot be stale.
 """
 
 from __future__ import annotations
@@ -72,16 +77,18 @@ class ActivitiesExecutor:
             organizer = source.get("organizer") or {}
             read_only = not organizer.get("self")
             organizer_email = (organizer.get("email") or "").lower()
+            others = am.unknown_attendees(source, self.directory.known | am.attendee_emails(fields))
         else:  # no event at hand: what the link knew still holds
             read_only = before.read_only if before else False
             organizer_email = before.organizer_email if before else ""
+            others = list(before.others) if before and before.others is not None else None
         return {
             "userId": self.user.id, "section": "activities", "crmId": activity_id,
             "googleId": event.get("id", event_id), "googleEtag": event.get("etag", etag),
             "icalUid": event.get("iCalUID") or self.raw.get(event_id, {}).get("iCalUID"),
             "fingerprint": am.fingerprint(fields), "fields": fields, "syncedAt": self._now(),
             "tombstone": False, "notPropagated": None, "readOnly": read_only,
-            "organizerEmail": organizer_email, **extra,
+            "organizerEmail": organizer_email, "googleOnlyAttendees": others, **extra,
         }  # fmt: skip
 
     def _participants(self, fields: am.ActivityFields, current: list[dict]) -> list[dict]:
@@ -110,9 +117,25 @@ class ActivitiesExecutor:
         doc.setdefault("status", "planned")
         return doc
 
-    def _event_body(self, activity_id: str, fields: am.ActivityFields, event_id: str) -> dict:
-        others = am.unknown_attendees(self.raw.get(event_id, {}), self.directory.known)
-        return am.to_event(fields, activity_id, others)
+    def _event_body(self, activity_id: str, fields: am.ActivityFields, event_id: str,
+                    current: dict[str, Any] | None = None) -> dict:  # fmt: skip
+        return am.to_event(fields, activity_id, self._others(activity_id, event_id, fields,
+                                                             current))  # fmt: skip
+
+    def _others(self, activity_id: str, event_id: str, fields: am.ActivityFields,
+                current: dict[str, Any] | None) -> list[dict[str, Any]]:  # fmt: skip
+        """The event's attendees that neither the CRM nor this pair knows (the link's
+        synced attendees, the activity's, the ones being written): kept as they are."""
+        known = set(self.directory.known) | am.attendee_emails(fields)
+        link = self.snap.links.get(activity_id)
+        activity = self.snap.crm.get(activity_id)
+        for synced in (link.fields if link else {}, activity.fields if activity else {}):
+            known |= am.attendee_emails(synced)
+        source = current or self.raw.get(event_id)
+        if source is not None:
+            return am.unknown_attendees(source, known)
+        stored = link.others if link is not None and link.others is not None else ()
+        return [dict(a) for a in stored if (a.get("email") or "").lower() not in known]
 
     # --- inserts and imports ------------------------------------------------------------
 
@@ -156,7 +179,8 @@ class ActivitiesExecutor:
         """A 409 on a cancelled event is our own earlier delete (the activity was hidden,
         then shown again): bring the event back with the activity's fields."""
         writes = [
-            EventWrite("patch", event_id, self._event_body(a.activity_id, a.fields, event_id),
+            EventWrite("patch", event_id, self._event_body(a.activity_id, a.fields, event_id,
+                                                           existing[event_id]),
                        existing[event_id].get("etag"))
             for a in actions
             if (event_id := am.event_id(a.activity_id)) in existing
@@ -185,6 +209,7 @@ class ActivitiesExecutor:
 
     def _reconciles(self, actions: list[ReconcileEvent], retry_stale: bool) -> None:
         pushing = [a for a in actions if a.write_google]
+        self._read_unkept_guests(pushing)
         writes = [EventWrite("patch", a.event_id, self._event_body(a.activity_id, a.fields,
                                                                    a.event_id), a.etag)
                   for a in pushing]  # fmt: skip
@@ -210,6 +235,15 @@ class ActivitiesExecutor:
         self._advance(len(actions))
         if stale:
             self._retry_stale(stale)
+
+    def _read_unkept_guests(self, pushing: list[ReconcileEvent]) -> None:
+        """Links written before they kept the event's other guests: read those events,
+        so that the patch carries the guests over."""
+        unkept = [a.event_id for a in pushing if a.event_id not in self.raw
+                  and (link := self.snap.links.get(a.activity_id)) is not None
+                  and link.others is None]  # fmt: skip
+        if unkept:
+            self.raw.update(self.calendar.get(unkept))
 
     def _store_reconciles(self, actions: list[ReconcileEvent], written: dict[str, Any]) -> None:
         for part in chunked(actions, STORE_CHUNK):

@@ -165,3 +165,71 @@ def test_removing_an_attendee_does_not_cancel_the_meeting_for_everyone(world, or
     assert world.event(event_id)["status"] == "confirmed"
     assert [p.get("contactId") for p in world.activity("a-shared")["participants"]] == ["c-grace"]
     assert "a-shared" not in world.links(BOB)
+
+
+def calendar_writes(sandbox) -> dict[str, int]:
+    reads = ("calendar.events.list", "calendar.events.get", "calendar.events.instances")
+    return {k: v for k, v in sandbox.stats()["byMethod"].items() if k not in reads}
+
+
+def test_attendees_unknown_to_the_crm_are_kept_when_a_crm_edit_patches_the_event(world, sandbox):
+    world.sync()
+    event_id = am.event_id("a-kickoff")
+    guests = [{"email": "stranger@else.org"}, {"email": "Visitor@Else.org", "optional": True}]
+    world.patch_event(event_id, attendees=world.event(event_id)["attendees"] + guests)
+    world.sync()  # reads Google's change: the guests create nothing in the CRM
+    assert [p["email"] for p in world.activity("a-kickoff")["participants"]] == [
+        "ada@analytical.example"
+    ]
+    world.edit_activity("a-kickoff", title="Kick-off (agenda)")  # a CRM-only edit
+    sandbox.control("DELETE", "/_sandbox/stats")
+    report = world.sync()
+    print("calendar calls of the CRM-only edit:", sandbox.stats()["byMethod"])
+    assert report.counts["updatedInGoogle"] == 1
+    event = world.event(event_id)
+    assert event["summary"] == "Kick-off (agenda)"
+    assert {a["email"].lower() for a in event["attendees"]} == {
+        "ada@analytical.example",
+        "stranger@else.org",
+        "visitor@else.org",
+    }
+    assert world.sync().plan == []
+
+
+def test_the_run_after_a_first_push_makes_no_calendar_writes_when_guests_are_unknown(
+    world, sandbox
+):
+    world.put_activity(
+        "a-guests",
+        title="Review with outside guests",
+        organizerId=ALICE,
+        start=f"{world.day}T10:00:00Z",
+        end=f"{world.day}T11:00:00Z",
+        participants=[{"email": "stranger@else.org"}, {"contactId": "c-ada"}],
+    )
+    first = world.sync()
+    assert first.counts["pushed"] == 3
+    participants = world.activity("a-guests")["participants"]
+    sandbox.control("DELETE", "/_sandbox/stats")
+    report = world.sync()  # reads the echoes of the first push
+    print("calendar calls of the run after the first push:", sandbox.stats()["byMethod"])
+    assert report.plan == [] and calendar_writes(sandbox) == {}
+    assert world.activity("a-guests")["participants"] == participants
+    attendees = world.event(am.event_id("a-guests"))["attendees"]
+    assert {a["email"] for a in attendees} == {"stranger@else.org", "ada@analytical.example"}
+
+
+def test_a_crm_edit_of_a_link_without_stored_guests_reads_the_event_to_keep_them(world, sandbox):
+    world.sync()
+    event_id = am.event_id("a-kickoff")
+    attendees = world.event(event_id)["attendees"] + [{"email": "stranger@else.org"}]
+    world.patch_event(event_id, attendees=attendees)
+    world.sync()
+    link_key = f"{ALICE}:activities:a-kickoff"
+    link = world.store.get("links", link_key)
+    link.pop("googleOnlyAttendees", None)  # a link written before guests were stored
+    world.store.put("links", link_key, link)
+    world.edit_activity("a-kickoff", title="Kick-off (agenda)")
+    world.sync()
+    emails = {a["email"] for a in world.event(event_id)["attendees"]}
+    assert emails == {"ada@analytical.example", "stranger@else.org"}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sandbox import people_groups
+from sandbox import people_groups, people_search
 from sandbox.app import PEOPLE, PLAIN, ApiError, Call, Reply, Router, fault_error, people_error
 from sandbox.people_fields import (
     UPDATABLE,
@@ -353,5 +353,6 @@ def register(router: Router) -> None:
         scope = scopes[0] if scopes else WRITE_SCOPES
         router.add(method, pattern, "people.people." + name, PEOPLE, handler, scopes=scope)
     people_groups.register(router, READ_SCOPES, WRITE_SCOPES)
+    people_search.register(router, READ_SCOPES)
     for method in ("GET", "POST"):
         router.add(method, "/_sandbox/people/settings", "sandbox.control", PLAIN, people_settings)

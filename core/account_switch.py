@@ -25,10 +25,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from core import lease
+from core.errors import LeaseHeld
 from core.model import LINKS, SYNC_STATE, Section, link_id, stamp, state_id
 from core.ports import DocumentStore, Filter
 
 LINK_ARCHIVE = "linkArchive"
+SWITCH_LEASE_SECONDS = 10 * 60
 BATCH = 400  # two writes per link (archive + delete) stay under the 500-write batch limit
 GOOGLE_KEYS = (
     "googleCursor",
@@ -80,24 +83,35 @@ def switch_all(
 ) -> dict[str, dict[str, Any]]:
     """On saving a connection to ``new``: switch each section whose state belongs to
     another account (the state's own ``accountEmail``, else ``previous``, the account
-    connected until now). The state is rewritten in a transaction that keeps any lease.
-    Returns the switch record of each section that switched."""
-    result = {}
+    connected until now). Each switch holds the section's lease, as a run does, so it
+    never interleaves with a run; a section whose run is under way is left to that
+    run's successor, whose safety net (``core.runs``) switches it. Returns the switch
+    record of each section that switched (``{"deferred": True}`` for those left)."""
+    result: dict[str, dict[str, Any]] = {}
     for section in ("contacts", "activities"):
         sid = state_id(user_id, section)  # type: ignore[arg-type]
-        old = (store.get(SYNC_STATE, sid) or {}).get("accountEmail") or previous
-        if same_account(old, new):
+        holder = f"account-switch:{stamp(now)}"
+        try:
+            state = lease.acquire(store, sid, holder, now, seconds=SWITCH_LEASE_SECONDS)
+        except LeaseHeld:
+            result[section] = {"deferred": True}
             continue
-        updates = switch(store, user_id, section, old, new, now)  # type: ignore[arg-type]
-
+        old = state.get("accountEmail") or previous
+        updates: dict[str, Any] = {}
+        if not same_account(old, new):
+            updates = switch(store, user_id, section, old, new, now)  # type: ignore[arg-type]
+            result[section] = updates["accountSwitch"]
         blank = {"userId": user_id, "section": section}
 
-        def merge(tx: Any, sid: str = sid, updates: dict = updates, blank: dict = blank) -> None:
+        def give_back(tx: Any, sid: str = sid, updates: dict = updates, blank: dict = blank,
+                      holder: str = holder) -> None:  # fmt: skip
             current = tx.get(SYNC_STATE, sid) or blank
-            tx.put(SYNC_STATE, sid, reset(current, updates))
+            if (current.get("lease") or {}).get("holder") not in (None, holder):
+                return  # our lease expired and was taken: leave the state to its holder
+            fresh = reset(current, updates) if updates else current
+            tx.put(SYNC_STATE, sid, {**fresh, "lease": None})
 
-        store.transaction(merge)
-        result[section] = updates["accountSwitch"]
+        store.transaction(give_back)
     return result
 
 

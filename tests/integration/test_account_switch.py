@@ -151,3 +151,38 @@ def test_activities_follow_the_new_account_into_its_calendar(cloud_env, account,
     assert again.counts.get("pushed") == pushed and not again.counts.get("canceled")
     events = work.calendar.events().list(calendarId="primary").execute().get("items", [])
     assert len([e for e in events if e.get("status") != "cancelled"]) >= pushed
+
+
+def test_reconnecting_while_a_run_is_under_way_switches_after_it_and_loses_no_tag(
+    cloud_env, account, work, monkeypatch
+):
+    """The switch waits for the run's lease: links of two accounts never mix."""
+    from core import contacts_exec
+
+    store = cloud_env
+    config = bootstrap.Config.from_env()
+    sync(store)
+    connect(config, seed.ALICE, work.refresh_token)
+    sync(store)
+    before = tagged(store)
+    doc = store.get(CONTACTS, "c-ada")
+    store.put(
+        CONTACTS, "c-ada", {**doc, "jobTitle": "Edited on W", "modifiedAt": "2099-01-01T00:00:00Z"}
+    )
+    original = contacts_exec.ContactsExecutor.run
+
+    def run_and_reconnect(self, actions, snap):
+        monkeypatch.setattr(contacts_exec.ContactsExecutor, "run", original)
+        connect(config, seed.ALICE, account.refresh_token)  # back to the first, mid-run
+        return original(self, actions, snap)
+
+    monkeypatch.setattr(contacts_exec.ContactsExecutor, "run", run_and_reconnect)
+    sync(store)  # finishes on W, its state still W's
+    assert store.get(SYNC_STATE, f"{seed.ALICE}:contacts")["accountEmail"] == work.email
+    on_first = sync(store)  # the safety net switches now
+    assert store.get(SYNC_STATE, f"{seed.ALICE}:contacts")["accountSwitch"]["restored"] == 4
+    assert not on_first.counts.get("untagged") and not on_first.counts.get("imported")
+    connect(config, seed.ALICE, work.refresh_token)
+    back = sync(store)
+    assert not back.counts.get("untagged") and not back.counts.get("imported")
+    assert tagged(store) == before

@@ -229,20 +229,27 @@ class ActivitySettings(BaseModel):
 
 SYNC_FROM_YEARS_BACK = 10
 SYNC_FROM_DAYS_AHEAD = 180  # the expansion horizon: a later start leaves an empty window
+SYNC_FROM_EARLIEST = dt.date(1970, 1, 1)
 
 
-def sync_from_problem(value: str | dt.date | None, today: dt.date) -> str | None:
+def sync_from_problem(
+    value: str | dt.date | None, today: dt.date, *, saving: bool = False
+) -> str | None:
     """Why a "sync activities from" date is unusable, or None. The window runs from it
-    to today + 180 days (Google lists no further), and at most ten years back: older
-    starts mean years of events for no one's benefit, and year 1 overflows time zones."""
+    to today + 180 days (Google lists no further), so a later start syncs nothing.
+    ``saving`` (the settings API) also refuses starts over ten years back: years of
+    events for no one's benefit. A run refuses only what cannot work (before 1970,
+    where time zones overflow), so a date accepted once never goes bad with time."""
     if value is None:
         return None
     day = dt.date.fromisoformat(value) if isinstance(value, str) else value
-    earliest = today.replace(year=today.year - SYNC_FROM_YEARS_BACK, day=min(today.day, 28))
+    earliest = SYNC_FROM_EARLIEST
+    if saving:
+        earliest = max(earliest, dt.date(today.year - SYNC_FROM_YEARS_BACK, today.month, 1))
     latest = today + dt.timedelta(days=SYNC_FROM_DAYS_AHEAD)
     if day < earliest:
-        back = SYNC_FROM_YEARS_BACK
-        return f"must be on or after {earliest.isoformat()} (at most {back} years back)"
+        limit = f"at most {SYNC_FROM_YEARS_BACK} years back" if saving else "1970 or later"
+        return f"must be on or after {earliest.isoformat()} ({limit})"
     if day > latest:
         return (
             f"must be on or before {latest.isoformat()}: Google Calendar is synced up to "

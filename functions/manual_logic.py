@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -105,8 +106,12 @@ def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, 
         fields = {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}
         text = "; ".join(f"{k}: {v}" for k, v in fields.items())
         raise Rejected(400, f"invalid settings: {text}", fields) from None
-    today = bootstrap.clock().now().date()
-    problem = sync_from_problem(settings.activities.syncFrom, today)
+    zone = (store.get(USERS, user_id) or {}).get("timeZone") or "UTC"
+    try:
+        today = bootstrap.clock().now().astimezone(ZoneInfo(zone)).date()  # as the run's
+    except (ZoneInfoNotFoundError, ValueError):
+        today = bootstrap.clock().now().date()
+    problem = sync_from_problem(settings.activities.syncFrom, today, saving=True)
     if problem:
         raise Rejected(
             400,

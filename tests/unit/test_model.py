@@ -190,10 +190,23 @@ def test_sync_from_dates_outside_ten_years_back_to_180_days_ahead_are_unusable()
     from core.model import sync_from_problem
 
     today = dt.date(2026, 12, 2)
-    assert sync_from_problem("2026-01-01", today) is None
-    assert sync_from_problem("2016-12-02", today) is None
-    assert sync_from_problem("2027-05-31", today) is None
-    assert "years back" in sync_from_problem("0001-01-01", today)
-    assert "days ahead" in sync_from_problem("9999-12-31", today)
+    for ok in ("2026-01-01", "2016-12-02", "2027-05-31"):
+        assert sync_from_problem(ok, today, saving=True) is None
+    assert "years back" in sync_from_problem("0001-01-01", today, saving=True)
+    assert "years back" in sync_from_problem("2016-11-30", today, saving=True)
+    assert "days ahead" in sync_from_problem("9999-12-31", today, saving=True)
     assert "days ahead" in sync_from_problem(dt.date(2027, 6, 1), today)
     assert sync_from_problem(None, today) is None
+
+
+def test_a_sync_from_date_accepted_once_never_goes_bad_as_time_passes():
+    import datetime as dt
+
+    from core.model import sync_from_problem
+
+    saved_on = dt.date(2026, 12, 2)
+    assert sync_from_problem("2016-12-02", saved_on, saving=True) is None
+    for years in (0, 1, 20):
+        later = saved_on + dt.timedelta(days=365 * years + 1)
+        assert sync_from_problem("2016-12-02", later) is None  # what a run checks
+    assert "1970" in sync_from_problem("0001-01-01", saved_on)

@@ -82,9 +82,17 @@ class SideEmpty(CrmsyncError):
     """One side lists none of the linked records: refuse rather than unlink them all."""
 
     def __init__(self, side: str, links: int, items: str = "contacts"):
+        hint = (
+            "if another Google account is connected, reconnect it from the settings page "
+            "(a new account starts clean); if they were removed on purpose, run once "
+            "with --force, which unlinks them all"
+            if side == "Google"
+            else "check the CRM data; if they were removed on purpose, run once with "
+            "--force, which takes them all out of Google's group or calendar"
+        )
         super().__init__(
             f"the {side} side no longer lists any of the {links} linked {items}; "
-            f"refusing to unlink them all (check the {side} data, or run with --force)"
+            f"refusing to unlink them all: {hint}"
         )
         self.side = side
         self.links = links

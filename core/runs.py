@@ -51,6 +51,9 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     plan: list[Any] = field(default_factory=list)
+    # the Google account is known and the one the section's state was built with: a
+    # side that lists none of the links is then the user's doing, not another account
+    account_confirmed: bool = False
 
     def plan_summary(self) -> dict[str, int]:
         summary: dict[str, int] = {}
@@ -124,6 +127,10 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     every = getattr(section, "interval", None)
     try:
         state = _follow_account(store, sid, report, state, account, started)
+        recorded = state.get("accountEmail")
+        report.account_confirmed = bool(account and recorded) and account_switch.same_account(
+            recorded, account
+        )
         updates = section.sync(user_id, state, options, log, report)
     except Exception as exc:
         _finish(store, clock, report, log, None, exc, every)

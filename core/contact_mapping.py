@@ -30,6 +30,7 @@ import json
 import re
 from typing import Any
 
+from core.merge import Entries
 from core.model import Contact
 
 CLIENT_DATA_KEY = "crmsync.contactId"
@@ -162,6 +163,18 @@ def phone_key(value: str) -> str:
     text = value.strip()
     digits = re.sub(r"\D", "", text)
     return ("+" if text.startswith("+") else "") + digits if digits else text.casefold()
+
+
+def _content(entry: dict[str, Any]) -> tuple:
+    return tuple(sorted(entry.items()))
+
+
+# how the entries of each list are told apart when both sides edited it (core.merge)
+LIST_ENTRIES = {
+    "emails": Entries(lambda e: email_key(e["value"])),
+    "phones": Entries(lambda e: phone_key(e["value"])),
+    "addresses": Entries(_content, fallback=lambda a: a.get("type")),  # an edit keeps its type
+}
 
 
 def client_data_id(person: dict[str, Any]) -> str | None:

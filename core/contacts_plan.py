@@ -33,7 +33,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from core.contact_mapping import ContactFields, changed_person_fields, fingerprint
+from core.contact_mapping import LIST_ENTRIES, ContactFields, changed_person_fields, fingerprint
 from core.errors import SideEmpty
 from core.merge import Policy, merge
 
@@ -274,6 +274,7 @@ def _changed_pair(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
         contact.modified_at if contact else None,
         person.updated_at if person else None,
         policy,
+        LIST_ENTRIES,
     )
     to_write = changed_person_fields(google_fields, merged.fields)
     return [

@@ -215,7 +215,7 @@ class ActivitiesExecutor:
                   for a in pushing]  # fmt: skip
         results = dict(zip([a.activity_id for a in pushing],
                            self.calendar.write(writes) if writes else [], strict=True))  # fmt: skip
-        stale, done, written = [], [], {}
+        stale, done, gone, written = [], [], [], {}
         for action in actions:
             result = results.get(action.activity_id)
             if result is None or result.person is not None:
@@ -223,6 +223,8 @@ class ActivitiesExecutor:
                 done.append(action)
             elif isinstance(result.error, EtagMismatch) and retry_stale:
                 stale.append(action)
+            elif isinstance(result.error, NotFound):
+                gone.append(action.activity_id)
             elif getattr(result.error, "reason", None) == "forbiddenForNonOrganizer":
                 fp = am.fingerprint(action.fields)
                 self._record_not_propagated(action.activity_id, action.event_id, fp,
@@ -231,10 +233,19 @@ class ActivitiesExecutor:
                 self.log.fail(action.activity_id, f"update in Google failed: {result.error}",
                               crm_id=action.activity_id)  # fmt: skip
         self._store_reconciles(done, written)
+        self._vanished(gone)
         self.log.count("updatedInGoogle", sum(1 for a in done if a.write_google))
         self._advance(len(actions))
         if stale:
             self._retry_stale(stale)
+
+    def _vanished(self, activity_ids: list[str]) -> None:
+        """The patch found no event (Google purged the one we had cancelled): the link
+        goes, and the activity, read again next run, gets a new event."""
+        why = "update in Google failed: the event no longer exists; it is created again next run"
+        for activity_id in activity_ids:
+            self.log.fail(activity_id, why, crm_id=activity_id)
+        self._unlink(activity_ids)
 
     def _read_unkept_guests(self, pushing: list[ReconcileEvent]) -> None:
         """Links written before they kept the event's other guests: read those events,

@@ -258,11 +258,12 @@ def _cancelled_by_google(link: EventLink, activity: CrmActivity | None) -> bool:
 
 def _recreate(link: EventLink, activity: CrmActivity | None) -> list:
     """Synced as cancelled, and Google no longer has the event: planned again in the
-    CRM, the activity gets a new event; otherwise both sides agree."""
+    CRM, the activity gets a new event; otherwise both sides agree it is over, and the
+    link goes (planning it again later inserts a new event)."""
     wanted = activity is not None and not activity.fields["canceled"] and activity.in_scope
     if wanted and activity.owned:
         return [InsertEvent(link.activity_id, activity.fields)]
-    return []
+    return [DropEventLink(link.activity_id)]
 
 
 def _google_side(link: EventLink, event: CalEvent | None) -> ActivityFields:

@@ -215,3 +215,22 @@ def test_replanning_right_after_cancelling_in_the_crm_brings_its_event_back(worl
     report = world.sync()
     assert report.errors == [] and world.event(am.event_id("a-kickoff"))["status"] == "confirmed"
     assert world.activity("a-kickoff")["status"] == "planned"
+
+
+@pytest.mark.parametrize("run", ["incremental", "--full"])
+def test_replanning_after_google_purged_our_cancelled_event_creates_it_again(world, sandbox, run):
+    sandbox.behaviours(cancelled_event_ttl_seconds=60)
+    world.sync()
+    world.edit_activity("a-kickoff", status="canceled")
+    world.sync()
+    world.sync()  # the echo
+    sandbox.advance(120)  # Google forgets the cancelled event
+    world.sync(full=run == "--full")
+    world.edit_activity("a-kickoff", status="planned", title="Kick-off, back on")
+    first = world.sync()
+    again = world.sync()
+    assert {e["id"] for e in first.errors + again.errors} <= {"a-kickoff"}  # said, not dropped
+    event = world.event(am.event_id("a-kickoff"))
+    assert (event["status"], event["summary"]) == ("confirmed", "Kick-off, back on")
+    assert world.activity("a-kickoff")["status"] == "planned"
+    assert world.sync().plan == []

@@ -275,3 +275,6 @@ def test_cancelled_on_both_sides_is_agreed_not_tombstoned():
 def test_planned_again_after_google_lost_the_cancelled_event_gets_a_new_one():
     got = plan(snap([act()], [], [link(fields=f(canceled=True))], gone={"e1"}))
     assert got == [InsertEvent("a1", f())]
+    still = plan(snap([act(fields=f(canceled=True))], [], [link(fields=f(canceled=True))],
+                      gone={"e1"}))  # fmt: skip
+    assert still == [DropEventLink("a1")]  # over on both sides: no get on every full pass

@@ -148,6 +148,15 @@ class ActivitiesEngine:
         by_email = {(u.get("email") or "").lower(): uid for uid, u in users.items()}
         accounts = self.store.get_many(GOOGLE_ACCOUNTS, list(users))
         connected_ids = frozenset(u for u, a in accounts.items() if a.get("status") == "connected")
+        # a user's connected Google account may have another address than the CRM's:
+        # events that account organizes are that user's too
+        google_emails = {
+            u: (accounts[u].get("accountEmail") or "").lower()
+            for u in connected_ids
+            if accounts[u].get("accountEmail")
+        }
+        for uid, email in google_emails.items():
+            by_email.setdefault(email, uid)
         wanted = {(a.get("email") or "").lower() for e in events for a in e.get("attendees", [])}
         contacts: dict[str, str] = {}
         if wanted - set(by_email):  # attendees to match: read the contact list once
@@ -160,7 +169,8 @@ class ActivitiesEngine:
                         contacts.setdefault(email, doc.id)
         return Directory(contacts, by_email, {u: (d.get("email") or "").lower()
                                               for u, d in users.items()},
-                         frozenset(users[u].get("email", "").lower() for u in connected_ids),
+                         frozenset(users[u].get("email", "").lower() for u in connected_ids)
+                         | frozenset(google_emails.values()),
                          connected_ids)  # fmt: skip
 
     def _event(self, event: dict[str, Any], directory: Directory,

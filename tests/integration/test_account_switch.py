@@ -186,3 +186,28 @@ def test_reconnecting_while_a_run_is_under_way_switches_after_it_and_loses_no_ta
     back = sync(store)
     assert not back.counts.get("untagged") and not back.counts.get("imported")
     assert tagged(store) == before
+
+
+def test_events_organized_by_a_users_other_google_address_belong_to_that_users_sync(
+    cloud_env, work, make_account
+):
+    """Alice's Google account is not her CRM address: Bob's copy of a meeting she
+    organizes there is hers to sync, not an import of Bob's."""
+    store = cloud_env
+    config = bootstrap.Config.from_env()
+    bob = make_account("bob@example.com")
+    connect(config, seed.BOB, bob.refresh_token)
+    connect(config, seed.ALICE, work.refresh_token)
+    start = "2026-12-20T10:00:00Z"
+    work.calendar.events().insert(
+        calendarId="primary",
+        sendUpdates="none",
+        body={
+            "summary": "Planning, from Alice's work account",
+            "start": {"dateTime": start},
+            "end": {"dateTime": "2026-12-20T11:00:00Z"},
+            "attendees": [{"email": "bob@example.com"}],
+        },
+    ).execute()
+    report = run_activities(config, store, seed.BOB, Options())
+    assert not report.counts.get("imported")

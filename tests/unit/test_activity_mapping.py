@@ -102,3 +102,11 @@ def test_event_ids_are_deterministic_base32hex_and_reversible(activity_id):
     assert re.fullmatch(r"[a-v0-9]{5,1024}", ident) and ident == am.event_id(activity_id)
     if len(activity_id.encode()) >= 4:
         assert am.activity_id_of(ident) == activity_id
+
+
+def test_an_instance_id_names_its_series_and_other_ids_none():
+    master = "6egnphrsf9aqj588m7t6bpd3ol"
+    assert am.series_of(f"{master}_20261204T090000Z") == master
+    assert am.series_of("abc_def_20261204") == "abc_def"  # all-day instance
+    for other in ("6egnphrsf9aqj588m7t6bpd3ol", "_6opk4gi18", "abc_2026", "_20261204"):
+        assert am.series_of(other) is None

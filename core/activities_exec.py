@@ -331,14 +331,21 @@ class ActivitiesExecutor:
 
     def _not_propagated(self, actions: list[NotPropagated]) -> None:
         for action in actions:
+            if action.cancelled:
+                why = "the event was cancelled in Google, and is never created again"
+            else:
+                why = "only a read-only calendar copy is reachable"
             self._record_not_propagated(action.activity_id, action.event_id, action.fingerprint,
-                                        "only a read-only calendar copy is reachable")  # fmt: skip
+                                        why, tombstone=action.cancelled)  # fmt: skip
 
-    def _record_not_propagated(self, activity_id: str, event_id: str, fp: str, why: str) -> None:
+    def _record_not_propagated(self, activity_id: str, event_id: str, fp: str, why: str,
+                               tombstone: bool = False) -> None:  # fmt: skip
         self.log.fail(activity_id, f"CRM edit not propagated to Google: {why}", retry=False)
         self.log.count("notPropagated")
         link = self.snap.links.get(activity_id)
         if link is not None:
+            read_only = link.read_only if tombstone else True
             doc = self._link(activity_id, None, event_id, link.etag or "", link.fields,
-                             notPropagated=fp, readOnly=True)  # fmt: skip
+                             notPropagated=fp, readOnly=read_only,
+                             tombstone=tombstone)  # fmt: skip
             self.store.put(LINKS, link_id(self.user.id, "activities", activity_id), doc)

@@ -9,7 +9,8 @@ organizer's calendar can be written (DESIGN.md, "Sync semantics / Activities").
            (Google: none listed, some confirmed gone; CRM: none of the activities)
                                            -> SideEmpty, unless forced
     linked pair
-      link tombstoned (Google cancelled)   -> nothing, ever (never re-created)
+      link tombstoned (Google cancelled)   -> nothing, ever (never re-created); a later
+                                              CRM edit NotPropagated (once per version)
       event cancelled, or gone, in Google  -> CancelActivity (+ tombstone); DropEventLink
                                               when the activity is gone as well, or when
                                               only U's copy of a connected organizer's
@@ -165,11 +166,13 @@ class DropEventLink:
 
 @dataclass(frozen=True)
 class NotPropagated:
-    """A CRM edit only a read-only calendar copy could carry: recorded once, not retried."""
+    """A CRM edit that cannot reach Google: only a read-only calendar copy could carry
+    it, or Google cancelled the event (never re-created). Recorded once, not retried."""
 
     activity_id: str
     event_id: str
     fingerprint: str
+    cancelled: bool = False  # Google cancelled the event (the link is a tombstone)
 
 
 # --- planning --------------------------------------------------------------------------
@@ -220,7 +223,7 @@ def _guard(snap: ActivitySnapshot, force: bool) -> None:
 
 def _linked(snap: ActivitySnapshot, link: EventLink, policy: Policy) -> list:
     if link.dead:
-        return []
+        return _edited_after_cancel(link, snap.crm.get(link.activity_id))
     activity = snap.crm.get(link.activity_id)
     event = snap.google.get(link.event_id)
     crm_gone = (activity is None and snap.crm_complete) or (activity is not None and activity.gone)
@@ -248,6 +251,16 @@ def _linked(snap: ActivitySnapshot, link: EventLink, policy: Policy) -> list:
     if event is None and cancelled:  # gone, and synced as cancelled: nothing to patch
         return _recreate(link, activity)
     return _changed(snap, link, activity, event, policy)
+
+
+def _edited_after_cancel(link: EventLink, activity: CrmActivity | None) -> list:
+    """Google cancelled the event, so it never comes back: a later CRM edit (planning
+    it again included) is said once per version, not dropped in silence."""
+    if activity is None or activity.gone or link.not_propagated == activity.fp:
+        return []
+    if activity.fields == {**link.fields, "canceled": True}:
+        return []  # only the cancellation we applied
+    return [NotPropagated(link.activity_id, link.event_id, activity.fp, cancelled=True)]
 
 
 def _cancelled_by_google(link: EventLink, activity: CrmActivity | None) -> bool:

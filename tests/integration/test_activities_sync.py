@@ -79,7 +79,12 @@ def test_cancelled_in_google_cancels_the_activity_and_never_recreates(world):
     assert report.counts["canceled"] == 1
     assert world.activity("a-kickoff")["status"] == "canceled"
     assert world.links()["a-kickoff"]["tombstone"] is True
+    assert world.sync().plan == []  # our own status change is not a CRM edit
     world.edit_activity("a-kickoff", title="still wanted?")
+    edited = world.sync()  # said once, per item, not dropped in silence
+    assert edited.counts["notPropagated"] == 1 and edited.errors[0]["id"] == "a-kickoff"
+    assert "cancelled in Google" in edited.errors[0]["message"]
+    assert world.links()["a-kickoff"]["tombstone"] is True
     assert world.sync().plan == []
     assert world.event(am.event_id("a-kickoff"))["status"] == "cancelled"
 

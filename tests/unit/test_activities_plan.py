@@ -145,8 +145,12 @@ def test_cancelled_in_google_cancels_the_activity():
     assert got == [CancelActivity("a1", "e1")]
 
 
-def test_tombstoned_link_never_comes_back():
-    assert plan(snap([act(fields=f(title="edited"))], [ev()], [link(tombstone=True)])) == []
+def test_tombstoned_link_never_comes_back_and_a_crm_edit_is_said_once():
+    edited = act(fields=f(title="edited"))
+    got = plan(snap([edited], [ev()], [link(tombstone=True)]))
+    assert got == [NotPropagated("a1", "e1", edited.fp, cancelled=True)]
+    assert plan(snap([edited], [ev()], [link(tombstone=True, not_propagated=edited.fp)])) == []
+    assert plan(snap([act(fields=f(canceled=True))], [], [link(tombstone=True)])) == []
 
 
 def test_deleted_in_the_crm_deletes_the_organizers_event():

@@ -6,8 +6,8 @@ per changed calendar. Events another sandbox account is invited to are copied in
 that account's calendar with the same id; the organizer's writes refresh or cancel
 the copies, and an attendee's only write (their response, or deleting their copy,
 which declines) goes back to the organizer's event and from there to every copy.
-With ``Behaviours.undetected_id_collisions`` an insert whose id is taken is answered as
-a creation but stores nothing (``sandbox.realism`` says why).
+With ``Behaviours.undetected_id_collisions`` an insert whose id was taken a moment ago
+(by a live event) is answered as a creation but stores nothing (``sandbox.realism``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.app import ApiError, Sandbox, calendar_error
@@ -160,8 +160,9 @@ def insert(ctx: Ctx, store: CalendarStore, body: dict[str, Any], send_updates: s
         event_id = new_event_id()
     elif not isinstance(event_id, str) or not EVENT_ID.match(event_id):
         raise bad("Invalid resource id value.")
-    collision = event_id in store.events
-    if collision and not ctx.sandbox.behaviours.undetected_id_collisions:
+    taken = store.events.get(event_id)
+    collision = taken is not None
+    if collision and not _undetected(ctx, taken):
         raise calendar_error(409, "duplicate", "The requested identifier already exists.")
     content = normalize(replaced(body), store.email, store.email)
     sequence = body.get("sequence")
@@ -185,6 +186,20 @@ def insert(ctx: Ctx, store: CalendarStore, body: dict[str, Any], send_updates: s
     sync_copies(ctx, store, event)
     record_mail(ctx, event, "invitation", send_updates, set())
     return event.data
+
+
+COLLISION_WINDOW = timedelta(seconds=60)
+
+
+def _undetected(ctx: Ctx, taken: StoredEvent) -> bool:
+    """Whether an insert colliding with ``taken`` goes unnoticed (realism): only while
+    the taken id is fresh, a live event created within ``COLLISION_WINDOW``, the time
+    the globally distributed store may take to see its own creations. An older id, or
+    a deleted event's (whose id stays occupied, GOOGLE_API.md 4.4), answers 409."""
+    if not ctx.sandbox.behaviours.undetected_id_collisions or taken.cancelled:
+        return False
+    created = datetime.fromisoformat(taken.data["created"].replace("Z", "+00:00"))
+    return ctx.now - created < COLLISION_WINDOW
 
 
 def modify(

@@ -43,8 +43,12 @@ what real Google does and documents. Each switch, what it does and where Google 
     with a fresh etag and ``updated``), and nothing is stored: when the two copies meet,
     the event stored first wins. So the caller is told "created", a get or list shows the
     old event, and no sync reports anything. Answering with the stored event instead
-    would mean the server had detected the collision. A 409 is still what an id
-    collision gives in every other case the docs name (GOOGLE_API.md 4.4, 4.5).
+    would mean the server had detected the collision. "At event creation time" is a
+    consistency window, so only ids taken by a live event created in the last 60 s
+    go undetected (``calendar_ops.COLLISION_WINDOW``): an older id, and a deleted
+    event's id, still answer 409 duplicate, which clients are documented to meet and
+    rely on ("Inserting with the id of a deleted event gives 409", GOOGLE_API.md 4.4,
+    4.5; the restore-by-patch workaround of SO 27542721).
 
 ``cancelledEventTtlSeconds`` (realistic 30 days; null = never): a deleted event (status
     cancelled) is purged that long after its last write: get answers 404, full lists

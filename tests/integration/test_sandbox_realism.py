@@ -368,11 +368,20 @@ def test_undetected_id_collision_acknowledges_the_insert_and_keeps_the_stored_ev
             second["etag"],
         ).execute()
     assert caught.value.resp.status == 412
-    events.delete(calendarId="primary", eventId="taken0001").execute()
-    again = calendar_tests.insert(account, {**calendar_tests.body("Back"), "id": "taken0001"})
-    assert again["summary"] == "Back"  # acknowledged too, yet the event stays cancelled
-    stored = events.get(calendarId="primary", eventId="taken0001").execute()
-    assert (stored["status"], stored["summary"]) == ("cancelled", "First")
+    sandbox.advance(61)  # past the consistency window: the collision is seen again
+    with pytest.raises(HttpError) as caught:
+        calendar_tests.insert(account, {**calendar_tests.body("Late"), "id": "taken0001"})
+    assert calendar_tests.error(caught)[0] == 409
+
+
+def test_a_deleted_events_id_collides_with_409_even_when_collisions_go_undetected(sandbox, account):
+    sandbox.behaviours(undetected_id_collisions=True)
+    events = calendar_tests.events(account)
+    calendar_tests.insert(account, {**calendar_tests.body("First"), "id": "taken0002"})
+    events.delete(calendarId="primary", eventId="taken0002").execute()
+    with pytest.raises(HttpError) as caught:
+        calendar_tests.insert(account, {**calendar_tests.body("Back"), "id": "taken0002"})
+    assert calendar_tests.error(caught)[0] == 409
 
 
 # -- 5. cancelled events expire -------------------------------------------------------

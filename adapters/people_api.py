@@ -26,6 +26,7 @@ from core.ports import MembersResult, PeopleChanges, WriteResult
 WRITE_CHUNK = 200
 WRITE_READ_MASK = "clientData"  # writes need back only the resource name and etag (always sent)
 MEMBERS_CHUNK = 1000
+SEARCH_PAGE = 30  # the most searchContacts returns
 GROUP_KEY = "crmsync.group"
 T = TypeVar("T")
 
@@ -118,6 +119,20 @@ class PeopleApi:
             for response in answer.get("responses", []):
                 if response.get("person"):
                     found[response["requestedResourceName"]] = response["person"]
+        return found
+
+    def search(self, queries: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """``people.searchContacts`` for each query, after the empty-query warmup Google
+        asks for ("to update the cache"): 1 + len(queries) calls."""
+        if not queries:
+            return {}
+        people = self.service.people()
+        self._run(people.searchContacts(query="", readMask=PERSON_FIELDS, pageSize=SEARCH_PAGE))
+        found: dict[str, list[dict[str, Any]]] = {}
+        for query in queries:
+            request = people.searchContacts(query=query, readMask=PERSON_FIELDS,
+                                            pageSize=SEARCH_PAGE)  # fmt: skip
+            found[query] = [r["person"] for r in self._run(request).get("results", [])]
         return found
 
     # --- writes ------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from core.contacts_exec import (
     link_from_doc,
     person_from_api,
 )
+from core.contacts_lookup import with_found
 from core.contacts_plan import CrmContact, LinkRecord, Person, Snapshot, plan
 from core.errors import ConfigError, GoogleError, SyncTokenExpired, UnknownUser
 from core.model import (
@@ -200,6 +201,7 @@ class ContactsEngine:
         snapshot = Snapshot(
             crm, persons, links, group, complete_crm, changes.complete, by_email, retagged
         )
+        snapshot = with_found(snapshot, self.people, self.store, user_id)  # searchContacts
         return Gathered(
             snapshot,
             changes.next_sync_token,

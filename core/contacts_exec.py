@@ -1,6 +1,7 @@
 """The contacts executor: applies planned actions through the ports, in batches.
 
-Order: creates, imports, reconciles, group removals, untags, dropped links. Each
+Order: creates, imports, reconciles, group removals, untags, dropped links, and
+ambiguous email matches (reported per item, retried next run, never guessed). Each
 item's link is saved as soon as its write succeeded, in the same store batch as its
 CRM write, so a crash never leaves a CRM write without its link. Google writes go
 first, then the store batch that records them: a crash between the two is healed on
@@ -23,6 +24,7 @@ from typing import Any
 from core import contact_mapping as cm
 from core import person_patch
 from core.contacts_plan import (
+    AmbiguousEmail,
     CreatePerson,
     CrmContact,
     DropLink,
@@ -63,7 +65,8 @@ class ContactsExecutor:
 
     def run(self, actions: Sequence[Any], snap: Snapshot) -> None:
         self.snap = snap
-        self.current = {n: dict(p.raw) for n, p in snap.google.items() if p.raw is not None}
+        known = {**snap.found, **snap.google}
+        self.current = {n: dict(p.raw) for n, p in known.items() if p.raw is not None}
         self.fetched: set[str] = set()  # read again during this run (found or not)
         self.done, self.total = 0, len(actions)
         by_kind: dict[type, list[Any]] = {}
@@ -75,6 +78,7 @@ class ContactsExecutor:
         self._leaves(by_kind.get(LeaveGroup, []))
         self._untags(by_kind.get(Untag, []))
         self._drops(by_kind.get(DropLink, []))
+        self._ambiguous(by_kind.get(AmbiguousEmail, []))
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -320,6 +324,19 @@ class ContactsExecutor:
                     self._unlink_in(batch, action)
             self.log.count("untagged", len(part))
             self._advance(len(part))
+
+    def _ambiguous(self, actions: list[AmbiguousEmail]) -> None:
+        """Said per item in the run's result, and read again next run until resolved."""
+        for action in actions:
+            persons = ", ".join(action.resource_names)
+            self.log.errors.append({"id": action.crm_id, "kind": "AmbiguousEmail",
+                                    "message": f"not pushed to Google: {action.reason} "
+                                               f"({persons}); nothing was created or linked",
+                                    "googleIds": list(action.resource_names)})  # fmt: skip
+            self.log.retry_crm.add(action.crm_id)
+        if actions:
+            self.log.count("ambiguous", len(actions))
+            self._advance(len(actions))
 
     def _drops(self, actions: list[DropLink]) -> None:
         self._unlink(actions)

@@ -22,7 +22,14 @@ The decision table, one row per case (DESIGN.md, "Sync semantics / Contacts"):
       otherwise                          -> ImportPerson (new CRM contact, tagged)
     unlinked tagged CRM contact
       a person carries its id            -> Reconcile (+ rejoin the group)
+      one unlinked person has its email  -> Reconcile (+ join the group; linked by email)
+      several, or one wanted by several  -> AmbiguousEmail (reported, nothing created)
       otherwise                          -> CreatePerson (in the group, with clientData)
+
+Persons that may hold a new contact's email: on a full pass every person is listed;
+on incremental runs the engine adds those People search finds (``Snapshot.found``,
+``core.contacts_lookup``). A person linked to any contact (parked links too) is
+never taken for another.
 """
 
 from __future__ import annotations
@@ -106,6 +113,7 @@ class Snapshot:
     google_complete: bool = False
     by_email: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # email -> CRM ids
     retagged: bool = False  # the user chose another private tag since the last run
+    found: Mapping[str, Person] = field(default_factory=dict)  # by email search, unlinked
 
 
 # --- actions ---------------------------------------------------------------------------
@@ -164,7 +172,17 @@ class DropLink:
     crm_id: str
 
 
-Action = CreatePerson | ImportPerson | Reconcile | LeaveGroup | Untag | DropLink
+@dataclass(frozen=True)
+class AmbiguousEmail:
+    """A tagged contact to push whose emails Google persons already hold, but not one
+    person for this one contact: nothing is created or linked, the run reports it."""
+
+    crm_id: str
+    resource_names: tuple[str, ...]
+    reason: str
+
+
+Action = CreatePerson | ImportPerson | Reconcile | LeaveGroup | Untag | DropLink | AmbiguousEmail
 
 
 # --- planning --------------------------------------------------------------------------
@@ -193,18 +211,26 @@ def plan(snap: Snapshot, policy: Policy = Policy.FIELD_MOST_RECENT, force: bool 
         if isinstance(action, Reconcile):
             claimed.add(action.crm_id)
         actions.append(action)
-    by_crm_id = {p.crm_id: p for p in snap.google.values() if p.crm_id and not p.deleted}
+    taken = {link.resource_name for link in snap.links.values()}
+    taken |= {a.resource_name for a in actions if isinstance(a, Reconcile | ImportPerson)}
+    known = {**snap.found, **snap.google}.values()
+    by_crm_id = {p.crm_id: p for p in known if p.crm_id and not p.deleted}
+    to_push = []
     for crm_id in sorted(snap.crm):
         contact = snap.crm[crm_id]
         if crm_id in claimed or not contact.tagged:
             continue
         link = parked.get(crm_id)
         person = snap.google.get(link.resource_name) if link else None
+        own = by_crm_id.get(crm_id)
         if link and person is not None and not person.deleted:
             actions.append(_rejoin(snap, link, policy))  # tagged again
+        elif own is not None and own.resource_name not in linked_people:
+            actions.append(_with_group(_first_link(contact, own, "clientData"), own))
+            taken.add(own.resource_name)
         else:
-            actions.append(_unlinked_contact(contact, by_crm_id.get(crm_id), linked_people))
-    return actions
+            to_push.append(contact)
+    return actions + _push(snap, to_push, taken)
 
 
 def _alive(contact: CrmContact | None) -> bool:
@@ -325,11 +351,36 @@ def _first_link(contact: CrmContact, person: Person, reason: str) -> Reconcile:
     )
 
 
-def _unlinked_contact(contact: CrmContact, person: Person | None, linked: set[str]) -> Any:
-    if person is not None and person.resource_name not in linked:
-        found = _first_link(contact, person, "clientData")
-        return Reconcile(**{**found.__dict__, "join_group": not person.in_group})
-    return CreatePerson(contact.id, contact.fields)
+def _with_group(action: Reconcile, person: Person) -> Reconcile:
+    return Reconcile(**{**action.__dict__, "join_group": not person.in_group})
+
+
+def _push(snap: Snapshot, contacts: list[CrmContact], taken: set[str]) -> list:
+    """Tagged contacts with no person yet: linked to the one unlinked person holding
+    their emails (moved into the group), else created; never a guess between several."""
+    pool = {n: p for n, p in {**snap.google, **snap.found}.items()
+            if not p.deleted and n not in taken}  # fmt: skip
+    holders = {c.id: sorted(n for n, p in pool.items() if p.emails & c.emails) for c in contacts}
+    wanted: dict[str, int] = {}
+    for names in holders.values():
+        for name in names:
+            wanted[name] = wanted.get(name, 0) + 1
+    actions: list[Any] = []
+    for contact in contacts:
+        names = holders[contact.id]
+        if not names:
+            actions.append(CreatePerson(contact.id, contact.fields))
+        elif len(names) > 1:
+            actions.append(AmbiguousEmail(contact.id, tuple(names),
+                                          "several Google contacts have its emails"))  # fmt: skip
+        elif wanted[names[0]] > 1:
+            actions.append(AmbiguousEmail(contact.id, tuple(names),
+                                          "other CRM contacts have the emails of this Google "
+                                          "contact too"))  # fmt: skip
+        else:
+            actions.append(_with_group(_first_link(contact, pool[names[0]], "email"),
+                                       pool[names[0]]))  # fmt: skip
+    return actions
 
 
 def _guard(snap: Snapshot, active: Mapping[str, LinkRecord], actions: list, force: bool) -> None:

@@ -166,6 +166,11 @@ class PeoplePort(Protocol):
 
     def get(self, resource_names: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
+    def search(self, queries: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Contacts matching each query (prefix phrases of names, emails, phones...), at
+        most 30 each, by query. Eventually consistent: a just-written contact may be
+        missing or show its old values."""
+
     def create(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[WriteResult]:
         """Create persons (``(crm_id, person body)``), in calls of at most 200."""
 

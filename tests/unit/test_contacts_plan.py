@@ -6,6 +6,7 @@ import pytest
 
 from core.contact_mapping import fingerprint, normalize
 from core.contacts_plan import (
+    AmbiguousEmail,
     CreatePerson,
     CrmContact,
     DropLink,
@@ -381,3 +382,52 @@ def test_linking_by_email_takes_a_matching_yearless_birthday_as_equal():
     yearless = replace(person("people/c9"), yearless_birthday="--12-10")
     got = plan(snap([contact], [yearless], by_email={"ada@example.com": ("c5",)}))
     assert got[0].reason == "email" and not got[0].write_google
+
+
+# --- a new contact whose email a person outside the group holds (issue 9, item 7) ---------
+
+
+def outside(name="people/c9", **kw):
+    return person(name, in_group=False, groups={"contactGroups/myContacts"}, **kw)
+
+
+def test_a_tagged_contact_whose_email_a_person_outside_the_group_holds_joins_it():
+    got = plan(snap([crm("c1", fields=f(jobTitle="CTO"))], [outside(fields=f(notes="n"))],
+                    google_complete=True))  # fmt: skip
+    assert len(got) == 1 and isinstance(got[0], Reconcile)
+    assert (got[0].resource_name, got[0].reason, got[0].join_group, got[0].tag) == (
+        "people/c9", "email", True, False)  # fmt: skip
+    assert got[0].fields == f(jobTitle="CTO", notes="n")
+
+
+def test_a_person_found_by_search_on_an_incremental_run_is_linked_the_same_way():
+    found = Snapshot({"c1": crm("c1")}, {}, {}, GROUP, found={"people/c9": outside()})
+    (action,) = plan(found)
+    assert action.resource_name == "people/c9" and action.join_group and action.reason == "email"
+
+
+def test_several_persons_with_its_emails_create_nothing_and_say_so():
+    got = plan(snap([crm("c1")], [outside("people/c8"), outside("people/c9")],
+                    google_complete=True))  # fmt: skip
+    assert got == [AmbiguousEmail("c1", ("people/c8", "people/c9"),
+                                  "several Google contacts have its emails")]  # fmt: skip
+
+
+def test_a_person_holding_the_emails_of_several_new_contacts_is_taken_by_none():
+    got = plan(snap([crm("c1"), crm("c2")], [outside()], google_complete=True))
+    assert [type(a) for a in got] == [AmbiguousEmail, AmbiguousEmail]
+    assert {a.crm_id for a in got} == {"c1", "c2"}
+
+
+def test_a_person_linked_to_another_contact_is_never_taken_even_parked():
+    other = link("c7", "people/c9")
+    assert plan(snap([crm("c1")], [outside()], [parked("c7", "people/c9")])) == [
+        CreatePerson("c1", f())
+    ]
+    got = plan(snap([crm("c1"), crm("c7")], [person("people/c9")], [other]))
+    assert CreatePerson("c1", f()) in got
+
+
+def test_a_person_with_only_other_emails_is_no_match():
+    got = plan(snap([crm("c1")], [outside(emails=("ada@other.example",))], google_complete=True))
+    assert got[-1] == CreatePerson("c1", f())

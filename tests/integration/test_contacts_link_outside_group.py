@@ -1,0 +1,89 @@
+"""A tagged CRM contact whose email a Google contact outside the group already holds is
+linked to it and moved into the group, not created a second time (issue 9, item 7):
+the real client, the sandbox (people.searchContacts) and a SQLite CRM."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import contact_mapping as cm
+from core.model import CONTACTS
+from tests.integration.contacts_world import TAG, World
+
+
+@pytest.fixture
+def world(tmp_path, sandbox, account):
+    w = World(tmp_path, sandbox, account)
+    w.sync()
+    yield w
+    w.close()
+
+
+def outside(world: World, given: str, email: str, **extra) -> str:
+    """A contact the user keeps in Google outside the CRM group, seen by one sync."""
+    body = {**cm.to_person({"givenName": given, "emails": [{"value": email}]}), **extra}
+    name = world.people.createContact(body=body).execute()["resourceName"]
+    world.sync()  # its change is consumed: later incremental runs do not list it
+    return name
+
+
+def tag(world: World, crm_id: str) -> None:
+    world.edit_contact(crm_id, tagIds=[TAG])
+
+
+def test_a_tagged_contact_whose_email_a_google_contact_outside_the_group_holds_is_linked(world):
+    name = outside(world, "Dennis M.", "DMR@Bell.example", nicknames=[{"value": "dmr"}])
+    before = len(world.persons())
+    tag(world, "c-dennis")
+    world.sandbox.control("DELETE", "/_sandbox/stats")
+    report = world.sync()
+    assert not report.full_pass and report.counts.get("pushed", 0) == 0
+    assert report.counts["linkedByEmail"] == 1
+    calls = world.calls()["byMethod"]
+    assert calls["people.people.searchContacts"] == 2  # the warmup, then the one email
+    assert world.links()["c-dennis"] == name and name in world.members()
+    assert len(world.persons()) == before
+    person = world.people.get(resourceName=name, personFields="names,nicknames").execute()
+    assert person["nicknames"][0]["value"] == "dmr"  # what only Google held is still there
+    assert cm.from_person(world.person_of("c-dennis")) == cm.normalize(world.contact("c-dennis"))
+    assert world.sync().plan == []
+
+
+def test_on_a_full_pass_the_listing_finds_it_without_searching(world):
+    name = outside(world, "Dennis", "dmr@bell.example")
+    tag(world, "c-dennis")
+    world.sandbox.control("DELETE", "/_sandbox/stats")
+    report = world.sync(full=True)
+    assert world.links()["c-dennis"] == name and report.counts.get("pushed", 0) == 0
+    assert "people.people.searchContacts" not in world.calls()["byMethod"]
+
+
+def test_a_prefix_match_is_not_the_same_email(world):
+    name = outside(world, "Dennis", "dmr@bell.example.org")
+    tag(world, "c-dennis")
+    report = world.sync()
+    assert report.counts["pushed"] == 1 and world.links()["c-dennis"] != name
+
+
+def test_several_google_contacts_with_its_email_create_nothing_and_the_run_says_so(world):
+    first = outside(world, "Dennis", "dmr@bell.example")
+    second = outside(world, "D. Ritchie", "dmr@bell.example")
+    before = len(world.persons())
+    tag(world, "c-dennis")
+    for _ in range(2):  # said again by every run until someone resolves it
+        report = world.sync()
+        (error,) = [e for e in report.errors if e["id"] == "c-dennis"]
+        assert error["kind"] == "AmbiguousEmail" and error["googleIds"] == sorted([first, second])
+        assert report.counts["ambiguous"] == 1 and report.counts.get("pushed", 0) == 0
+        assert "c-dennis" not in world.links() and len(world.persons()) == before
+
+
+def test_a_google_contact_holding_the_email_of_several_new_contacts_is_linked_to_none(world):
+    name = outside(world, "Dennis", "dmr@bell.example")
+    ken = {**world.contact("c-dennis"), "givenName": "Ken", "modifiedAt": world.now()}
+    world.store.put(CONTACTS, "c-ken", {**ken, "tagIds": [TAG]})
+    tag(world, "c-dennis")
+    report = world.sync()
+    assert sorted(e["id"] for e in report.errors if e.get("kind") == "AmbiguousEmail") == [
+        "c-dennis", "c-ken"]  # fmt: skip
+    assert name not in world.links().values() and report.counts.get("pushed", 0) == 0

@@ -90,6 +90,9 @@ def switch_all(
     result: dict[str, dict[str, Any]] = {}
     for section in ("contacts", "activities"):
         sid = state_id(user_id, section)  # type: ignore[arg-type]
+        current = store.get(SYNC_STATE, sid)
+        if current is None or same_account(current.get("accountEmail") or previous, new):
+            continue  # never synced (no cursor, no link), or the same account
         holder = f"account-switch:{stamp(now)}"
         try:
             state = lease.acquire(store, sid, holder, now, seconds=SWITCH_LEASE_SECONDS)

@@ -127,7 +127,8 @@ class ActivitiesEngine:
         events = {eid: self._event(e, directory, window) for eid, e in raw.items()}
         shared = self._shared(user_id, events, links)
         snap = ActivitySnapshot(activities, events, links, crm_cursor is None, changes.complete,
-                                shared, directory.connected, gone)  # fmt: skip
+                                shared, directory.connected, gone,
+                                report.account_confirmed)  # fmt: skip
         report.plan = plan(snap, options.policy, options.force)
         self.progress(f"planned {len(report.plan)} actions")
         if not options.dry_run:

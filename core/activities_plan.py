@@ -48,6 +48,8 @@ from core.activity_mapping import ActivityFields, fingerprint
 from core.errors import SideEmpty
 from core.merge import Policy, merge
 
+GUARD_MIN_LINKS = 5  # as for contacts: a confirmed account needs this many all gone
+
 
 @dataclass(frozen=True)
 class CrmActivity:
@@ -115,6 +117,8 @@ class ActivitySnapshot:
     # linked events Google no longer has, though not listed as cancelled: instances of a
     # deleted series, events a get no longer finds
     gone: frozenset[str] = frozenset()
+    # the Google account is the one the links were made with (core.runs.Report)
+    account_confirmed: bool = False
 
 
 # --- actions ---------------------------------------------------------------------------
@@ -204,13 +208,17 @@ def plan(snap: ActivitySnapshot, policy: Policy = Policy.FIELD_MOST_RECENT,
 
 def _guard(snap: ActivitySnapshot, force: bool) -> None:
     """One side suddenly holding none of the linked items means a broken side (another
-    Google account, a wiped CRM), not a user's intent: whatever the number of links, a
-    complete read that lacks them all stops the run. Google's side counts as lacking
-    them when it lists none and the gets confirm some gone; explicit cancellations
-    are listed, so they never trip it (nor does anything on an incremental run)."""
+    Google account, a wiped CRM), not a user's intent. While the account cannot be
+    confirmed as the links' own, a complete read that lacks them all stops the run
+    whatever their number; once it is, it takes ``GUARD_MIN_LINKS`` of them. Google's
+    side counts as lacking them when it lists none and the gets confirm some gone;
+    explicit cancellations are listed, so they never trip it (nor does anything on an
+    incremental run)."""
     live = [link for link in snap.links.values() if not link.dead]
     if force or not live:
         return
+    if snap.account_confirmed and len(live) < GUARD_MIN_LINKS:
+        return  # the links' own account: a few events gone is the user's doing
     if (
         snap.google_complete
         and not any(link.event_id in snap.google for link in live)

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -91,7 +91,9 @@ class ContactsEngine:
     ) -> dict[str, Any]:
         gathered = self._gather(user_id, self.tag_id, state, options, log)
         report.full_pass = gathered.full_pass
-        report.plan = plan(gathered.snapshot, options.policy, options.force)
+        snapshot = replace(gathered.snapshot, account_confirmed=report.account_confirmed)
+        gathered.snapshot = snapshot
+        report.plan = plan(snapshot, options.policy, options.force)
         self.progress(f"planned {len(report.plan)} actions")
         if not options.dry_run:
             executor = ContactsExecutor(

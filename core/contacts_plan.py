@@ -113,6 +113,9 @@ class Snapshot:
     google_complete: bool = False
     by_email: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # email -> CRM ids
     retagged: bool = False  # the user chose another private tag since the last run
+    # the Google account is the one the links were made with (core.runs): a complete
+    # read without them is then a user's deletions, not another account
+    account_confirmed: bool = False
     found: Mapping[str, Person] = field(default_factory=dict)  # by email search, unlinked
 
 
@@ -385,11 +388,14 @@ def _push(snap: Snapshot, contacts: list[CrmContact], taken: set[str]) -> list:
 
 def _guard(snap: Snapshot, active: Mapping[str, LinkRecord], actions: list, force: bool) -> None:
     """One side suddenly dropping every link means a broken side (a different Google
-    account, a wiped CRM), not a user's intent. A *complete* read that lists none of
-    the linked records stops the run whatever the number of links; explicit
-    deletions (tombstones, untagging) stop it only when they take every one of
-    ``GUARD_MIN_LINKS`` or more links at once."""
+    account, a wiped CRM), not a user's intent. While the Google account cannot be
+    confirmed as the links' own, a *complete* read that lists none of the linked
+    records stops the run whatever the number of links. Otherwise, and for explicit
+    deletions (tombstones, untagging), it takes ``GUARD_MIN_LINKS`` or more links all
+    gone at once: a user who deleted their only synced contact is not stuck."""
     if force or not active:
+        return
+    if snap.account_confirmed and len(active) < GUARD_MIN_LINKS:
         return
     if snap.google_complete and not any(
         _listed(snap.google.get(link.resource_name)) for link in active.values()

@@ -32,12 +32,21 @@ def delete_event(world: CalendarWorld, event_id: str, user: str = ALICE) -> None
 # --- the empty-side guard ---------------------------------------------------------------
 
 
+def forget_account(world: CalendarWorld, user: str = ALICE) -> None:
+    """No Google address on record (a connection saved unverified): the run cannot
+    confirm that the account is the one its links were made with."""
+    for collection, doc_id in (("googleAccounts", user), ("syncState", f"{user}:activities")):
+        doc = world.store.get(collection, doc_id) or {}
+        world.store.put(collection, doc_id, {k: v for k, v in doc.items() if k != "accountEmail"})
+
+
 @pytest.mark.parametrize("links", [1, 2])
 def test_a_full_calendar_pass_listing_none_of_the_linked_events_stops_the_run(world, links):
     if links == 1:
         world.edit_activity("a-offsite", showInCalendar=False)
     world.sync()
     assert len(world.links()) == links
+    forget_account(world)
     other_account = world.calendar_port(BOB)  # an unnoticed switch to another calendar
     engine = world.engine(ALICE, calendar=other_account)
     with pytest.raises(SideEmpty) as stopped:
@@ -54,6 +63,7 @@ def test_a_full_calendar_pass_listing_none_of_the_linked_events_stops_the_run(wo
 
 def test_a_full_crm_read_listing_none_of_the_linked_activities_stops_the_run(world):
     world.sync()
+    forget_account(world)
     for activity_id in ("a-kickoff", "a-offsite"):
         world.store.delete(ACTIVITIES, activity_id)  # a wiped CRM, not soft deletions
     with pytest.raises(SideEmpty) as stopped:
@@ -62,6 +72,20 @@ def test_a_full_crm_read_listing_none_of_the_linked_activities_stops_the_run(wor
     assert world.event(am.event_id("a-kickoff"))["status"] == "confirmed"
     report = world.sync(full=True, force=True)
     assert report.counts["deletedInGoogle"] == 2
+
+
+def test_a_users_only_event_deleted_and_purged_in_google_does_not_stop_their_syncs(world, sandbox):
+    """The account is confirmed: an only linked event gone on a full pass is the user's
+    doing, so the run goes on instead of stopping every time (found by review)."""
+    world.edit_activity("a-offsite", showInCalendar=False)
+    world.sync()
+    sandbox.behaviours(cancelled_event_ttl_seconds=60)
+    delete_event(world, am.event_id("a-kickoff"))
+    sandbox.advance(120)  # purged before any run read the deletion
+    for _ in range(2):
+        report = world.sync(full=True)
+        assert not [e for e in report.errors if e.get("kind") == "SideEmpty"]
+    assert world.activity("a-kickoff")["status"] == "canceled"
 
 
 def test_every_linked_event_cancelled_in_google_cancels_the_activities_without_the_guard(world):

@@ -431,3 +431,13 @@ def test_a_person_linked_to_another_contact_is_never_taken_even_parked():
 def test_a_person_with_only_other_emails_is_no_match():
     got = plan(snap([crm("c1")], [outside(emails=("ada@other.example",))], google_complete=True))
     assert got[-1] == CreatePerson("c1", f())
+
+
+def test_with_the_account_confirmed_an_only_contact_deleted_in_google_is_untagged():
+    """A user whose one synced contact is gone on a full pass is not stuck (review)."""
+    one = Snapshot({}, {}, {"c1": link()}, GROUP, google_complete=True, account_confirmed=True)
+    assert plan(one) == [Untag("c1", "people/c1", park=False)]
+    many = Snapshot({}, {}, {lk.crm_id: lk for lk in many_links()}, GROUP,
+                    google_complete=True, account_confirmed=True)  # fmt: skip
+    with pytest.raises(SideEmpty):
+        plan(many)

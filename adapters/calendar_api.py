@@ -62,8 +62,15 @@ class CalendarApi:
             execute(self.service.channels().stop(body=body), self.retry)
 
     def get(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The events that exist, by id. Only a 404 (or 410) leaves an event out, as
+        gone; any other failure raises, so a refused read is never taken for a deletion
+        (the run fails and is retried, cancelling nothing)."""
         writes = [EventWrite("get", event_id) for event_id in event_ids]
-        return {r.key: r.person for r in self._batched(writes) if r.person is not None}
+        results = self._batched(writes)
+        for r in results:
+            if r.error is not None and not isinstance(r.error, NotFound):
+                raise r.error
+        return {r.key: r.person for r in results if r.person is not None}
 
     def write(self, writes: Sequence[EventWrite]) -> list[WriteResult]:
         return self._batched(writes)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from core import activity_mapping as am
-from core.errors import SideEmpty
+from core.errors import GoogleError, SideEmpty
 from core.model import ACTIVITIES
 from core.ports import EventChanges
 from core.runs import Options
@@ -258,3 +258,17 @@ def test_replanning_after_google_purged_our_cancelled_event_creates_it_again(wor
     assert (event["status"], event["summary"]) == ("confirmed", "Kick-off, back on")
     assert world.activity("a-kickoff")["status"] == "planned"
     assert world.sync().plan == []
+
+
+def test_a_refused_read_of_the_series_is_not_taken_for_its_deletion(world, sandbox):
+    """One occurrence deleted; reading its master then fails with a 403 that is not a
+    rate limit: the run fails and cancels nothing, rather than the whole series."""
+    _, instances = weekly_series(world)
+    delete_event(world, instances[0].removeprefix(f"gcal-{ALICE}-"))
+    sandbox.fault("calendar.events.get", 403, count=5, reason="forbidden")
+    with pytest.raises(GoogleError):
+        world.sync()
+    assert {world.activity(a)["status"] for a in instances} == {"planned"}
+    sandbox.control("DELETE", "/_sandbox/faults")
+    world.sync()
+    assert [world.activity(a)["status"] for a in instances].count("canceled") == 1

@@ -16,6 +16,7 @@ from core.activities_plan import (
     ReconcileEvent,
 )
 from core.contacts_plan import (
+    AmbiguousEmail,
     CreatePerson,
     DropLink,
     ImportPerson,
@@ -38,12 +39,14 @@ LABELS = {
     "canceled": "canceled in the CRM",
     "deletedInGoogle": "deleted in Google",
     "notPropagated": "not propagated (read-only copy)",
+    "ambiguous": "not pushed (ambiguous)",
     "skipped": "skipped (malformed)",
     "errors": "errors",
 }
 SECTION_KEYS = {
     "contacts": ("pushed", "imported", "linkedByEmail", "updatedInGoogle", "updatedInCrm",
-                 "conflicts", "untagged", "removedFromGroup", "skipped", "errors"),
+                 "conflicts", "untagged", "removedFromGroup", "ambiguous", "skipped",
+                 "errors"),
     "activities": ("pushed", "imported", "linked", "updatedInGoogle", "updatedInCrm", "conflicts",
                    "canceled", "deletedInGoogle", "notPropagated", "skipped", "errors"),
 }  # fmt: skip
@@ -69,6 +72,8 @@ def describe(action: Any) -> str:
             return f"remove {name} from the group ({crm_id} untagged or deleted in the CRM)"
         case Untag(crm_id=crm_id, resource_name=name):
             return f"untag {crm_id} ({name} deleted in Google or left the group)"
+        case AmbiguousEmail(crm_id=crm_id, resource_names=names, reason=why):
+            return f"leave {crm_id} unpushed: {why} ({', '.join(names)})"
         case DropLink(crm_id=crm_id):
             return f"forget the link of {crm_id} (gone on both sides)"
         case InsertEvent(activity_id=aid):

@@ -115,8 +115,8 @@ def list_connections(call: Call) -> Reply:
     sync = call.arg("syncToken") or ""
     params = (tuple(paths), order, want_token, sync, tuple(call.args("sources")))
     since = store.read_sync_token(sync, KIND_CONNECTIONS, expires=True) if sync else None
-    if not sync and not call.arg("pageToken"):
-        charge_full_sync(call)
+    if want_token and not sync and not call.arg("pageToken"):
+        charge_full_sync(call)  # a full *sync* (requestSyncToken); a plain listing is not
     if call.arg("pageToken"):
         token = call.arg("pageToken") or ""
         snapshot, offset, index = store.resume_at(token, KIND_CONNECTIONS, params)
@@ -142,7 +142,8 @@ def list_connections(call: Call) -> Reply:
 
 
 def charge_full_sync(call: Call) -> None:
-    """The first page of a full sync has its own fixed quota (realism): past
+    """The first page of a full sync (``requestSyncToken=true``, no ``syncToken``, no
+    ``pageToken``) has its own fixed quota (realism): past
     ``people_full_sync_quota_per_minute`` such pages in a sandbox minute, 429."""
     limit = call.sandbox.behaviours.people_full_sync_quota_per_minute
     if limit is None:

@@ -55,7 +55,9 @@ class World:
     def people_port(self, retry: Retry | None = None) -> PeopleApi:
         creds = google_credentials(self.config, self.store, ALICE)
         service = google_api.people_service(creds, self.sandbox.url)
-        return PeopleApi(service, retry or Retry(attempts=3, base_seconds=0.01))
+        # waits (Retry-After of a quota) pass in sandbox time, not the test's
+        wait = Retry(attempts=3, base_seconds=0.01, sleep=self.sandbox.advance)
+        return PeopleApi(service, retry or wait)
 
     def engine(self, people: Any = None, clock: Any = None, store: Any = None) -> ContactsEngine:
         return ContactsEngine(

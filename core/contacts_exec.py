@@ -328,10 +328,11 @@ class ContactsExecutor:
     def _ambiguous(self, actions: list[AmbiguousEmail]) -> None:
         """Said per item in the run's result, and read again next run until resolved."""
         for action in actions:
-            persons = ", ".join(action.resource_names)
-            self.log.errors.append({"id": action.crm_id, "kind": "AmbiguousEmail",
-                                    "message": f"not pushed to Google: {action.reason} "
-                                               f"({persons}); nothing was created or linked",
+            persons = f" ({', '.join(action.resource_names)})" if action.resource_names else ""
+            kind = "AmbiguousEmail" if action.resource_names else "SearchFailed"
+            self.log.errors.append({"id": action.crm_id, "kind": kind,
+                                    "message": f"not pushed to Google: {action.reason}"
+                                               f"{persons}; nothing was created or linked",
                                     "googleIds": list(action.resource_names)})  # fmt: skip
             self.log.retry_crm.add(action.crm_id)
         if actions:

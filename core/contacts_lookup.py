@@ -13,7 +13,11 @@ them; an incremental run does not, so ``with_found`` asks People's search:
                                          -> Snapshot.found
 
 Search results are eventually consistent: a person created a moment ago may be
-missing, and the contact is then pushed as before. Nothing here writes.
+missing, and the contact is then pushed as before. Past ``SEARCH_MAX`` emails one
+listing of every person replaces the searches. A search Google refuses (outage,
+quota) pushes none of those contacts this run (``search_failed``: said per item and
+retried), rather than risk a duplicate; the rest of the run goes on. Nothing here
+writes.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ import dataclasses
 
 from core.contacts_exec import person_from_api
 from core.contacts_plan import CreatePerson, Person, Snapshot, plan
+from core.errors import AuthRevoked, GoogleError
 from core.model import LINKS
 from core.ports import DocumentStore, Filter, PeoplePort
+
+SEARCH_MAX = 20  # more emails to look up than this: one listing instead of searches
 
 
 def with_found(snap: Snapshot, people: PeoplePort, store: DocumentStore, user_id: str) -> Snapshot:
@@ -35,7 +42,14 @@ def with_found(snap: Snapshot, people: PeoplePort, store: DocumentStore, user_id
     if not emails:
         return snap
     found: dict[str, Person] = {}
-    for email, persons in people.search(emails).items():
+    try:
+        held = _holders(people, emails)
+    except AuthRevoked:
+        raise
+    except GoogleError as exc:  # push nothing blind (duplicates); the rest of the run goes on
+        reason = f"Google's contact search failed ({exc}); it is pushed once Google answers"
+        return dataclasses.replace(snap, search_failed=reason)
+    for email, persons in held.items():
         for raw in persons:
             person = person_from_api(raw, snap.group)
             if email.casefold() in {e.casefold() for e in person.emails} and not person.deleted:
@@ -44,6 +58,23 @@ def with_found(snap: Snapshot, people: PeoplePort, store: DocumentStore, user_id
         n: p for n, p in found.items() if n not in snap.google and not _linked(store, user_id, n)
     }
     return dataclasses.replace(snap, found=found) if found else snap
+
+
+def _holders(people: PeoplePort, emails: list[str]) -> dict[str, list[dict]]:
+    """Persons by the email they may hold: searched one by one, or, past
+    ``SEARCH_MAX`` emails (a bulk tagging, a new private tag), from one listing of
+    every contact, which costs a page per 1000 persons instead of a call per email."""
+    if len(emails) <= SEARCH_MAX:
+        return people.search(emails)
+    everyone = people.changes(None).persons
+    wanted = {e.casefold() for e in emails}
+    held: dict[str, list[dict]] = {}
+    for raw in everyone:
+        for item in raw.get("emailAddresses") or []:
+            email = (item.get("value") or "").casefold()
+            if email in wanted:
+                held.setdefault(email, []).append(raw)
+    return held
 
 
 def _linked(store: DocumentStore, user_id: str, name: str) -> bool:

@@ -117,6 +117,7 @@ class Snapshot:
     # read without them is then a user's deletions, not another account
     account_confirmed: bool = False
     found: Mapping[str, Person] = field(default_factory=dict)  # by email search, unlinked
+    search_failed: str = ""  # why the email search could not be made: push nothing blind
 
 
 # --- actions ---------------------------------------------------------------------------
@@ -371,7 +372,9 @@ def _push(snap: Snapshot, contacts: list[CrmContact], taken: set[str]) -> list:
     actions: list[Any] = []
     for contact in contacts:
         names = holders[contact.id]
-        if not names:
+        if not names and snap.search_failed and contact.emails:
+            actions.append(AmbiguousEmail(contact.id, (), snap.search_failed))
+        elif not names:
             actions.append(CreatePerson(contact.id, contact.fields))
         elif len(names) > 1:
             actions.append(AmbiguousEmail(contact.id, tuple(names),

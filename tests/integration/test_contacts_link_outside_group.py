@@ -87,3 +87,32 @@ def test_a_google_contact_holding_the_email_of_several_new_contacts_is_linked_to
     assert sorted(e["id"] for e in report.errors if e.get("kind") == "AmbiguousEmail") == [
         "c-dennis", "c-ken"]  # fmt: skip
     assert name not in world.links().values() and report.counts.get("pushed", 0) == 0
+
+
+def test_a_failing_contact_search_holds_the_new_contacts_and_lets_the_rest_run(world):
+    """Search down (503 after retries): nothing is pushed blind, where it could be a
+    duplicate; the run's other work goes through, and the contact follows later."""
+    outside(world, "Dennis M.", "dmr@bell.example")
+    tag(world, "c-dennis")
+    world.edit_person(world.links()["c-grace"], notes="Edited in Google")
+    world.sandbox.fault("people.people.searchContacts", 503, count=20)
+    report = world.run()
+    assert report.counts.get("updatedInCrm") == 1 and not report.counts.get("pushed")
+    (held,) = [e for e in report.errors if e["id"] == "c-dennis"]
+    assert held["kind"] == "SearchFailed" and "search failed" in held["message"]
+    world.sandbox.control("DELETE", "/_sandbox/faults")
+    again = world.run()
+    assert again.counts.get("linkedByEmail") == 1 and "c-dennis" in world.links()
+
+
+def test_tagging_many_contacts_at_once_lists_google_once_instead_of_searching_each(world):
+    for n in range(25):
+        world.store.put(CONTACTS, f"c-bulk{n}", {"givenName": f"Bulk{n}", "tagIds": [TAG],
+                        "emails": [{"value": f"bulk{n}@example.com"}],
+                        "modifiedAt": world.now()})  # fmt: skip
+    world.sandbox.control("DELETE", "/_sandbox/stats")
+    report = world.run()
+    assert report.counts["pushed"] == 25
+    calls = world.calls()["byMethod"]
+    assert "people.people.searchContacts" not in calls
+    assert calls["people.people.connections.list"] == 2  # the delta, and one listing

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core import activity_mapping as am
-from tests.integration.activities_world import ALICE, CalendarWorld
+from tests.integration.activities_world import CalendarWorld
 
 
 @pytest.fixture

@@ -186,8 +186,8 @@ class ContactsExecutor:
         for part in chunked(actions, 200):
             written = self._google_updates([a for a in part if a.write_google], stale, retry_stale)
             done = [a for a in part if a not in stale and a.crm_id not in written["failed"]]
-            self._join_group([a for a in done if a.join_group], written)
-            self._store_reconciles(done, written)
+            gone = self._join_group([a for a in done if a.join_group], written)
+            self._store_reconciles([a for a in done if a.crm_id not in gone], written)
             self._advance(len(part))
         if stale:
             self._retry_stale(stale)
@@ -253,16 +253,25 @@ class ContactsExecutor:
         self.log.count("updatedInGoogle", sum(1 for a in actions if a.crm_id in written))
         return written
 
-    def _join_group(self, actions: list[Reconcile], written: dict[str, Any]) -> None:
-        """Put persons back in the group; joining changes their etag, so read it back."""
+    def _join_group(self, actions: list[Reconcile], written: dict[str, Any]) -> set[str]:
+        """Put persons back in the group; joining changes their etag, so read it back.
+        Returns the CRM ids whose person is gone (deleted since we found it): no link
+        is saved for them, the failure is said, and the contact is read again next run
+        (where it is pushed or linked anew, never untagged for a pair it never had)."""
         if not actions:
-            return
+            return set()
         names = [a.resource_name for a in actions]
-        self.people.modify_members(self.group, add=names)
+        result = self.people.modify_members(self.group, add=names)
         fresh = self.people.get(names)
+        gone = set()
         for action in actions:
-            if action.resource_name in fresh:
+            if action.resource_name in fresh and action.resource_name not in result.not_found:
                 written[action.crm_id] = fresh[action.resource_name]
+            else:
+                gone.add(action.crm_id)
+                self.log.fail(action.crm_id, f"{action.resource_name} was deleted in Google "
+                              "before it could join the group", crm_id=action.crm_id)  # fmt: skip
+        return gone
 
     def _store_reconciles(self, actions: list[Reconcile], written: dict[str, Any]) -> None:
         crm_writes = [a for a in actions if a.write_crm or a.tag]

@@ -116,3 +116,32 @@ def test_tagging_many_contacts_at_once_lists_google_once_instead_of_searching_ea
     calls = world.calls()["byMethod"]
     assert "people.people.searchContacts" not in calls
     assert calls["people.people.connections.list"] == 2  # the delta, and one listing
+
+
+class DeletesAfterSearch:
+    """A People port whose search is followed by the user deleting ``name`` in Google."""
+
+    def __init__(self, port, world: World, name: str) -> None:
+        self.port, self.world, self.name = port, world, name
+
+    def search(self, queries):
+        found = self.port.search(queries)
+        self.world.people.deleteContact(resourceName=self.name).execute()
+        return found
+
+    def __getattr__(self, attr):
+        return getattr(self.port, attr)
+
+
+def test_a_found_contact_deleted_in_google_before_it_joins_the_group_keeps_the_crm_tag(world):
+    same = cm.to_person(cm.normalize(world.contact("c-dennis")))  # nothing to write: join only
+    name = world.people.createContact(body=same).execute()["resourceName"]
+    world.sync()
+    tag(world, "c-dennis")
+    report = world.engine(people=DeletesAfterSearch(world.people_port(), world, name)).run(
+        "u-alice"
+    )
+    assert "c-dennis" not in world.links() and report.counts.get("errors") == 1
+    again = world.run()
+    assert TAG in world.contact("c-dennis")["tagIds"]  # never untagged for a pair it never had
+    assert again.counts.get("pushed") == 1 and "c-dennis" in world.links()

@@ -20,6 +20,7 @@ from core.errors import (
     LeaseHeld,
     MalformedDocument,
     NotConnected,
+    SideEmpty,
     UnknownUser,
 )
 from core.model import GOOGLE_ACCOUNTS, SYNC_RUNS, SYNC_SETTINGS, SYNC_STATE, stamp
@@ -30,7 +31,8 @@ from functions import bootstrap
 from functions.sync import run_sections
 
 log = logging.getLogger("crmsync.jobs")
-FINAL = (AuthRevoked, NotConnected, UnknownUser, ConfigError, MalformedDocument)
+# errors a retry cannot cure: recorded, logged, not retried (SideEmpty waits for a person)
+FINAL = (AuthRevoked, NotConnected, UnknownUser, ConfigError, MalformedDocument, SideEmpty)
 
 
 def dispatch(config: bootstrap.Config, store: DocumentStore) -> list[Job]:

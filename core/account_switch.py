@@ -78,6 +78,16 @@ def reset(state: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if k not in GOOGLE_KEYS} | updates
 
 
+def save(store: DocumentStore, sid: str, updates: dict[str, Any]) -> None:
+    """Apply a switch to the stored state in place (``reset``), whoever holds its lease:
+    for a run that holds it already (``core.runs``)."""
+
+    def apply(tx: Any) -> None:
+        tx.put(SYNC_STATE, sid, reset(tx.get(SYNC_STATE, sid) or {}, updates))
+
+    store.transaction(apply)
+
+
 def switch_all(
     store: DocumentStore, user_id: str, new: str, previous: str | None, now: datetime
 ) -> dict[str, dict[str, Any]]:
@@ -104,17 +114,7 @@ def switch_all(
         if not same_account(old, new):
             updates = switch(store, user_id, section, old, new, now)  # type: ignore[arg-type]
             result[section] = updates["accountSwitch"]
-        blank = {"userId": user_id, "section": section}
-
-        def give_back(tx: Any, sid: str = sid, updates: dict = updates, blank: dict = blank,
-                      holder: str = holder) -> None:  # fmt: skip
-            current = tx.get(SYNC_STATE, sid) or blank
-            if (current.get("lease") or {}).get("holder") not in (None, holder):
-                return  # our lease expired and was taken: leave the state to its holder
-            fresh = reset(current, updates) if updates else current
-            tx.put(SYNC_STATE, sid, {**fresh, "lease": None})
-
-        store.transaction(give_back)
+        lease.release(store, sid, holder, updates, drop=GOOGLE_KEYS if updates else ())
     return result
 
 

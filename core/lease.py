@@ -7,6 +7,7 @@ Expiry bounds the damage of a crashed run: the next trigger after ``expiresAt`` 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,14 +35,23 @@ def acquire(
     return store.transaction(take)
 
 
-def release(store: DocumentStore, state_id: str, holder: str, updates: dict[str, Any]) -> None:
-    """Write ``updates`` into the state and drop the lease, if ``holder`` still has it."""
+def release(
+    store: DocumentStore,
+    state_id: str,
+    holder: str,
+    updates: dict[str, Any],
+    drop: Iterable[str] = (),
+) -> None:
+    """Write ``updates`` into the state (less the fields named in ``drop``) and drop the
+    lease, if ``holder`` still has it."""
+    gone = set(drop)
 
     def give_back(tx: Transaction) -> None:
         state = tx.get(SYNC_STATE, state_id) or {}
         lease = state.get("lease") or {}
         if lease.get("holder") not in (None, holder):
             return  # expired and taken over: the new holder's state wins
-        tx.put(SYNC_STATE, state_id, {**state, **updates, "lease": None})
+        kept = {k: v for k, v in state.items() if k not in gone}
+        tx.put(SYNC_STATE, state_id, {**kept, **updates, "lease": None})
 
     store.transaction(give_back)

@@ -149,11 +149,7 @@ def _follow_account(store: DocumentStore, sid: str, report: Report, state: dict[
     if report.dry_run or account is None or account_switch.same_account(old, account):
         return state
     updates = account_switch.switch(store, report.user_id, report.section, old, account, now)  # type: ignore[arg-type]
-
-    def save(tx: Any) -> None:
-        tx.put(SYNC_STATE, sid, account_switch.reset(tx.get(SYNC_STATE, sid) or {}, updates))
-
-    store.transaction(save)
+    account_switch.save(store, sid, updates)
     return account_switch.reset(state, updates)
 
 

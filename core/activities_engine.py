@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from core import activity_mapping as am
 from core.activities_exec import ActivitiesExecutor
 from core.activities_plan import ActivitySnapshot, CalEvent, CrmActivity, EventLink, plan
-from core.contacts_engine import crm_window
+from core.contacts_engine import Preloaded, crm_window, read_once
 from core.errors import ConfigError, SyncTokenExpired, UnknownUser
 from core.model import (
     ACTIVITIES,
@@ -69,20 +69,22 @@ class ActivitiesEngine:
     name = "activities"
 
     def __init__(self, store: DocumentStore, calendar: CalendarPort, clock: Clock, *,
-                 new_id: Callable[[], str], progress: Progress = no_progress) -> None:  # fmt: skip
+                 new_id: Callable[[], str], progress: Progress = no_progress,
+                 preloaded: Preloaded | None = None) -> None:  # fmt: skip
         self.store, self.calendar, self.clock = store, calendar, clock
         self.new_id, self.progress = new_id, progress
+        self.preloaded = preloaded or {}  # the user's documents read by the caller
 
     def run(self, user_id: str, options: Options = DEFAULT_OPTIONS) -> Report:
         return run_section(self.store, self.clock, self.new_id, self, user_id, options)
 
     def prepare(self, user_id: str) -> None:
-        raw = self.store.get(USERS, user_id)
+        raw = read_once(self.store, self.preloaded, USERS, user_id)
         if raw is None:
             raise UnknownUser(user_id)
         self.user = load(User, USERS, user_id, raw)
-        settings = load(SyncSettings, SYNC_SETTINGS, user_id,
-                        self.store.get(SYNC_SETTINGS, user_id) or {})  # fmt: skip
+        stored = read_once(self.store, self.preloaded, SYNC_SETTINGS, user_id)
+        settings = load(SyncSettings, SYNC_SETTINGS, user_id, stored or {})
         self.interval = dt.timedelta(minutes=settings.activities.intervalMinutes)
         today = self.clock.now().astimezone(ZoneInfo(self.user.timeZone)).date()
         self.sync_from = settings.activities.syncFrom or today.isoformat()

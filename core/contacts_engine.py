@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +52,9 @@ from core.runs import DEFAULT_OPTIONS, Options, Report, RunLog, run_section
 
 CRM_OVERLAP = timedelta(minutes=5)
 NEW_GROUP = "contactGroups/(to be created)"
+# the run's own user's documents the caller has read already, by collection ("users",
+# "syncSettings", "googleAccounts"): a present key is used instead of a store read
+Preloaded = Mapping[str, dict[str, Any] | None]
 
 
 @dataclass
@@ -74,9 +77,11 @@ class ContactsEngine:
         new_id: Callable[[], str],
         group_name: str = "CRM",
         progress: Progress = no_progress,
+        preloaded: Preloaded | None = None,
     ) -> None:
         self.store, self.people, self.clock = store, people, clock
         self.new_id, self.group_name, self.progress = new_id, group_name, progress
+        self.preloaded = preloaded or {}
 
     name = "contacts"
 
@@ -122,9 +127,9 @@ class ContactsEngine:
     # --- settings ---------------------------------------------------------------------
 
     def _tag(self, user_id: str) -> str:
-        if self.store.get(USERS, user_id) is None:
+        if read_once(self.store, self.preloaded, USERS, user_id) is None:
             raise UnknownUser(user_id)
-        raw = self.store.get(SYNC_SETTINGS, user_id) or {}
+        raw = read_once(self.store, self.preloaded, SYNC_SETTINGS, user_id) or {}
         settings = load(SyncSettings, SYNC_SETTINGS, user_id, raw)
         self.interval = timedelta(minutes=settings.contacts.intervalMinutes)
         tag_id = settings.contacts.tagId
@@ -310,6 +315,14 @@ class ContactsEngine:
             for email in contact.emails & wanted:
                 index.setdefault(email, []).append(contact.id)
         return {email: tuple(ids) for email, ids in index.items()}
+
+
+def read_once(store: DocumentStore, preloaded: Preloaded, collection: str,
+              doc_id: str) -> dict[str, Any] | None:  # fmt: skip
+    """The run's user's document of ``collection``: as the caller preloaded it, if it did."""
+    if collection in preloaded:
+        return preloaded[collection]
+    return store.get(collection, doc_id)
 
 
 def crm_window(cursor: str | None, read_at: str | None) -> list[Filter]:

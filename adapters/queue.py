@@ -1,8 +1,10 @@
 """Where due syncs are sent (``CRMSYNC_QUEUE``): run in process, or published to Pub/Sub.
 
 ``inline`` runs each job at once through a runner the caller gives. ``pubsub:projects/
-P/topics/T`` publishes one JSON message per job (``{"userId", "section", "trigger"}``)
-with google-cloud-pubsub, which honours ``PUBSUB_EMULATOR_HOST``.
+P/topics/T`` publishes JSON messages with google-cloud-pubsub, which honours
+``PUBSUB_EMULATOR_HOST``: one per job (``{"userId", "section", "trigger"}``), or, for
+the scheduler's ``send_batched``, one per batch (``{"jobs": [job, ...]}``), where a job
+may carry its ``probe`` (the cursors to look for changes past).
 """
 
 from __future__ import annotations
@@ -13,15 +15,39 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.errors import ConfigError
-from core.schedule import Job
+from core.schedule import Job, Probe
 
 TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
 
 
+def job_fields(job: Job) -> dict[str, Any]:
+    fields: dict[str, Any] = {"userId": job.user_id, "section": job.section,
+                              "trigger": job.trigger}  # fmt: skip
+    if job.probe is not None:
+        fields["probe"] = {"googleCursor": job.probe.google_cursor,
+                           "crmCursor": job.probe.crm_cursor,
+                           "crmReadAt": job.probe.crm_read_at}  # fmt: skip
+    return fields
+
+
+def job_from(fields: dict[str, Any]) -> Job:
+    """The inverse of ``job_fields`` (fields already validated by the caller)."""
+    probe = fields.get("probe")
+    return Job(fields["userId"], fields["section"], fields.get("trigger") or "schedule",
+               Probe(probe["googleCursor"], probe["crmCursor"], probe.get("crmReadAt"))
+               if probe else None)  # fmt: skip
+
+
 def encode(job: Job) -> bytes:
-    return json.dumps(
-        {"userId": job.user_id, "section": job.section, "trigger": job.trigger}
-    ).encode()
+    return json.dumps(job_fields(job)).encode()
+
+
+def encode_batch(jobs: Sequence[Job]) -> bytes:
+    return json.dumps({"jobs": [job_fields(job) for job in jobs]}).encode()
+
+
+def batches(jobs: Sequence[Job], size: int) -> list[Sequence[Job]]:
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
 
 class InlineQueue:
@@ -30,6 +56,11 @@ class InlineQueue:
 
     def send(self, jobs: Sequence[Job]) -> list[Any]:
         return [self.runner(job) for job in jobs]
+
+    def send_batched(
+        self, jobs: Sequence[Job], size: int, batch_runner: Callable[[Sequence[Job]], Any]
+    ) -> list[Any]:
+        return [batch_runner(batch) for batch in batches(jobs, size)]
 
 
 class PubSubQueue:
@@ -42,7 +73,13 @@ class PubSubQueue:
         self.publisher = publisher or pubsub_v1.PublisherClient()
 
     def send(self, jobs: Sequence[Job]) -> list[str]:
-        futures = [self.publisher.publish(self.topic, encode(job)) for job in jobs]
+        return self._publish([encode(job) for job in jobs])
+
+    def send_batched(self, jobs: Sequence[Job], size: int, batch_runner: Any = None) -> list[str]:
+        return self._publish([encode_batch(batch) for batch in batches(jobs, size)])
+
+    def _publish(self, messages: list[bytes]) -> list[str]:
+        futures = [self.publisher.publish(self.topic, message) for message in messages]
         return [future.result(timeout=60) for future in futures]
 
 

@@ -41,9 +41,12 @@ def release(
     holder: str,
     updates: dict[str, Any],
     drop: Iterable[str] = (),
+    due_served: str | None = None,
 ) -> None:
     """Write ``updates`` into the state (less the fields named in ``drop``) and drop the
-    lease, if ``holder`` still has it."""
+    lease, if ``holder`` still has it. ``due_served``: the run's start; a ``nextDueAt``
+    at or before it was this run's reason to be and is cleared (a later one, set by a
+    settings change during the run, stays)."""
     gone = set(drop)
 
     def give_back(tx: Transaction) -> None:
@@ -52,6 +55,9 @@ def release(
         if lease.get("holder") not in (None, holder):
             return  # expired and taken over: the new holder's state wins
         kept = {k: v for k, v in state.items() if k not in gone}
+        due = kept.get("nextDueAt")
+        if due_served and due and parse_timestamp(due) <= parse_timestamp(due_served):
+            kept["nextDueAt"] = None
         tx.put(SYNC_STATE, state_id, {**kept, **updates, "lease": None})
 
     store.transaction(give_back)

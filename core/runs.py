@@ -7,7 +7,13 @@ run_section(section, user, options)
                the state to keep (its cursors), which is written only on success
   finish       a syncRuns record (counts, errors, plan summary), lastRunAt,
                lastResult, lastSuccessAt; the lease released. invalid_grant marks
-               googleAccounts/{user} reauth_required. Dry runs write nothing.
+               googleAccounts/{user} reauth_required and takes the user's pairs off
+               the schedule. Dry runs write nothing.
+
+A scheduled run that planned nothing and met no error writes no syncRuns record: it
+counts itself in ``emptyRuns`` and ``lastCheckedAt`` of the state it writes anyway.
+A successful run clears the ``nextDueAt`` that made it due (``core.schedule``); a
+failed one sets it one interval on, so the retry is a full run, not a look.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from core import account_switch, lease
+from core import account_switch, lease, schedule
 from core.errors import AccountChanged, AuthRevoked
 from core.merge import Policy
 from core.model import GOOGLE_ACCOUNTS, SYNC_RUNS, SYNC_STATE, stamp, state_id
@@ -116,7 +122,11 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
                     options.dry_run)  # fmt: skip
     section.prepare(user_id)
     sid = state_id(user_id, section.name)  # type: ignore[arg-type]
-    account = (store.get(GOOGLE_ACCOUNTS, user_id) or {}).get("accountEmail")
+    preloaded = getattr(section, "preloaded", None) or {}
+    if GOOGLE_ACCOUNTS in preloaded:  # read once per run, by the caller
+        account = (preloaded[GOOGLE_ACCOUNTS] or {}).get("accountEmail")
+    else:
+        account = (store.get(GOOGLE_ACCOUNTS, user_id) or {}).get("accountEmail")
     if options.dry_run:
         state = store.get(SYNC_STATE, sid) or {}
         if not account_switch.same_account(state.get("accountEmail"), account):
@@ -137,7 +147,7 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
         raise
     if account:
         updates = {**updates, "accountEmail": account}
-    _finish(store, clock, report, log, updates, None, every)
+    _finish(store, clock, report, log, updates, None, every, state)
     return report
 
 
@@ -155,7 +165,8 @@ def _follow_account(store: DocumentStore, sid: str, report: Report, state: dict[
 
 def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
             updates: dict[str, Any] | None, error: Exception | None,
-            every: timedelta | None = None) -> None:  # fmt: skip
+            every: timedelta | None = None,
+            before: dict[str, Any] | None = None) -> None:  # fmt: skip
     finished = clock.now()
     report.finished_at = stamp(finished)
     report.counts = dict(log.counts)
@@ -168,7 +179,7 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
     result = {"counts": report.counts, "errors": report.errors[:50], "ok": ok}
     state = {"userId": report.user_id, "section": report.section,
              "lastRunAt": report.finished_at, "lastResult": result}  # fmt: skip
-    if every is not None:
+    if not ok and every is not None:
         state["nextDueAt"] = stamp(finished + every)
     if ok and updates is not None:
         state |= updates | {"lastSuccessAt": report.finished_at}
@@ -176,10 +187,18 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
         account = store.get(GOOGLE_ACCOUNTS, report.user_id)
         if account is not None:
             store.put(GOOGLE_ACCOUNTS, report.user_id, {**account, "status": "reauth_required"})
+        schedule.unschedule(store, report.user_id)
+        state |= {"slot": None, "nextDueAt": None}
+    sid = state_id(report.user_id, report.section)  # type: ignore[arg-type]
+    if ok and not report.plan and not report.errors and report.trigger == "schedule":
+        empty = int((before or {}).get("emptyRuns") or 0) + 1
+        state |= {"emptyRuns": empty, "lastCheckedAt": report.finished_at}
+        lease.release(store, sid, report.run_id, state, due_served=report.started_at)
+        return
     store.put(SYNC_RUNS, report.run_id, {
         "userId": report.user_id, "section": report.section, "trigger": report.trigger,
         "startedAt": report.started_at, "finishedAt": report.finished_at,
         "counts": report.counts, "errors": report.errors[:MAX_RECORDED_ERRORS],
         "plan": report.plan_summary(), "ok": ok,
     })  # fmt: skip
-    lease.release(store, state_id(report.user_id, report.section), report.run_id, state)  # type: ignore[arg-type]
+    lease.release(store, sid, report.run_id, state, due_served=report.started_at if ok else None)

@@ -1,21 +1,63 @@
-"""Which (user, section) syncs are due: a pure function of settings, accounts and state.
+"""When each (user, section) sync is due, found by query so a tick costs O(due jobs).
 
-A pair is due when its section syncs automatically, the user's Google account is
-connected (not ``reauth_required``), no live lease holds it, and its interval has
-passed since its last run. The interval is read from the settings at every dispatch,
-so a change takes effect from the next one; ``nextDueAt`` in ``syncState`` is kept
-for display and is derived the same way.
+A pair that syncs automatically has a *slot* in ``syncState``: ``slot = "{I}:{p}"``
+for interval ``I`` minutes and phase ``p`` (a stable hash of the pair, in [0, I)).
+It is due at every minute ``m`` (minutes since the epoch) with ``m % I == p``: the
+schedule is a function of the clock, so a run that finds nothing to do writes
+nothing, and the pair is still due again ``I`` minutes later. Phases spread the
+pairs of one interval over its minutes.
+
+``nextDueAt`` marks a pair due *sooner* than its slot: a first sync, a settings
+change, a (re)connection, a failed run. The dispatcher's queries:
+
+    nextDueAt <= now                        the pairs due at once (paged)
+    slot == "{I}:{m % I}"                   for each interval I in use, for each minute
+                                            m since the last tick (at most CATCH_UP)
+
+A pair is scheduled only while its section syncs automatically and the user's Google
+account is connected: turning auto off, ``reauth_required`` and disconnecting clear
+``slot`` and ``nextDueAt`` (``reschedule``), so such pairs cost the tick nothing.
+The intervals in use live in ``schedule/intervals`` (added on save, never removed: a
+stale one costs one empty query per tick).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.errors import MalformedDocument
-from core.model import SECTIONS, Section, SyncSettings, load, parse_timestamp
+from core.model import (
+    GOOGLE_ACCOUNTS,
+    SECTIONS,
+    SYNC_SETTINGS,
+    SYNC_STATE,
+    Section,
+    SyncSettings,
+    load,
+    parse_timestamp,
+    stamp,
+    state_id,
+)
+from core.ports import DocumentStore, Transaction
+
+SCHEDULE = "schedule"
+INTERVALS = "intervals"  # schedule/intervals: {"minutes": [15, 60, ...]}
+TICKS = "ticks"  # schedule/ticks: {"lastTickAt": ...}
+CATCH_UP = 10  # minutes of missed ticks a tick makes up for
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a scheduled run needs to look for changes before it takes the lease."""
+
+    google_cursor: str
+    crm_cursor: str
+    crm_read_at: str | None = None
 
 
 @dataclass(frozen=True, order=True)
@@ -23,49 +65,176 @@ class Job:
     user_id: str
     section: Section
     trigger: str = "schedule"
+    # set when nothing forces a run: the run first looks for changes, and writes
+    # nothing when there are none
+    probe: Probe | None = field(default=None, compare=False)
 
 
-def interval(settings: SyncSettings, section: Section) -> timedelta:
-    return timedelta(minutes=getattr(settings, section).intervalMinutes)
+# --- pure -----------------------------------------------------------------------------
 
 
-def next_due(settings: SyncSettings, section: Section, state: Mapping[str, Any]) -> datetime | None:
-    """When the pair is next due; None when it never ran (due at once)."""
-    last = state.get("lastRunAt")
-    return parse_timestamp(last) + interval(settings, section) if last else None
+def minute_of(moment: datetime) -> int:
+    return int((moment - EPOCH).total_seconds() // 60)
 
 
-def due_jobs(
-    settings: Mapping[str, Mapping[str, Any]],
-    accounts: Mapping[str, Mapping[str, Any]],
-    states: Mapping[str, Mapping[str, Any]],
-    now: datetime,
-) -> tuple[list[Job], list[MalformedDocument]]:
-    """The due jobs, in a stable order, and the settings documents that did not load.
-
-    ``settings`` and ``accounts`` are by user id, ``states`` by ``{user}:{section}``."""
-    jobs: list[Job] = []
-    problems: list[MalformedDocument] = []
-    for user_id in sorted(settings):
-        try:
-            parsed = load(SyncSettings, "syncSettings", user_id, settings[user_id])
-        except MalformedDocument as problem:
-            problems.append(problem)
-            continue
-        if (accounts.get(user_id) or {}).get("status") != "connected":
-            continue
-        for section in SECTIONS:
-            if not getattr(parsed, section).auto:
-                continue
-            state = states.get(f"{user_id}:{section}") or {}
-            if _leased(state, now):
-                continue
-            when = next_due(parsed, section, state)
-            if when is None or when <= now:
-                jobs.append(Job(user_id, section))
-    return jobs, problems
+def phase(user_id: str, section: str, every: int) -> int:
+    digest = hashlib.sha256(state_id(user_id, section).encode()).digest()  # type: ignore[arg-type]
+    return int.from_bytes(digest[:8], "big") % every
 
 
-def _leased(state: Mapping[str, Any], now: datetime) -> bool:
+def slot_key(every: int, at: int) -> str:
+    return f"{every}:{at}"
+
+
+def wanted_slot(
+    settings: SyncSettings | None, account: Mapping[str, Any] | None, user_id: str, section: str
+) -> tuple[str | None, int | None]:
+    """The pair's slot and interval, or (None, None) when it is not scheduled."""
+    if settings is None or (account or {}).get("status") != "connected":
+        return None, None
+    part = getattr(settings, section)
+    if not part.auto:
+        return None, None
+    every = part.intervalMinutes
+    return slot_key(every, phase(user_id, section, every)), every
+
+
+def due_keys(intervals: Iterable[int], last_tick: datetime | None, now: datetime) -> list[str]:
+    """The slot keys due at the minutes since the last tick (this one included)."""
+    current = minute_of(now)
+    first = current if last_tick is None else max(minute_of(last_tick) + 1, current - CATCH_UP + 1)
+    keys: list[str] = []
+    for every in sorted(set(intervals)):
+        for minute in range(min(first, current), current + 1):
+            key = slot_key(every, minute % every)
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def leased(state: Mapping[str, Any], now: datetime) -> bool:
     lease = state.get("lease") or {}
     return bool(lease.get("expiresAt")) and parse_timestamp(lease["expiresAt"]) > now
+
+
+def must_run(state: Mapping[str, Any], now: datetime) -> bool:
+    """Something forces a full run: due at once, never synced, items to retry, creates
+    to find, or a Google account switch to finish."""
+    due = state.get("nextDueAt")
+    return bool(
+        (due and parse_timestamp(due) <= now)
+        or not state.get("googleCursor")
+        or not state.get("lastSuccessAt")
+        or state.get("retryCrm")
+        or state.get("retryGoogle")
+        or state.get("pendingCreates")
+    )
+
+
+def job_for(user_id: str, section: Section, state: Mapping[str, Any], now: datetime) -> Job:
+    if must_run(state, now) or not state.get("crmCursor"):
+        return Job(user_id, section)
+    probe = Probe(state["googleCursor"], state["crmCursor"], state.get("crmReadAt"))
+    return Job(user_id, section, probe=probe)
+
+
+def next_due(state: Mapping[str, Any], now: datetime) -> str | None:
+    """For display: the earlier of ``nextDueAt`` and the next slot time; None when the
+    pair is not scheduled."""
+    slot, due = state.get("slot"), state.get("nextDueAt")
+    times = [parse_timestamp(due)] if due else []
+    if slot:
+        every, at = (int(part) for part in slot.split(":"))
+        current = minute_of(now)
+        wait = (at - current) % every or every
+        times.append(EPOCH + timedelta(minutes=current + wait))
+    return stamp(min(times)) if times else None
+
+
+# --- the store side -------------------------------------------------------------------
+
+
+def reschedule(
+    store: DocumentStore,
+    user_id: str,
+    now: datetime,
+    *,
+    due_now: bool = False,
+    sections: Iterable[Section] = SECTIONS,
+) -> dict[str, str | None]:
+    """Bring the pairs' ``slot`` and ``nextDueAt`` in line with the user's settings and
+    connection (call after saving either). ``due_now``: the pairs that are scheduled
+    run at the next tick. Activities also get ``renewAt`` = now, so that the next tick
+    opens or stops the push channel as the settings now say. Returns the slots."""
+    raw = store.get(SYNC_SETTINGS, user_id)
+    try:
+        settings = load(SyncSettings, SYNC_SETTINGS, user_id, raw or {})
+    except MalformedDocument:
+        settings = None  # nothing can run on it: unscheduled until saved again
+    account = store.get(GOOGLE_ACCOUNTS, user_id)
+    slots: dict[str, str | None] = {}
+    intervals: set[int] = set()
+    for section in sections:
+        slot, every = wanted_slot(settings, account, user_id, section)
+        slots[section] = slot
+        if every:
+            intervals.add(every)
+        fields: dict[str, Any] = {"userId": user_id, "section": section, "slot": slot}
+        if slot is None:
+            fields["nextDueAt"] = None
+        elif due_now:
+            fields["nextDueAt"] = stamp(now)
+        _apply(store, state_id(user_id, section), fields, stamp(now))
+    if intervals:
+        register_intervals(store, intervals)
+    return slots
+
+
+def _apply(store: DocumentStore, sid: str, fields: dict[str, Any], now: str) -> None:
+    """``fields`` into the state; activities channels come up for upkeep when the pair
+    is scheduled or still has a channel to stop. A pair with no state and nothing to
+    schedule gets none (a dry run still finds no state)."""
+
+    def merge(tx: Transaction) -> None:
+        state = tx.get(SYNC_STATE, sid) or {}
+        wanted = dict(fields)
+        if sid.endswith(":activities") and (fields["slot"] or state.get("channel")):
+            wanted["renewAt"] = now
+        if not state and wanted.get("slot") is None and "renewAt" not in wanted:
+            return
+        if all(state.get(k) == v for k, v in wanted.items()):
+            return
+        tx.put(SYNC_STATE, sid, {**state, **wanted})
+
+    store.transaction(merge)
+
+
+def unschedule(store: DocumentStore, user_id: str) -> None:
+    """The connection cannot be used (``reauth_required``): no scheduled runs for it."""
+    for section in SECTIONS:
+        update_state(store, state_id(user_id, section), {"slot": None, "nextDueAt": None})
+
+
+def update_state(store: DocumentStore, sid: str, fields: Mapping[str, Any]) -> None:
+    """Merge ``fields`` into ``syncState/{sid}``, whoever holds the lease (the lease's
+    own release merges too, so neither write loses the other's fields)."""
+
+    def merge(tx: Transaction) -> None:
+        state = tx.get(SYNC_STATE, sid) or {}
+        if all(state.get(k) == v for k, v in fields.items()):
+            return
+        tx.put(SYNC_STATE, sid, {**state, **fields})
+
+    store.transaction(merge)
+
+
+def register_intervals(store: DocumentStore, intervals: Iterable[int]) -> None:
+    wanted = set(intervals)
+
+    def add(tx: Transaction) -> None:
+        doc = tx.get(SCHEDULE, INTERVALS) or {}
+        known = set(doc.get("minutes") or [])
+        if not wanted <= known:
+            tx.put(SCHEDULE, INTERVALS, {"minutes": sorted(known | wanted)})
+
+    store.transaction(add)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from adapters.clock import rfc3339
 from adapters.google_auth import TokenInfo, check_refresh_token
+from core import schedule
 from core.account_switch import switch_all
 from core.errors import UnknownUser
 from core.model import GOOGLE_ACCOUNTS, USERS
@@ -63,3 +64,5 @@ def save_connection(
             "connectedAt": rfc3339(bootstrap.clock().now()),
         },
     )
+    # connected again: its pairs are back on the schedule, and due at once
+    schedule.reschedule(store, user_id, bootstrap.clock().now(), due_now=True)

@@ -1,18 +1,33 @@
 """Due syncs: ``dispatch`` finds them and hands them to the queue; ``run_job`` runs one.
 
+A tick (``dispatch``) reads only what is due (``core.schedule``): the pairs due at
+once, the pairs whose slot is this minute, the push channels to renew, and the CRM
+contacts the email index has not seen yet. It sends the due pairs in messages of
+``BATCH`` pairs, so one invocation serves many users.
+
+A scheduled pair with nothing forcing a run carries a ``Probe``: the run first asks
+the CRM (one query) and Google (one call) whether anything changed past its cursors.
+When nothing did, it writes nothing for that pair: one ``syncChecks`` record per
+invocation says which pairs were looked at, for the settings page's "last checked".
+
 A job that finds its lease held is a no-op, recorded in ``syncRuns`` as skipped, so
 Pub/Sub redelivery and overlapping triggers are harmless. Retrying is for passing
-trouble only: quota and 5xx errors propagate (the message is redelivered); a revoked
-account, an unknown user or bad settings are recorded and acknowledged.
+trouble only: quota and 5xx errors propagate from a single-job message (the message
+is redelivered); a pair of a batch that fails is recorded and retried at its next
+slot, so that one user's trouble does not redo the others' runs. A revoked account,
+an unknown user or bad settings are recorded and acknowledged.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.queue import open_queue
+from core import schedule
 from core.errors import (
     AuthRevoked,
     ConfigError,
@@ -23,48 +38,122 @@ from core.errors import (
     SideEmpty,
     UnknownUser,
 )
-from core.model import GOOGLE_ACCOUNTS, SYNC_RUNS, SYNC_SETTINGS, SYNC_STATE, stamp
-from core.ports import DocumentStore, Filter
+from core.model import SYNC_RUNS, SYNC_STATE, stamp
+from core.ports import Doc, DocumentStore, Filter
 from core.runs import Options, Report
-from core.schedule import Job, due_jobs
+from core.schedule import Job
 from functions import bootstrap
-from functions.sync import run_sections
+from functions.sync import changed, run_sections
 
 log = logging.getLogger("crmsync.jobs")
 # errors a retry cannot cure: recorded, logged, not retried (SideEmpty waits for a person)
 FINAL = (AuthRevoked, NotConnected, UnknownUser, ConfigError, MalformedDocument, SideEmpty)
+BATCH = 25  # pairs per sync-jobs message
+PAGE = 500
+CHANNEL_RETRY = timedelta(hours=1)  # a channel upkeep that met passing trouble
+SYNC_CHECKS = "syncChecks"
+CHECKS_KEPT = timedelta(days=7)
 
 
-def dispatch(config: bootstrap.Config, store: DocumentStore) -> list[Job]:
-    """Send every due job to the configured queue; returns the jobs sent."""
-    by_id = lambda collection: {d.id: d.data for d in store.query(collection)}  # noqa: E731
+def dispatch(config: bootstrap.Config, store: DocumentStore, *, send: Any = None) -> list[Job]:
+    """Send every due job to the configured queue (or to ``send``); returns the jobs."""
     now = bootstrap.clock().now()
-    jobs, problems = due_jobs(by_id(SYNC_SETTINGS), by_id(GOOGLE_ACCOUNTS), by_id(SYNC_STATE), now)
-    for problem in problems:
-        log.warning("skipping malformed settings: %s", problem)
-    open_queue(config.queue, lambda job: run_job(config, store, job)).send(jobs)
+    jobs = due_jobs(store, now)
+    if send is not None:
+        send(jobs)
+    else:
+        queue = open_queue(config.queue, lambda job: run_job(config, store, job))
+        queue.send_batched(jobs, BATCH, lambda batch: run_batch(config, store, batch))
     _keep_channels(config, store, now)
+    _catch_up_index(store, now)
+    _forget_checks(store, now)
+    store.put(schedule.SCHEDULE, schedule.TICKS, {"lastTickAt": stamp(now)})
     return jobs
 
 
-def _keep_channels(config: bootstrap.Config, store: DocumentStore, now: Any) -> None:
-    """Calendar push channels for connected users: open, renew or stop as settings say."""
+def due_jobs(store: DocumentStore, now: datetime) -> list[Job]:
+    """The due pairs, by query: O(due) reads, plus one per interval in use."""
+    intervals = (store.get(schedule.SCHEDULE, schedule.INTERVALS) or {}).get("minutes") or []
+    last = (store.get(schedule.SCHEDULE, schedule.TICKS) or {}).get("lastTickAt")
+    last_tick = schedule.parse_timestamp(last) if last else None
+    found: dict[str, Doc] = {}
+    for doc in _paged(store, [Filter("nextDueAt", "<=", stamp(now))], "nextDueAt"):
+        found[doc.id] = doc
+    for key in schedule.due_keys(intervals, last_tick, now):
+        for doc in _paged(store, [Filter("slot", "==", key)], None):
+            found.setdefault(doc.id, doc)
+    jobs = []
+    for _, doc in sorted(found.items()):
+        user_id, section = doc.data.get("userId"), doc.data.get("section")
+        if not user_id or section not in schedule.SECTIONS or not doc.data.get("slot"):
+            continue  # a due time left on a pair that is no longer scheduled
+        if schedule.leased(doc.data, now):
+            continue
+        jobs.append(schedule.job_for(user_id, section, doc.data, now))
+    return jobs
+
+
+def _paged(store: DocumentStore, where: list[Filter], order_by: str | None) -> Iterator[Doc]:
+    cursor: Doc | None = None
+    while True:
+        page = store.query(SYNC_STATE, where, order_by=order_by, limit=PAGE, start_after=cursor)
+        yield from page
+        if len(page) < PAGE:
+            return
+        cursor = page[-1]
+
+
+def _keep_channels(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:
+    """Calendar push channels due for upkeep (``renewAt`` passed): open, renew or stop."""
     from functions.push import maintain_channel
 
-    for account in store.query(GOOGLE_ACCOUNTS, [Filter("status", "==", "connected")]):
+    for doc in _paged(store, [Filter("renewAt", "<=", stamp(now))], "renewAt"):
+        user_id = doc.data.get("userId")
+        if not user_id:
+            continue
         try:
-            maintain_channel(config, store, account.id, now)
+            maintain_channel(config, store, user_id, now)
         except (*FINAL, GoogleError) as exc:  # one user's trouble must not stop the tick
+            later = None if isinstance(exc, FINAL) else stamp(now + CHANNEL_RETRY)
+            schedule.update_state(store, doc.id, {"renewAt": later})  # reconnect sets it
             log.warning(
                 "push channel upkeep failed",
-                extra={"fields": {"userId": account.id, "error": type(exc).__name__}},
+                extra={"fields": {"userId": user_id, "error": type(exc).__name__}},
             )
 
 
+def _forget_checks(store: DocumentStore, now: datetime) -> None:
+    """syncChecks older than CHECKS_KEPT: deleted by the tick, a page at a time (their
+    times are strings, which Firestore's TTL policies do not act on)."""
+    old = store.query(SYNC_CHECKS, [Filter("checkedAt", "<", stamp(now - CHECKS_KEPT))],
+                      order_by="checkedAt", limit=PAGE)  # fmt: skip
+    if old:
+        with store.batch() as batch:
+            for doc in old:
+                batch.delete(SYNC_CHECKS, doc.id)
+
+
+def _catch_up_index(store: DocumentStore, now: datetime) -> None:
+    try:
+        from core import email_index
+    except ImportError:  # pragma: no cover - the index is optional during upgrades
+        return
+    catch_up = getattr(email_index, "catch_up", None)
+    if catch_up is not None:
+        catch_up(store, now)
+
+
 def run_job(config: bootstrap.Config, store: DocumentStore, job: Job) -> Report | None:
+    """One job; raises passing trouble (a single-job message is then redelivered)."""
     options = Options(trigger=job.trigger)
     try:
-        report = run_sections(config, store, job.user_id, job.section, options)[0]
+        preloaded = None
+        if job.probe is not None:
+            preloaded = changed(config, store, job)
+            if preloaded is None:
+                return None  # nothing changed on either side: nothing written
+        report = run_sections(config, store, job.user_id, job.section, options,
+                              preloaded=preloaded)[0]  # fmt: skip
         log_run(report)
         return report
     except LeaseHeld as held:
@@ -79,6 +168,36 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job) -> Report 
         log.error("sync not retried: %s", final, extra={"fields": fields})
         _record_skip(store, job, str(final), ok=False)
     return None
+
+
+def run_batch(config: bootstrap.Config, store: DocumentStore, jobs: Sequence[Job]) -> list[Any]:
+    """The jobs of one message, each on its own: a pair that fails is logged and recorded
+    (by its run) and retried at its next slot; the others go on. The pairs found
+    unchanged are recorded together, in one ``syncChecks`` document."""
+    results: list[Any] = []
+    unchanged: list[str] = []
+    for job in jobs:
+        try:
+            result = run_job(config, store, job)
+        except Exception as exc:
+            fields = {"userId": job.user_id, "section": job.section, "error": type(exc).__name__}
+            log.warning("scheduled sync failed; retried at its next slot: %s", exc,
+                        extra={"fields": fields})  # fmt: skip
+            result = exc
+        if result is None and job.probe is not None:
+            unchanged.append(schedule.state_id(job.user_id, job.section))
+        results.append(result)
+    if unchanged:
+        now = bootstrap.clock().now()
+        store.put(SYNC_CHECKS, uuid.uuid4().hex, {"checkedAt": stamp(now), "pairs": unchanged})
+    return results
+
+
+def last_checked(store: DocumentStore, sid: str) -> str | None:
+    """When a scheduled run last looked at the pair and found nothing to do."""
+    found = store.query(SYNC_CHECKS, [Filter("pairs", "array_contains", sid)],
+                        order_by="checkedAt", descending=True, limit=1)  # fmt: skip
+    return found[0].data["checkedAt"] if found else None
 
 
 def log_run(report: Report) -> None:

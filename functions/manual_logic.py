@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.identity import verified_email
 from adapters.queue import open_queue
+from core import schedule
 from core.model import (
     GOOGLE_ACCOUNTS,
     SECTIONS,
@@ -71,15 +72,26 @@ def caller(
 
 
 def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
+    from functions.jobs import last_checked
+
     account = store.get(GOOGLE_ACCOUNTS, user_id) or {}
     sections = {}
     switches = []
+    now = bootstrap.clock().now()
     for section in SECTIONS:
-        state = store.get(SYNC_STATE, f"{user_id}:{section}") or {}
+        sid = f"{user_id}:{section}"
+        state = store.get(SYNC_STATE, sid) or {}
         sections[section] = {
             k: state.get(k)
-            for k in ("lastRunAt", "lastSuccessAt", "nextDueAt", "lastResult", "accountSwitch")
+            for k in ("lastRunAt", "lastSuccessAt", "lastResult", "accountSwitch", "emptyRuns")
         }
+        # the schedule is a slot (core.schedule): the next due time is computed
+        sections[section]["nextDueAt"] = schedule.next_due(state, now)
+        # when crmsync last looked, changes or not: runs, and the scheduled looks that
+        # found nothing (they write no run record, only one syncChecks per batch)
+        looked = [t for t in (state.get("lastRunAt"), state.get("lastCheckedAt"),
+                              last_checked(store, sid)) if t]  # fmt: skip
+        sections[section]["lastCheckedAt"] = max(looked, default=None)
         if state.get("accountSwitch"):
             switches.append(state["accountSwitch"])
     user = store.get(USERS, user_id) or {}
@@ -128,6 +140,7 @@ def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, 
             )
     doc = settings.model_dump(mode="json")
     store.put(SYNC_SETTINGS, user_id, doc)
+    schedule.reschedule(store, user_id, bootstrap.clock().now(), due_now=True)
     return doc
 
 

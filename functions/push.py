@@ -2,7 +2,9 @@
 
 ``maintain_channel`` keeps one ``events.watch`` channel per user whose activities sync
 is on: opened when missing, renewed a day before it expires, stopped when the sync is
-turned off. It needs ``CRMSYNC_PUSH_URL``, the receiver's public address; without it,
+turned off. The tick calls it only for the pairs whose ``renewAt`` has passed: the
+channel's renewal time, or now after a settings save or a connection. It needs
+``CRMSYNC_PUSH_URL``, the receiver's public address; without it,
 push is off and the schedule alone drives syncs. Channels are indexed in
 ``pushChannels/{channelId}`` with a hash of their secret token.
 
@@ -28,7 +30,7 @@ from adapters.calendar_api import CalendarApi
 from adapters.queue import open_queue
 from core.model import SYNC_SETTINGS, SYNC_STATE, SyncSettings, load, parse_timestamp, stamp
 from core.ports import DocumentStore
-from core.schedule import Job
+from core.schedule import Job, update_state
 from functions import bootstrap
 from functions.jobs import run_job
 from functions.sync import google_credentials
@@ -61,8 +63,11 @@ def maintain_channel(
     wanted = bool(address) and settings.activities.auto
     fresh = channel and parse_timestamp(channel["expiresAt"]) - RENEW_BEFORE > now
     if wanted and fresh:
+        renew = stamp(parse_timestamp(channel["expiresAt"]) - RENEW_BEFORE)
+        update_state(store, key, {"renewAt": renew})
         return "kept"
     if not wanted and not channel:
+        update_state(store, key, {"renewAt": None})
         return "none"
     calendar = calendar or _calendar(config, store, user_id)
     if channel:
@@ -79,7 +84,8 @@ def maintain_channel(
             channel_id,
             {"userId": user_id, "tokenHash": _hash(token), "expiresAt": new["expiresAt"]},
         )
-    store.put(SYNC_STATE, key, {**(store.get(SYNC_STATE, key) or {}), "channel": new})
+    renew = stamp(parse_timestamp(new["expiresAt"]) - RENEW_BEFORE) if new else None
+    update_state(store, key, {"channel": new, "renewAt": renew})
     return ("renewed" if channel else "opened") if wanted else "stopped"
 
 

@@ -2,8 +2,10 @@
 
 ``dispatch_due``: Cloud Scheduler -> ``sync-ticks`` each minute; sends every due
 (user, section) to ``sync-jobs`` (or runs it, with ``CRMSYNC_QUEUE=inline``).
-``run_sync_job``: one message of ``sync-jobs`` -> one run. Raising asks Pub/Sub to
-redeliver (passing trouble); returning acknowledges (done, skipped, or hopeless).
+``run_sync_job``: one message of ``sync-jobs`` -> one run, or a batch of scheduled runs
+(``{"jobs": [...]}``, see ``functions.jobs.run_batch``). For a single job, raising asks
+Pub/Sub to redeliver (passing trouble); returning acknowledges (done, skipped, or
+hopeless). A batch is always acknowledged: its failed pairs retry at their next slot.
 """
 
 from __future__ import annotations
@@ -14,20 +16,31 @@ import logging
 from typing import Literal
 
 import functions_framework
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from adapters import logs
-from core.schedule import Job
+from adapters.queue import job_from
 from functions import bootstrap
-from functions.jobs import dispatch, run_job
+from functions.jobs import dispatch, run_batch, run_job
 
 log = logging.getLogger("crmsync.scheduler")
+
+
+class ProbeIn(BaseModel):
+    googleCursor: str
+    crmCursor: str
+    crmReadAt: str | None = None
 
 
 class JobMessage(BaseModel):
     userId: str
     section: Literal["contacts", "activities"]
     trigger: str = "schedule"
+    probe: ProbeIn | None = None
+
+
+class BatchMessage(BaseModel):
+    jobs: list[JobMessage] = Field(min_length=1, max_length=500)
 
 
 logs.setup()
@@ -43,11 +56,18 @@ def dispatch_due(cloud_event) -> None:
 @functions_framework.cloud_event
 def run_sync_job(cloud_event) -> None:
     try:
-        raw = base64.b64decode(cloud_event.data["message"]["data"])
-        message = JobMessage.model_validate(json.loads(raw))
+        raw = json.loads(base64.b64decode(cloud_event.data["message"]["data"]))
+        if isinstance(raw, dict) and "jobs" in raw:
+            batch = BatchMessage.model_validate(raw).jobs
+            single = None
+        else:
+            single, batch = JobMessage.model_validate(raw), []
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
         log.error("dropping a malformed sync-jobs message: %s", exc)
         return  # acknowledged: redelivering it would never help
     config = bootstrap.Config.from_env()
-    job = Job(message.userId, message.section, message.trigger)
-    run_job(config, bootstrap.shared_store(config), job)
+    store = bootstrap.shared_store(config)
+    if single is not None:
+        run_job(config, store, job_from(single.model_dump()))
+        return
+    run_batch(config, store, [job_from(message.model_dump()) for message in batch])

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.clock import rfc3339
+from core import schedule
 from core.model import ACTIVITIES, CONTACTS, SYNC_SETTINGS, TAGS, USERS
 from core.ports import DocumentStore
 
@@ -129,4 +130,6 @@ def seed(store: DocumentStore, now: datetime) -> dict[str, int]:
         for collection, items in docs.items():
             for doc_id, data in items.items():
                 batch.put(collection, doc_id, data)
+    for user_id in docs[SYNC_SETTINGS]:  # as the settings API does after a save
+        schedule.reschedule(store, user_id, now, due_now=True)
     return {collection: len(items) for collection, items in docs.items()}

@@ -158,6 +158,20 @@ resource "google_firestore_index" "runs_by_user" {
   }
 }
 
+# the settings page's "last checked": the latest batch of scheduled looks at a pair
+resource "google_firestore_index" "checks_by_pair" {
+  database   = google_firestore_database.default.name
+  collection = "syncChecks"
+  fields {
+    field_path   = "pairs"
+    array_config = "CONTAINS"
+  }
+  fields {
+    field_path = "checkedAt"
+    order      = "DESCENDING"
+  }
+}
+
 # --- secrets and keys ------------------------------------------------------------------
 
 resource "google_secret_manager_secret" "webhook" {

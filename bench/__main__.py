@@ -132,6 +132,11 @@ def main() -> None:
     print(f"{'benchmark':<{width}}  {'records':>8}  figures")
     for name, records, figures in ROWS:
         print(f"{name:<{width}}  {records:>8}  {figures}")
+    if os.environ.get("BENCH_COST", "1") != "0":  # BENCH_COST=0 skips the cost scenarios
+        from bench.cost import main as cost
+
+        print()
+        cost([])
 
 
 if __name__ == "__main__":

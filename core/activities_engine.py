@@ -16,12 +16,12 @@ execute  core.activities_exec
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from core import activity_mapping as am
+from core import email_index
 from core.activities_exec import ActivitiesExecutor
 from core.activities_plan import ActivitySnapshot, CalEvent, CrmActivity, EventLink, plan
 from core.contacts_engine import Preloaded, crm_window, read_once
@@ -50,19 +50,96 @@ HORIZON = dt.timedelta(days=180)
 PROBE = 50  # gets that decide whether a full listing lacking every link is another calendar
 
 
-@dataclass
 class Directory:
-    """Who is who: CRM contacts and users by email, and connected users' emails."""
+    """Who is who among the emails and users a run meets: CRM contacts and users by
+    email, users' CRM emails, and who has a working Google connection. It is filled on
+    demand, for what is in play only: emails (the events' organizers and attendees,
+    the links' organizers) through the email index (``core.email_index.lookup``:
+    entries, checked one by one), and users named by id (the changed activities'
+    organizers and participants) by reading their ``users`` and ``googleAccounts``
+    documents. A user's connected Google address counts as that user's, after the CRM
+    address of any user."""
 
-    contacts: dict[str, str]  # email -> contact id
-    users: dict[str, str]  # email -> user id
-    user_emails: dict[str, str]  # user id -> email
-    connected: frozenset[str]  # emails of users with a working Google connection
-    connected_ids: frozenset[str]
+    def __init__(self, store: DocumentStore, user_id: str, user: dict[str, Any],
+                 account: dict[str, Any] | None,
+                 entries: dict[str, Any] | None = None) -> None:  # fmt: skip
+        self.store = store
+        self.contacts: dict[str, str] = {}  # email -> contact id
+        self.users: dict[str, str] = {}  # email -> user id
+        self.user_emails: dict[str, str] = {}  # user id -> email
+        self.connected: set[str] = set()  # emails of users with a working Google connection
+        self.connected_ids: set[str] = set()
+        self.known: set[str] = set()  # emails of CRM contacts and users
+        self.stale: dict[str, dict[str, list[str]]] = {}  # index ids that no longer match
+        self._asked: set[str] = set()
+        self._read: set[str] = set()  # users whose documents are in
+        self._by_crm: dict[str, str] = {}
+        self._by_google: dict[str, str] = {}
+        self._have: dict[str, dict[str, Any]] = {
+            USERS: {user_id: user}, GOOGLE_ACCOUNTS: {user_id: account},
+            email_index.EMAIL_INDEX: dict(entries or {}),
+        }  # fmt: skip
+        self._user(user_id, user, account)
 
-    @property
-    def known(self) -> set[str]:
-        return set(self.contacts) | set(self.users)
+    def add(self, emails: Iterable[str]) -> None:
+        """Resolve these emails (lower-cased as events carry them), once each."""
+        new = {e.lower() for e in emails if e} - self._asked
+        if not new:
+            return
+        self._asked |= new
+        found = email_index.lookup(self.store, new, have=self._have)
+        for k, ids in found.stale.items():
+            mine = self.stale.setdefault(k, {"contacts": [], "users": []})
+            for kind in ("contacts", "users"):
+                mine[kind] = sorted({*mine[kind], *ids[kind]})
+        for uid, doc in sorted(found.user_docs.items()):
+            self._user(uid, doc, found.account_docs.get(uid))
+        for email in sorted(new):
+            holders = found.contacts.get(email_index.norm(email))
+            if holders:
+                self.contacts.setdefault(email, holders[0])
+                self.known.add(email)
+
+    def add_events(self, events: Iterable[dict[str, Any]]) -> None:
+        """Resolve the organizers and attendees of these Calendar events."""
+        self.add(email for event in events for email in event_emails(event))
+
+    def add_users(self, user_ids: Iterable[str]) -> None:
+        """Read these users (their CRM email, their Google connection), once each."""
+        new = sorted({u for u in user_ids if u} - self._read)
+        if not new:
+            return
+        users = self.store.get_many(USERS, new)
+        accounts = self.store.get_many(GOOGLE_ACCOUNTS, sorted(users)) if users else {}
+        self._read |= set(new)
+        for uid, doc in sorted(users.items()):
+            self._user(uid, doc, accounts.get(uid))
+
+    def _user(self, uid: str, doc: dict[str, Any], account: dict[str, Any] | None) -> None:
+        if uid in self.user_emails:
+            return
+        self._read.add(uid)
+        email = (doc.get("email") or "").lower()
+        self.user_emails[uid] = email
+        live = account is not None and account.get("status") == "connected"
+        google = (account.get("accountEmail") or "").lower() if live and account else ""
+        if email:  # of two users with one CRM email, the last by id (as a scan by email)
+            self._by_crm[email] = max(uid, self._by_crm.get(email, uid))
+        if google:
+            self._by_google[google] = min(uid, self._by_google.get(google, uid))
+        for address in {email, google} - {""}:
+            self.users[address] = self._by_crm.get(address) or self._by_google[address]
+            self.known.add(address)
+        if live:
+            self.connected_ids.add(uid)
+            self.connected |= {email, google} - {""}
+
+
+def event_emails(event: dict[str, Any]) -> set[str]:
+    """The emails of an event's organizer and attendees, lower-cased."""
+    organizer = (event.get("organizer") or {}).get("email")
+    attendees = [a.get("email") for a in event.get("attendees") or []]
+    return {e.lower() for e in [organizer, *attendees] if isinstance(e, str) and e}
 
 
 class ActivitiesEngine:
@@ -83,6 +160,8 @@ class ActivitiesEngine:
         if raw is None:
             raise UnknownUser(user_id)
         self.user = load(User, USERS, user_id, raw)
+        self.user_doc = raw
+        self.account = read_once(self.store, self.preloaded, GOOGLE_ACCOUNTS, user_id)
         stored = read_once(self.store, self.preloaded, SYNC_SETTINGS, user_id)
         settings = load(SyncSettings, SYNC_SETTINGS, user_id, stored or {})
         self.interval = dt.timedelta(minutes=settings.activities.intervalMinutes)
@@ -110,7 +189,8 @@ class ActivitiesEngine:
             self.progress("Calendar sync token no longer valid: listing the window again")
             changes = self.calendar.changes(None, _z(window[0]), _z(window[1]))
         report.full_pass = changes.complete
-        directory = self._directory(changes.events)
+        directory = self._directory(user_id, options)
+        directory.add_events(changes.events)
         self.known: dict[str, set[str]] = {}
         raw = {e["id"]: e for e in changes.events}
         events = {eid: self._event(e, directory, window) for eid, e in raw.items()}
@@ -125,11 +205,13 @@ class ActivitiesEngine:
             links.pop(bad, None)  # a malformed activity is skipped, never taken as deleted
         raw |= self._copies_to_link(activities, events, links)
         gone = self._gone(raw, links, window, changes.complete, options.force)
+        directory.add_events(raw.values())  # events read since (copies, gets)
+        directory.add(link.organizer_email for link in links.values())
         self.known = pair_known(links, activities, events)
         events = {eid: self._event(e, directory, window) for eid, e in raw.items()}
         shared = self._shared(user_id, events, links)
         snap = ActivitySnapshot(activities, events, links, crm_cursor is None, changes.complete,
-                                shared, directory.connected, gone,
+                                shared, frozenset(directory.connected), gone,
                                 report.account_confirmed)  # fmt: skip
         report.plan = plan(snap, options.policy, options.force)
         self.progress(f"planned {len(report.plan)} actions")
@@ -140,41 +222,20 @@ class ActivitiesEngine:
                 raw=raw,
                 to_event=lambda raw: self._event(raw, directory, window),
             ).run(report.plan)  # fmt: skip
+            if directory.stale:
+                email_index.prune(self.store, directory.stale)
         return {"googleCursor": changes.next_sync_token, "crmCursor": next_cursor or crm_cursor,
                 "crmReadAt": read_at, "syncFrom": self.sync_from,
                 "retryCrm": sorted(log.retry_crm)}  # fmt: skip
 
     # --- gather helpers ---------------------------------------------------------------
 
-    def _directory(self, events: list[dict[str, Any]]) -> Directory:
-        users = {d.id: d.data for d in self.store.scan(USERS, order_by="email")}
-        by_email = {(u.get("email") or "").lower(): uid for uid, u in users.items()}
-        accounts = self.store.get_many(GOOGLE_ACCOUNTS, list(users))
-        connected_ids = frozenset(u for u, a in accounts.items() if a.get("status") == "connected")
-        # a user's connected Google account may have another address than the CRM's:
-        # events that account organizes are that user's too
-        google_emails = {
-            u: (accounts[u].get("accountEmail") or "").lower()
-            for u in connected_ids
-            if accounts[u].get("accountEmail")
-        }
-        for uid, email in google_emails.items():
-            by_email.setdefault(email, uid)
-        wanted = {(a.get("email") or "").lower() for e in events for a in e.get("attendees", [])}
-        contacts: dict[str, str] = {}
-        if wanted - set(by_email):  # attendees to match: read the contact list once
-            for doc in self.store.scan(CONTACTS, order_by="modifiedAt"):
-                if doc.data.get("deletedAt"):
-                    continue
-                for item in doc.data.get("emails") or []:
-                    email = (item.get("value") or "").lower()
-                    if email in wanted:
-                        contacts.setdefault(email, doc.id)
-        return Directory(contacts, by_email, {u: (d.get("email") or "").lower()
-                                              for u, d in users.items()},
-                         frozenset(users[u].get("email", "").lower() for u in connected_ids)
-                         | frozenset(google_emails.values()),
-                         connected_ids)  # fmt: skip
+    def _directory(self, user_id: str, options: Options) -> Directory:
+        """The run's directory, knowing its own user; a real run makes sure the user's
+        emails list it in the email index (a read; a write only when one lacks it)."""
+        emails = [self.user.email, (self.account or {}).get("accountEmail") or ""]
+        entries = None if options.dry_run else email_index.ensure_user(self.store, user_id, emails)
+        return Directory(self.store, user_id, self.user_doc, self.account, entries)
 
     def _event(self, event: dict[str, Any], directory: Directory,
                window: tuple[dt.datetime, dt.datetime]) -> CalEvent:  # fmt: skip
@@ -213,6 +274,11 @@ class ActivitiesEngine:
             log.skip(problem.doc_id, str(problem))
         newest = max((a.modifiedAt for a in good if a.id in seen), default=None,
                      key=parse_timestamp)  # fmt: skip
+        ours = [a for a in good if a.organizerId == user_id
+                or any(p.userId == user_id for p in a.participants)]  # fmt: skip
+        directory.add_users({a.organizerId for a in ours} | {
+            p.userId for a in ours for p in a.participants if p.userId and not p.email
+        })  # fmt: skip
         if cursor and newest and parse_timestamp(cursor) > parse_timestamp(newest):
             newest = cursor
         mine = {a.id: self._crm(a, user_id, directory) for a in good}
@@ -230,8 +296,8 @@ class ActivitiesEngine:
         owned = activity.organizerId == user_id or (
             activity.organizerId not in directory.connected_ids
         )
-        emails = {("user", u): e for u, e in directory.user_emails.items()}
-        emails |= {("contact", c): e for e, c in directory.contacts.items()}
+        emails = {("user", p.userId): directory.user_emails[p.userId]
+                  for p in activity.participants if p.userId in directory.user_emails}  # fmt: skip
         emails |= self._participant_emails(activity)
         gone = activity.deletedAt is not None or not activity.showInCalendar
         start = activity.start[:10]

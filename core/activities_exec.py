@@ -156,6 +156,7 @@ class ActivitiesExecutor:
             if r.error is not None and getattr(r.error, "status", None) == 409
         ]
         existing = self.calendar.get(retried) if retried else {}
+        self.directory.add_events(existing.values())  # their attendees, as the CRM knows them
         restored = self._restore(actions, existing)
         existing |= restored
         with self.store.batch() as batch:
@@ -254,7 +255,9 @@ class ActivitiesExecutor:
                   and (link := self.snap.links.get(a.activity_id)) is not None
                   and link.others is None]  # fmt: skip
         if unkept:
-            self.raw.update(self.calendar.get(unkept))
+            found = self.calendar.get(unkept)
+            self.directory.add_events(found.values())
+            self.raw.update(found)
 
     def _store_reconciles(self, actions: list[ReconcileEvent], written: dict[str, Any]) -> None:
         for part in chunked(actions, STORE_CHUNK):
@@ -280,6 +283,7 @@ class ActivitiesExecutor:
     def _retry_stale(self, stale: list[ReconcileEvent]) -> None:
         """Edited in Google since we read it: re-read, re-merge, retry once."""
         fresh = self.calendar.get([a.event_id for a in stale])
+        self.directory.add_events(fresh.values())
         self.raw.update(fresh)
         events = {eid: self.to_event(raw) for eid, raw in fresh.items()}
         ids = {a.activity_id for a in stale}

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from core import email_index
 from core.contact_mapping import normalize
 from core.contacts_exec import (
     ContactsExecutor,
@@ -50,7 +51,7 @@ from core.model import (
 from core.ports import Clock, DocumentStore, Filter, PeoplePort, Progress, no_progress
 from core.runs import DEFAULT_OPTIONS, Options, Report, RunLog, run_section
 
-CRM_OVERLAP = timedelta(minutes=5)
+CRM_OVERLAP = email_index.OVERLAP
 NEW_GROUP = "contactGroups/(to be created)"
 # the run's own user's documents the caller has read already, by collection ("users",
 # "syncSettings", "googleAccounts"): a present key is used instead of a store read
@@ -204,7 +205,8 @@ class ContactsEngine:
         for bad in log.skipped_ids:
             links.pop(bad, None)  # a malformed record is skipped, never taken as deleted
         self._fetch_parked(crm, persons, links, group)
-        by_email = self._by_email(user_id, tag_id, crm, persons, links, complete_crm)
+        by_email = self._by_email(user_id, tag_id, crm, persons, links, complete_crm,
+                                  options.dry_run)  # fmt: skip
         snapshot = Snapshot(
             crm, persons, links, group, complete_crm, changes.complete, by_email, retagged
         )
@@ -284,9 +286,11 @@ class ContactsEngine:
         persons: dict[str, Person],
         links: dict[str, LinkRecord],
         complete: bool,
+        dry_run: bool = False,
     ) -> dict[str, tuple[str, ...]]:
         """CRM contacts by email, for persons that may need linking. Incremental runs
-        read the whole contact list only when such a person appears (an import); the
+        look their emails up in the email index (``core.email_index``: the contacts
+        holding them, checked one by one) when such a person appears (an import); the
         candidates come with their links, so a linked contact is never linked twice."""
         linked = {link.resource_name for link in links.values()}
         wanted = {
@@ -298,11 +302,12 @@ class ContactsEngine:
         if not wanted:
             return {}
         if not complete:
-            docs = [(d.id, d.data) for d in self.store.scan(CONTACTS, order_by="modifiedAt")]
+            held = email_index.lookup(self.store, wanted, users=False)
+            if held.stale and not dry_run:
+                email_index.prune(self.store, held.stale)
+            docs = [(i, d) for i, d in sorted(held.contact_docs.items()) if i not in crm]
             good, _ = load_each(Contact, CONTACTS, docs)
-            found = [
-                contact_from_doc(c, tag_id) for c in good if c.id not in crm and c.deletedAt is None
-            ]
+            found = [contact_from_doc(c, tag_id) for c in good if c.deletedAt is None]
             found = [c for c in found if c.emails & wanted]
             keys = [link_id(user_id, "contacts", c.id) for c in found]
             for doc in self.store.get_many(LINKS, keys).values():
@@ -330,13 +335,8 @@ def crm_window(cursor: str | None, read_at: str | None) -> list[Filter]:
     so that writes committed late with equal or earlier timestamps are never missed.
     Once the cursor is older than the previous read less the overlap, every write up to
     it had committed before that read: then strictly newer ones are enough, and a bulk
-    of equal timestamps is not read again and again."""
-    if cursor is None:
-        return []
-    newest = parse_timestamp(cursor)
-    if read_at and newest < parse_timestamp(read_at) - CRM_OVERLAP:
-        return [Filter("modifiedAt", ">", cursor)]
-    return [Filter("modifiedAt", ">=", stamp(newest - CRM_OVERLAP))]
+    of equal timestamps is not read again and again (``email_index.since``)."""
+    return email_index.since("modifiedAt", cursor, read_at)
 
 
 def _sort_key(value: str) -> datetime:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core import contact_mapping as cm
-from core import person_patch
+from core import email_index, person_patch
 from core.contacts_plan import (
     AmbiguousEmail,
     CreatePerson,
@@ -164,19 +164,50 @@ class ContactsExecutor:
             existing = self.store.get_many(
                 CONTACTS, [c for ids in candidates.values() for c in ids]
             )
-            with self.store.batch() as batch:
-                for action in part:
-                    # the first id not taken by a deleted contact: an existing live one is
-                    # this person's earlier import, kept with its other CRM fields
-                    crm_id = next(c for c in candidates[action.resource_name]
-                                  if not existing.get(c, {}).get("deletedAt"))  # fmt: skip
-                    doc = self._contact_doc(existing.get(crm_id, {}), action.fields, tag=True)
-                    batch.put(CONTACTS, crm_id, doc)
-                    link = self._link_doc(crm_id, None, action.resource_name, action.etag,
-                                          action.fields)  # fmt: skip
-                    batch.put(LINKS, link_id(self.user_id, "contacts", crm_id), link)
+            items = []
+            for action in part:
+                # the first id not taken by a deleted contact: an existing live one is
+                # this person's earlier import, kept with its other CRM fields
+                crm_id = next(c for c in candidates[action.resource_name]
+                              if not existing.get(c, {}).get("deletedAt"))  # fmt: skip
+                doc = self._contact_doc(existing.get(crm_id, {}), action.fields, tag=True)
+                link = self._link_doc(crm_id, None, action.resource_name, action.etag,
+                                      action.fields)  # fmt: skip
+                items.append((crm_id, existing.get(crm_id), doc, link))
+            self._write_contacts(items)
             self.log.count("imported", len(part))
             self._advance(len(part))
+
+    def _write_contacts(self, items: list[tuple[str, dict | None, dict | None, dict]]) -> None:
+        """Each item's contact (before, after; None: no CRM write), its link and the email
+        index entries the contact write changes (``core.email_index``), all in one batch;
+        items are packed into as few batches as the write limit allows."""
+        index = email_index.ContactEntries(self.store)
+        index.read([(before, after) for _, before, after, _ in items if after is not None])
+        writes: list[tuple[str, str, dict]] = []
+        entries: dict[str, dict] = {}
+
+        def commit() -> None:
+            with self.store.batch() as batch:
+                for collection, doc_id, data in writes:
+                    batch.put(collection, doc_id, data)
+                for k, entry in entries.items():
+                    batch.put(email_index.EMAIL_INDEX, k, entry)
+            writes.clear()
+            entries.clear()
+
+        for crm_id, before, after, link in items:
+            changed = index.change(crm_id, before, after) if after is not None else {}
+            mine = [(LINKS, link_id(self.user_id, "contacts", crm_id), link)]
+            if after is not None:
+                mine.insert(0, (CONTACTS, crm_id, after))
+            size = len(mine) + len(changed.keys() - entries.keys())
+            if writes and len(writes) + len(entries) + size > MAX_BATCH_WRITES:
+                commit()
+            writes.extend(mine)
+            entries.update(changed)
+        if writes or entries:
+            commit()
 
     # --- reconciles ---------------------------------------------------------------------
 
@@ -276,19 +307,20 @@ class ContactsExecutor:
     def _store_reconciles(self, actions: list[Reconcile], written: dict[str, Any]) -> None:
         crm_writes = [a for a in actions if a.write_crm or a.tag]
         current = self.store.get_many(CONTACTS, [a.crm_id for a in crm_writes])
-        with self.store.batch() as batch:
-            for action in actions:
-                if action in crm_writes:
-                    if action.crm_id not in current:
-                        self.log.fail(action.crm_id, "CRM contact vanished during the run")
-                        continue
-                    doc = self._contact_doc(current[action.crm_id], action.fields,
-                                            tag=True if action.tag else None)  # fmt: skip
-                    batch.put(CONTACTS, action.crm_id, doc)
-                person = written.get(action.crm_id)
-                link = self._link_doc(action.crm_id, person, action.resource_name, action.etag,
-                                      action.fields)  # fmt: skip
-                batch.put(LINKS, link_id(self.user_id, "contacts", action.crm_id), link)
+        items = []
+        for action in actions:
+            doc = None
+            if action in crm_writes:
+                if action.crm_id not in current:
+                    self.log.fail(action.crm_id, "CRM contact vanished during the run")
+                    continue
+                doc = self._contact_doc(current[action.crm_id], action.fields,
+                                        tag=True if action.tag else None)  # fmt: skip
+            person = written.get(action.crm_id)
+            link = self._link_doc(action.crm_id, person, action.resource_name, action.etag,
+                                  action.fields)  # fmt: skip
+            items.append((action.crm_id, current.get(action.crm_id), doc, link))
+        self._write_contacts(items)
         for action in actions:
             self.log.count("updatedInCrm", int(action.write_crm))
             self.log.count("conflicts", len(action.conflicts))

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.clock import rfc3339
-from core import schedule
+from core import email_index, schedule
 from core.model import ACTIVITIES, CONTACTS, SYNC_SETTINGS, TAGS, USERS
 from core.ports import DocumentStore
 
@@ -130,6 +130,8 @@ def seed(store: DocumentStore, now: datetime) -> dict[str, int]:
         for collection, items in docs.items():
             for doc_id, data in items.items():
                 batch.put(collection, doc_id, data)
+        for user_id, user in docs[USERS].items():  # provisioned users are found by email
+            email_index.index_user(batch, user_id, [user["email"]], store)
     for user_id in docs[SYNC_SETTINGS]:  # as the settings API does after a save
         schedule.reschedule(store, user_id, now, due_now=True)
     return {collection: len(items) for collection, items in docs.items()}

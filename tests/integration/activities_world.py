@@ -11,6 +11,7 @@ from adapters import google_api
 from adapters.calendar_api import CalendarApi
 from adapters.google_calls import Retry
 from adapters.store_base import open_store
+from core import email_index
 from core.activities_engine import ActivitiesEngine
 from core.model import ACTIVITIES, LINKS, stamp
 from core.runs import Options, Report
@@ -39,6 +40,7 @@ class CalendarWorld:
         }
         for user, account in self.google.items():
             connect(self.config, user, account.refresh_token)
+        email_index.catch_up(self.store, self.clock.now())  # as the dispatch tick does
         self.day = (self.clock.now() + timedelta(days=3)).date()
 
     def calendar_port(self, user: str = ALICE) -> CalendarApi:

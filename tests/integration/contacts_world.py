@@ -12,6 +12,7 @@ from adapters.google_calls import Retry
 from adapters.people_api import PeopleApi
 from adapters.store_base import open_store
 from core import contact_mapping as cm
+from core import email_index
 from core.contacts_engine import ContactsEngine
 from core.model import CONTACTS, LINKS, SYNC_STATE, stamp
 from core.runs import Options, Report
@@ -48,6 +49,7 @@ class World:
         self.store = open_store(self.config.store_url)
         seed.seed(self.store, self.clock.now())
         connect(self.config, ALICE, google.refresh_token)
+        email_index.catch_up(self.store, self.clock.now())  # as the dispatch tick does
 
     def sync(self, **options: Any) -> Report:
         return run_contacts(self.config, self.store, ALICE, Options(**options))

@@ -1,0 +1,484 @@
+"""The email index: CRM contacts and users by email, so that matching an email (an
+attendee, a person to import) reads a few documents, whatever the size of the CRM.
+
+    emailIndex/{key}         {"email": e, "contacts": [contact ids], "users": [user ids]}
+    indexState/emailIndex    how far ``catch_up`` has read (below)
+
+``key`` is the email stripped and lower-cased, percent-encoded (UTF-8, ``%XX`` upper
+case) except for ``a-z 0-9 @ . _ + -``, so ``/`` and ``%`` never appear raw; a key
+starting with ``__`` has its first ``_`` encoded (``%5F``: ids may not be ``__x__``),
+``.`` and ``..`` have their dots encoded (``%2E``), and a key over 1,500 bytes is
+``#`` and the SHA-256 of the email in hex (``#`` is always encoded otherwise, so no
+key is two emails'). Ids in an entry are sorted.
+
+Who writes entries:
+
+* crmsync's own contact writes (``core.contacts_exec``): in the same batch as the
+  contact, its new emails are added and the emails it no longer holds are dropped;
+* ``catch_up`` (the dispatch tick, each minute): the CRM owns ``contacts`` and writes
+  them directly, so it reads those modified past its cursor and adds their emails.
+  The first time it also reads every user and Google account (building the index);
+  later, the Google accounts connected past its accounts cursor (``connectedAt``);
+* ``index_user``: where users are provisioned (the seed; the lead's connect) and each
+  real activities run for its own user (``ensure_user``: a read, a write if missing).
+  ``users`` documents have no ``modifiedAt``: a user created or re-addressed in the
+  CRM is found by email once one of those has run for it.
+
+An entry can hold ids that no longer match (an email edited or removed, a contact
+deleted, a user re-addressed): ``lookup`` reads every candidate by id and keeps only
+those that still hold the email, so a stale id never matches; real runs then ``prune``
+them. Between catch-ups ``lookup`` is exact for contacts: it adds the contacts
+modified since the cursor (``since``: with an overlap window, as the engines' CRM
+cursor, since writes can commit late), and the Google accounts connected since.
+Until a first pass has completed, it reads every contact (and every user and account
+until they have been read once): the index being built answers as a scan does.
+
+Entries are read, then written whole (a batch cannot read): two writers changing one
+entry at the same moment can lose one's addition. The loser is a contact written a
+moment ago, which ``catch_up`` reads again (its overlap window) and adds back, or a
+contact crmsync writes, which is in the lookup's tail until then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from core.model import CONTACTS, GOOGLE_ACCOUNTS, USERS, parse_timestamp, stamp
+from core.ports import Doc, DocumentStore, Filter
+
+EMAIL_INDEX = "emailIndex"
+INDEX_STATE = "indexState"
+STATE_ID = "emailIndex"
+OVERLAP = timedelta(minutes=5)  # how late a write may commit after its timestamp
+MAX_ID_BYTES = 1_500
+PAGE = 500
+ENTRY_CHUNK = 450  # entries written per batch (a batch holds at most 500 writes)
+
+_SAFE = frozenset(string.ascii_lowercase + string.digits + "@._+-")
+
+Have = Mapping[str, Mapping[str, dict[str, Any] | None]]  # collection -> id -> doc read
+
+
+# --- keys and emails ----------------------------------------------------------------
+
+
+def norm(email: Any) -> str:
+    """An email as the index keeps it: stripped, lower case ("" for anything else)."""
+    return email.strip().lower() if isinstance(email, str) else ""
+
+
+def key(email: str) -> str:
+    """The ``emailIndex`` document id of an email (see the module's docstring)."""
+    text = norm(email)
+    out = "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode())
+                  for c in text)  # fmt: skip
+    if out.startswith("__"):
+        out = "%5F" + out[1:]
+    if out in (".", ".."):
+        out = out.replace(".", "%2E")
+    if len(out.encode()) > MAX_ID_BYTES:
+        out = "#" + hashlib.sha256(text.encode()).hexdigest()
+    return out
+
+
+def contact_emails(doc: Mapping[str, Any] | None) -> set[str]:
+    """The emails a stored contact holds (none once it is deleted)."""
+    if not doc or doc.get("deletedAt"):
+        return set()
+    items = doc.get("emails")
+    if not isinstance(items, list):
+        return set()
+    return {e for item in items if isinstance(item, dict) and (e := norm(item.get("value")))}
+
+
+def user_emails(user: Mapping[str, Any] | None, account: Mapping[str, Any] | None) -> set[str]:
+    """A user's CRM email and its Google account's email."""
+    out = {norm((user or {}).get("email")), norm((account or {}).get("accountEmail"))}
+    return out - {""}
+
+
+def since(field_name: str, cursor: str | None, read_at: str | None) -> list[Filter]:
+    """The documents to read again: those whose ``field_name`` is at or after the cursor
+    less the overlap, so that writes committed late with equal or earlier timestamps
+    are never missed. Once the cursor is older than the previous read less the overlap,
+    every write up to it had committed before that read: then strictly newer ones are
+    enough, and a bulk of equal timestamps is not read again and again."""
+    if cursor is None:
+        return []
+    newest = parse_timestamp(cursor)
+    if read_at and newest < parse_timestamp(read_at) - OVERLAP:
+        return [Filter(field_name, ">", cursor)]
+    return [Filter(field_name, ">=", stamp(newest - OVERLAP))]
+
+
+def _entry(email: str, doc: Mapping[str, Any] | None) -> dict[str, Any]:
+    doc = doc or {}
+    return {"email": email, "contacts": list(doc.get("contacts") or []),
+            "users": list(doc.get("users") or [])}  # fmt: skip
+
+
+def _with(entry: dict[str, Any], kind: str, ident: str) -> bool:
+    if ident in entry[kind]:
+        return False
+    entry[kind] = sorted({*entry[kind], ident})
+    return True
+
+
+def _without(entry: dict[str, Any], kind: str, ident: str) -> bool:
+    if ident not in entry[kind]:
+        return False
+    entry[kind] = [i for i in entry[kind] if i != ident]
+    return True
+
+
+# --- writing ------------------------------------------------------------------------
+
+
+class ContactEntries:
+    """Index entries to write with crmsync's own contact writes, in the same batches:
+    ``read`` the entries a set of writes touches (one ``get_many``), then ``change``
+    for each write says which entries it changes, as they are after it."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    def read(self, writes: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]]) -> None:
+        """``writes``: (the contact as stored before, or None; the contact written)."""
+        wanted = {key(e): e for before, after in writes
+                  for e in contact_emails(before) ^ contact_emails(after)}  # fmt: skip
+        missing = sorted(set(wanted) - set(self.entries))
+        found = self.store.get_many(EMAIL_INDEX, missing) if missing else {}
+        for k in missing:
+            self.entries[k] = _entry(wanted[k], found.get(k))
+
+    def change(self, contact_id: str, before: Mapping[str, Any] | None,
+               after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:  # fmt: skip
+        """The entries (copies, by key) that change when ``before`` is written as ``after``:
+        the contact's new emails list it, the emails it dropped no longer do."""
+        self.read([(before, after)])  # a no-op for the entries read already
+        old, new = contact_emails(before), contact_emails(after)
+        changed: dict[str, dict[str, Any]] = {}
+        for email in sorted(old ^ new):
+            k = key(email)
+            entry = self.entries[k]
+            edit = _with if email in new else _without
+            if edit(entry, "contacts", contact_id):
+                changed[k] = {**entry, "contacts": list(entry["contacts"])}
+        return changed
+
+
+def index_user(batch: Any, user_id: str, emails: Iterable[str], store: DocumentStore | None = None,
+               ) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """List ``user_id`` in the entries of ``emails`` (its CRM email, its Google account's
+    email), as part of ``batch``: the entries are read first, from ``store``, or through
+    ``batch`` itself when it can read (a ``Transaction``; then call this before the
+    transaction's other writes). Writes only entries that lack the user. Returns the
+    entries as they are after it, by key. Call it where a user is provisioned or
+    connects a Google account (with both emails), in the batch that writes the user's
+    document or its ``googleAccounts`` document."""
+    wanted = {key(e): n for e in emails if (n := norm(e))}
+    keys = sorted(wanted)
+    if store is not None:
+        found = store.get_many(EMAIL_INDEX, keys) if keys else {}
+    else:
+        found = {k: doc for k in keys if (doc := batch.get(EMAIL_INDEX, k)) is not None}
+    out = {}
+    for k in keys:
+        entry = _entry(wanted[k], found.get(k))
+        if _with(entry, "users", user_id):
+            batch.put(EMAIL_INDEX, k, entry)
+        out[k] = entry
+    return out
+
+
+def ensure_user(store: DocumentStore, user_id: str, emails: Iterable[str]) -> dict[str, Any]:
+    """What each real activities run does for its own user: read its entries, and write
+    (in a transaction) only those that lack it. Returns the entries by key, as read or
+    written (None for an email with no entry)."""
+    wanted = {key(e): n for e in emails if (n := norm(e))}
+    found = store.get_many(EMAIL_INDEX, sorted(wanted)) if wanted else {}
+    lacking = [k for k in wanted if user_id not in (found.get(k) or {}).get("users", [])]
+    if not lacking:
+        return {k: found.get(k) for k in wanted}
+    entries = store.transaction(lambda tx: index_user(tx, user_id, [wanted[k] for k in lacking]))
+    return {k: found.get(k) for k in wanted} | entries
+
+
+def prune(store: DocumentStore, stale: Mapping[str, Mapping[str, Iterable[str]]]) -> int:
+    """Drop ids that ``lookup`` found no longer matching (``Found.stale``) from their
+    entries, in one transaction (an id added meanwhile is kept); returns the number of
+    entries written. Only real runs call it: they write anyway."""
+    keys = sorted(stale)[:ENTRY_CHUNK]
+    if not keys:
+        return 0
+
+    def drop(tx: Any) -> int:
+        current = {k: tx.get(EMAIL_INDEX, k) for k in keys}
+        written = 0
+        for k in keys:
+            doc = current[k]
+            if doc is None:
+                continue
+            entry = _entry(doc.get("email", ""), doc)
+            gone = [_without(entry, kind, i) for kind in ("contacts", "users")
+                    for i in stale[k].get(kind, ())]  # fmt: skip
+            if any(gone):
+                tx.put(EMAIL_INDEX, k, entry)
+                written += 1
+        return written
+
+    return store.transaction(drop)
+
+
+def _add(store: DocumentStore, additions: Mapping[str, tuple[str, str, str]]) -> int:
+    """Add (email, kind, id) triples to their entries: read them, write those that lack
+    the id. ``additions`` is keyed by anything unique; returns entries written."""
+    by_key: dict[str, list[tuple[str, str, str]]] = {}
+    for email, kind, ident in additions.values():
+        by_key.setdefault(key(email), []).append((email, kind, ident))
+    written = 0
+    keys = sorted(by_key)
+    for start in range(0, len(keys), ENTRY_CHUNK):
+        part = keys[start : start + ENTRY_CHUNK]
+        found = store.get_many(EMAIL_INDEX, part)
+        with store.batch() as batch:
+            for k in part:
+                entry = _entry(by_key[k][0][0], found.get(k))
+                changed = [_with(entry, kind, ident) for _, kind, ident in by_key[k]]
+                if any(changed):
+                    batch.put(EMAIL_INDEX, k, entry)
+                    written += 1
+    return written
+
+
+# --- catching up with the CRM ---------------------------------------------------------
+
+
+def catch_up(store: DocumentStore, now: datetime, *, max_contacts: int = 20_000,
+             page_size: int = PAGE) -> dict[str, int]:  # fmt: skip
+    """Bring the email index up to date with what the CRM wrote itself. The dispatch
+    tick calls it every minute (``now`` is the tick's time).
+
+    Contacts: those modified past the cursor of ``indexState/emailIndex`` (``since``:
+    the overlap window until it has settled), page by page in ``modifiedAt`` order;
+    each live contact's emails are added to their entries. A pass longer than
+    ``max_contacts`` (the first one, which reads them all, or one after a long pause)
+    goes on from where it stopped at the next call; the cursor moves when a pass is
+    complete. Users and Google accounts: all of them on the first call, then the
+    accounts connected past the accounts cursor (``connectedAt``) with their users.
+    Adding is idempotent: an email already listed writes nothing.
+
+    Returns counts: ``contacts`` and ``accounts`` read, ``entries`` written, and
+    ``done`` (1 when the contacts pass is complete, 0 when it continues next call)."""
+    state = store.get(INDEX_STATE, STATE_ID) or {}
+    counts = {"contacts": 0, "accounts": 0, "entries": 0, "done": 0}
+    state = {**state, "accounts": _catch_up_accounts(store, state, now, counts)}
+    if not state.get("usersBuilt"):
+        state["usersBuilt"] = True
+    contacts = dict(state.get("contacts") or {})
+    run = dict(contacts.get("pass") or {"startedAt": stamp(now), "newest": None, "after": None,
+                                         "calls": 0})  # fmt: skip
+    run["calls"] = run.get("calls", 0) + 1
+    where = since("modifiedAt", contacts.get("cursor"), contacts.get("readAt"))
+    done = False
+    while counts["contacts"] < max_contacts:
+        after = run.get("after")
+        cursor = Doc(CONTACTS, after["id"], {"modifiedAt": after["modifiedAt"]}) if after else None
+        page = store.query(CONTACTS, where, order_by="modifiedAt", limit=page_size,
+                           start_after=cursor)  # fmt: skip
+        additions = {(doc.id, email): (email, "contacts", doc.id)
+                     for doc in page for email in contact_emails(doc.data)}  # fmt: skip
+        counts["entries"] += _add(store, additions)
+        counts["contacts"] += len(page)
+        if page:
+            last = page[-1]
+            run["after"] = {"id": last.id, "modifiedAt": last.data["modifiedAt"]}
+            run["newest"] = _later(run.get("newest"), last.data["modifiedAt"])
+        if len(page) < page_size:
+            done = True
+            break
+    if done:
+        newest = _later(contacts.get("cursor"), run.get("newest"))
+        if run["calls"] > 1 and newest is not None:
+            # a pass over several calls may have missed writes committed behind it while
+            # it went on: the next one reads again from the time this one started
+            newest = min(newest, run["startedAt"], key=parse_timestamp)
+        # no contact yet: those modified from the pass's start on are the next ones
+        contacts = {"cursor": newest or run["startedAt"], "readAt": run["startedAt"],
+                    "pass": None}  # fmt: skip
+        counts["done"] = 1
+    else:
+        contacts = {**contacts, "pass": run}
+    store.put(INDEX_STATE, STATE_ID, {**state, "contacts": contacts, "updatedAt": stamp(now)})
+    return counts
+
+
+def _catch_up_accounts(store: DocumentStore, state: Mapping[str, Any], now: datetime,
+                       counts: dict[str, int]) -> dict[str, Any]:  # fmt: skip
+    """Index the users of Google accounts connected past the cursor (every user and
+    account the first time); returns the accounts part of the state to keep."""
+    previous = state.get("accounts") or {}
+    if state.get("usersBuilt"):
+        where = since("connectedAt", previous.get("cursor"), previous.get("readAt"))
+        accounts = list(store.scan(GOOGLE_ACCOUNTS, where, order_by="connectedAt"))
+        users = store.get_many(USERS, sorted({d.id for d in accounts})) if accounts else {}
+    else:
+        users = {doc.id: doc.data for doc in store.scan(USERS, order_by="email")}
+        accounts = list(store.scan(GOOGLE_ACCOUNTS, order_by="connectedAt"))
+    found = {doc.id: doc.data for doc in accounts}
+    counts["accounts"] += len(accounts)
+    additions = {(uid, email): (email, "users", uid) for uid, user in users.items()
+                 for email in user_emails(user, found.get(uid))}  # fmt: skip
+    counts["entries"] += _add(store, additions)
+    newest = previous.get("cursor")
+    for doc in accounts:
+        newest = _later(newest, doc.data.get("connectedAt"))
+    # no account yet: those connected from now on (less the overlap) are the next ones
+    return {"cursor": newest or stamp(now), "readAt": stamp(now)}
+
+
+def _later(a: str | None, b: str | None) -> str | None:
+    if not isinstance(a, str) or not a:
+        return b if isinstance(b, str) and b else None
+    if not isinstance(b, str) or not b:
+        return a
+    return max(a, b, key=parse_timestamp)
+
+
+# --- looking up -----------------------------------------------------------------------
+
+
+@dataclass
+class Found:
+    """What ``lookup`` found for each email asked."""
+
+    contacts: dict[str, list[str]] = field(default_factory=dict)  # email -> live holders,
+    # oldest modifiedAt first (then by id)
+    users: dict[str, list[str]] = field(default_factory=dict)  # email -> users whose CRM or
+    # Google account email it is (any account status), by id
+    contact_docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # holders, by id
+    user_docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # the users found
+    account_docs: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # theirs
+    stale: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # key -> ids an
+    # entry lists that no longer match: {"contacts": [...], "users": [...]}, for ``prune``
+    reads: int = 0  # documents read (for tests and benches)
+
+
+def lookup(store: DocumentStore, emails: Iterable[str], *, users: bool = True,
+           have: Have | None = None) -> Found:  # fmt: skip
+    """The CRM contacts and (with ``users``) users that hold each of ``emails``, exactly:
+    the index's entries, plus the contacts modified since the index's cursor (and the
+    Google accounts connected since its accounts cursor), each candidate read by id and
+    kept only if it still holds the email (a contact not deleted; a user by its CRM
+    email or its Google account's). ``have``: documents the caller read already
+    (collection -> id -> document or None), used instead of reading them again.
+    Matching is on ``norm``-ed emails; the result is keyed by them."""
+    have = have or {}
+    wanted = {n for e in emails if (n := norm(e))}
+    found = Found()
+    if not wanted:
+        return found
+    state = store.get(INDEX_STATE, STATE_ID) or {}
+    found.reads += 1
+    keys = {key(e): e for e in wanted}
+    entries = _read(store, EMAIL_INDEX, sorted(keys), have, found)
+    _contacts(store, state, keys, entries, found)
+    if users:
+        _users(store, state, keys, entries, have, found)
+    return found
+
+
+def _read(store: DocumentStore, collection: str, ids: Iterable[str], have: Have,
+          found: Found) -> dict[str, dict[str, Any]]:  # fmt: skip
+    known = have.get(collection) or {}
+    ids = sorted(set(ids))
+    out = {i: doc for i in ids if i in known and (doc := known[i]) is not None}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        read = store.get_many(collection, missing)
+        found.reads += len(read)
+        out |= read
+    return out
+
+
+def _contacts(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
+              entries: dict[str, dict[str, Any]], found: Found) -> None:  # fmt: skip
+    wanted = set(keys.values())
+    progress = state.get("contacts") or {}
+    cursor = progress.get("cursor")
+    tail: dict[str, dict[str, Any]] = {}
+    # contacts modified since the cursor; every contact while no pass has completed
+    where = since("modifiedAt", cursor, progress.get("readAt")) if cursor else []
+    for doc in store.scan(CONTACTS, where, order_by="modifiedAt"):
+        found.reads += 1
+        if contact_emails(doc.data) & wanted:
+            tail[doc.id] = doc.data
+    claimed = {(i, keys[k]) for k, entry in entries.items() for i in entry.get("contacts") or []}
+    docs = dict(tail)
+    unread = sorted({i for i, _ in claimed} - set(docs))
+    if unread:
+        read = store.get_many(CONTACTS, unread)
+        found.reads += len(read)
+        docs |= read
+    holders: dict[str, set[str]] = {}
+    for ident, email in claimed:
+        if email in contact_emails(docs.get(ident)):
+            holders.setdefault(email, set()).add(ident)
+        else:
+            stale = found.stale.setdefault(key(email), {"contacts": [], "users": []})
+            stale["contacts"].append(ident)
+    for ident, doc in tail.items():
+        for email in contact_emails(doc) & wanted:
+            holders.setdefault(email, set()).add(ident)
+    for email, ids in holders.items():
+        order = sorted(ids, key=lambda i: (str(docs[i].get("modifiedAt") or ""), i))
+        found.contacts[email] = order
+        found.contact_docs |= {i: docs[i] for i in order}
+
+
+def _users(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
+           entries: dict[str, dict[str, Any]], have: Have, found: Found) -> None:  # fmt: skip
+    wanted = set(keys.values())
+    claimed = {(i, keys[k]) for k, entry in entries.items() for i in entry.get("users") or []}
+    ids = {i for i, _ in claimed}
+    users: dict[str, dict[str, Any]] = {}
+    accounts: dict[str, dict[str, Any]] = {}
+    if not state.get("usersBuilt"):  # not read once yet: every user and account
+        for doc in store.scan(USERS, order_by="email"):
+            found.reads += 1
+            users[doc.id] = doc.data
+        for doc in store.scan(GOOGLE_ACCOUNTS, order_by="connectedAt"):
+            found.reads += 1
+            accounts[doc.id] = doc.data
+        ids |= {u for u in users if user_emails(users[u], accounts.get(u)) & wanted}
+    else:  # accounts connected since the accounts cursor
+        progress = state.get("accounts") or {}
+        where = since("connectedAt", progress.get("cursor"), progress.get("readAt"))
+        if where:
+            for doc in store.scan(GOOGLE_ACCOUNTS, where, order_by="connectedAt"):
+                found.reads += 1
+                accounts[doc.id] = doc.data
+                if norm(doc.data.get("accountEmail")) in wanted:
+                    ids.add(doc.id)
+        users |= _read(store, USERS, ids - set(users), have, found)
+        accounts |= _read(store, GOOGLE_ACCOUNTS, ids - set(accounts), have, found)
+    matches: dict[str, set[str]] = {}
+    for ident in ids:
+        for email in user_emails(users.get(ident), accounts.get(ident)) & wanted:
+            if ident in users:
+                matches.setdefault(email, set()).add(ident)
+    for ident, email in claimed:
+        if ident not in matches.get(email, set()):
+            stale = found.stale.setdefault(key(email), {"contacts": [], "users": []})
+            stale["users"].append(ident)
+    for email, idents in matches.items():
+        found.users[email] = sorted(idents)
+        for ident in idents:
+            found.user_docs[ident] = users[ident]
+            found.account_docs[ident] = accounts.get(ident)

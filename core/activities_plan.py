@@ -1,7 +1,8 @@
 """The activities planner: ``plan(snapshot, policy) -> list[Action]``, pure.
 
 Same shape as the contacts planner (``core.contacts_plan``): a pair changed only when
-its fingerprint differs from the link's, a three-way merge (``core.merge``) when both
+its fingerprint differs from the link's (fields equal to the link's are not hashed), a
+three-way merge (``core.merge``) when both
 sides changed. What differs is ownership: an event has one organizer, and only the
 organizer's calendar can be written (DESIGN.md, "Sync semantics / Activities").
 
@@ -83,7 +84,7 @@ class CalEvent:
         return fingerprint(self.fields)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventLink:
     activity_id: str
     event_id: str
@@ -185,25 +186,65 @@ class NotPropagated:
 def plan(snap: ActivitySnapshot, policy: Policy = Policy.FIELD_MOST_RECENT,
          force: bool = False) -> list:  # fmt: skip
     _guard(snap, force)
-    actions: list[Any] = []
-    for activity_id in sorted(snap.links):
-        actions += _linked(snap, snap.links[activity_id], policy)
+    crm, google = snap.crm, snap.google
+    # linked pairs, in activity id order: most have nothing to do, so only the pairs
+    # that do are sorted
+    planned = []
+    for activity_id, link in snap.links.items():
+        if not _quiet(snap, link, crm.get(link.activity_id), google.get(link.event_id)):
+            found = _linked(snap, link, policy)
+            if found:
+                planned.append((activity_id, found))
+    actions: list[Any] = [a for _, found in sorted(planned, key=_first) for a in found]
     linked_events = {link.event_id for link in snap.links.values()}
     claimed = set(snap.links)
-    for event_id in sorted(snap.google):
-        event = snap.google[event_id]
-        if event_id in linked_events or event.cancelled or not event.in_window:
-            continue
-        action = _unlinked_event(snap, event, claimed)
+    unlinked = [
+        event_id
+        for event_id, event in google.items()
+        if event_id not in linked_events and not event.cancelled and event.in_window
+    ]
+    for event_id in sorted(unlinked):
+        action = _unlinked_event(snap, google[event_id], claimed)
         if isinstance(action, ReconcileEvent):
             claimed.add(action.activity_id)
         if action is not None:
             actions.append(action)
-    for activity_id in sorted(snap.crm):
-        activity = snap.crm[activity_id]
-        if activity_id not in claimed and activity.in_scope and activity.owned:
-            actions.append(InsertEvent(activity_id, activity.fields))
+    to_insert = [i for i, a in crm.items() if i not in claimed and a.in_scope and a.owned]
+    actions += [InsertEvent(i, crm[i].fields) for i in sorted(to_insert)]
     return actions
+
+
+def _first(item: tuple[str, Any]) -> str:
+    return item[0]
+
+
+def _quiet(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | None,
+           event: CalEvent | None) -> bool:  # fmt: skip
+    """A quick answer for the common linked pair: neither side gone nor cancelled, both
+    with the link's fields (or not read) and the link's etag, so ``_linked`` would plan
+    nothing. False means "ask ``_linked``", never that something changed."""
+    if link.tombstone:
+        return False
+    if activity is None:
+        if snap.crm_complete:
+            return False
+    elif activity.gone or activity.fields != link.fields:
+        return False
+    if event is None:
+        return link.event_id not in snap.gone
+    return not event.cancelled and event.etag == link.etag and event.fields == link.fields
+
+
+def _same(fields: ActivityFields, link: EventLink) -> bool:
+    """Whether ``fields`` are the link's last synced content: its fingerprint matches.
+    Fields equal to the link's have its fingerprint (a link's fingerprint is that of
+    its fields, as the executors save it), so the hash is only taken when they differ."""
+    return fields == link.fields or fingerprint(fields) == link.fingerprint
+
+
+def _differ(a: ActivityFields, b: ActivityFields) -> bool:
+    """Whether two sets of fields differ in content (their fingerprints)."""
+    return a != b and fingerprint(a) != fingerprint(b)
 
 
 def _guard(snap: ActivitySnapshot, force: bool) -> None:
@@ -301,9 +342,8 @@ def _changed(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | No
              event: CalEvent | None, policy: Policy) -> list:  # fmt: skip
     crm_fields = activity.fields if activity else link.fields
     google_fields = _google_side(link, event)
-    google_fp = fingerprint(google_fields)
-    crm_changed = activity is not None and activity.fp != link.fingerprint
-    google_changed = event is not None and google_fp != link.fingerprint
+    crm_changed = activity is not None and not _same(activity.fields, link)
+    google_changed = event is not None and not _same(google_fields, link)
     etag = event.etag if event else (link.etag or "")
     if not crm_changed and not google_changed:
         if event is not None and event.etag != link.etag:
@@ -320,8 +360,8 @@ def _changed(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | No
                    event.updated_at if event else None, policy)  # fmt: skip
     return [ReconcileEvent(
         link.activity_id, link.event_id, etag, merged.fields,
-        write_google=fingerprint(merged.fields) != google_fp,
-        write_crm=fingerprint(merged.fields) != fingerprint(crm_fields),
+        write_google=_differ(merged.fields, google_fields),
+        write_crm=_differ(merged.fields, crm_fields),
         conflicts=merged.conflicts,
     )]  # fmt: skip
 
@@ -341,8 +381,9 @@ def _read_only(
     organizer_syncs = organizer in snap.connected
     actions: list[Any] = []
     if google_changed and event is not None:
-        google_fp = fingerprint(google_fields)
-        write_crm = not organizer_syncs and activity is not None and activity.fp != google_fp
+        write_crm = (
+            not organizer_syncs and activity is not None and _differ(activity.fields, google_fields)
+        )
         actions.append(ReconcileEvent(link.activity_id, link.event_id, event.etag, google_fields,
                                       False, write_crm, reason="copy"))  # fmt: skip
     elif (
@@ -379,7 +420,7 @@ def _first_link(activity_id: str, activity: CrmActivity | None, event: CalEvent,
     }
     return ReconcileEvent(
         activity_id, event.id, event.etag, fields,
-        write_google=fingerprint(fields) != event.fp,
-        write_crm=fingerprint(fields) != activity.fp,
+        write_google=_differ(fields, event.fields),
+        write_crm=_differ(fields, activity.fields),
         reason=reason,
     )  # fmt: skip

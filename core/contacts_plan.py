@@ -6,7 +6,9 @@ looked up), Google persons (changed ones, or all of them on a full pass), the li
 for linking imports. A side marked ``complete`` listed everything, so an absent item
 there is gone; otherwise absence means "unchanged". Presence alone never means
 changed: a side changed only if the fingerprint of its synced fields differs from the
-link's (echoes of our own writes and etag churn are therefore no-ops).
+link's (echoes of our own writes and etag churn are therefore no-ops). Fields equal to
+the link's are its content, so the hash is only taken for fields that differ: a pair
+that changed on neither side costs two dict comparisons (``_quiet``).
 
 The decision table, one row per case (DESIGN.md, "Sync semantics / Contacts"):
 
@@ -37,7 +39,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from core.contact_mapping import LIST_ENTRIES, ContactFields, changed_person_fields, fingerprint
@@ -47,7 +48,7 @@ from core.merge import Policy, merge
 GUARD_MIN_LINKS = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CrmContact:
     id: str
     fields: ContactFields
@@ -56,12 +57,12 @@ class CrmContact:
     emails: frozenset[str] = frozenset()
     deleted: bool = False
 
-    @cached_property
-    def fp(self) -> str:
+    @property
+    def fp(self) -> str:  # not cached (slots): the planner compares fields first
         return fingerprint(self.fields)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Person:
     resource_name: str
     etag: str
@@ -75,8 +76,8 @@ class Person:
     yearless_birthday: str | None = None  # --MM-DD: a Google birthday the CRM cannot hold
     raw: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)  # as read
 
-    @cached_property
-    def fp(self) -> str:
+    @property
+    def fp(self) -> str:  # not cached (slots): the planner compares fields first
         return fingerprint(self.fields)
 
     def view(self, base: ContactFields) -> ContactFields:
@@ -89,7 +90,7 @@ class Person:
         return self.fields
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LinkRecord:
     """The last synced state of a pair. A *parked* link is a pair that was dissolved
     (untagged, or left the group) while both records still exist: it is remembered so
@@ -194,38 +195,51 @@ Action = CreatePerson | ImportPerson | Reconcile | LeaveGroup | Untag | DropLink
 
 def plan(snap: Snapshot, policy: Policy = Policy.FIELD_MOST_RECENT, force: bool = False) -> list:
     """Every action one run should take, in a deterministic order."""
-    actions: list[Any] = []
-    active = {k: link for k, link in snap.links.items() if not link.parked}
-    parked = {k: link for k, link in snap.links.items() if link.parked}
-    for crm_id in sorted(active):
-        actions += _linked(snap, active[crm_id], policy)
+    active: dict[str, LinkRecord] = {}
+    parked: dict[str, LinkRecord] = {}
+    for crm_id, link in snap.links.items():
+        (parked if link.parked else active)[crm_id] = link
+    # linked pairs, in CRM id order: most have nothing to do, so only the pairs that
+    # do are sorted
+    planned = []
+    crm, google = snap.crm, snap.google
+    for crm_id, link in active.items():
+        if not _quiet(snap, link, crm.get(link.crm_id), google.get(link.resource_name)):
+            found = _linked(snap, link, policy)
+            if found:
+                planned.append((crm_id, found))
+    actions: list[Any] = [a for _, found in sorted(planned, key=_first) for a in found]
     _guard(snap, active, actions, force)
     linked_people = {link.resource_name for link in active.values()}
     parked_people = {link.resource_name: link for link in parked.values()}
     claimed: set[str] = set(active)
-    for name in sorted(snap.google):
-        person = snap.google[name]
-        if name in linked_people or person.deleted or not person.in_group:
-            continue
+    unlinked = [
+        name
+        for name, person in google.items()
+        if name not in linked_people and not person.deleted and person.in_group
+    ]
+    for name in sorted(unlinked):
+        person = google[name]
         back = parked_people.get(name)
-        if back is not None and _alive(snap.crm.get(back.crm_id)):
+        if back is not None and _alive(crm.get(back.crm_id)):
             action = _rejoin(snap, back, policy)  # moved back into the group
         else:
             action = _unlinked_person(snap, person, claimed)
         if isinstance(action, Reconcile):
             claimed.add(action.crm_id)
         actions.append(action)
+    candidates = sorted(i for i, c in crm.items() if i not in claimed and c.tagged)
+    if not candidates:
+        return actions
     taken = {link.resource_name for link in snap.links.values()}
     taken |= {a.resource_name for a in actions if isinstance(a, Reconcile | ImportPerson)}
-    known = {**snap.found, **snap.google}.values()
+    known = {**snap.found, **google}.values()
     by_crm_id = {p.crm_id: p for p in known if p.crm_id and not p.deleted}
     to_push = []
-    for crm_id in sorted(snap.crm):
-        contact = snap.crm[crm_id]
-        if crm_id in claimed or not contact.tagged:
-            continue
+    for crm_id in candidates:
+        contact = crm[crm_id]
         link = parked.get(crm_id)
-        person = snap.google.get(link.resource_name) if link else None
+        person = google.get(link.resource_name) if link else None
         own = by_crm_id.get(crm_id)
         if link and person is not None and not person.deleted:
             actions.append(_rejoin(snap, link, policy))  # tagged again
@@ -235,6 +249,31 @@ def plan(snap: Snapshot, policy: Policy = Policy.FIELD_MOST_RECENT, force: bool 
         else:
             to_push.append(contact)
     return actions + _push(snap, to_push, taken)
+
+
+def _first(item: tuple[str, Any]) -> str:
+    return item[0]
+
+
+def _quiet(snap: Snapshot, link: LinkRecord, contact: CrmContact | None,
+           person: Person | None) -> bool:  # fmt: skip
+    """A quick answer for the common linked pair: both sides still there (or not read)
+    with the link's fields and etag, so ``_linked`` would plan nothing. False means
+    "ask ``_linked``", never that something changed."""
+    if contact is None:
+        if snap.crm_complete:
+            return False
+    elif not contact.tagged or contact.fields != link.fields:
+        return False
+    if person is None:
+        return not snap.google_complete
+    return (
+        person.etag == link.etag
+        and person.in_group
+        and not person.deleted
+        and person.yearless_birthday is None
+        and person.fields == link.fields
+    )
 
 
 def _alive(contact: CrmContact | None) -> bool:
@@ -289,8 +328,8 @@ def _changed_pair(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
     person = snap.google.get(link.resource_name)
     crm_fields = contact.fields if contact else link.fields
     google_fields = person.view(link.fields) if person else link.fields
-    crm_changed = contact is not None and contact.fp != link.fingerprint
-    google_changed = person is not None and fingerprint(google_fields) != link.fingerprint
+    crm_changed = contact is not None and not _same(crm_fields, link)
+    google_changed = person is not None and not _same(google_fields, link)
     etag = person.etag if person else (link.etag or "")
     if not crm_changed and not google_changed:
         if person is not None and person.etag != link.etag:
@@ -314,11 +353,24 @@ def _changed_pair(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
             etag,
             merged.fields,
             write_google=bool(to_write),
-            write_crm=fingerprint(merged.fields) != fingerprint(crm_fields),
+            write_crm=_differ(merged.fields, crm_fields),
             conflicts=merged.conflicts,
             person_fields=to_write,
         )
     ]
+
+
+def _same(fields: ContactFields, link: LinkRecord) -> bool:
+    """Whether ``fields`` are the link's last synced content: its fingerprint matches.
+    Fields equal to the link's have its fingerprint (a link's fingerprint is that of
+    its fields, as the executors save it), so the hash is only taken when they differ:
+    the common case of an unchanged pair costs one dict comparison."""
+    return fields == link.fields or fingerprint(fields) == link.fingerprint
+
+
+def _differ(a: ContactFields, b: ContactFields) -> bool:
+    """Whether two sets of fields differ in content (their fingerprints)."""
+    return a != b and fingerprint(a) != fingerprint(b)
 
 
 def _unlinked_person(snap: Snapshot, person: Person, claimed: set[str]) -> Any:
@@ -348,7 +400,7 @@ def _first_link(contact: CrmContact, person: Person, reason: str) -> Reconcile:
         person.etag,
         fields,
         write_google=bool(to_write),
-        write_crm=fingerprint(fields) != fingerprint(contact.fields),
+        write_crm=_differ(fields, contact.fields),
         tag=not contact.tagged,
         reason=reason,
         person_fields=to_write,

@@ -427,7 +427,7 @@ def _contacts(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, st
         found.reads += len(read)
         docs |= read
     holders: dict[str, set[str]] = {}
-    for ident, email in claimed:
+    for ident, email in sorted(claimed):
         if email in contact_emails(docs.get(ident)):
             holders.setdefault(email, set()).add(ident)
         else:
@@ -473,7 +473,7 @@ def _users(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
         for email in user_emails(users.get(ident), accounts.get(ident)) & wanted:
             if ident in users:
                 matches.setdefault(email, set()).add(ident)
-    for ident, email in claimed:
+    for ident, email in sorted(claimed):
         if ident not in matches.get(email, set()):
             stale = found.stale.setdefault(key(email), {"contacts": [], "users": []})
             stale["users"].append(ident)

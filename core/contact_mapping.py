@@ -59,19 +59,17 @@ def _text(value: Any) -> str | None:
     """Strings are stripped; empty means absent."""
     if value is None:
         return None
-    text = str(value).strip()
+    text = (value if value.__class__ is str else str(value)).strip()
     return text or None
 
 
 def _typed(items: Any) -> list[dict[str, str]]:
     out = []
-    for item in items or []:
+    for item in items or ():
         value = _text(item.get("value"))
         if value:
-            entry = {"value": value}
-            if _text(item.get("type")):
-                entry["type"] = _text(item.get("type"))
-            out.append(entry)
+            kind = _text(item.get("type"))
+            out.append({"value": value, "type": kind} if kind else {"value": value})
     return out
 
 
@@ -81,15 +79,27 @@ def _address(item: dict[str, Any]) -> dict[str, str]:
 
 def normalize(fields: dict[str, Any]) -> ContactFields:
     """The normal form: every synced key present, stripped strings, no empty entries."""
-    out: ContactFields = {key: _text(fields.get(key)) for key in SCALARS}
-    out["emails"] = _typed(fields.get("emails"))
-    out["phones"] = _typed(fields.get("phones"))
-    out["addresses"] = [a for a in map(_address, fields.get("addresses") or []) if a]
+    get = fields.get
+    out: ContactFields = {}
+    for key in SCALARS:  # _text, inlined: this runs for every record read
+        value = get(key)
+        if value is None:
+            out[key] = None
+        else:
+            text = (value if value.__class__ is str else str(value)).strip()
+            out[key] = text or None
+    out["emails"] = _typed(get("emails"))
+    out["phones"] = _typed(get("phones"))
+    addresses = get("addresses")
+    out["addresses"] = [a for a in map(_address, addresses) if a] if addresses else []
     return out
 
 
+_FIELD_SET = frozenset(FIELDS)
+
+
 def from_contact(contact: Contact) -> ContactFields:
-    return normalize(contact.model_dump(include=set(FIELDS), exclude_none=False))
+    return normalize(contact.model_dump(include=_FIELD_SET, exclude_none=False))
 
 
 def to_crm(fields: ContactFields) -> dict[str, Any]:

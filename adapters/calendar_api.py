@@ -5,13 +5,16 @@ Reads go through ``google_calls.execute``. Writes go in HTTP batches of at most 
 so the sync never sends invitation email, and patches with ``If-Match``. Parts that
 fail with 429, 5xx or a rate-limit 403 are sent again in a later batch, after a
 backoff, a bounded number of times; other failures become that write's domain error.
+The ``events()`` resource is built once per adapter (the client builds it anew from
+the discovery document on every call, a millisecond or more each).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
+from functools import cached_property
 from typing import Any
 
 from googleapiclient.errors import HttpError
@@ -31,30 +34,61 @@ class CalendarApi:
         self.endpoint = endpoint
         self.retry = retry
 
+    @cached_property
+    def _events(self) -> Any:
+        return self.service.events()
+
     def account_email(self) -> str:
         return execute(self.service.calendars().get(calendarId="primary"), self.retry)["id"]
 
-    def changes(self, sync_token: str | None, time_min: str, time_max: str) -> EventChanges:
-        events: list[dict[str, Any]] = []
+    def _listing(self, sync_token: str | None, page: str | None, window: dict[str, str]) -> Any:
+        """One ``events.list`` page of a sync: the same parameters on every call of a
+        token, the page aside. ``showDeleted`` on full passes too: an event cancelled
+        while the token was lost (410) must still reach its activity."""
+        return self._events.list(
+            calendarId="primary", singleEvents=True, showDeleted=True,
+            maxResults=PAGE_SIZE, syncToken=sync_token, pageToken=page, **window,
+        )  # fmt: skip
+
+    def changes(
+        self,
+        sync_token: str | None,
+        time_min: str,
+        time_max: str,
+        transform: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> EventChanges:
+        events: list[Any] = []
         page = None
         window = {} if sync_token else {"timeMin": time_min, "timeMax": time_max}
-        # showDeleted on full passes too: an event cancelled while the token was lost
-        # (410) must still reach its activity
         while True:
-            request = self.service.events().list(
-                calendarId="primary", singleEvents=True, showDeleted=True,
-                maxResults=PAGE_SIZE, syncToken=sync_token, pageToken=page, **window,
-            )  # fmt: skip
-            answer = execute(request, self.retry)
-            events += answer.get("items", [])
+            answer = execute(self._listing(sync_token, page, window), self.retry)
+            items = answer.pop("items", None) or []
             page = answer.get("nextPageToken")
             if not page:
-                return EventChanges(events, answer["nextSyncToken"], sync_token is None)
+                token = answer["nextSyncToken"]
+            del answer  # the page goes before the next one is read
+            events += items if transform is None else [transform(e) for e in items]
+            del items
+            if not page:
+                return EventChanges(events, token, sync_token is None)
+
+    def has_changes(self, sync_token: str) -> bool:
+        """Whether the incremental listing since ``sync_token`` holds any event: the
+        first page of the request ``changes`` makes with that token, and the next ones
+        only while they come empty with a next page. Raises what ``changes`` raises."""
+        page = None
+        while True:
+            answer = execute(self._listing(sync_token, page, {}), self.retry)
+            if answer.get("items"):
+                return True
+            page = answer.get("nextPageToken")
+            if not page:
+                return False
 
     def watch(self, channel_id: str, token: str, address: str, ttl_seconds: int) -> dict[str, Any]:
         body = {"id": channel_id, "type": "web_hook", "address": address, "token": token,
                 "params": {"ttl": str(ttl_seconds)}}  # fmt: skip
-        return execute(self.service.events().watch(calendarId="primary", body=body), self.retry)
+        return execute(self._events.watch(calendarId="primary", body=body), self.retry)
 
     def stop(self, channel_id: str, resource_id: str) -> None:
         body = {"id": channel_id, "resourceId": resource_id}
@@ -78,7 +112,7 @@ class CalendarApi:
     # --- batches -----------------------------------------------------------------------
 
     def _request(self, write: EventWrite) -> Any:
-        events = self.service.events()
+        events = self._events
         if write.kind == "get":
             return events.get(calendarId="primary", eventId=write.event_id)
         if write.kind == "insert":

@@ -3,12 +3,15 @@
 Batching follows the API's limits: ``batchCreateContacts`` and
 ``batchUpdateContacts`` take at most 200 persons, ``members:modify`` at most 1000
 names, and ``connections.list`` pages of up to 1000. Every call goes through
-``google_calls.execute`` (bounded retries, domain errors).
+``google_calls.execute`` (bounded retries, domain errors). The API resources
+(``people()``, ``contactGroups()``...) are built once per adapter: the client builds
+each one anew from the discovery document on every call (milliseconds each).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 
 from adapters.google_calls import DEFAULT_RETRY, Retry, execute
@@ -45,6 +48,22 @@ class PeopleApi:
     def _run(self, request: Any) -> Any:
         return execute(request, self.retry)
 
+    @cached_property
+    def _people(self) -> Any:
+        return self.service.people()
+
+    @cached_property
+    def _connections(self) -> Any:
+        return self._people.connections()
+
+    @cached_property
+    def _groups(self) -> Any:
+        return self.service.contactGroups()
+
+    @cached_property
+    def _members(self) -> Any:
+        return self._groups.members()
+
     # --- the group ---------------------------------------------------------------------
 
     def find_or_create_group(self, name: str) -> str:
@@ -56,7 +75,7 @@ class PeopleApi:
             "readGroupFields": "name,clientData",
         }
         try:
-            return self._run(self.service.contactGroups().create(body=body))["resourceName"]
+            return self._run(self._groups.create(body=body))["resourceName"]
         except GoogleError as exc:
             if exc.status != 409:  # 409: made meanwhile (or by the user): use it
                 raise
@@ -71,7 +90,7 @@ class PeopleApi:
         page = None
         while True:
             answer = self._run(
-                self.service.contactGroups().list(
+                self._groups.list(
                     groupFields="name,groupType,clientData", pageSize=1000, pageToken=page
                 )
             )
@@ -87,34 +106,53 @@ class PeopleApi:
 
     # --- reads -------------------------------------------------------------------------
 
-    def changes(self, sync_token: str | None) -> PeopleChanges:
-        persons: list[dict[str, Any]] = []
+    def _listing(self, sync_token: str | None, page: str | None) -> Any:
+        """One ``connections.list`` page of a sync: every parameter the same on every
+        call of a token (Google requires it of a ``syncToken`` call), the page aside."""
+        return self._connections.list(
+            resourceName="people/me",
+            personFields=PERSON_FIELDS,
+            pageSize=self.page_size,
+            requestSyncToken=True,
+            syncToken=sync_token,
+            pageToken=page,
+        )
+
+    def changes(
+        self, sync_token: str | None, transform: Callable[[dict[str, Any]], Any] | None = None
+    ) -> PeopleChanges:
+        persons: list[Any] = []
         page = None
         while True:
-            answer = self._run(
-                self.service.people()
-                .connections()
-                .list(
-                    resourceName="people/me",
-                    personFields=PERSON_FIELDS,
-                    pageSize=self.page_size,
-                    requestSyncToken=True,
-                    syncToken=sync_token,
-                    pageToken=page,
-                )
-            )
-            persons += answer.get("connections", [])
+            answer = self._run(self._listing(sync_token, page))
+            items = answer.pop("connections", None) or []
             page = answer.get("nextPageToken")
             if not page:
-                return PeopleChanges(persons, answer["nextSyncToken"], sync_token is None)
+                token = answer["nextSyncToken"]
+            del answer  # the page goes before the next one is read
+            persons += items if transform is None else [transform(p) for p in items]
+            del items
+            if not page:
+                return PeopleChanges(persons, token, sync_token is None)
+
+    def has_changes(self, sync_token: str) -> bool:
+        """Whether the incremental listing since ``sync_token`` holds any person: the
+        first page of the request ``changes`` makes, and the next ones only while they
+        come empty with a next page. Raises what ``changes`` raises."""
+        page = None
+        while True:
+            answer = self._run(self._listing(sync_token, page))
+            if answer.get("connections"):
+                return True
+            page = answer.get("nextPageToken")
+            if not page:
+                return False
 
     def get(self, resource_names: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for part in chunks(list(resource_names), WRITE_CHUNK):
             answer = self._run(
-                self.service.people().getBatchGet(
-                    resourceNames=list(part), personFields=PERSON_FIELDS
-                )
+                self._people.getBatchGet(resourceNames=list(part), personFields=PERSON_FIELDS)
             )
             for response in answer.get("responses", []):
                 if response.get("person"):
@@ -126,7 +164,7 @@ class PeopleApi:
         asks for ("to update the cache"): 1 + len(queries) calls."""
         if not queries:
             return {}
-        people = self.service.people()
+        people = self._people
         self._run(people.searchContacts(query="", readMask=PERSON_FIELDS, pageSize=SEARCH_PAGE))
         found: dict[str, list[dict[str, Any]]] = {}
         for query in queries:
@@ -144,7 +182,7 @@ class PeopleApi:
                 "contacts": [{"contactPerson": person} for _, person in part],
                 "readMask": WRITE_READ_MASK,
             }
-            answer = self._run(self.service.people().batchCreateContacts(body=body))
+            answer = self._run(self._people.batchCreateContacts(body=body))
             created = answer.get("createdPeople", [])
             for (crm_id, _), response in zip(part, created, strict=True):
                 results.append(_result(crm_id, response))
@@ -161,7 +199,7 @@ class PeopleApi:
                 "readMask": WRITE_READ_MASK,
             }
             try:
-                answer = self._run(self.service.people().batchUpdateContacts(body=body))
+                answer = self._run(self._people.batchUpdateContacts(body=body))
             except EtagMismatch:  # one stale etag failed the call: find which, one by one
                 results += [self._update_one(name, person, fields) for name, person in part]
                 continue
@@ -170,8 +208,8 @@ class PeopleApi:
         return results
 
     def _update_one(self, name: str, person: dict[str, Any], fields: str) -> WriteResult:
-        request = self.service.people().updateContact(
-            resourceName=name, updatePersonFields=fields, personFields=PERSON_FIELDS,
+        request = self._people.updateContact(
+            resourceName=name, updatePersonFields=fields, personFields=WRITE_READ_MASK,
             body=person,
         )  # fmt: skip
         try:
@@ -192,7 +230,7 @@ class PeopleApi:
                 "resourceNamesToAdd": [n for op, n in part if op == "add"],
                 "resourceNamesToRemove": [n for op, n in part if op == "remove"],
             }
-            request = self.service.contactGroups().members().modify(resourceName=group, body=body)
+            request = self._members.modify(resourceName=group, body=body)
             answer = self._run(request)
             not_found += answer.get("notFoundResourceNames", [])
             last += answer.get("canNotRemoveLastContactGroupResourceNames", [])

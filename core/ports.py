@@ -126,12 +126,13 @@ class Clock(Protocol):
 
 @dataclass(frozen=True)
 class PeopleChanges:
-    """What ``changes`` listed: raw People ``Person`` dicts, and the cursor to keep.
+    """What ``changes`` listed: raw People ``Person`` dicts (or what ``transform`` made
+    of each), and the cursor to keep.
 
     ``complete`` is True for a full listing (no sync token was given), so a person
     missing from it is gone; incremental listings carry tombstones instead."""
 
-    persons: list[dict[str, Any]]
+    persons: list[Any]
     next_sync_token: str
     complete: bool
 
@@ -160,9 +161,20 @@ class PeoplePort(Protocol):
     def find_or_create_group(self, name: str) -> str:
         """The resource name of that group, created if needed."""
 
-    def changes(self, sync_token: str | None) -> PeopleChanges:
+    def changes(
+        self, sync_token: str | None, transform: Callable[[dict[str, Any]], Any] | None = None
+    ) -> PeopleChanges:
         """Every contact (no token) or those changed since ``sync_token``.
-        Raises ``SyncTokenExpired`` when the token is too old."""
+        Raises ``SyncTokenExpired`` when the token is too old. With ``transform``, each
+        raw person goes through it as its page arrives and only the result is kept (in
+        ``persons``, in listing order), so that raw pages are freed page by page."""
+
+    def has_changes(self, sync_token: str) -> bool:
+        """Whether anything changed since ``sync_token``: True as soon as the listing
+        ``changes(sync_token)`` reads holds a person (pages that come empty with a next
+        page are followed), False when it holds none. Reads only, writes nothing.
+        Raises what ``changes`` raises (``SyncTokenExpired``...). Our own writes of the
+        last run show here as changes (echoes) until a run has read past them."""
 
     def get(self, resource_names: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
@@ -187,9 +199,10 @@ class PeoplePort(Protocol):
 
 @dataclass(frozen=True)
 class EventChanges:
-    """Events (single instances) listed by ``changes``, and the cursor to keep."""
+    """Events (single instances) listed by ``changes`` (or what ``transform`` made of
+    each), and the cursor to keep."""
 
-    events: list[dict[str, Any]]
+    events: list[Any]
     next_sync_token: str
     complete: bool
 
@@ -210,9 +223,24 @@ class CalendarPort(Protocol):
 
     def account_email(self) -> str: ...
 
-    def changes(self, sync_token: str | None, time_min: str, time_max: str) -> EventChanges:
+    def changes(
+        self,
+        sync_token: str | None,
+        time_min: str,
+        time_max: str,
+        transform: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> EventChanges:
         """Single events in [time_min, time_max) (no token), or every change since the
-        token. Raises ``SyncTokenExpired`` when the token is no longer valid."""
+        token. Raises ``SyncTokenExpired`` when the token is no longer valid. With
+        ``transform``, each raw event goes through it as its page arrives and only the
+        result is kept (in ``events``, in listing order): raw pages are freed page by page."""
+
+    def has_changes(self, sync_token: str) -> bool:
+        """Whether any event changed since ``sync_token``: True as soon as the listing
+        ``changes`` reads with that token holds an event (pages that come empty with a
+        next page are followed), False when it holds none. Reads only. Raises what
+        ``changes`` raises (``SyncTokenExpired`` for a 410...). Echoes of the last run's
+        own writes count as changes until a run has read past them."""
 
     def get(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 

@@ -472,24 +472,41 @@ def save_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=1, default=str))
 
 
-def run_section(config: Any, store: Any, section: str, scheduled: bool = False) -> Any:
-    """One run through ``functions.jobs.run_job`` (what a sync-jobs message runs). A
-    scheduled run carries what the dispatcher would give it (``job_for``'s probe)."""
+def scheduled_job(store: Any, user: str, section: str) -> Any:
+    """The job a tick sends for the pair: with ``job_for``'s probe where there is one."""
     from core import schedule
     from core.model import SYNC_STATE
-    from functions import bootstrap, jobs
+    from functions import bootstrap
 
-    job = schedule.Job(ALICE, section)
     job_for = getattr(schedule, "job_for", None)
-    if scheduled and job_for is not None:
-        state = store.get(SYNC_STATE, state_key(ALICE, section)) or {}
-        job = job_for(ALICE, section, state, bootstrap.clock().now())
+    if job_for is None:
+        return schedule.Job(user, section)
+    state = store.get(SYNC_STATE, state_key(user, section)) or {}
+    return job_for(user, section, state, bootstrap.clock().now())
+
+
+def run_section(
+    config: Any, store: Any, section: str, scheduled: bool = False, user: str = ALICE
+) -> Any:
+    """One run through ``functions.jobs.run_job`` (what a one-job message runs). A
+    scheduled run carries what the dispatcher would give it (``job_for``'s probe)."""
+    from core import schedule
+    from functions import jobs
+
+    job = scheduled_job(store, user, section) if scheduled else schedule.Job(user, section)
     return jobs.run_job(config, store, job)
 
 
 def describe(report: Any) -> str:
+    if isinstance(report, (list, tuple)):
+        said = Counter(describe(r) for r in report)
+        return "; ".join(f"{n} x {what}" for what, n in said.most_common())
     if report is None:
-        return "no run (nothing changed, or skipped)"
+        return "no run (skipped, or recorded as hopeless)"
+    if isinstance(report, str):
+        return f"probe only: {report}"
+    if isinstance(report, Exception):
+        return f"failed: {type(report).__name__}"
     counts = getattr(report, "counts", {}) or {}
     done = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v)
     errors = len(getattr(report, "errors", []) or [])
@@ -672,6 +689,87 @@ def measure_run(work: Path, url: str, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def batch_size() -> int:
+    from functions import jobs
+
+    return max(1, int(getattr(jobs, "BATCH", 1)))
+
+
+def prep_batch(work: Path, url: str, params: dict[str, Any]) -> None:
+    """As many CRM users as a sync-jobs message carries pairs (both sections each), each
+    with a sandbox account, a private tag, 3 tagged contacts and an activity; first
+    sync and echo run for every pair, so that the next message is all no-ops."""
+    from core.model import ACTIVITIES, CONTACTS, SYNC_SETTINGS, TAGS, USERS
+    from functions.accounts import connect
+
+    control(url, "/_sandbox/reset", {})
+    config = make_config(work, url)
+    store = open_plain(config)
+    past = datetime.now(UTC) - timedelta(hours=1)
+    at, day = now_stamp(past), (past + timedelta(days=2)).date().isoformat()
+    every = {"auto": True, "intervalMinutes": INTERVAL_MINUTES}
+    users = [f"u-batch{i:03d}" for i in range(math.ceil(batch_size() / 2))]
+    for n, user in enumerate(users):
+        tag = f"t-{user}"
+        docs = [
+            (USERS, user, {"email": f"{user}@example.com", "displayName": user, "timeZone": "UTC"}),
+            (TAGS, tag, {"name": f"{user}: Google", "kind": "private", "ownerId": user}),
+            (SYNC_SETTINGS, user, {"contacts": {**every, "tagId": tag},
+                                   "activities": {**every, "syncFrom": past.date().isoformat()}}),
+            (ACTIVITIES, f"a-{user}", {"title": f"Meeting {n}", "start": f"{day}T09:00:00+00:00",
+                                       "end": f"{day}T10:00:00+00:00", "showInCalendar": True,
+                                       "organizerId": user, "status": "planned",
+                                       "modifiedAt": at}),
+        ]  # fmt: skip
+        docs += [(CONTACTS, f"c-{user}-{i}", contact_doc(n * 10 + i, at, [tag])) for i in range(3)]
+        put_many(store, iter(docs))
+    store.close()
+    for user in users:
+        account = control(url, "/_sandbox/accounts", {"email": f"{user}@example.com"})
+        connect(config, user, account["refreshToken"])
+    store = open_plain(config)
+    for user in users:
+        for section in ("contacts", "activities"):
+            for _ in range(2):  # first sync, then the run that reads its echoes
+                run_section(config, store, section, user=user)
+    save_json(work / "batch.json", {"users": users})
+
+
+def measure_batch(work: Path, url: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One sync-jobs message of scheduled no-op pairs, as ``run_sync_job`` runs it
+    (``run_batch`` where messages carry several pairs, ``run_job`` otherwise)."""
+    from functions import jobs
+
+    load_functions()
+    config = make_config(work, url)
+    meter = Meter()
+    install_meters(meter)
+    store = CountingStore(open_plain(config), meter)
+    users = json.loads((work / "batch.json").read_text())["users"]
+    size = batch_size()
+    pairs = [(u, s) for u in users for s in ("contacts", "activities")][:size]
+    control(url, "/_sandbox/stats", method="DELETE")
+    meter.reset()
+    wall, cpu = time.perf_counter(), time.process_time()
+    todo = [scheduled_job(store, u, s) for u, s in pairs]
+    if hasattr(jobs, "run_batch") and size > 1:
+        result: Any = jobs.run_batch(config, store, todo)
+    else:
+        result = [jobs.run_job(config, store, job) for job in todo]
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    stats = control(url, "/_sandbox/stats")
+    return {
+        **meter.snapshot(),
+        "google_calls": stats.get("total", 0),
+        "google_http": stats.get("httpRequests", stats.get("total", 0)),
+        "google_by": stats.get("byMethod", {}),
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "outcome": describe(result),
+        "pairs": len(todo),
+    }
+
+
 # --- the dispatch tick ------------------------------------------------------------------
 
 
@@ -762,6 +860,9 @@ def prep_tick_seed(work: Path, url: str, params: dict[str, Any]) -> None:
 
     put_many(store, docs())
     save_json(work / "tick.json", {"at": at.isoformat(), "users": params["users"]})
+    # the tick of the minute before: one-off work (an index's first pass) is done, as in a
+    # deployment that has been ticking every minute
+    tick(work, store, at - timedelta(seconds=55))
 
 
 def prep_tick_due(work: Path, url: str, params: dict[str, Any]) -> None:
@@ -806,25 +907,33 @@ class Capture:
         return []
 
 
-def measure_tick(work: Path, url: str, params: dict[str, Any]) -> dict[str, Any]:
+def tick(work: Path, store: Any, at: datetime) -> tuple[Capture, list[Any]]:
+    """One ``functions.jobs.dispatch`` at ``at``, its jobs captured instead of run."""
     from functions import bootstrap, jobs
 
-    load_functions()
-    info = json.loads((work / "tick.json").read_text())
     os.environ["CRMSYNC_PUSH_URL"] = "https://bench.invalid/calendar_push"  # as deployed
     # no Google here: a call that escapes fails fast instead of reaching anything
     config = dataclasses.replace(make_config(work, "http://127.0.0.1:9"), queue="bench:capture")
-    bootstrap.use_clock(FixedClock(datetime.fromisoformat(info["at"]) + timedelta(seconds=5)))
-    meter = Meter()
-    install_meters(meter)
+    bootstrap.use_clock(FixedClock(at))
     capture = Capture()
-    if hasattr(jobs, "open_queue"):
+    if hasattr(jobs, "open_queue"):  # the old dispatch has no send=: patch its queue
         jobs.open_queue = lambda spec, runner=None, *a, **kw: capture
     kwargs = {"send": capture} if "send" in inspect.signature(jobs.dispatch).parameters else {}
-    store = CountingStore(open_plain(config), meter)
+    return capture, jobs.dispatch(config, store, **kwargs) or []
+
+
+def measure_tick(work: Path, url: str, params: dict[str, Any]) -> dict[str, Any]:
+    from functions import jobs
+
+    load_functions()
+    info = json.loads((work / "tick.json").read_text())
+    meter = Meter()
+    install_meters(meter)
+    store = CountingStore(open_plain(make_config(work, None)), meter)
+    at = datetime.fromisoformat(info["at"]) + timedelta(seconds=5)
     meter.reset()
     wall, cpu = time.perf_counter(), time.process_time()
-    returned = jobs.dispatch(config, store, **kwargs)
+    capture, returned = tick(work, store, at)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     sent = len(capture.jobs)
     per_message = max(1, int(getattr(jobs, "BATCH", 1)))
@@ -839,7 +948,7 @@ def measure_tick(work: Path, url: str, params: dict[str, Any]) -> dict[str, Any]
         "jobs_sent": sent,
         "messages": math.ceil(sent / per_message),
         "outcome": f"{sent} jobs sent, {per_message} per message (expected {expected} jobs)"
-        + ("" if sent == expected and len(returned or []) == sent else " MISMATCH"),
+        + ("" if sent == expected and len(returned) == sent else " MISMATCH"),
     }
 
 
@@ -869,6 +978,8 @@ STEPS: dict[str, Callable[[Path, str, dict[str, Any]], Any]] = {
     "measure_run": measure_run,
     "measure_tick": measure_tick,
     "measure_idle": measure_idle,
+    "prep_batch": prep_batch,
+    "measure_batch": measure_batch,
 }
 
 
@@ -923,7 +1034,10 @@ def scenarios() -> list[Scenario]:
     ticks = [
         int(n) for n in os.environ.get("BENCH_COST_TICK_USERS", "1000,10000,100000").split(",") if n
     ]
-    out: list[Scenario] = []
+    out: list[Scenario] = [
+        Scenario("batch", "sync-jobs message of no-op pairs", "message",
+                 [("prep_batch", {})], ("measure_batch", {}), "batch"),
+    ]  # fmt: skip
     for section in ("contacts", "activities"):
         run = ("measure_run", {"section": section})
         out += [
@@ -1006,9 +1120,11 @@ def pubsub_usd(messages: float, jobs: float) -> float:
 
 
 def price(m: dict[str, Any], kind: str, gib: float, vcpu: float, cold_s: float) -> dict[str, float]:
-    """$ of one measured invocation, by component."""
+    """$ of one measured step, by component. ``kind``: "run" (one pair: its share of a
+    message of ``jobs_per_message`` pairs), "message" (one invocation for ``pairs``
+    pairs) or "tick" (one dispatch invocation)."""
     per_message = max(1, int(m.get("jobs_per_message", 1))) if kind == "run" else 1
-    share = 1 / per_message if kind == "run" else 1.0  # of an invocation, for one run
+    share = 1 / per_message  # of an invocation
     seconds = billed_seconds(m, vcpu, kind == "tick", whole=per_message == 1)
     seconds += share * ASSUMED_COLD_START_SHARE * cold_s
     store = (
@@ -1017,9 +1133,12 @@ def price(m: dict[str, Any], kind: str, gib: float, vcpu: float, cold_s: float) 
         + m.get("deletes", 0) * FIRESTORE_DELETE_USD
     )
     compute = seconds * (vcpu * RUN_VCPU_SECOND_USD + gib * RUN_GIB_SECOND_USD)
-    # a run: its share of a sync-jobs message (published by a tick, pushed to the run); a
-    # tick: the sync-ticks message from Cloud Scheduler (the jobs' messages count per run)
-    messaging = pubsub_usd(share, 1) if kind == "run" else pubsub_usd(1, 0)
+    # a run / a message: its sync-jobs message (published by a tick, pushed to the run);
+    # a tick: its sync-ticks message from Cloud Scheduler (the jobs' count with the runs)
+    if kind == "tick":
+        messaging = pubsub_usd(1, 0)
+    else:
+        messaging = pubsub_usd(share, 1 if kind == "run" else m.get("pairs", 1))
     parts = {
         "store": store,
         "compute": compute,
@@ -1067,13 +1186,16 @@ def report(results: list[tuple[Scenario, dict[str, Any]]], idle: dict[str, Any])
     lines += [head, "-" * len(head)]
     priced: dict[str, dict[str, float]] = {}
     for scenario, m in results:
+        if m.get("failed"):
+            lines.append(f"{scenario.title:<44} FAILED (see below)")
+            continue
         p = price(m, scenario.kind, gib, vcpu, cold_s)
         priced[scenario.key] = p
         over = " OOM" if m.get("rss_mib", 0) > gib * 1024 else ""
         over += " TIMEOUT" if p["billed_s"] > EVENT_FUNCTION_TIMEOUT_S else ""
         if scenario.kind == "tick" and 60 < p["billed_s"] <= EVENT_FUNCTION_TIMEOUT_S:
             over += " >1min"  # longer than the tick interval (dispatch_due: 1 instance)
-        inv = 1 if scenario.kind == "tick" else f"1/{m.get('jobs_per_message', 1)}"
+        inv = f"1/{m.get('jobs_per_message', 1)}" if scenario.kind == "run" else 1
         lines.append(
             f"{scenario.title:<44} {m.get('reads', 0):>8,} {m.get('writes', 0):>6,} "
             f"{m.get('deletes', 0):>5,} {m.get('rpcs', 0):>6,} {m.get('google_calls', 0):>7,} "
@@ -1084,8 +1206,10 @@ def report(results: list[tuple[Scenario, dict[str, Any]]], idle: dict[str, Any])
         )
     lines += ["", "$ columns: 'u' = micro-dollars. Per scenario, what it did and where it paid:"]
     for scenario, m in results:
-        p = priced[scenario.key]
         lines.append(f"* {scenario.title}: {m.get('outcome', '')}")
+        if m.get("failed"):
+            continue
+        p = priced[scenario.key]
         lines.append(f"    reads: {top(m.get('reads_by', {}))}")
         if m.get("writes") or m.get("deletes"):
             writes, deletes = top(m.get("writes_by", {})), top(m.get("deletes_by", {}))
@@ -1098,6 +1222,8 @@ def report(results: list[tuple[Scenario, dict[str, Any]]], idle: dict[str, Any])
         parts = ", ".join(
             f"{k} {fmt_usd(p[k])}" for k in ("store", "compute", "invocation", "kms", "pubsub")
         )
+        if scenario.kind == "message":
+            parts += f"; per pair {fmt_usd(p['total'] / max(1, int(m.get('pairs', 1))))}"
         lines.append(f"    $: {parts}")
     lines += ["", *per_user_month(results, priced)]
     return "\n".join(lines) + "\n"
@@ -1108,19 +1234,28 @@ def per_user_month(
 ) -> list[str]:
     noop = [priced[k] for k in ("noop-contacts", "noop-activities") if k in priced]
     ticks = sorted({int(s.key.split("-")[1]) for s, _ in results if s.kind == "tick"})
-    if len(noop) < 2 or not ticks:
-        return ["($ per user-month needs both no-op scenarios and a tick size)"]
-    run = {k: sum(p[k] for p in noop) / len(noop) for k in noop[0]}
+    measured = dict((s.key, m) for s, m in results)
+    if "batch" in priced:  # one message of no-op pairs, as deployed: per pair
+        pairs = max(1, int(measured["batch"].get("pairs", 1)))
+        run = {k: v / pairs for k, v in priced["batch"].items()}
+        how = f"from one sync-jobs message of {pairs} no-op pair(s)"
+    elif len(noop) == 2:
+        run = {k: sum(p[k] for p in noop) / len(noop) for k in noop[0]}
+        how = "the no-op runs' average"
+    else:
+        return ["($ per user-month needs the batch or both no-op scenarios)"]
+    if not ticks:
+        return ["($ per user-month needs a tick size)"]
     fixed = (
         SCHEDULER_JOB_31_DAYS_USD * (HOURS_PER_MONTH / 24) / 31
         + KMS_KEYS * KMS_KEY_VERSION_MONTH_USD
     )
     lines = [
         f"$ per connected user-month: both sections every {INTERVAL_MINUTES} min "
-        f"({RUNS_PER_USER_MONTH:,} runs, priced as the no-op runs), {TICKS_PER_MONTH:,} ticks a "
+        f"({RUNS_PER_USER_MONTH:,} runs, all no-ops), {TICKS_PER_MONTH:,} ticks a "
         f"month shared by all users (cost at {STEADY_DUE_SHARE:.1%} of pairs due per tick, "
         f"extrapolated from 0% and 1%), fixed ${fixed:.2f}/month (scheduler job, KMS keys).",
-        f"  per run (no-op average): {fmt_usd(run['total'])} = store {fmt_usd(run['store'])}"
+        f"  per run ({how}): {fmt_usd(run['total'])} = store {fmt_usd(run['store'])}"
         f" + compute {fmt_usd(run['compute'])} + invocation {fmt_usd(run['invocation'])}"
         f" + KMS {fmt_usd(run['kms'])} + Pub/Sub {fmt_usd(run['pubsub'])}",
         f"  {'users':>8} {'tick $':>10} {'tick $/user-mo':>15} {'runs $/user-mo':>15}"
@@ -1144,8 +1279,8 @@ def per_user_month(
         runs = (big["total"] + other["total"]) / 2 * RUNS_PER_USER_MONTH
         users = next(s.title for s, _ in results if s.key == "noop-bigusers").rsplit("of ", 1)[-1]
         lines.append(
-            f"  runs $/user-month when the activities no-op runs as in a CRM of {users}: "
-            f"{runs:.4f} (the activities run reads every user and their Google account)"
+            f"  runs $/user-month if the activities no-op costs what it does in a CRM of "
+            f"{users}: {runs:.4f}"
         )
     return lines
 
@@ -1168,10 +1303,13 @@ def main(argv: Sequence[str] | None = None) -> str:
             work = Path(tmp) / scenario.folder
             work.mkdir(exist_ok=True)
             t0 = time.perf_counter()
-            for step, params in scenario.prepare:
-                spawn(step, work, sandbox.url, params)
-            step, params = scenario.measure
-            measured = spawn(step, work, sandbox.url, params)
+            try:
+                for step, params in scenario.prepare:
+                    spawn(step, work, sandbox.url, params)
+                step, params = scenario.measure
+                measured = spawn(step, work, sandbox.url, params)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:  # report it, go on
+                measured = {"failed": True, "outcome": f"FAILED: {exc}"}
             results.append((scenario, measured))
             print(f"  cost: {scenario.title} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     text = report(results, idle) + f"(bench took {time.perf_counter() - started:.0f} s)\n"

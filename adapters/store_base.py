@@ -33,6 +33,7 @@ MAX_ID_BYTES = 1_500
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FIELD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_RE = re.compile(r"__.*__")
+isfinite = math.isfinite
 
 Scalar = str | int | float | bool | None
 WriteKind = Literal["put", "create", "delete"]
@@ -73,17 +74,94 @@ def check_field(field: str) -> str:
 
 def check_document(collection: str, doc_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """Validate a document and return a deep copy of it (later edits by the caller
-    do not leak into a pending batch or transaction)."""
+    do not leak into a pending batch or transaction).
+
+    Most documents are the executors' own (links, syncState, syncRuns): plain dicts of
+    str, int, bool, None, lists and dicts. For those a tight walk (``_fast_map``)
+    copies and sizes them in one pass on exact types, with no per-field path text. A
+    document it cannot vouch for, whether wrong or only unusual (a tuple, a str
+    subclass, a name starting with "_"...), goes through the detailed walk, which
+    accepts it or says exactly what is wrong and where, as before."""
     check_collection(collection)
     check_doc_id(doc_id)
     where = f"{collection}/{doc_id}"
     if not isinstance(data, dict):
         raise StoreError(f"{where}: a document must be a dict, got {type(data).__name__}")
-    copy = _copy_map(data, where)
-    size = _map_size(copy) + len(where.encode()) + 1 + 16 + 32
+    try:
+        copy, size = _fast_map(data)
+    except _Unusual:
+        copy = _copy_map(data, where)
+        size = _map_size(copy)
+    size += len(where.encode()) + 1 + 16 + 32
     if size > MAX_DOC_BYTES:
         raise StoreError(f"{where}: document is {size} bytes, over {MAX_DOC_BYTES}")
     return copy
+
+
+class _Unusual(Exception):
+    """The fast walk met something only the detailed walk may judge."""
+
+
+def _text_size(text: str) -> int:
+    """Firestore's size of a string (UTF-8 bytes + 1); ``_Unusual`` if not UTF-8."""
+    if text.isascii():  # O(1) in CPython
+        return len(text) + 1
+    try:
+        return len(text.encode()) + 1
+    except UnicodeEncodeError:
+        raise _Unusual from None
+
+
+def _fast_value(value: Any) -> tuple[Any, int]:
+    """(copy, Firestore size) of a value of an exact plain type (not in an array)."""
+    cls = value.__class__
+    if cls is str:
+        return value, _text_size(value)
+    if value is None or cls is bool:
+        return value, 1
+    if (cls is int and INT64_MIN <= value <= INT64_MAX) or (cls is float and isfinite(value)):
+        return value, 8
+    if cls is dict:
+        return _fast_map(value)
+    if cls is list:
+        out, size = [], 0
+        for item in value:
+            kind = item.__class__
+            if kind is str:
+                size += len(item) + 1 if item.isascii() else _text_size(item)
+            elif item is None or kind is bool:
+                size += 1
+            elif (kind is int and INT64_MIN <= item <= INT64_MAX) or (
+                kind is float and isfinite(item)
+            ):
+                size += 8
+            elif kind is dict:
+                item, n = _fast_map(item)
+                size += n
+            else:
+                raise _Unusual  # an array in an array, anything else: the walk
+            out.append(item)
+        return out, size
+    raise _Unusual
+
+
+def _fast_map(data: dict[Any, Any]) -> tuple[dict[str, Any], int]:
+    out: dict[str, Any] = {}
+    size = 0
+    for key, value in data.items():
+        if key.__class__ is not str or not key or key[0] == "_":
+            raise _Unusual  # "_x" may be reserved ("__x__"): the walk tells
+        size += len(key) + 1 if key.isascii() else _text_size(key)
+        cls = value.__class__
+        if cls is str:  # the common cases inlined: this runs for every field written
+            size += len(value) + 1 if value.isascii() else _text_size(value)
+        elif value is None or cls is bool:
+            size += 1
+        else:
+            value, n = _fast_value(value)
+            size += n
+        out[key] = value
+    return out, size
 
 
 def _check_utf8(text: str, where: str) -> str:

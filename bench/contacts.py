@@ -142,3 +142,35 @@ def bench_planner(rows: list[tuple[str, str, str]], n: int = 25_000) -> None:
     cpu = time.process_time() - cpu
     figures = f"{len(actions)} actions; {cpu * 1e3:.0f} ms CPU, {cpu / n * 1e6:.1f} us/pair"
     rows.append(("contacts: planner alone (1% changed)", f"{n:,}", figures))
+
+
+def bench_link_puts(rows: list[tuple[str, str, str]], n: int = 10_000) -> None:
+    """The store's share of saving N links: ``check_document`` alone (the validation and
+    copy every put makes), and SQLite batch puts with their commits (500 a batch)."""
+    from adapters.store_base import check_document
+
+    docs = []
+    for i in range(n):
+        fields = cm.normalize(_contact(i, ""))
+        docs.append((f"{USER}:contacts:c{i:06d}", {
+            "userId": USER, "section": "contacts", "crmId": f"c{i:06d}",
+            "googleId": f"people/c{i}", "googleEtag": "%EgUBAj0FBy4aBAECBQciDGV0YWc=",
+            "fingerprint": cm.fingerprint(fields), "fields": fields,
+            "syncedAt": "2024-01-01T00:00:00.000000Z", "tombstone": False, "parked": False,
+        }))  # fmt: skip
+    cpu = time.process_time()
+    for key, doc in docs:
+        check_document("links", key, doc)
+    cpu = time.process_time() - cpu
+    rows.append(("store: check_document of a link", f"{n:,}", f"{cpu / n * 1e6:.1f} us CPU/doc"))
+    with tempfile.TemporaryDirectory() as folder:
+        store = open_store(f"sqlite:///{Path(folder) / 'links.db'}")
+        cpu = time.process_time()
+        for start in range(0, n, 500):
+            with store.batch() as batch:
+                for key, doc in docs[start : start + 500]:
+                    batch.put("links", key, doc)
+        cpu = time.process_time() - cpu
+        store.close()
+    rows.append(("store: SQLite link puts (batches of 500)", f"{n:,}",
+                 f"{cpu / n * 1e6:.1f} us CPU/doc"))  # fmt: skip

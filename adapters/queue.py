@@ -9,6 +9,7 @@ may carry its ``probe`` (the cursors to look for changes past).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -24,18 +25,23 @@ def job_fields(job: Job) -> dict[str, Any]:
     fields: dict[str, Any] = {"userId": job.user_id, "section": job.section,
                               "trigger": job.trigger}  # fmt: skip
     if job.probe is not None:
-        fields["probe"] = {"googleCursor": job.probe.google_cursor,
-                           "crmCursor": job.probe.crm_cursor,
-                           "crmReadAt": job.probe.crm_read_at}  # fmt: skip
+        fields["probe"] = {
+            camel(name): value for name, value in dataclasses.asdict(job.probe).items()
+        }
     return fields
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def job_from(fields: dict[str, Any]) -> Job:
     """The inverse of ``job_fields`` (fields already validated by the caller)."""
     probe = fields.get("probe")
+    names = [f.name for f in dataclasses.fields(Probe)]
     return Job(fields["userId"], fields["section"], fields.get("trigger") or "schedule",
-               Probe(probe["googleCursor"], probe["crmCursor"], probe.get("crmReadAt"))
-               if probe else None)  # fmt: skip
+               Probe(**{n: probe.get(camel(n)) for n in names}) if probe else None)  # fmt: skip
 
 
 def encode(job: Job) -> bytes:

@@ -7,7 +7,7 @@ Expiry bounds the damage of a crashed run: the next trigger after ``expiresAt`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,11 +42,19 @@ def release(
     updates: dict[str, Any],
     drop: Iterable[str] = (),
     due_served: str | None = None,
+    due_retry: tuple[str, str] | None = None,
+    consumed: Mapping[str, Iterable[str]] | None = None,
 ) -> None:
     """Write ``updates`` into the state (less the fields named in ``drop``) and drop the
-    lease, if ``holder`` still has it. ``due_served``: the run's start; a ``nextDueAt``
-    at or before it was this run's reason to be and is cleared (a later one, set by a
-    settings change during the run, stays)."""
+    lease, if ``holder`` still has it.
+
+    ``due_served``: the run's start; a ``nextDueAt`` at or before it was this run's
+    reason to be and is cleared (a later one, set by a settings change during the
+    run, stays). ``due_retry`` = (start, when): a failed run moves such a
+    ``nextDueAt`` to ``when``, so it is retried then and not at every tick.
+    ``consumed``: for id lists the run took from the state (``retryCrm``), the ids it
+    read at the start; ids added meanwhile (the webhook's hard deletes) are kept
+    beside the run's own."""
     gone = set(drop)
 
     def give_back(tx: Transaction) -> None:
@@ -58,6 +66,13 @@ def release(
         due = kept.get("nextDueAt")
         if due_served and due and parse_timestamp(due) <= parse_timestamp(due_served):
             kept["nextDueAt"] = None
-        tx.put(SYNC_STATE, state_id, {**kept, **updates, "lease": None})
+        if due_retry and due and parse_timestamp(due) <= parse_timestamp(due_retry[0]):
+            kept["nextDueAt"] = due_retry[1]
+        merged = dict(updates)
+        for key, taken in (consumed or {}).items():
+            if key in merged:
+                added = set(kept.get(key) or []) - set(taken)
+                merged[key] = sorted(set(merged[key]) | added)
+        tx.put(SYNC_STATE, state_id, {**kept, **merged, "lease": None})
 
     store.transaction(give_back)

@@ -12,8 +12,9 @@ run_section(section, user, options)
 
 A scheduled run that planned nothing and met no error writes no syncRuns record: it
 counts itself in ``emptyRuns`` and ``lastCheckedAt`` of the state it writes anyway.
-A successful run clears the ``nextDueAt`` that made it due (``core.schedule``); a
-failed one sets it one interval on, so the retry is a full run, not a look.
+A successful run clears the ``nextDueAt`` that made it due (``core.schedule``); a failed
+one moves that mark one interval on (a pair without one is retried at its next slot,
+where its look finds the changes the failed run left behind).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from typing import Any, Protocol
 from core import account_switch, lease, schedule
 from core.errors import AccountChanged, AuthRevoked
 from core.merge import Policy
-from core.model import GOOGLE_ACCOUNTS, SYNC_RUNS, SYNC_STATE, stamp, state_id
-from core.ports import Clock, DocumentStore
+from core.model import GOOGLE_ACCOUNTS, SYNC_RUNS, SYNC_STATE, USERS, stamp, state_id
+from core.ports import Clock, DocumentStore, Transaction
 
 MAX_RECORDED_ERRORS = 200
+RETRY_AFTER = timedelta(minutes=15)  # a failed run due at once, of a section with no interval
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,10 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     sid = state_id(user_id, section.name)  # type: ignore[arg-type]
     preloaded = getattr(section, "preloaded", None) or {}
     if GOOGLE_ACCOUNTS in preloaded:  # read once per run, by the caller
-        account = (preloaded[GOOGLE_ACCOUNTS] or {}).get("accountEmail")
+        connection = preloaded[GOOGLE_ACCOUNTS] or {}
     else:
-        account = (store.get(GOOGLE_ACCOUNTS, user_id) or {}).get("accountEmail")
+        connection = store.get(GOOGLE_ACCOUNTS, user_id) or {}
+    account = connection.get("accountEmail")
     if options.dry_run:
         state = store.get(SYNC_STATE, sid) or {}
         if not account_switch.same_account(state.get("accountEmail"), account):
@@ -134,7 +137,9 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     else:
         state = lease.acquire(store, sid, report.run_id, started)
     log = RunLog()
-    every = getattr(section, "interval", None)
+    shell = Shell(getattr(section, "interval", None), state,
+                  connection.get("refreshTokenCiphertext"),
+                  (preloaded.get(USERS) or {}).get("timeZone"))  # fmt: skip
     try:
         state = _follow_account(store, sid, report, state, account, started)
         recorded = state.get("accountEmail")
@@ -143,12 +148,25 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
         )
         updates = section.sync(user_id, state, options, log, report)
     except Exception as exc:
-        _finish(store, clock, report, log, None, exc, every)
+        _finish(store, clock, report, log, None, exc, shell)
+        exc.recorded = True  # type: ignore[attr-defined]  # callers need not record it again
         raise
     if account:
         updates = {**updates, "accountEmail": account}
-    _finish(store, clock, report, log, updates, None, every, state)
+    if shell.time_zone:  # a scheduled look computes the default "sync from" date with it
+        updates = {**updates, "timeZone": shell.time_zone}
+    _finish(store, clock, report, log, updates, None, shell)
     return report
+
+
+@dataclass(frozen=True)
+class Shell:
+    """What the run's finish needs from its start."""
+
+    every: timedelta | None  # the section's interval
+    before: dict[str, Any]  # the state as the lease found it
+    ciphertext: str | None  # the connection the run used
+    time_zone: str | None
 
 
 def _follow_account(store: DocumentStore, sid: str, report: Report, state: dict[str, Any],
@@ -165,8 +183,7 @@ def _follow_account(store: DocumentStore, sid: str, report: Report, state: dict[
 
 def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
             updates: dict[str, Any] | None, error: Exception | None,
-            every: timedelta | None = None,
-            before: dict[str, Any] | None = None) -> None:  # fmt: skip
+            shell: Shell | None = None) -> None:  # fmt: skip
     finished = clock.now()
     report.finished_at = stamp(finished)
     report.counts = dict(log.counts)
@@ -175,25 +192,27 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
         report.errors.append({"id": "(run)", "message": str(error), "kind": type(error).__name__})
     if report.dry_run:
         return
+    shell = shell or Shell(None, {}, None, None)
     ok = error is None
     result = {"counts": report.counts, "errors": report.errors[:50], "ok": ok}
     state = {"userId": report.user_id, "section": report.section,
              "lastRunAt": report.finished_at, "lastResult": result}  # fmt: skip
-    if not ok and every is not None:
-        state["nextDueAt"] = stamp(finished + every)
     if ok and updates is not None:
         state |= updates | {"lastSuccessAt": report.finished_at}
-    if isinstance(error, AuthRevoked):
-        account = store.get(GOOGLE_ACCOUNTS, report.user_id)
-        if account is not None:
-            store.put(GOOGLE_ACCOUNTS, report.user_id, {**account, "status": "reauth_required"})
+    if isinstance(error, AuthRevoked) and _mark_revoked(store, report.user_id, shell.ciphertext):
         schedule.unschedule(store, report.user_id)
         state |= {"slot": None, "nextDueAt": None}
     sid = state_id(report.user_id, report.section)  # type: ignore[arg-type]
+    retry = stamp(finished + (shell.every or RETRY_AFTER))
+    release = {
+        "due_served": report.started_at if ok else None,
+        "due_retry": None if ok else (report.started_at, retry),
+        "consumed": {key: shell.before.get(key) or [] for key in ("retryCrm", "retryGoogle")},
+    }
     if ok and not report.plan and not report.errors and report.trigger == "schedule":
-        empty = int((before or {}).get("emptyRuns") or 0) + 1
+        empty = int(shell.before.get("emptyRuns") or 0) + 1
         state |= {"emptyRuns": empty, "lastCheckedAt": report.finished_at}
-        lease.release(store, sid, report.run_id, state, due_served=report.started_at)
+        lease.release(store, sid, report.run_id, state, **release)  # type: ignore[arg-type]
         return
     store.put(SYNC_RUNS, report.run_id, {
         "userId": report.user_id, "section": report.section, "trigger": report.trigger,
@@ -201,4 +220,20 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
         "counts": report.counts, "errors": report.errors[:MAX_RECORDED_ERRORS],
         "plan": report.plan_summary(), "ok": ok,
     })  # fmt: skip
-    lease.release(store, sid, report.run_id, state, due_served=report.started_at if ok else None)
+    lease.release(store, sid, report.run_id, state, **release)  # type: ignore[arg-type]
+
+
+def _mark_revoked(store: DocumentStore, user_id: str, ciphertext: str | None) -> bool:
+    """``reauth_required``, unless the user has reconnected meanwhile (another token than
+    the one the run used): a fresh connection is never marked revoked."""
+
+    def mark(tx: Transaction) -> bool:
+        account = tx.get(GOOGLE_ACCOUNTS, user_id)
+        if account is None:
+            return False
+        if ciphertext and account.get("refreshTokenCiphertext") != ciphertext:
+            return False
+        tx.put(GOOGLE_ACCOUNTS, user_id, {**account, "status": "reauth_required"})
+        return True
+
+    return store.transaction(mark)

@@ -42,22 +42,32 @@ from core.model import (
     stamp,
     state_id,
 )
-from core.ports import DocumentStore, Transaction
+from core.ports import Doc, DocumentStore, Transaction
 
 SCHEDULE = "schedule"
 INTERVALS = "intervals"  # schedule/intervals: {"minutes": [15, 60, ...]}
 TICKS = "ticks"  # schedule/ticks: {"lastTickAt": ...}
 CATCH_UP = 10  # minutes of missed ticks a tick makes up for
+DISPATCH_GRACE = timedelta(minutes=5)
+SWEEP = "sweep"  # schedule/sweep: the daily pass over syncSettings
+SWEEP_PAGE = 100
+SWEEP_EVERY = timedelta(days=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class Probe:
-    """What a scheduled run needs to look for changes before it takes the lease."""
+    """What a scheduled run needs to look for changes before it takes the lease: the
+    cursors, and the settings the last run used (a new tag, "sync from" date or
+    interval is a change too)."""
 
     google_cursor: str
     crm_cursor: str
     crm_read_at: str | None = None
+    slot: str | None = None
+    tag_id: str | None = None
+    sync_from: str | None = None
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True, order=True)
@@ -134,8 +144,17 @@ def must_run(state: Mapping[str, Any], now: datetime) -> bool:
 def job_for(user_id: str, section: Section, state: Mapping[str, Any], now: datetime) -> Job:
     if must_run(state, now) or not state.get("crmCursor"):
         return Job(user_id, section)
-    probe = Probe(state["googleCursor"], state["crmCursor"], state.get("crmReadAt"))
+    probe = Probe(state["googleCursor"], state["crmCursor"], state.get("crmReadAt"),
+                  state.get("slot"), state.get("tagId"), state.get("syncFrom"),
+                  state.get("timeZone"))  # fmt: skip
     return Job(user_id, section, probe=probe)
+
+
+def recently_dispatched(state: Mapping[str, Any], now: datetime) -> bool:
+    """A full run sent less than DISPATCH_GRACE ago that has not started (taken its
+    lease) yet: not sent again at every tick while it waits in the queue."""
+    sent = state.get("dispatchedAt")
+    return bool(sent) and parse_timestamp(sent) > now - DISPATCH_GRACE
 
 
 def next_due(state: Mapping[str, Any], now: datetime) -> str | None:
@@ -186,7 +205,7 @@ def reschedule(
             fields["nextDueAt"] = stamp(now)
         _apply(store, state_id(user_id, section), fields, stamp(now))
     if intervals:
-        register_intervals(store, intervals)
+        register_intervals(store, intervals, now)
     return slots
 
 
@@ -228,13 +247,76 @@ def update_state(store: DocumentStore, sid: str, fields: Mapping[str, Any]) -> N
     store.transaction(merge)
 
 
-def register_intervals(store: DocumentStore, intervals: Iterable[int]) -> None:
+def register_intervals(store: DocumentStore, intervals: Iterable[int], now: datetime) -> None:
     wanted = set(intervals)
 
     def add(tx: Transaction) -> None:
         doc = tx.get(SCHEDULE, INTERVALS) or {}
         known = set(doc.get("minutes") or [])
         if not wanted <= known:
-            tx.put(SCHEDULE, INTERVALS, {"minutes": sorted(known | wanted)})
+            added = {**(doc.get("added") or {}), **{str(i): stamp(now) for i in wanted - known}}
+            tx.put(SCHEDULE, INTERVALS, {"minutes": sorted(known | wanted), "added": added})
 
     store.transaction(add)
+
+
+def sweep(store: DocumentStore, now: datetime) -> int:
+    """Once a day, a pass over every ``syncSettings`` document, a page per tick: the
+    slots of pairs whose settings the CRM wrote directly (not through the settings
+    API), of pairs stored before slots existed, and ``renewAt`` of their channels are
+    set right; intervals no pair uses any more stop costing a query per tick. Returns
+    the number of settings documents read (0 when the day's pass is done)."""
+    doc = store.get(SCHEDULE, SWEEP) or {}
+    after, started = doc.get("after"), doc.get("roundStartedAt")
+    if after is None and started and parse_timestamp(started) > now - SWEEP_EVERY:
+        return 0
+    if after is None:
+        started, seen = stamp(now), set()
+    else:
+        seen = set(doc.get("seen") or [])
+    cursor = Doc(SYNC_SETTINGS, after, {}) if after else None
+    page = store.query(SYNC_SETTINGS, limit=SWEEP_PAGE, start_after=cursor)
+    ids = [d.id for d in page]
+    accounts = store.get_many(GOOGLE_ACCOUNTS, ids) if ids else {}
+    sids = [state_id(u, s) for u in ids for s in SECTIONS]  # type: ignore[arg-type]
+    states = store.get_many(SYNC_STATE, sids) if sids else {}
+    for settings_doc in page:
+        user_id = settings_doc.id
+        try:
+            settings = load(SyncSettings, SYNC_SETTINGS, user_id, settings_doc.data)
+        except MalformedDocument:
+            settings = None
+        stale = False
+        for section in SECTIONS:
+            slot, every = wanted_slot(settings, accounts.get(user_id), user_id, section)
+            state = states.get(state_id(user_id, section)) or {}
+            if every:
+                seen.add(every)
+            stale |= state.get("slot") != slot
+            stale |= bool(state.get("channel")) and not state.get("renewAt")
+        if stale:
+            reschedule(store, user_id, now)
+    if len(page) == SWEEP_PAGE:
+        store.put(SCHEDULE, SWEEP, {"after": ids[-1], "roundStartedAt": started,
+                                    "seen": sorted(seen)})  # fmt: skip
+    else:
+        _prune_intervals(store, seen, started)
+        store.put(SCHEDULE, SWEEP, {"after": None, "roundStartedAt": started})
+    return len(page)
+
+
+def _prune_intervals(store: DocumentStore, seen: set[int], started: str) -> None:
+    """Keep the intervals the pass saw in use, and those added since it began."""
+
+    def prune(tx: Transaction) -> None:
+        doc = tx.get(SCHEDULE, INTERVALS) or {}
+        added = doc.get("added") or {}
+        keep = {
+            i for i in doc.get("minutes") or [] if i in seen or added.get(str(i), "") >= started
+        }
+        keep |= seen
+        if keep != set(doc.get("minutes") or []):
+            added = {k: v for k, v in added.items() if int(k) in keep}
+            tx.put(SCHEDULE, INTERVALS, {"minutes": sorted(keep), "added": added})
+
+    store.transaction(prune)

@@ -31,7 +31,6 @@ from core import schedule
 from core.errors import (
     AuthRevoked,
     ConfigError,
-    GoogleError,
     LeaseHeld,
     MalformedDocument,
     NotConnected,
@@ -57,18 +56,31 @@ CHECKS_KEPT = timedelta(days=7)
 
 
 def dispatch(config: bootstrap.Config, store: DocumentStore, *, send: Any = None) -> list[Job]:
-    """Send every due job to the configured queue (or to ``send``); returns the jobs."""
+    """Send every due job to the configured queue (or to ``send``); returns the jobs.
+
+    Full runs go one per message (Pub/Sub retries each on its own); looks go in
+    batches of ``BATCH``. The tick's time is saved as soon as the jobs are out, and
+    each upkeep step after that is on its own: one failing does not replay the slots."""
     now = bootstrap.clock().now()
     jobs = due_jobs(store, now)
     if send is not None:
         send(jobs)
     else:
         queue = open_queue(config.queue, lambda job: run_job(config, store, job))
-        queue.send_batched(jobs, BATCH, lambda batch: run_batch(config, store, batch))
-    _keep_channels(config, store, now)
-    _catch_up_index(store, now)
-    _forget_checks(store, now)
+        full = [job for job in jobs if job.probe is None]
+        for job in full:  # marked first: a slow queue does not get it twice
+            schedule.update_state(store, schedule.state_id(job.user_id, job.section),
+                                  {"dispatchedAt": stamp(now)})  # fmt: skip
+        queue.send(full)
+        looks = [job for job in jobs if job.probe is not None]
+        queue.send_batched(looks, BATCH, lambda batch: run_batch(config, store, batch))
     store.put(schedule.SCHEDULE, schedule.TICKS, {"lastTickAt": stamp(now)})
+    for step in (_keep_channels, _catch_up_index, _forget_checks, _sweep):
+        try:
+            step(config, store, now)
+        except Exception as exc:
+            fields = {"step": step.__name__, "error": type(exc).__name__}
+            log.warning("tick upkeep failed: %s", exc, extra={"fields": fields})
     return jobs
 
 
@@ -86,14 +98,20 @@ def due_jobs(store: DocumentStore, now: datetime) -> list[Job]:
     jobs = []
     for _, doc in sorted(found.items()):
         user_id, section = doc.data.get("userId"), doc.data.get("section")
-        if not user_id or section not in schedule.SECTIONS or not doc.data.get("slot"):
-            # a due time left on a pair that is not scheduled (an account switch, a
-            # failed manual run): cleared, so that it costs no read at the next tick
-            schedule.update_state(store, doc.id, {"nextDueAt": None})
+        if not user_id or section not in schedule.SECTIONS:
+            continue
+        if not doc.data.get("slot"):
+            # due, but no slot: a state from before slots, or a mark left on a pair
+            # that is not scheduled (an account switch, a failed manual run). Set
+            # right from the settings: scheduled ones are due at the next tick.
+            schedule.reschedule(store, user_id, now, sections=[section])
             continue
         if schedule.leased(doc.data, now):
             continue
-        jobs.append(schedule.job_for(user_id, section, doc.data, now))
+        job = schedule.job_for(user_id, section, doc.data, now)
+        if job.probe is None and schedule.recently_dispatched(doc.data, now):
+            continue  # sent a moment ago and still waiting in the queue
+        jobs.append(job)
     return jobs
 
 
@@ -117,7 +135,7 @@ def _keep_channels(config: bootstrap.Config, store: DocumentStore, now: datetime
             continue
         try:
             maintain_channel(config, store, user_id, now)
-        except (*FINAL, GoogleError) as exc:  # one user's trouble must not stop the tick
+        except Exception as exc:
             later = None if isinstance(exc, FINAL) else stamp(now + CHANNEL_RETRY)
             schedule.update_state(store, doc.id, {"renewAt": later})  # reconnect sets it
             log.warning(
@@ -126,7 +144,7 @@ def _keep_channels(config: bootstrap.Config, store: DocumentStore, now: datetime
             )
 
 
-def _forget_checks(store: DocumentStore, now: datetime) -> None:
+def _forget_checks(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:
     """syncChecks older than CHECKS_KEPT: deleted by the tick, a page at a time (their
     times are strings, which Firestore's TTL policies do not act on)."""
     old = store.query(SYNC_CHECKS, [Filter("checkedAt", "<", stamp(now - CHECKS_KEPT))],
@@ -137,7 +155,7 @@ def _forget_checks(store: DocumentStore, now: datetime) -> None:
                 batch.delete(SYNC_CHECKS, doc.id)
 
 
-def _catch_up_index(store: DocumentStore, now: datetime) -> None:
+def _catch_up_index(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:
     try:
         from core import email_index
     except ImportError:  # pragma: no cover - the index is optional during upgrades
@@ -145,6 +163,10 @@ def _catch_up_index(store: DocumentStore, now: datetime) -> None:
     catch_up = getattr(email_index, "catch_up", None)
     if catch_up is not None:
         catch_up(store, now)
+
+
+def _sweep(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:
+    schedule.sweep(store, now)
 
 
 def run_job(config: bootstrap.Config, store: DocumentStore, job: Job) -> Report | str | None:
@@ -155,9 +177,11 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job) -> Report 
     try:
         preloaded = None
         if job.probe is not None:
-            preloaded = changed(config, store, job)
-            if preloaded is None:
+            verdict, preloaded = changed(config, store, job)
+            if verdict == "unchanged":
                 return UNCHANGED  # nothing changed on either side: nothing written
+            if verdict == "off":
+                return None  # auto sync was turned off: the pair left the schedule
         report = run_sections(config, store, job.user_id, job.section, options,
                               preloaded=preloaded)[0]  # fmt: skip
         log_run(report)
@@ -202,6 +226,8 @@ def run_batch(config: bootstrap.Config, store: DocumentStore, jobs: Sequence[Job
             fields = {"userId": job.user_id, "section": job.section, "error": type(exc).__name__}
             log.warning("scheduled sync failed; retried at its next slot: %s", exc,
                         extra={"fields": fields})  # fmt: skip
+            if not getattr(exc, "recorded", False):  # failed before its run could say so
+                _record_skip(store, job, f"{type(exc).__name__}: {exc}", ok=False)
             result = exc
         if result is UNCHANGED:
             unchanged.append(schedule.state_id(job.user_id, job.section))

@@ -39,6 +39,7 @@ from functions.webhook_logic import claim
 CHANNELS = "pushChannels"
 TTL = timedelta(days=7)
 RENEW_BEFORE = timedelta(days=1)
+MIN_RENEW = timedelta(hours=1)
 log = logging.getLogger("crmsync.push")
 logs.setup()
 
@@ -63,7 +64,7 @@ def maintain_channel(
     wanted = bool(address) and settings.activities.auto
     fresh = channel and parse_timestamp(channel["expiresAt"]) - RENEW_BEFORE > now
     if wanted and fresh:
-        renew = stamp(parse_timestamp(channel["expiresAt"]) - RENEW_BEFORE)
+        renew = stamp(renew_at(parse_timestamp(channel["expiresAt"]), now))
         update_state(store, key, {"renewAt": renew})
         return "kept"
     if not wanted and not channel:
@@ -84,9 +85,16 @@ def maintain_channel(
             channel_id,
             {"userId": user_id, "tokenHash": _hash(token), "expiresAt": new["expiresAt"]},
         )
-    renew = stamp(parse_timestamp(new["expiresAt"]) - RENEW_BEFORE) if new else None
+    renew = stamp(renew_at(parse_timestamp(new["expiresAt"]), now)) if new else None
     update_state(store, key, {"channel": new, "renewAt": renew})
     return ("renewed" if channel else "opened") if wanted else "stopped"
+
+
+def renew_at(expires: datetime, now: datetime) -> datetime:
+    """A day before the channel expires; for a channel Google granted for less (or
+    without an expiry), half its life, and never sooner than an hour: a short channel
+    is not stopped and watched again at every tick."""
+    return max(expires - RENEW_BEFORE, now + (expires - now) / 2, now + MIN_RENEW)
 
 
 def _calendar(config: bootstrap.Config, store: DocumentStore, user_id: str) -> CalendarApi:

@@ -30,6 +30,10 @@ class ProbeIn(BaseModel):
     googleCursor: str
     crmCursor: str
     crmReadAt: str | None = None
+    slot: str | None = None
+    tagId: str | None = None
+    syncFrom: str | None = None
+    timeZone: str | None = None
 
 
 class JobMessage(BaseModel):
@@ -40,7 +44,7 @@ class JobMessage(BaseModel):
 
 
 class BatchMessage(BaseModel):
-    jobs: list[JobMessage] = Field(min_length=1, max_length=500)
+    jobs: list[dict] = Field(min_length=1, max_length=500)
 
 
 logs.setup()
@@ -70,4 +74,10 @@ def run_sync_job(cloud_event) -> None:
     if single is not None:
         run_job(config, store, job_from(single.model_dump()))
         return
-    run_batch(config, store, [job_from(message.model_dump()) for message in batch])
+    jobs = []
+    for item in batch:  # one bad job is dropped, not the batch
+        try:
+            jobs.append(job_from(JobMessage.model_validate(item).model_dump()))
+        except ValidationError as exc:
+            log.error("dropping a malformed job of a sync-jobs batch: %s", exc)
+    run_batch(config, store, jobs)

@@ -20,11 +20,28 @@ from typing import Any
 from adapters import google_api
 from adapters.calendar_api import CalendarApi
 from adapters.people_api import PeopleApi
+from core import probe as probe_rules
+from core import schedule
 from core.activities_engine import ActivitiesEngine
 from core.contacts_engine import ContactsEngine, crm_window
-from core.errors import NotConnected, UnknownUser
-from core.model import ACTIVITIES, CONTACTS, GOOGLE_ACCOUNTS, USERS, GoogleAccount, load
-from core.ports import DocumentStore, Progress, no_progress
+from core.errors import GoogleError, MalformedDocument, NotConnected, UnknownUser
+from core.model import (
+    ACTIVITIES,
+    CONTACTS,
+    GOOGLE_ACCOUNTS,
+    LINKS,
+    SYNC_SETTINGS,
+    SYNC_STATE,
+    USERS,
+    GoogleAccount,
+    SyncSettings,
+    link_id,
+    load,
+    parse_timestamp,
+    stamp,
+    state_id,
+)
+from core.ports import DocumentStore, Progress, Transaction, no_progress
 from core.runs import Options, Report
 from core.schedule import Job
 from functions import bootstrap
@@ -158,29 +175,75 @@ def run_sections(
     return [RUNNERS[name](config, store, user_id, options, progress, preloaded) for name in names]
 
 
-def changed(config: bootstrap.Config, store: DocumentStore, job: Job) -> dict | None:
-    """A scheduled job's look for changes, before any lease: one CRM query past the CRM
-    cursor, then (only if the CRM has none) one Google call past the sync token.
-    Returns None when neither side changed (the run is then skipped and writes
-    nothing), else what it read, for the run to use. Any doubt (no connection, an
-    error, an expired token) answers "changed": the full run then decides and records
-    what happened."""
-    probe = job.probe
+def changed(config: bootstrap.Config, store: DocumentStore, job: Job) -> tuple[str, dict]:
+    """A scheduled job's look for changes, before any lease (``core.probe``): the
+    connection and the settings (a new tag or date, or auto turned off by the CRM
+    itself), the CRM records past the cursor that concern the user, then, only if
+    none does, one Google call past the sync token.
+
+    Returns ("run", read) when the run must go on, with the documents it read for the
+    run to use; ("unchanged", read) when nothing changed (nothing is written, except
+    the CRM cursor moved past records of other users); ("off", read) when the pair is
+    no longer scheduled. Any doubt (no connection, bad settings, a Google error, an
+    expired token) is "run": the full run then decides and records what happened."""
+    probe, user_id, section = job.probe, job.user_id, job.section
     assert probe is not None
-    account = store.get(GOOGLE_ACCOUNTS, job.user_id)
-    pre: dict[str, Any] = {GOOGLE_ACCOUNTS: account}
-    if account is None or account.get("status") != "connected":
-        return pre
-    collection = CONTACTS if job.section == "contacts" else ACTIVITIES
-    window = crm_window(probe.crm_cursor, probe.crm_read_at)
-    if store.query(collection, window, order_by="modifiedAt", limit=1):
-        return pre
+    now = bootstrap.clock().now()
+    account = store.get(GOOGLE_ACCOUNTS, user_id)
+    raw = store.get(SYNC_SETTINGS, user_id)
+    read: dict[str, Any] = {GOOGLE_ACCOUNTS: account, SYNC_SETTINGS: raw}
+    if account is None or account.get("status") != "connected" or raw is None:
+        return "run", read
     try:
-        creds = _credentials(config, job.user_id, account)
-        if job.section == "contacts":
+        settings = load(SyncSettings, SYNC_SETTINGS, user_id, raw)
+    except MalformedDocument:
+        return "run", read
+    slot, _ = schedule.wanted_slot(settings, account, user_id, section)
+    if slot != probe.slot:  # the settings changed without the settings API
+        schedule.reschedule(store, user_id, now)
+        if slot is None:
+            return "off", read
+    if probe_rules.settings_changed(section, settings, probe.tag_id, probe.sync_from,
+                                    probe.time_zone, now):  # fmt: skip
+        return "run", read
+    read_at = stamp(now)
+    collection = CONTACTS if section == "contacts" else ACTIVITIES
+    window = crm_window(probe.crm_cursor, probe.crm_read_at)
+    found = store.query(collection, window, order_by="modifiedAt", limit=probe_rules.PAGE)
+    docs = [(d.id, d.data) for d in found]
+    tag = settings.contacts.tagId
+    verdict = probe_rules.crm_verdict(section, user_id, tag, docs, None)
+    if verdict == "unknown":
+        others = [i for i, d in docs if not probe_rules.relevant(section, user_id, tag, d)]
+        links = store.get_many(LINKS, [link_id(user_id, section, i) for i in others])
+        verdict = probe_rules.crm_verdict(section, user_id, tag, docs, set(links))
+    if verdict == "changed":
+        return "run", read
+    try:
+        creds = _credentials(config, user_id, account)
+        if section == "contacts":
             moved = people_port(config, creds).has_changes(probe.google_cursor)
         else:
             moved = calendar_port(config, creds).has_changes(probe.google_cursor)
-    except Exception:
-        return pre
-    return pre if moved else None
+    except GoogleError:  # the full run meets the same trouble and records it
+        return "run", read
+    if moved:
+        return "run", read
+    if docs:  # only other users' records: the cursor moves past them, no run
+        newest = max((d.get("modifiedAt") or "" for _, d in docs), default="")
+        _advance_crm(store, state_id(user_id, section), probe.crm_cursor, newest, read_at)
+    return "unchanged", read
+
+
+def _advance_crm(store: DocumentStore, sid: str, cursor: str, newest: str, read_at: str) -> None:
+    """Move the CRM cursor as a run would, unless a run holds the lease or has moved it."""
+
+    def advance(tx: Transaction) -> None:
+        state = tx.get(SYNC_STATE, sid) or {}
+        lease = state.get("lease") or {}
+        if lease.get("holder") or state.get("crmCursor") != cursor:
+            return
+        newer = newest if newest and parse_timestamp(newest) > parse_timestamp(cursor) else cursor
+        tx.put(SYNC_STATE, sid, {**state, "crmCursor": newer, "crmReadAt": read_at})
+
+    store.transaction(advance)

@@ -87,8 +87,8 @@ def test_a_tick_fans_out_over_pubsub_and_runs_land_in_firestore(
 
     publisher.publish(f"projects/{project}/topics/sync-ticks", b"{}").result(timeout=30)
     assert deliver(subscriber, subs["sync-ticks"], dispatcher) == 1
-    # one message: a batch of the due pairs (Alice: contacts, activities)
-    assert deliver(subscriber, subs["sync-jobs"], worker) == 1
+    # first syncs are full runs: one message each (Alice: contacts, activities)
+    assert deliver(subscriber, subs["sync-jobs"], worker) == 2
     runs = [d.data for d in store.query(SYNC_RUNS)]
     assert sorted((r["userId"], r["section"], r["ok"]) for r in runs) == [
         (seed.ALICE, "activities", True),

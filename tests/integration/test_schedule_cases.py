@@ -1,0 +1,219 @@
+"""The schedule's hard cases (core.schedule, functions.jobs): states from before slots,
+settings the CRM writes itself, looks that move the CRM cursor past other users'
+records, webhook deletions during a run, a reconnection during a revoked run,
+failures the run could not record, upkeep that fails, and the daily sweep."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core import lease, schedule
+from core.model import SYNC_RUNS, SYNC_STATE, stamp
+from core.runs import _mark_revoked
+from core.schedule import Job
+from functions import bootstrap, seed
+from functions.jobs import UNCHANGED, dispatch, run_batch, run_job
+from functions.webhook_logic import note_deleted
+
+CONTACTS = f"{seed.ALICE}:contacts"
+ACTIVITIES = f"{seed.ALICE}:activities"
+
+
+class OffsetClock:
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@pytest.fixture
+def world(cloud_env, sandbox):
+    """Alice synced once (both sections) and the echo of it read: idle from now on."""
+    clock = OffsetClock()
+    bootstrap.use_clock(clock)
+    config = bootstrap.Config.from_env()
+    dispatch(config, cloud_env)
+    sandbox.settle()
+    w = World(cloud_env, config, clock)
+    w.to_slot(CONTACTS)
+    dispatch(config, cloud_env)  # the echoes: runs that plan nothing
+    yield w
+    bootstrap.use_clock(None)
+
+
+class World:
+    def __init__(self, store, config, clock) -> None:
+        self.store, self.config, self.clock = store, config, clock
+
+    def state(self, sid):
+        return self.store.get(SYNC_STATE, sid) or {}
+
+    def to_slot(self, sid):
+        due = schedule.next_due(self.state(sid), self.clock.now())
+        self.clock.offset += schedule.parse_timestamp(due) - self.clock.now() + timedelta(seconds=1)
+
+    def runs(self):
+        return [d.data for d in self.store.scan(SYNC_RUNS, order_by="startedAt")]
+
+    def tick(self):
+        return dispatch(self.config, self.store)
+
+    def settings(self, **sections):
+        doc = self.store.get("syncSettings", seed.ALICE)
+        for name, changes in sections.items():
+            doc[name] = {**doc[name], **changes}
+        self.store.put("syncSettings", seed.ALICE, doc)  # the CRM itself, not the API
+
+
+def test_states_from_before_slots_get_one_and_sync_again(world):
+    old = {k: v for k, v in world.state(CONTACTS).items() if k != "slot"}
+    world.store.put(SYNC_STATE, CONTACTS, {**old, "nextDueAt": stamp(world.clock.now())})
+    world.store.delete(schedule.SCHEDULE, schedule.INTERVALS)
+    world.tick()
+    assert world.state(CONTACTS)["slot"]  # set again from the settings
+    last = world.state(CONTACTS)["lastRunAt"]
+    world.clock.offset += timedelta(minutes=1)
+    sent = world.tick()  # due by its old nextDueAt: a full run
+    assert [j.probe for j in sent if j.section == "contacts"] == [None]
+    assert world.state(CONTACTS)["nextDueAt"] is None
+    assert world.state(CONTACTS)["lastRunAt"] > last
+
+
+def test_auto_sync_turned_off_by_the_crm_leaves_the_schedule_at_the_next_look(world):
+    world.settings(activities={"auto": False})
+    world.to_slot(ACTIVITIES)
+    ran = len(world.runs())
+    world.tick()
+    assert world.state(ACTIVITIES)["slot"] is None and len(world.runs()) == ran
+    world.to_slot(CONTACTS)
+    assert all(j.section == "contacts" for j in world.tick())
+
+
+def test_a_tag_the_crm_changes_itself_is_a_change_for_the_look(world):
+    world.store.put(
+        "tags", "t-alice-2", {"name": "Alice 2", "kind": "private", "ownerId": seed.ALICE}
+    )
+    linus = world.store.get("contacts", "c-linus")
+    world.store.put("contacts", "c-linus", {**linus, "tagIds": ["t-alice-2"]})
+    world.clock.offset += timedelta(hours=1)  # long ago, past any overlap window
+    world.settings(contacts={"tagId": "t-alice-2"})
+    world.to_slot(CONTACTS)
+    world.tick()
+    assert world.state(CONTACTS)["tagId"] == "t-alice-2"
+    assert world.runs()[-1]["counts"].get("pushed") == 1  # Linus joined
+
+
+def test_a_look_moves_the_crm_cursor_past_other_users_records_without_a_run(world):
+    before = world.state(CONTACTS)
+    barbara = world.store.get("contacts", "c-barbara")  # Bob's, not linked for Alice
+    world.clock.offset += timedelta(minutes=1)
+    world.store.put("contacts", "c-barbara", {**barbara, "jobTitle": "Professor",
+                                              "modifiedAt": stamp(world.clock.now())})  # fmt: skip
+    world.to_slot(CONTACTS)
+    ran = len(world.runs())
+    job = next(j for j in world.tick() if j.section == "contacts")
+    after = world.state(CONTACTS)
+    assert job.probe is not None and len(world.runs()) == ran
+    assert after["crmCursor"] > before["crmCursor"] and after.get("lease") is None
+    assert after["emptyRuns"] == before["emptyRuns"]  # a look, not a run
+
+
+def test_hard_deletes_the_webhook_reports_during_a_run_survive_its_end(cloud_env):
+    now = datetime.now(UTC)
+    held = lease.acquire(cloud_env, CONTACTS, "run-1", now)
+    note_deleted(cloud_env, Job(seed.ALICE, "contacts", "webhook"), "c-gone")
+    lease.release(cloud_env, CONTACTS, "run-1", {"retryCrm": []},
+                  consumed={"retryCrm": held.get("retryCrm") or []})  # fmt: skip
+    assert cloud_env.get(SYNC_STATE, CONTACTS)["retryCrm"] == ["c-gone"]
+
+
+def test_a_revoked_run_never_marks_a_fresh_connection(cloud_env):
+    account = cloud_env.get("googleAccounts", seed.ALICE)
+    assert not _mark_revoked(cloud_env, seed.ALICE, "an older ciphertext")
+    assert cloud_env.get("googleAccounts", seed.ALICE)["status"] == "connected"
+    assert _mark_revoked(cloud_env, seed.ALICE, account["refreshTokenCiphertext"])
+    assert cloud_env.get("googleAccounts", seed.ALICE)["status"] == "reauth_required"
+
+
+def test_a_batch_records_each_failure_once(world, sandbox):
+    sandbox.fault("people.people.connections.list", 503, count=20)
+    world.clock.offset += timedelta(minutes=1)
+    world.store.put("contacts", "c-ada", {**world.store.get("contacts", "c-ada"),
+                                          "jobTitle": "Countess",
+                                          "modifiedAt": stamp(world.clock.now())})  # fmt: skip
+    world.to_slot(CONTACTS)
+    job = schedule.job_for(seed.ALICE, "contacts", world.state(CONTACTS), world.clock.now())
+    ran = len(world.runs())
+    (result,) = run_batch(world.config, world.store, [job])
+    assert isinstance(result, Exception)
+    failed = world.runs()[ran:]
+    assert len(failed) == 1 and failed[0]["ok"] is False
+
+
+def test_an_upkeep_step_that_fails_does_not_replay_the_slots(world):
+    world.store.put(SYNC_STATE, ACTIVITIES, {**world.state(ACTIVITIES),
+                                             "renewAt": stamp(world.clock.now()),
+                                             "channel": {"id": "x", "resourceId": "r",
+                                                         "expiresAt": "garbage"}})  # fmt: skip
+    world.to_slot(CONTACTS)
+    assert world.tick()  # the channel's upkeep fails after the jobs went out
+    assert schedule.parse_timestamp(
+        world.store.get(schedule.SCHEDULE, schedule.TICKS)["lastTickAt"]
+    )
+    assert world.tick() == []  # the same minute again: nothing new is due
+    retry = schedule.parse_timestamp(world.state(ACTIVITIES)["renewAt"])
+    assert retry > world.clock.now() + timedelta(minutes=30)  # tried again later, not each tick
+
+
+def test_the_daily_sweep_schedules_settings_the_crm_wrote_and_prunes_intervals(world):
+    world.store.put(SYNC_STATE, CONTACTS, {**world.state(CONTACTS), "slot": None})
+    schedule.register_intervals(world.store, [7], world.clock.now() - timedelta(days=3))
+    world.store.delete(schedule.SCHEDULE, schedule.SWEEP)
+    assert schedule.sweep(world.store, world.clock.now()) > 0
+    assert world.state(CONTACTS)["slot"]
+    minutes = world.store.get(schedule.SCHEDULE, schedule.INTERVALS)["minutes"]
+    assert 7 not in minutes and {15, 30} <= set(minutes)
+    assert schedule.sweep(world.store, world.clock.now()) == 0  # done for the day
+
+
+def test_an_idle_look_answers_unchanged_and_reads_at_most_three_documents(world):
+    world.to_slot(CONTACTS)
+    job = schedule.job_for(seed.ALICE, "contacts", world.state(CONTACTS), world.clock.now())
+    reads = []
+    store = Counting(world.store, reads)
+    assert run_job(world.config, store, job) == UNCHANGED
+    assert len(reads) <= 3 and not store.writes
+
+
+class Counting:
+    """The store, counting what a look reads and writes (documents, as billed)."""
+
+    def __init__(self, store, reads) -> None:
+        self.store, self.reads, self.writes = store, reads, []
+
+    def get(self, collection, doc_id):
+        self.reads.append((collection, doc_id))
+        return self.store.get(collection, doc_id)
+
+    def get_many(self, collection, ids):
+        self.reads.extend((collection, i) for i in ids)
+        return self.store.get_many(collection, ids)
+
+    def query(self, collection, *args, **kwargs):
+        found = self.store.query(collection, *args, **kwargs)
+        self.reads.extend([(collection, d.id) for d in found] or [(collection, "(query)")])
+        return found
+
+    def put(self, *args):
+        self.writes.append(args)
+        return self.store.put(*args)
+
+    def transaction(self, fn, **kwargs):
+        self.writes.append(("transaction",))
+        return self.store.transaction(fn, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)

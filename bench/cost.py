@@ -1235,13 +1235,13 @@ def per_user_month(
     noop = [priced[k] for k in ("noop-contacts", "noop-activities") if k in priced]
     ticks = sorted({int(s.key.split("-")[1]) for s, _ in results if s.kind == "tick"})
     measured = dict((s.key, m) for s, m in results)
-    if "batch" in priced:  # one message of no-op pairs, as deployed: per pair
-        pairs = max(1, int(measured["batch"].get("pairs", 1)))
-        run = {k: v / pairs for k, v in priced["batch"].items()}
-        how = f"from one sync-jobs message of {pairs} no-op pair(s)"
+    pairs = int(measured.get("batch", {}).get("pairs", 0))
+    if "batch" in priced and (pairs > 1 or len(noop) < 2):  # a message as deployed, per pair
+        run = {k: v / max(1, pairs) for k, v in priced["batch"].items()}
+        how = f"from one sync-jobs message of {pairs} no-op pairs"
     elif len(noop) == 2:
         run = {k: sum(p[k] for p in noop) / len(noop) for k in noop[0]}
-        how = "the no-op runs' average"
+        how = "one pair per message: the no-op runs' average"
     else:
         return ["($ per user-month needs the batch or both no-op scenarios)"]
     if not ticks:
@@ -1285,12 +1285,7 @@ def per_user_month(
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.cost", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--out", help="also write the report to this file")
-    args = parser.parse_args(argv)
+def measure_all() -> tuple[list[tuple[Scenario, dict[str, Any]]], dict[str, Any], float]:
     from bench.sandbox_proc import ExternalSandbox
 
     results: list[tuple[Scenario, dict[str, Any]]] = []
@@ -1312,7 +1307,30 @@ def main(argv: Sequence[str] | None = None) -> str:
                 measured = {"failed": True, "outcome": f"FAILED: {exc}"}
             results.append((scenario, measured))
             print(f"  cost: {scenario.title} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    text = report(results, idle) + f"(bench took {time.perf_counter() - started:.0f} s)\n"
+    return results, idle, time.perf_counter() - started
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.cost", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--out", help="also write the report to this file")
+    parser.add_argument("--json", help="also write the raw measurements to this file")
+    parser.add_argument(
+        "--reprice", metavar="JSON", help="no measuring: price the measurements of a --json file"
+    )
+    args = parser.parse_args(argv)
+    if args.reprice:
+        saved = json.loads(Path(args.reprice).read_text())
+        results = [(Scenario(**s), m) for s, m in saved["results"]]
+        idle, took = saved["idle"], saved["seconds"]
+    else:
+        results, idle, took = measure_all()
+    if args.json:
+        raw = {"root": str(ROOT), "idle": idle, "seconds": took,
+               "results": [(dataclasses.asdict(s), m) for s, m in results]}  # fmt: skip
+        Path(args.json).write_text(json.dumps(raw, indent=1, default=str))
+    text = report(results, idle) + f"(measuring took {took:.0f} s)\n"
     print(text)
     if args.out:
         Path(args.out).write_text(text)

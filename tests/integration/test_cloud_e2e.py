@@ -8,16 +8,18 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.fernet import Fernet
 from functions_framework import create_app
 
 from adapters.store_base import open_store
-from core.model import SYNC_RUNS
+from core import schedule
+from core.model import SYNC_RUNS, SYNC_STATE
 from functions import bootstrap, seed
 from functions.accounts import connect
+from functions.manual_logic import status
 from tests import emulators
 from tests.integration.test_scheduler import ROOT, cloud_event
 
@@ -32,6 +34,14 @@ def firestore_emulator():
 @pytest.fixture(scope="module")
 def pubsub_emulator():
     yield from emulators.session("pubsub")
+
+
+class Later:
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
 
 
 def deliver(subscriber, subscription, client) -> int:
@@ -100,4 +110,29 @@ def test_a_tick_fans_out_over_pubsub_and_runs_land_in_firestore(
     assert deliver(subscriber, subs["sync-ticks"], dispatcher) == 1
     assert deliver(subscriber, subs["sync-jobs"], worker) == 0  # within the interval
     assert len(list(store.query(SYNC_RUNS))) == 2
+
+    # at the next slots, idle: the looks of both sections come in one batch message, and
+    # write only a syncChecks record, which the settings page reads back
+    clock = Later()
+    bootstrap.use_clock(clock)
+    try:
+        looked = False
+        for _ in range(6):  # echoes first (runs that plan nothing), then looks
+            wait = min(
+                schedule.parse_timestamp(schedule.next_due(d.data, clock.now()))
+                for d in store.query(SYNC_STATE)
+                if d.data.get("slot")
+            )
+            clock.offset += wait - clock.now() + timedelta(seconds=30)
+            sandbox.settle()
+            publisher.publish(f"projects/{project}/topics/sync-ticks", b"{}").result(timeout=30)
+            assert deliver(subscriber, subs["sync-ticks"], dispatcher) == 1
+            assert deliver(subscriber, subs["sync-jobs"], worker) == 1  # one batch
+            sections = status(store, seed.ALICE)["sections"].values()
+            looked = any(s["lastCheckedAt"] > s["lastRunAt"] for s in sections)
+            if looked:
+                break
+        assert looked and len(list(store.query(SYNC_RUNS))) == 2  # no run records
+    finally:
+        bootstrap.use_clock(None)
     print(f"end-to-end emulator test: {time.monotonic() - started:.1f} s")

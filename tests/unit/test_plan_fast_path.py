@@ -114,7 +114,7 @@ def contacts_by_fingerprint(snap, policy, force):
         return outcome(cp.plan, snap, policy, force)
 
 
-@settings(max_examples=300)
+@settings(max_examples=max(300, settings.default.max_examples))
 @given(contacts_world(), POLICIES, st.booleans())
 def test_contacts_fast_path_plans_what_fingerprints_plan(world, policy, force):
     snap = contacts_snapshot(world)
@@ -235,7 +235,7 @@ def activities_by_fingerprint(snap, policy, force):
         return outcome(ap.plan, snap, policy, force)
 
 
-@settings(max_examples=300)
+@settings(max_examples=max(300, settings.default.max_examples))
 @given(activities_world(), POLICIES, st.booleans())
 def test_activities_fast_path_plans_what_fingerprints_plan(world, policy, force):
     snap = activities_snapshot(world)

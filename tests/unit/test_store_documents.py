@@ -78,7 +78,7 @@ values = st.recursive(
 documents = st.dictionaries(odd_keys, values, max_size=5)
 
 
-@settings(max_examples=1000)
+@settings(max_examples=max(1000, settings.default.max_examples))
 @given(documents)
 def test_fast_path_decides_as_the_detailed_walk(data):
     assert outcome(sb.check_document, data) == outcome(walk, data)

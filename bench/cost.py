@@ -781,13 +781,50 @@ class FixedClock:
         return self.moment
 
 
-def _slot_fields(user_id: str, section: str, due: bool, at: datetime) -> dict[str, Any]:
-    """Scheduling fields of a pair for either design: ``lastRunAt`` (the old dispatcher
-    derives due-ness from it), and, when ``core.schedule`` has slots, a slot that is
-    this minute when due and 7 minutes away otherwise."""
+DUE_SHARE = 0.01  # the "1% due" tick: 1% of the users, both sections (1% of the pairs)
+
+
+def _tick_users(n: int, start: datetime) -> tuple[list[str], list[str]]:
+    """``n`` user ids: the first 1% due at the "1% due" tick (one minute after ``start``),
+    none of them due at the warm-up tick, the "0% due" tick or otherwise.
+
+    Where ``core.schedule`` gives each pair a slot (a phase that hashes the pair), the
+    ids are picked by their phases, so that the seeded state is exactly what the code
+    itself would schedule; the old dispatcher goes by ``lastRunAt`` instead."""
     from core import schedule
 
-    last = at - (timedelta(minutes=20) if due else timedelta(minutes=1))
+    due_count = math.ceil(n * DUE_SHARE)
+    phase, minute_of = getattr(schedule, "phase", None), getattr(schedule, "minute_of", None)
+    if not (phase and minute_of):
+        ids = [f"u{i:06d}" for i in range(n)]
+        return ids[:due_count], ids[due_count:]
+    m0 = minute_of(start) % INTERVAL_MINUTES  # the "0% due" tick's minute
+    busy = {(m0 - 1) % INTERVAL_MINUTES, m0, (m0 + 1) % INTERVAL_MINUTES}
+    due_at = (m0 + 1) % INTERVAL_MINUTES
+    due, idle, i = [], [], 0
+    while len(due) < due_count or len(idle) < n - due_count:
+        user = f"u{i:07d}"
+        phases = {phase(user, section, INTERVAL_MINUTES) for section in ("contacts", "activities")}
+        if phases == {due_at} and len(due) < due_count:
+            due.append(user)
+        elif not phases & busy and len(idle) < n - due_count:
+            idle.append(user)
+        i += 1
+    return due, idle
+
+
+def _state(user_id: str, section: str, due: bool, start: datetime) -> dict[str, Any]:
+    """A steady-state ``syncState`` of a pair for either design: ``lastRunAt`` for the
+    old dispatcher (due at ``start`` + 1 minute, or not before ``start`` + 14 minutes),
+    and the pair's own slot where ``core.schedule`` has slots."""
+    from core import schedule
+
+    due_at = start + timedelta(minutes=1)
+    last = (
+        due_at - timedelta(minutes=INTERVAL_MINUTES, seconds=10)
+        if due
+        else start - timedelta(minutes=1)
+    )
     fields: dict[str, Any] = {
         "userId": user_id,
         "section": section,
@@ -796,91 +833,66 @@ def _slot_fields(user_id: str, section: str, due: bool, at: datetime) -> dict[st
         "nextDueAt": now_stamp(last + timedelta(minutes=INTERVAL_MINUTES)),
         "googleCursor": "bench-sync-token",
         "crmCursor": now_stamp(last),
+        "crmReadAt": now_stamp(last),
         "groupResourceName": "contactGroups/bench",
         "lastResult": {"counts": {}, "errors": []},
     }
-    slot_key, minute_of = getattr(schedule, "slot_key", None), getattr(schedule, "minute_of", None)
-    if slot_key and minute_of:
-        minute = minute_of(at)
-        fields["slot"] = slot_key(INTERVAL_MINUTES, (minute + (0 if due else 7)) % INTERVAL_MINUTES)
-        fields["nextDueAt"] = None  # nothing forces a run: due by slot only
+    phase, slot_key = getattr(schedule, "phase", None), getattr(schedule, "slot_key", None)
+    if phase and slot_key:
+        fields["slot"] = slot_key(INTERVAL_MINUTES, phase(user_id, section, INTERVAL_MINUTES))
+        fields["nextDueAt"] = None  # nothing forces a run: due by its slot only
         if section == "activities":
-            fields["renewAt"] = now_stamp(at + timedelta(days=5))
+            fields["renewAt"] = now_stamp(start + timedelta(days=5))
     if section == "activities":
         fields["channel"] = {"id": f"ch-{user_id}", "resourceId": "r-bench",
-                             "expiresAt": now_stamp(at + timedelta(days=6))}  # fmt: skip
+                             "expiresAt": now_stamp(start + timedelta(days=6))}  # fmt: skip
     return fields
 
 
-def _due_users(n: int, share: float) -> int:
-    return math.ceil(n * share) if share else 0
-
-
 def prep_tick_seed(work: Path, url: str, params: dict[str, Any]) -> None:
-    """N connected users, both sections auto every 15 minutes, none due; written
+    """N connected users, both sections auto every 15 minutes, in steady state: written
     straight into SQLite through the store's batch API (no ``users`` documents: the
-    tick does not read them)."""
+    tick does not read them); then the tick of the minute before the measured ones."""
     from core import schedule
     from core.model import GOOGLE_ACCOUNTS, SYNC_SETTINGS, SYNC_STATE
     from functions import bootstrap
 
     config = make_config(work, None)
     store = open_plain(config)
-    at = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(seconds=20)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(seconds=20)
     ciphertext = bootstrap.cipher(config).encrypt("1//bench-refresh-token")
-    today = at.date().isoformat()
+    today = start.date().isoformat()
+    due, idle = _tick_users(params["users"], start)
+    every = {"auto": True, "intervalMinutes": INTERVAL_MINUTES}
 
     def docs() -> Iterator[tuple[str, str, dict[str, Any]]]:
-        for i in range(params["users"]):
-            user = f"u{i:06d}"
-            every = {"auto": True, "intervalMinutes": INTERVAL_MINUTES}
-            yield (
-                SYNC_SETTINGS,
-                user,
-                {
-                    "contacts": {**every, "tagId": f"t-{user}"},
-                    "activities": {**every, "syncFrom": today},
-                },
-            )
+        for user in due + idle:
+            yield SYNC_SETTINGS, user, {"contacts": {**every, "tagId": f"t-{user}"},
+                                        "activities": {**every, "syncFrom": today}}  # fmt: skip
             yield GOOGLE_ACCOUNTS, user, {
                 "accountEmail": f"{user}@example.com", "scopes": ["contacts", "calendar.events"],
                 "refreshTokenCiphertext": ciphertext, "status": "connected",
-                "connectedAt": now_stamp(at - timedelta(days=30)),
+                "connectedAt": now_stamp(start - timedelta(days=30)),
             }  # fmt: skip
             for section in ("contacts", "activities"):
-                yield SYNC_STATE, state_key(user, section), _slot_fields(user, section, False, at)
-        if hasattr(schedule, "INTERVALS") and hasattr(schedule, "SCHEDULE"):
+                state = _state(user, section, user in wanted, start)
+                yield SYNC_STATE, state_key(user, section), state
+        if hasattr(schedule, "SCHEDULE") and hasattr(schedule, "INTERVALS"):
             yield schedule.SCHEDULE, schedule.INTERVALS, {"minutes": [INTERVAL_MINUTES]}
-        if hasattr(schedule, "TICKS") and hasattr(schedule, "SCHEDULE"):
-            yield (
-                schedule.SCHEDULE,
-                schedule.TICKS,
-                {"lastTickAt": now_stamp(at - timedelta(minutes=1))},
-            )
+        if hasattr(schedule, "SCHEDULE") and hasattr(schedule, "SWEEP"):
+            # today's pass over the settings is done: a tick pays for it only while a
+            # pass runs (a page of users a tick, once a day)
+            yield schedule.SCHEDULE, schedule.SWEEP, {
+                "after": None, "roundStartedAt": now_stamp(start - timedelta(hours=1))
+            }  # fmt: skip
 
+    wanted = set(due)
     put_many(store, docs())
-    save_json(work / "tick.json", {"at": at.isoformat(), "users": params["users"]})
-    # the tick of the minute before: one-off work (an index's first pass) is done, as in a
-    # deployment that has been ticking every minute
-    tick(work, store, at - timedelta(seconds=55))
-
-
-def prep_tick_due(work: Path, url: str, params: dict[str, Any]) -> None:
-    """Make the first ``share`` of the users due, both sections."""
-    from core import schedule
-    from core.model import SYNC_STATE
-
-    config = make_config(work, None)
-    store = open_plain(config)
-    info = json.loads((work / "tick.json").read_text())
-    at = datetime.fromisoformat(info["at"])
-    due = _due_users(info["users"], params["due"])
-    put_many(store, ((SYNC_STATE, state_key(f"u{i:06d}", s), _slot_fields(f"u{i:06d}", s, True, at))
-                     for i in range(due) for s in ("contacts", "activities")))  # fmt: skip
-    if hasattr(schedule, "TICKS") and hasattr(schedule, "SCHEDULE"):  # a tick measured before
-        store.put(
-            schedule.SCHEDULE, schedule.TICKS, {"lastTickAt": now_stamp(at - timedelta(minutes=1))}
-        )
+    save_json(work / "tick.json", {"at": start.isoformat(), "users": params["users"],
+                                   "due": len(due)})  # fmt: skip
+    # the tick of the minute before: one-off work (an index's first pass) is done, as in
+    # a deployment that has been ticking every minute
+    tick(work, store, start - timedelta(seconds=55))
 
 
 class Capture:
@@ -930,14 +942,15 @@ def measure_tick(work: Path, url: str, params: dict[str, Any]) -> dict[str, Any]
     meter = Meter()
     install_meters(meter)
     store = CountingStore(open_plain(make_config(work, None)), meter)
-    at = datetime.fromisoformat(info["at"]) + timedelta(seconds=5)
+    minutes = 1 if params.get("due") else 0  # the "1% due" tick is a minute later
+    at = datetime.fromisoformat(info["at"]) + timedelta(minutes=minutes, seconds=5)
     meter.reset()
     wall, cpu = time.perf_counter(), time.process_time()
     capture, returned = tick(work, store, at)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     sent = len(capture.jobs)
     per_message = max(1, int(getattr(jobs, "BATCH", 1)))
-    expected = 2 * _due_users(info["users"], params.get("due", 0.0))
+    expected = 2 * info["due"] if params.get("due") else 0
     return {
         **meter.snapshot(),
         "google_calls": 0,
@@ -974,7 +987,6 @@ STEPS: dict[str, Callable[[Path, str, dict[str, Any]], Any]] = {
     "prep_import": prep_import,
     "prep_echo": prep_echo,
     "prep_tick_seed": prep_tick_seed,
-    "prep_tick_due": prep_tick_due,
     "measure_run": measure_run,
     "measure_tick": measure_tick,
     "measure_idle": measure_idle,
@@ -1067,7 +1079,7 @@ def scenarios() -> list[Scenario]:
             Scenario(f"tick-{n}-0", f"dispatch tick, {n:,} users, 0% due", "tick",
                      [("prep_tick_seed", {"users": n})], ("measure_tick", {"due": 0.0}), folder),
             Scenario(f"tick-{n}-1", f"dispatch tick, {n:,} users, 1% due", "tick",
-                     [("prep_tick_due", {"due": 0.01})], ("measure_tick", {"due": 0.01}), folder),
+                     [], ("measure_tick", {"due": DUE_SHARE}), folder),
         ]  # fmt: skip
     only = {k for k in os.environ.get("BENCH_COST_ONLY", "").split(",") if k}
     return [s for s in out if not only or s.key in only or s.key.startswith(tuple(only))]
@@ -1265,7 +1277,7 @@ def per_user_month(
         zero, one = priced.get(f"tick-{n}-0"), priced.get(f"tick-{n}-1")
         if not zero:
             continue
-        slope = max(0.0, (one["total"] - zero["total"]) / 0.01) if one else 0.0
+        slope = max(0.0, (one["total"] - zero["total"]) / DUE_SHARE) if one else 0.0
         tick = zero["total"] + slope * STEADY_DUE_SHARE
         tick_user = (tick * TICKS_PER_MONTH + fixed) / n
         runs_user = run["total"] * RUNS_PER_USER_MONTH

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -32,7 +33,13 @@ from core.contacts_exec import (
 )
 from core.contacts_lookup import with_found
 from core.contacts_plan import CrmContact, LinkRecord, Person, Snapshot, plan
-from core.errors import ConfigError, GoogleError, SyncTokenExpired, UnknownUser
+from core.errors import (
+    ConfigError,
+    GoogleError,
+    MalformedDocument,
+    SyncTokenExpired,
+    UnknownUser,
+)
 from core.model import (
     CONTACTS,
     LINKS,
@@ -53,6 +60,7 @@ from core.runs import DEFAULT_OPTIONS, Options, Report, RunLog, run_section
 
 CRM_OVERLAP = email_index.OVERLAP
 NEW_GROUP = "contactGroups/(to be created)"
+LINK_CHUNK = 500  # links read by id per call, and made LinkRecords before the next ones
 # the run's own user's documents the caller has read already, by collection ("users",
 # "syncSettings", "googleAccounts"): a present key is used instead of a store read
 Preloaded = Mapping[str, dict[str, Any] | None]
@@ -163,11 +171,13 @@ class ContactsEngine:
             # the deltas yet, so list everything and find them by clientData
             self.progress("the last run was cut short after creating contacts: listing all")
             token = None
+        # each raw person becomes a Person as its page arrives: raw pages are never all held
+        convert = functools.partial(person_from_api, group=group)
         try:
-            changes = self.people.changes(token)
+            changes = self.people.changes(token, convert)
         except SyncTokenExpired:
             self.progress("People sync token expired: listing every contact")
-            changes = self.people.changes(None)
+            changes = self.people.changes(None, convert)
         except GoogleError as exc:
             if not token or exc.status != 400:
                 raise
@@ -175,8 +185,9 @@ class ContactsEngine:
             # account's, or corrupted) is as good as expired: list everything, and let
             # the guard stop the run if none of the linked persons is there
             self.progress("People refused the sync token: listing every contact")
-            changes = self.people.changes(None)
-        persons = {p["resourceName"]: person_from_api(p, group) for p in changes.persons}
+            changes = self.people.changes(None, convert)
+        persons = {p.resource_name: p for p in changes.persons}
+        changes.persons.clear()  # the dict holds them now
         for name, raw in self.people.get(
             sorted(set(state.get("retryGoogle", [])) - set(persons))
         ).items():
@@ -199,7 +210,7 @@ class ContactsEngine:
         self.progress(f"CRM: {len(crm)} contacts {'listed' if complete_crm else 'changed'}")
 
         if changes.complete or complete_crm:
-            links = self._all_links(user_id)
+            links = self._all_links(user_id, crm, persons)
         else:
             links = self._links_for(user_id, crm, persons)
         for bad in log.skipped_ids:
@@ -223,18 +234,31 @@ class ContactsEngine:
     def _crm_changes(
         self, tag_id: str, cursor: str | None, read_at: str | None, retry: list[str], log: RunLog
     ) -> tuple[dict[str, CrmContact], str | None]:
-        docs = self.store.scan(CONTACTS, crm_window(cursor, read_at), order_by="modifiedAt")
-        docs = [(d.id, d.data) for d in docs]
-        seen = {doc_id for doc_id, _ in docs}
+        """The CRM contacts past the cursor and those to retry, each validated and made
+        a ``CrmContact`` as it is read (no list of raw documents or models is kept)."""
+        contacts: dict[str, CrmContact] = {}
+        newest: str | None = None
+
+        def take(doc_id: str, data: Any) -> None:
+            nonlocal newest
+            try:
+                contact = load(Contact, CONTACTS, doc_id, data)
+            except MalformedDocument as problem:
+                log.skip(problem.doc_id, str(problem))
+                return
+            contacts[contact.id] = contact_from_doc(contact, tag_id)
+            if newest is None or _sort_key(contact.modifiedAt) > _sort_key(newest):
+                newest = contact.modifiedAt
+
+        seen: set[str] = set()
+        for doc in self.store.scan(CONTACTS, crm_window(cursor, read_at), order_by="modifiedAt"):
+            seen.add(doc.id)
+            take(doc.id, doc.data)
         extra = self.store.get_many(CONTACTS, [c for c in retry if c not in seen])
-        docs += list(extra.items())
-        good, bad = load_each(Contact, CONTACTS, docs)
-        for problem in bad:
-            log.skip(problem.doc_id, str(problem))
-        newest = max((c.modifiedAt for c in good), default=None, key=_sort_key)
+        for doc_id, data in extra.items():
+            take(doc_id, data)
         if cursor and newest and _sort_key(cursor) > _sort_key(newest):
             newest = cursor
-        contacts = {c.id: contact_from_doc(c, tag_id) for c in good}
         now = self.clock.now()
         for gone in set(retry) - seen - set(extra):  # hard-deleted (the webhook told us)
             contacts[gone] = CrmContact(gone, normalize({}), False, now, deleted=True)
@@ -259,17 +283,23 @@ class ContactsEngine:
         for name, raw in self.people.get(wanted).items():
             persons[name] = person_from_api(raw, group)
 
-    def _all_links(self, user_id: str) -> dict[str, LinkRecord]:
+    def _all_links(self, user_id: str, crm: dict[str, CrmContact],
+                   persons: dict[str, Person]) -> dict[str, LinkRecord]:  # fmt: skip
         where = [Filter("userId", "==", user_id), Filter("section", "==", "contacts")]
         docs = self.store.scan(LINKS, where, order_by="crmId")
-        return {d.data["crmId"]: link_from_doc(d.data) for d in docs}
+        return {d.data["crmId"]: _share_fields(link_from_doc(d.data), crm, persons)
+                for d in docs}  # fmt: skip
 
     def _links_for(
         self, user_id: str, crm: dict[str, CrmContact], persons: dict[str, Person]
     ) -> dict[str, LinkRecord]:
         ids = set(crm) | {p.crm_id for p in persons.values() if p.crm_id}
-        found = self.store.get_many(LINKS, [link_id(user_id, "contacts", i) for i in sorted(ids)])
-        links = {doc["crmId"]: link_from_doc(doc) for doc in found.values()}
+        keys = [link_id(user_id, "contacts", i) for i in sorted(ids)]
+        links: dict[str, LinkRecord] = {}
+        for start in range(0, len(keys), LINK_CHUNK):  # converted chunk by chunk
+            found = self.store.get_many(LINKS, keys[start : start + LINK_CHUNK])
+            links |= {doc["crmId"]: _share_fields(link_from_doc(doc), crm, persons)
+                      for doc in found.values()}  # fmt: skip
         known = {link.resource_name for link in links.values()}
         for name in sorted(set(persons) - known):
             where = [Filter("userId", "==", user_id), Filter("googleId", "==", name)]
@@ -320,6 +350,22 @@ class ContactsEngine:
             for email in contact.emails & wanted:
                 index.setdefault(email, []).append(contact.id)
         return {email: tuple(ids) for email, ids in index.items()}
+
+
+def _share_fields(link: LinkRecord, crm: dict[str, CrmContact],
+                  persons: dict[str, Person]) -> LinkRecord:  # fmt: skip
+    """The link, and its pair's sides, with one fields dict where their fields are
+    equal (most pairs of a large run): fields are values, never edited in place, and
+    25,000 pairs would otherwise hold three equal copies each."""
+    person = persons.get(link.resource_name)
+    contact = crm.get(link.crm_id)
+    for side in (person, contact):
+        if side is not None and side.fields is not link.fields and side.fields == link.fields:
+            link = replace(link, fields=side.fields)
+            break
+    if contact is not None and contact.fields is not link.fields and contact.fields == link.fields:
+        crm[link.crm_id] = replace(contact, fields=link.fields)
+    return link
 
 
 def read_once(store: DocumentStore, preloaded: Preloaded, collection: str,

@@ -18,7 +18,8 @@ re-merge against it, never a write of values it no longer holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from core import contact_mapping as cm
@@ -66,7 +67,9 @@ class ContactsExecutor:
     def run(self, actions: Sequence[Any], snap: Snapshot) -> None:
         self.snap = snap
         known = {**snap.found, **snap.google}
-        self.current = {n: dict(p.raw) for n, p in known.items() if p.raw is not None}
+        # the persons' current values as read: never edited in place (updates build
+        # new bodies from them)
+        self.current = {n: p.raw for n, p in known.items() if p.raw is not None}
         self.fetched: set[str] = set()  # read again during this run (found or not)
         self.done, self.total = 0, len(actions)
         by_kind: dict[type, list[Any]] = {}
@@ -423,8 +426,71 @@ def person_from_api(person: dict[str, Any], group: str) -> Person:
         groups=groups,
         emails=frozenset(e["value"].lower() for e in fields["emails"]),
         yearless_birthday=cm.yearless_birthday(person),
-        raw=person,
+        raw=Packed(current_values(person)),
     )
+
+
+def current_values(person: dict[str, Any]) -> dict[str, Any]:
+    """What an update needs of a person as read (``core.person_patch``): its etag and
+    the items of the fields it may write, less what an update body never carries
+    (names Google derives, canonical forms), with only the item metadata that decides
+    which items are ours (a source other than CONTACT) and which is primary. The rest
+    (sources, memberships, clientData, source ids) is left behind."""
+    out: dict[str, Any] = {"etag": person.get("etag", "")}
+    for name in cm.UPDATE_FIELDS.split(","):
+        items = person.get(name)
+        if items is not None:
+            drop = _DERIVED.get(name, ())
+            out[name] = [_slim(i, drop) for i in items] if isinstance(items, list) else items
+    return out
+
+
+# keys person_patch drops from the items it writes: Google derives them again
+_DERIVED = {"names": ("displayName", "displayNameLastFirst", "unstructuredName"),
+            "emailAddresses": ("canonicalForm",), "phoneNumbers": ("canonicalForm",)}  # fmt: skip
+
+
+def _slim(item: Any, drop: tuple[str, ...]) -> Any:
+    if not isinstance(item, dict):
+        return item
+    slim = {k: v for k, v in item.items() if k != "metadata" and k not in drop}
+    meta = item.get("metadata") or {}
+    kept: dict[str, Any] = {}
+    if meta.get("primary"):
+        kept["primary"] = meta["primary"]
+    source = meta.get("source")
+    if isinstance(source, dict) and source.get("type", "CONTACT") != "CONTACT":
+        kept["source"] = {"type": source["type"]}
+    if kept:
+        slim["metadata"] = kept
+    return slim
+
+
+class Packed(Mapping[str, Any]):
+    """A person's current values (``current_values``), kept as compact JSON until an
+    update reads them: a run that lists every person of a large account holds one
+    string each instead of their items' dicts. Read, they are decoded once."""
+
+    __slots__ = ("_data", "_text")
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._text: str | None = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+        self._data: dict[str, Any] | None = None
+
+    def _values(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = json.loads(self._text or "{}")
+            self._text = None
+        return self._data
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
 
 
 def contact_from_doc(contact: Any, tag_id: str) -> CrmContact:

@@ -66,10 +66,16 @@ def _holders(people: PeoplePort, emails: list[str]) -> dict[str, list[dict]]:
     every contact, which costs a page per 1000 persons instead of a call per email."""
     if len(emails) <= SEARCH_MAX:
         return people.search(emails)
-    everyone = people.changes(None).persons
     wanted = {e.casefold() for e in emails}
+
+    def holding(raw: dict) -> dict | None:  # each page as it comes: only holders are kept
+        found = {(i.get("value") or "").casefold() for i in raw.get("emailAddresses") or []}
+        return raw if found & wanted else None
+
     held: dict[str, list[dict]] = {}
-    for raw in everyone:
+    for raw in people.changes(None, holding).persons:
+        if raw is None:
+            continue
         for item in raw.get("emailAddresses") or []:
             email = (item.get("value") or "").casefold()
             if email in wanted:

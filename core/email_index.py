@@ -464,8 +464,7 @@ def _users(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
             for doc in store.scan(GOOGLE_ACCOUNTS, where, order_by="connectedAt"):
                 found.reads += 1
                 accounts[doc.id] = doc.data
-                if norm(doc.data.get("accountEmail")) in wanted:
-                    ids.add(doc.id)
+                ids.add(doc.id)  # matched below by its account's email or its CRM email
         users |= _read(store, USERS, ids - set(users), have, found)
         accounts |= _read(store, GOOGLE_ACCOUNTS, ids - set(accounts), have, found)
     matches: dict[str, set[str]] = {}

@@ -135,8 +135,10 @@ def test_users_by_crm_email_and_google_account_email(store):
     bo_at = stamp(T0 + timedelta(minutes=20))
     bo = {**account, "accountEmail": "bo.g@gmail.com", "connectedAt": bo_at}
     store.put(GOOGLE_ACCOUNTS, "u2", bo)
-    found = ix.lookup(store, ["cy@corp.org", "bo.g@gmail.com"])
-    assert found.users == {"cy@corp.org": ["u3"], "bo.g@gmail.com": ["u2"]}
+    store.put(USERS, "u4", {"email": "di@corp.org"})  # neither provisioned nor caught up
+    store.put(GOOGLE_ACCOUNTS, "u4", {**bo, "accountEmail": "di.g@gmail.com"})
+    found = ix.lookup(store, ["cy@corp.org", "bo.g@gmail.com", "di@corp.org"])
+    assert found.users == {"cy@corp.org": ["u3"], "bo.g@gmail.com": ["u2"], "di@corp.org": ["u4"]}
     ix.catch_up(store, T0 + timedelta(minutes=21))
     assert store.get(ix.EMAIL_INDEX, "bo.g@gmail.com")["users"] == ["u2"]
     store.put(USERS, "u3", {"email": "cyrus@corp.org"})  # re-addressed in the CRM

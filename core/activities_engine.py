@@ -4,7 +4,9 @@ gather   Google: the Calendar sync token's changes (single instances); a full
          listing of [syncFrom, now + 180 days] when there is no token, it expired
          (410), or syncFrom changed. The window is filtered locally on incremental
          runs. CRM: activities modified past the cursor (``crm_window``), those the
-         changed events point at, the links they touch, and who is connected.
+         changed events point at, the links they touch, and who is who (``Directory``:
+         only the emails and users in play, through the email index, never a scan
+         of the CRM's contacts, users or accounts).
          Linked events Google stopped showing: instances of a series seen cancelled
          (its master, or some instances: Google lists about six months of them) are
          checked against the master; on a full listing, linked events of the window

@@ -6,7 +6,8 @@
                none, or it expired); CRM: contacts with modifiedAt past the cursor
                less an overlap window (equal or late timestamps are never missed;
                re-reads are free because unchanged fingerprints plan nothing); the
-               links those touch; items that failed last time
+               links those touch; items that failed last time; CRM contacts holding
+               the emails of persons to import (the email index, not a scan)
       plan     core.contacts_plan.plan (pure)
       execute  core.contacts_exec (batched writes, links saved per item)
       persist  cursors move only now, after the whole run succeeded; a syncRuns

@@ -3,7 +3,9 @@
 Order: creates, imports, reconciles, group removals, untags, dropped links, and
 ambiguous email matches (reported per item, retried next run, never guessed). Each
 item's link is saved as soon as its write succeeded, in the same store batch as its
-CRM write, so a crash never leaves a CRM write without its link. Google writes go
+CRM write, so a crash never leaves a CRM write without its link; a CRM contact write
+carries the email index entries it changes (``core.email_index``: its new emails
+list it, those it dropped no longer do) in that batch too. Google writes go
 first, then the store batch that records them: a crash between the two is healed on
 the rerun (the person carries our ``clientData`` id, or its change is seen again and
 is an echo). Per-item failures are collected in the report and remembered for retry;

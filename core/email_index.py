@@ -274,9 +274,12 @@ def catch_up(store: DocumentStore, now: datetime, *, max_contacts: int = 20_000,
     accounts connected past the accounts cursor (``connectedAt``) with their users.
     Adding is idempotent: an email already listed writes nothing.
 
+    A tick that finds nothing new once both cursors have settled (read strictly past)
+    writes nothing: one document read and two queries.
+
     Returns counts: ``contacts`` and ``accounts`` read, ``entries`` written, and
     ``done`` (1 when the contacts pass is complete, 0 when it continues next call)."""
-    state = store.get(INDEX_STATE, STATE_ID) or {}
+    state = before = store.get(INDEX_STATE, STATE_ID) or {}
     counts = {"contacts": 0, "accounts": 0, "entries": 0, "done": 0}
     state = {**state, "accounts": _catch_up_accounts(store, state, now, counts)}
     if not state.get("usersBuilt"):
@@ -315,8 +318,24 @@ def catch_up(store: DocumentStore, now: datetime, *, max_contacts: int = 20_000,
         counts["done"] = 1
     else:
         contacts = {**contacts, "pass": run}
-    store.put(INDEX_STATE, STATE_ID, {**state, "contacts": contacts, "updatedAt": stamp(now)})
+    idle = not counts["contacts"] and not counts["accounts"] and _settled(before)
+    if not idle:  # an idle tick on a settled index writes nothing
+        store.put(INDEX_STATE, STATE_ID, {**state, "contacts": contacts, "updatedAt": stamp(now)})
     return counts
+
+
+def _settled(state: Mapping[str, Any]) -> bool:
+    """Whether the stored state reads strictly past both cursors (``since``): then a
+    tick that finds nothing new has nothing to record."""
+    if not state.get("usersBuilt") or (state.get("contacts") or {}).get("pass"):
+        return False
+    for part in (state.get("contacts") or {}, state.get("accounts") or {}):
+        cursor, read_at = part.get("cursor"), part.get("readAt")
+        if not cursor or not read_at:
+            return False
+        if parse_timestamp(cursor) >= parse_timestamp(read_at) - OVERLAP:
+            return False
+    return True
 
 
 def _catch_up_accounts(store: DocumentStore, state: Mapping[str, Any], now: datetime,

@@ -97,6 +97,11 @@ def test_lookup_reads_only_the_tail_once_the_cursor_has_settled(store):
     store.put(CONTACTS, "new", contact("p7@x.org", T0 + timedelta(minutes=11)))
     found = ix.lookup(store, ["p7@x.org"], users=False)
     assert found.contacts == {"p7@x.org": ["c7", "new"]} and found.reads == 4
+    ix.catch_up(store, T0 + timedelta(minutes=12))
+    ix.catch_up(store, T0 + timedelta(minutes=30))  # both cursors settle
+    settled = store.get(ix.INDEX_STATE, ix.STATE_ID)
+    assert ix.catch_up(store, T0 + timedelta(minutes=31))["contacts"] == 0
+    assert store.get(ix.INDEX_STATE, ix.STATE_ID) == settled  # an idle tick writes nothing
 
 
 def test_a_long_catch_up_goes_on_at_the_next_call_and_lookups_stay_exact(store):

@@ -1,7 +1,7 @@
 """``python -m bench.cost``: what crmsync costs on Google Cloud, per run and per user-month.
 
 Each scenario is prepared in one subprocess and measured in a fresh one, so that peak
-RSS (``ru_maxrss``) is the measured step's own. The measured step counts:
+RSS is the measured step's own (VmHWM; see ``peak_rss_mib``). The measured step counts:
 
 * store operations, through ``CountingStore`` below, as Firestore *bills* them;
 * Google API calls and HTTP requests, from the sandbox's ``/_sandbox/stats``, and
@@ -995,12 +995,27 @@ STEPS: dict[str, Callable[[Path, str, dict[str, Any]], Any]] = {
 }
 
 
+def peak_rss_mib() -> float:
+    """This process's peak RSS. ``ru_maxrss`` is the first choice, but on Linux it keeps
+    the high-water mark of the image before ``exec`` (the forked parent's), so a child
+    of a big parent would report the parent's size: VmHWM, the peak of the process's
+    own memory since ``exec``, is read instead where /proc has it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(step: str, work: str, url: str, params: str, out: str) -> None:
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
     os.chdir(work)  # anything relative (.crmsync/) lands in the scenario's folder
     result = STEPS[step](Path(work), url, json.loads(params)) or {}
-    result["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rss_mib"] = peak_rss_mib()
+    result["ru_maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(out).write_text(json.dumps(result, default=str))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from adapters.clock import rfc3339
 from adapters.google_auth import TokenInfo, check_refresh_token
-from core import schedule
+from core import email_index, schedule
 from core.account_switch import switch_all
 from core.errors import UnknownUser
 from core.model import GOOGLE_ACCOUNTS, USERS
@@ -53,16 +53,19 @@ def save_connection(
     if info.account_email:
         now = bootstrap.clock().now()
         switch_all(store, user_id, info.account_email, previous, now)
-    store.put(
-        GOOGLE_ACCOUNTS,
-        user_id,
-        {
-            "accountEmail": info.account_email,
-            "scopes": list(info.scopes),
-            "refreshTokenCiphertext": bootstrap.cipher(config).encrypt(refresh_token),
-            "status": "connected",
-            "connectedAt": rfc3339(bootstrap.clock().now()),
-        },
-    )
+    user_email = (store.get(USERS, user_id) or {}).get("email") or ""
+    with store.batch() as batch:  # the account and its email index entries together
+        batch.put(
+            GOOGLE_ACCOUNTS,
+            user_id,
+            {
+                "accountEmail": info.account_email,
+                "scopes": list(info.scopes),
+                "refreshTokenCiphertext": bootstrap.cipher(config).encrypt(refresh_token),
+                "status": "connected",
+                "connectedAt": rfc3339(bootstrap.clock().now()),
+            },
+        )
+        email_index.index_user(batch, user_id, [user_email, info.account_email or ""], store)
     # connected again: its pairs are back on the schedule, and due at once
     schedule.reschedule(store, user_id, bootstrap.clock().now(), due_now=True)

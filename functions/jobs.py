@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.queue import open_queue
-from core import schedule
+from core import email_index, schedule
 from core.errors import (
     AuthRevoked,
     ConfigError,
@@ -156,13 +156,7 @@ def _forget_checks(config: bootstrap.Config, store: DocumentStore, now: datetime
 
 
 def _catch_up_index(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:
-    try:
-        from core import email_index
-    except ImportError:  # pragma: no cover - the index is optional during upgrades
-        return
-    catch_up = getattr(email_index, "catch_up", None)
-    if catch_up is not None:
-        catch_up(store, now)
+    email_index.catch_up(store, now)
 
 
 def _sweep(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:

@@ -3,7 +3,20 @@ locals {
   event_functions = { dispatch_due = "sync-ticks", run_sync_job = "sync-jobs" }
   # every function target: its topic, or "" for an HTTP function
   functions = merge({ for name in local.http_functions : name => "" }, local.event_functions)
-  base_url  = "https://${var.region}-${var.project}.cloudfunctions.net"
+  # memory per function, from bench/cost.py's measured peaks (README, "Scheduling"), with
+  # headroom: a sync run (and manual_sync's preview, which plans in process) peaks at
+  # 171 MiB after a 25k-contact first push, 121 MiB during it; the tick at 100k users
+  # and the HTTP entry points stay near the idle 70 MiB
+  memory = {
+    run_sync_job   = "512Mi"
+    manual_sync    = "512Mi"
+    dispatch_due   = "256Mi"
+    crm_webhook    = "256Mi"
+    calendar_push  = "256Mi"
+    oauth_start    = "256Mi"
+    oauth_callback = "256Mi"
+  }
+  base_url = "https://${var.region}-${var.project}.cloudfunctions.net"
   environment = {
     CRMSYNC_STORE           = "firestore"
     CRMSYNC_QUEUE           = "pubsub:${google_pubsub_topic.jobs.id}"
@@ -285,6 +298,7 @@ resource "google_cloudfunctions2_function" "fn" {
   service_config {
     service_account_email = google_service_account.runtime.email
     max_instance_count    = each.key == "dispatch_due" ? 1 : 20
+    available_memory      = lookup(local.memory, each.key, "256Mi")
     timeout_seconds       = each.value == "" ? 300 : 540
     ingress_settings      = each.value == "" ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     environment_variables = local.environment

@@ -82,6 +82,19 @@ def test_every_function_target_is_deployed_with_its_entry_point():
     assert body["build_config"][0]["entry_point"] == "${each.key}"
 
 
+def test_every_function_has_its_memory_set():
+    """Sized from bench/cost.py's measured peaks: none left at the provider's default."""
+    local = {k: v for block in parsed()["locals"] for k, v in block.items()}
+    deployed = set(local["http_functions"]) | set(local["event_functions"])
+    memory = local["memory"]
+    assert set(memory) == deployed
+    mib = {name: int(value.removesuffix("Mi")) for name, value in memory.items()}
+    assert mib["run_sync_job"] >= 2 * 171 and mib["manual_sync"] >= 2 * 171  # runs sync
+    assert min(mib.values()) >= 256
+    body = resources("google_cloudfunctions2_function")["fn"]
+    assert "local.memory" in body["service_config"][0]["available_memory"]
+
+
 def test_every_topic_the_code_uses_exists():
     names = {body["name"] for body in resources("google_pubsub_topic").values()}
     assert {"sync-ticks", "sync-jobs"} <= names

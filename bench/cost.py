@@ -94,12 +94,15 @@ PUBSUB_MIN_REQUEST_BYTES = 1000
 # not counted). https://cloud.google.com/scheduler/pricing
 SCHEDULER_JOB_31_DAYS_USD = 0.10
 
-# Function size: Cloud Run functions default to 256 MiB and .167 vCPU ("By default, the
-# memory allocated for a function is ... 256 MiB"; table "256 MiB | .167 vCPU"),
-# https://cloud.google.com/functions/docs/configuring/memory. infra/main.tf sets no
-# available_memory / available_cpu today; ``function_size()`` reads them if it does.
+# Function size: what infra/main.tf gives each function (``function_size()`` reads it);
+# unset, Cloud Run functions default to 256 MiB ("By default, the memory allocated for a
+# function is ... 256 MiB"), and the vCPU follows the memory: "128 MiB | .083 vCPU",
+# "256 MiB | .167 vCPU", "512 MiB | .333 vCPU", "1 GiB | .583 vCPU", "2 GiB | 1 vCPU", ...
+# https://cloud.google.com/functions/docs/configuring/memory
 DEFAULT_MEMORY_MIB = 256
-DEFAULT_VCPU = 0.167
+VCPU_BY_MEMORY_MIB = {128: 0.083, 256: 0.167, 512: 0.333, 1024: 0.583, 2048: 1.0,
+                      4096: 2.0, 8192: 2.0, 16384: 4.0, 32768: 8.0}  # fmt: skip
+RUN_FUNCTION, TICK_FUNCTION = "run_sync_job", "dispatch_due"  # infra/main.tf targets
 # infra/main.tf: timeout_seconds = 540 for the Pub/Sub-triggered functions (300 for HTTP)
 EVENT_FUNCTION_TIMEOUT_S = 540
 
@@ -1105,20 +1108,25 @@ def scenarios() -> list[Scenario]:
 # --------------------------------------------------------------------------------------
 
 
-def function_size() -> tuple[float, float, str]:
-    """(GiB, vCPU, where from) of the deployed functions, from infra/main.tf."""
-    text = (ROOT / "infra" / "main.tf").read_text() if (ROOT / "infra" / "main.tf").exists() else ""
-    memory = re.search(r'available_memory\s*=\s*"(\d+(?:\.\d+)?)\s*(Mi|M|Gi|G)"', text)
+def _mib(number: str, unit: str) -> float:
+    return float(number) * (1024 if unit.startswith("G") else 1)
+
+
+def function_size(name: str) -> tuple[float, float, str]:
+    """(GiB, vCPU, where from) of function ``name``, from infra/main.tf: an entry
+    ``name = "512Mi"`` (a per-function map), else a literal ``available_memory``, else
+    the default; the vCPU is a literal ``available_cpu``, else the memory's tier."""
+    path = ROOT / "infra" / "main.tf"
+    text = path.read_text() if path.exists() else ""
+    size = r'"(\d+(?:\.\d+)?)\s*(Mi|M|Gi|G)"'
+    mine = re.search(rf"\b{name}\s*=\s*{size}", text)
+    literal = re.search(rf"available_memory\s*=\s*{size}", text)
     cpu = re.search(r'available_cpu\s*=\s*"?(\d+(?:\.\d+)?)"?', text)
-    mib = DEFAULT_MEMORY_MIB
-    if memory:
-        mib = float(memory.group(1)) * (1024 if memory.group(2).startswith("G") else 1)
-    vcpu = float(cpu.group(1)) if cpu else DEFAULT_VCPU
-    where = (
-        "infra/main.tf"
-        if memory or cpu
-        else "Cloud Run functions defaults (infra/main.tf sets none)"
-    )
+    found = mine or literal
+    mib = _mib(*found.groups()) if found else DEFAULT_MEMORY_MIB
+    tier = min((m for m in VCPU_BY_MEMORY_MIB if m >= mib), default=max(VCPU_BY_MEMORY_MIB))
+    vcpu = float(cpu.group(1)) if cpu else VCPU_BY_MEMORY_MIB[tier]
+    where = "infra/main.tf" if found else "default"
     return mib / 1024, vcpu, where
 
 
@@ -1196,13 +1204,14 @@ def top(counts: dict[str, int], n: int = 6) -> str:
 
 
 def report(results: list[tuple[Scenario, dict[str, Any]]], idle: dict[str, Any]) -> str:
-    gib, vcpu, where = function_size()
-    cold_s = idle.get("cpu_s", 0.0) / vcpu
+    sizes = {name: function_size(name) for name in (RUN_FUNCTION, TICK_FUNCTION)}
+    said = ", ".join(f"{n} {g * 1024:.0f} MiB / {v} vCPU ({w})" for n, (g, v, w) in sizes.items())
     lines = [
         "crmsync cost per scenario (bench/cost.py; Firestore ops as billed, sandbox for Google)",
-        f"tree: {ROOT}   function size: {gib * 1024:.0f} MiB, {vcpu} vCPU ({where})",
+        f"tree: {ROOT}",
+        f"functions: {said}",
         f"idle instance (import main + store): {idle.get('rss_mib', 0):.0f} MiB RSS, "
-        f"{idle.get('cpu_s', 0):.2f} CPU-s to import (cold start ~{cold_s:.1f} s at {vcpu} vCPU)",
+        f"{idle.get('cpu_s', 0):.2f} CPU-s to import (a cold start, at the function's vCPU)",
         "",
     ]
     head = (
@@ -1216,7 +1225,8 @@ def report(results: list[tuple[Scenario, dict[str, Any]]], idle: dict[str, Any])
         if m.get("failed"):
             lines.append(f"{scenario.title:<44} FAILED (see below)")
             continue
-        p = price(m, scenario.kind, gib, vcpu, cold_s)
+        gib, vcpu, _ = sizes[TICK_FUNCTION if scenario.kind == "tick" else RUN_FUNCTION]
+        p = price(m, scenario.kind, gib, vcpu, idle.get("cpu_s", 0.0) / vcpu)
         priced[scenario.key] = p
         over = " OOM" if m.get("rss_mib", 0) > gib * 1024 else ""
         over += " TIMEOUT" if p["billed_s"] > EVENT_FUNCTION_TIMEOUT_S else ""

@@ -29,6 +29,7 @@ for a scheduled job's probe; slots in ``syncState`` when ``core.schedule`` has t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -40,6 +41,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -110,8 +112,13 @@ EVENT_FUNCTION_TIMEOUT_S = 540
 # ASSUMPTIONS (not list prices; change them here)
 # ======================================================================================
 # Billed instance time is wall time. Locally the Google side is a sandbox and the store
-# is SQLite, so wall time is modelled: CPU / vCPU share + round trips x latency.
-ASSUMED_GOOGLE_HTTP_LATENCY_S = 0.15  # one People/Calendar HTTP request (or batch)
+# is SQLite, so the real latencies are put back: while a run is measured, the sandbox
+# waits this long on every API call (``latencyMs``; a part of an HTTP batch too) and the
+# counting proxies wait on every store RPC, token refresh and KMS call, so that calls
+# made at once (threads) overlap as they would; the CPU part is then stretched to the
+# function's vCPU share. Ticks (up to 200,000 RPCs, in sequence) are modelled instead:
+# CPU / vCPU share + round trips x latency.
+ASSUMED_GOOGLE_HTTP_LATENCY_S = 0.15  # one People/Calendar API call
 ASSUMED_OAUTH_REFRESH_LATENCY_S = 0.10  # one token refresh at oauth2.googleapis.com
 ASSUMED_FIRESTORE_RPC_LATENCY_S = 0.015  # one Firestore RPC (get, query page, commit)
 ASSUMED_KMS_LATENCY_S = 0.02  # one KMS decrypt
@@ -155,18 +162,48 @@ KMS_KEYS = 2  # infra/main.tf: the tokens key and the Pub/Sub CMEK key (fixed co
 
 
 class Meter:
+    """What one measured step paid for. Thread-safe (a batch may look at pairs in
+    threads). With ``latency`` on, each round trip it counts also waits as long as the
+    real one is assumed to take (ASSUMED_*_LATENCY_S), so that the measured wall time
+    is the instance's billed time, concurrency included."""
+
     def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.latency = False  # waiting now
+        self.injected = False  # waited while measuring
         self.reset()
 
     def reset(self) -> None:
-        self.reads: Counter[str] = Counter()
-        self.writes: Counter[str] = Counter()
-        self.deletes: Counter[str] = Counter()
-        self.rpcs = 0
-        self.uncounted: Counter[str] = Counter()
-        self.kms_decrypts = 0
-        self.kms_encrypts = 0
-        self.token_refreshes = 0
+        with self._lock:
+            self.reads: Counter[str] = Counter()
+            self.writes: Counter[str] = Counter()
+            self.deletes: Counter[str] = Counter()
+            self.rpcs = 0
+            self.uncounted: Counter[str] = Counter()
+            self.kms_decrypts = 0
+            self.kms_encrypts = 0
+            self.token_refreshes = 0
+
+    def count(self, kind: str, collection: str, n: int = 1) -> None:
+        with self._lock:
+            {"r": self.reads, "w": self.writes, "d": self.deletes}[kind][collection] += n
+
+    def rpc(self, n: int = 1) -> None:
+        with self._lock:
+            self.rpcs += n
+        self.wait(n * ASSUMED_FIRESTORE_RPC_LATENCY_S)
+
+    def other(self, what: str) -> None:
+        with self._lock:
+            setattr(self, what, getattr(self, what) + 1)
+
+    def unknown(self, name: str) -> None:
+        with self._lock:
+            self.uncounted[name] += 1
+
+    def wait(self, seconds: float) -> None:
+        if self.latency and seconds > 0:
+            time.sleep(seconds)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -181,6 +218,7 @@ class Meter:
             "kms_decrypts": self.kms_decrypts,
             "kms_encrypts": self.kms_encrypts,
             "token_refreshes": self.token_refreshes,
+            "latency_injected": self.injected,
         }
 
 
@@ -205,11 +243,11 @@ class CountingBatch:
         self._flush()
 
     def _flush(self) -> None:
-        if self._pending:
-            self._meter.rpcs += 1
-        for kind, collection in self._pending:
-            (self._meter.writes if kind == "w" else self._meter.deletes)[collection] += 1
-        self._pending = []
+        pending, self._pending = self._pending, []
+        for kind, collection in pending:
+            self._meter.count(kind, collection)
+        if pending:
+            self._meter.rpc()
 
     def __enter__(self) -> CountingBatch:
         self._inner.__enter__()
@@ -223,7 +261,7 @@ class CountingBatch:
             self._pending = []
 
     def __getattr__(self, name: str) -> Any:
-        self._meter.uncounted[f"batch.{name}"] += 1
+        self._meter.unknown(f"batch.{name}")
         return getattr(self._inner, name)
 
 
@@ -235,10 +273,12 @@ class CountingTransaction:
 
     def get(self, collection: str, doc_id: str) -> Any:
         self.reads[collection] += 1
+        self._meter.wait(ASSUMED_FIRESTORE_RPC_LATENCY_S)
         return self._inner.get(collection, doc_id)
 
     def get_many(self, collection: str, doc_ids: Sequence[str]) -> Any:
         self.reads[collection] += len(set(doc_ids))
+        self._meter.wait(ASSUMED_FIRESTORE_RPC_LATENCY_S)
         return self._inner.get_many(collection, doc_ids)
 
     def put(self, collection: str, doc_id: str, data: dict[str, Any]) -> None:
@@ -254,7 +294,7 @@ class CountingTransaction:
         self._inner.delete(collection, doc_id)
 
     def __getattr__(self, name: str) -> Any:
-        self._meter.uncounted[f"transaction.{name}"] += 1
+        self._meter.unknown(f"transaction.{name}")
         return getattr(self._inner, name)
 
 
@@ -265,31 +305,31 @@ class CountingStore:
         self._inner, self._meter = inner, meter
 
     def get(self, collection: str, doc_id: str) -> Any:
-        self._meter.reads[collection] += 1
-        self._meter.rpcs += 1
+        self._meter.count("r", collection)
+        self._meter.rpc()
         return self._inner.get(collection, doc_id)
 
     def get_many(self, collection: str, doc_ids: Sequence[str]) -> Any:
         ids = list(dict.fromkeys(doc_ids))
         if ids:
-            self._meter.reads[collection] += len(ids)
-            self._meter.rpcs += 1
+            self._meter.count("r", collection, len(ids))
+            self._meter.rpc()
         return self._inner.get_many(collection, ids)
 
     def put(self, collection: str, doc_id: str, data: dict[str, Any]) -> None:
         self._inner.put(collection, doc_id, data)
-        self._meter.writes[collection] += 1
-        self._meter.rpcs += 1
+        self._meter.count("w", collection)
+        self._meter.rpc()
 
     def delete(self, collection: str, doc_id: str) -> None:
         self._inner.delete(collection, doc_id)
-        self._meter.deletes[collection] += 1
-        self._meter.rpcs += 1
+        self._meter.count("d", collection)
+        self._meter.rpc()
 
     def query(self, collection: str, where: Sequence[Any] = (), **options: Any) -> list[Any]:
         found = self._inner.query(collection, where, **options)
-        self._meter.reads[collection] += max(1, len(found))
-        self._meter.rpcs += 1
+        self._meter.count("r", collection, max(1, len(found)))
+        self._meter.rpc()
         return found
 
     def scan(
@@ -315,6 +355,7 @@ class CountingStore:
         def counted(tx: Any) -> Any:
             attempt = CountingTransaction(tx, self._meter)
             attempts.append(attempt)
+            self._meter.wait(ASSUMED_FIRESTORE_RPC_LATENCY_S)  # begin
             return fn(attempt)
 
         committed = False
@@ -324,19 +365,22 @@ class CountingStore:
             return result
         finally:
             for attempt in attempts:
-                self._meter.reads.update(attempt.reads)
-                # begin + commit (or rollback) + one RPC per read
-                self._meter.rpcs += 2 + sum(attempt.reads.values())
+                for collection, n in attempt.reads.items():
+                    self._meter.count("r", collection, n)
+            # begin + commit (or rollback) + one RPC per read; begins and reads waited
+            with self._meter._lock:
+                self._meter.rpcs += sum(2 + sum(a.reads.values()) for a in attempts)
+            self._meter.wait(ASSUMED_FIRESTORE_RPC_LATENCY_S)  # the commit
             if committed and attempts:
                 for kind, collection in attempts[-1].writes:
-                    (self._meter.writes if kind == "w" else self._meter.deletes)[collection] += 1
+                    self._meter.count(kind, collection)
 
     def close(self) -> None:
         self._inner.close()
 
     def __getattr__(self, name: str) -> Any:
         if not name.startswith("_"):
-            self._meter.uncounted[f"store.{name}"] += 1
+            self._meter.unknown(f"store.{name}")
         return getattr(self._inner, name)
 
 
@@ -350,11 +394,13 @@ class CountingCipher:
         self._inner, self._meter = inner, meter
 
     def decrypt(self, ciphertext: str) -> str:
-        self._meter.kms_decrypts += 1
+        self._meter.other("kms_decrypts")
+        self._meter.wait(ASSUMED_KMS_LATENCY_S)
         return self._inner.decrypt(ciphertext)
 
     def encrypt(self, plaintext: str) -> str:
-        self._meter.kms_encrypts += 1
+        self._meter.other("kms_encrypts")
+        self._meter.wait(ASSUMED_KMS_LATENCY_S)
         return self._inner.encrypt(plaintext)
 
     def __getattr__(self, name: str) -> Any:
@@ -372,7 +418,8 @@ def install_meters(meter: Meter) -> None:
     original_refresh = oauth_credentials.Credentials.refresh
 
     def refresh(self: Any, request: Any) -> Any:
-        meter.token_refreshes += 1
+        meter.other("token_refreshes")
+        meter.wait(ASSUMED_OAUTH_REFRESH_LATENCY_S)  # the sandbox adds none to /token
         return original_refresh(self, request)
 
     oauth_credentials.Credentials.refresh = refresh
@@ -564,6 +611,7 @@ def settle(config: Any, store: Any, sections: Sequence[str]) -> None:
     for section in sections:
         run_section(config, store, section)  # first sync
         run_section(config, store, section)  # reads the echoes of the first push
+    upkeep(Path(config.store_url.removeprefix("sqlite:///")).parent, store)
 
 
 def person_named(url: str, token: str, crm_id: str) -> dict[str, Any]:
@@ -659,6 +707,22 @@ def prep_import(work: Path, url: str, params: dict[str, Any]) -> None:
 def prep_echo(work: Path, url: str, params: dict[str, Any]) -> None:
     config, store, _ = small_world(work, url, tagged=params["contacts"])
     run_section(config, store, "contacts")  # the first push; measure() runs the next one
+    upkeep(work, store)
+
+
+@contextlib.contextmanager
+def real_latency(url: str, meter: Meter) -> Iterator[None]:
+    """Counters zeroed, then every round trip as slow as the real one (the sandbox's
+    ``latencyMs`` for each API call, the meter's waits for the rest) while measuring."""
+    control(url, "/_sandbox/stats", method="DELETE")
+    meter.reset()
+    meter.latency = meter.injected = True
+    control(url, "/_sandbox/faults", {"latencyMs": round(ASSUMED_GOOGLE_HTTP_LATENCY_S * 1000)})
+    try:
+        yield
+    finally:
+        meter.latency = False
+        control(url, "/_sandbox/faults", method="DELETE")
 
 
 def load_functions() -> None:
@@ -672,11 +736,10 @@ def measure_run(work: Path, url: str, params: dict[str, Any]) -> dict[str, Any]:
     meter = Meter()
     install_meters(meter)
     store = CountingStore(open_plain(config), meter)
-    control(url, "/_sandbox/stats", method="DELETE")
-    meter.reset()
-    wall, cpu = time.perf_counter(), time.process_time()
-    report = run_section(config, store, params["section"], scheduled=True)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    with real_latency(url, meter):
+        wall, cpu = time.perf_counter(), time.process_time()
+        report = run_section(config, store, params["section"], scheduled=True)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     stats = control(url, "/_sandbox/stats")
     from functions import jobs
 
@@ -735,6 +798,7 @@ def prep_batch(work: Path, url: str, params: dict[str, Any]) -> None:
         for section in ("contacts", "activities"):
             for _ in range(2):  # first sync, then the run that reads its echoes
                 run_section(config, store, section, user=user)
+    upkeep(work, store)
     save_json(work / "batch.json", {"users": users})
 
 
@@ -751,15 +815,14 @@ def measure_batch(work: Path, url: str, params: dict[str, Any]) -> dict[str, Any
     users = json.loads((work / "batch.json").read_text())["users"]
     size = batch_size()
     pairs = [(u, s) for u in users for s in ("contacts", "activities")][:size]
-    control(url, "/_sandbox/stats", method="DELETE")
-    meter.reset()
-    wall, cpu = time.perf_counter(), time.process_time()
-    todo = [scheduled_job(store, u, s) for u, s in pairs]
-    if hasattr(jobs, "run_batch") and size > 1:
-        result: Any = jobs.run_batch(config, store, todo)
-    else:
-        result = [jobs.run_job(config, store, job) for job in todo]
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    with real_latency(url, meter):
+        wall, cpu = time.perf_counter(), time.process_time()
+        todo = [scheduled_job(store, u, s) for u, s in pairs]
+        if hasattr(jobs, "run_batch") and size > 1:
+            result: Any = jobs.run_batch(config, store, todo)
+        else:
+            result = [jobs.run_job(config, store, job) for job in todo]
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     stats = control(url, "/_sandbox/stats")
     return {
         **meter.snapshot(),
@@ -922,19 +985,37 @@ class Capture:
         return []
 
 
-def tick(work: Path, store: Any, at: datetime) -> tuple[Capture, list[Any]]:
-    """One ``functions.jobs.dispatch`` at ``at``, its jobs captured instead of run."""
+def tick(
+    work: Path, store: Any, at: datetime | None, push: bool = True
+) -> tuple[Capture, list[Any]]:
+    """One ``functions.jobs.dispatch`` at ``at`` (None: now), its jobs captured instead
+    of run. ``push``: with ``CRMSYNC_PUSH_URL`` set, as deployed (the tick keeps push
+    channels: the tick worlds have theirs; the run worlds have none, and no push)."""
     from functions import bootstrap, jobs
 
-    os.environ["CRMSYNC_PUSH_URL"] = "https://bench.invalid/calendar_push"  # as deployed
+    if push:
+        os.environ["CRMSYNC_PUSH_URL"] = "https://bench.invalid/calendar_push"
+    else:
+        os.environ.pop("CRMSYNC_PUSH_URL", None)
     # no Google here: a call that escapes fails fast instead of reaching anything
     config = dataclasses.replace(make_config(work, "http://127.0.0.1:9"), queue="bench:capture")
-    bootstrap.use_clock(FixedClock(at))
+    bootstrap.use_clock(FixedClock(at) if at else None)
     capture = Capture()
     if hasattr(jobs, "open_queue"):  # the old dispatch has no send=: patch its queue
         jobs.open_queue = lambda spec, runner=None, *a, **kw: capture
     kwargs = {"send": capture} if "send" in inspect.signature(jobs.dispatch).parameters else {}
-    return capture, jobs.dispatch(config, store, **kwargs) or []
+    try:
+        return capture, jobs.dispatch(config, store, **kwargs) or []
+    finally:
+        bootstrap.use_clock(None)
+
+
+def upkeep(work: Path, store: Any) -> None:
+    """A few dispatch ticks (jobs captured, not run), so that a run world is kept up as
+    in a deployment that ticks every minute: whatever the tick maintains (an email
+    index's catch-up of what the CRM wrote itself, say) is done before the measure."""
+    for _ in range(3):
+        tick(work, store, None, push=False)
 
 
 def measure_tick(work: Path, url: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -1131,7 +1212,15 @@ def function_size(name: str) -> tuple[float, float, str]:
 
 
 def billed_seconds(m: dict[str, Any], vcpu: float, tick: bool, whole: bool = True) -> float:
-    """Modelled instance wall time of one invocation (see the ASSUMED_ constants)."""
+    """Instance time of one invocation: measured with real latencies where they were
+    injected (the CPU part slowed to the function's vCPU share), else modelled as the
+    sum of CPU / vCPU and round trips x latency (see the ASSUMED_ constants)."""
+    if m.get("latency_injected"):
+        cpu = m.get("cpu_s", 0.0)
+        seconds = m.get("wall_s", 0.0) + cpu * (1 / (ASSUMED_CPU_SPEED_RATIO * vcpu) - 1)
+        if not whole:
+            return seconds
+        return math.ceil(seconds / RUN_BILLING_GRANULARITY_S - 1e-9) * RUN_BILLING_GRANULARITY_S
     seconds = (
         m.get("cpu_s", 0.0) / ASSUMED_CPU_SPEED_RATIO / vcpu
         + m.get("google_http", 0) * ASSUMED_GOOGLE_HTTP_LATENCY_S

@@ -153,8 +153,10 @@ def job_for(user_id: str, section: Section, state: Mapping[str, Any], now: datet
 def recently_dispatched(state: Mapping[str, Any], now: datetime) -> bool:
     """A full run sent less than DISPATCH_GRACE ago that has not started (taken its
     lease) yet: not sent again at every tick while it waits in the queue."""
-    sent = state.get("dispatchedAt")
-    return bool(sent) and parse_timestamp(sent) > now - DISPATCH_GRACE
+    sent, ran = state.get("dispatchedAt"), state.get("lastRunAt")
+    if not sent or (ran and parse_timestamp(ran) >= parse_timestamp(sent)):
+        return False  # never sent, or its run came (and a new reason to run is new)
+    return parse_timestamp(sent) > now - DISPATCH_GRACE
 
 
 def next_due(state: Mapping[str, Any], now: datetime) -> str | None:

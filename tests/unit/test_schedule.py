@@ -101,3 +101,13 @@ def test_the_next_due_time_shown_is_the_earlier_of_the_mark_and_the_slot():
     now_slot = {"slot": slot_key(every, minute_of(NOW) % every)}
     assert next_due(now_slot, NOW) == stamp(NOW + timedelta(minutes=every))
     assert next_due({}, NOW) is None
+
+
+def test_a_full_run_waiting_in_the_queue_is_not_sent_again_until_it_ran_or_grace_passed():
+    from core.schedule import DISPATCH_GRACE, recently_dispatched
+
+    sent = {"dispatchedAt": stamp(NOW - timedelta(minutes=1))}
+    assert recently_dispatched(sent, NOW)
+    assert not recently_dispatched(sent, NOW + DISPATCH_GRACE)
+    assert not recently_dispatched({**sent, "lastRunAt": stamp(NOW)}, NOW)
+    assert not recently_dispatched({}, NOW)

@@ -7,7 +7,8 @@ RSS is the measured step's own (VmHWM; see ``peak_rss_mib``). The measured step 
 * Google API calls and HTTP requests, from the sandbox's ``/_sandbox/stats``, and
   OAuth token refreshes, counted in the client (the sandbox does not count them);
 * KMS decrypts (``bootstrap.cipher(...).decrypt``: a Cloud KMS call in production);
-* CPU seconds (``time.process_time``) and local wall time.
+* CPU seconds (``time.process_time``) and wall time; runs are timed with the real
+  latencies put back (see ASSUMED_GOOGLE_HTTP_LATENCY_S), ticks are modelled.
 
 Then it prices them with the list prices below (the ONE place they are written) into
 $ per run, $ per dispatch tick, and $ per connected user-month at 15-minute intervals
@@ -17,9 +18,11 @@ Knobs (environment): ``BENCH_COST_TICK_USERS`` (default ``1000,10000,100000``),
 ``BENCH_COST_ECHO`` (contacts of the echo scenario; default 5000 to keep ``make bench``
 short, 25000 for the 200 MiB target, 0 skips it), ``BENCH_COST_CRM`` (contacts of the
 large CRM, default 5000), ``BENCH_COST_USERS`` (users of the large CRM, default 1000),
-``BENCH_COST_ONLY`` (comma-separated scenario keys or prefixes: noop, crm, google,
-import, echo, tick-1000, ...). ``--out FILE`` also writes the report to FILE. ``make
-bench`` runs it after the other benchmarks (``BENCH_COST=0`` skips it).
+``BENCH_COST_ONLY`` (comma-separated scenario keys or prefixes: batch, noop, crm,
+google, import, echo, tick-1000-, ...; a "1% due" tick needs its "0%" one before it).
+``--out FILE`` also writes the report, ``--json FILE`` the raw measurements, and
+``--reprice FILE`` prices saved measurements again without measuring. ``make bench``
+runs it after the other benchmarks (``BENCH_COST=0`` skips it).
 
 It runs against whatever tree it sits in, old or new: entry points are found by
 feature detection (``dispatch(..., send=)`` or a patched ``open_queue``; ``job_for``

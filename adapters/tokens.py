@@ -2,8 +2,11 @@
 
 Locally the key is a Fernet key from ``CRMSYNC_TOKEN_KEY``, or one generated once into
 ``.crmsync/token.key`` with mode 0600. In production ``CRMSYNC_TOKEN_KEY`` names a Cloud
-KMS key and the KMS API encrypts and decrypts. Plaintext tokens are held only in memory:
-never written to disk, never logged (``redact`` helps keep them out of messages).
+KMS key, used for envelope encryption (``EnvelopeCipher``): each token is encrypted
+locally with a Fernet data key, and only the data key goes through KMS, so a warm
+instance makes one KMS call per data key, not one per run. Plaintext tokens and data
+keys are held only in memory: never written to disk, never logged (``redact`` helps
+keep them out of messages).
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 import base64
 import os
 import re
+import threading
+import uuid
 from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -78,11 +84,84 @@ class KmsCipher:
         return base64.b64decode(answer["plaintext"]).decode()
 
 
+class Wrapper(Protocol):
+    def encrypt(self, plaintext: str) -> str: ...
+
+    def decrypt(self, ciphertext: str) -> str: ...
+
+
+TOKEN_KEYS = "tokenKeys"  # tokenKeys/{keyId}: {"wrapped"}; tokenKeys/current: {"keyId"}
+ENVELOPE = "env1:"
+
+
+class EnvelopeCipher:
+    """Tokens as ``env1:{keyId}:{Fernet token}``. The Fernet data key of ``keyId`` is kept
+    in ``tokenKeys/{keyId}``, encrypted by ``wrapper`` (Cloud KMS in production), and is
+    unwrapped once per instance; the first ``encrypt`` of a deployment makes the key.
+    Older ``kms:`` ciphertexts (one KMS call each) still decrypt through ``wrapper``."""
+
+    def __init__(self, wrapper: Wrapper, store: Any) -> None:
+        self.wrapper, self.store = wrapper, store
+        self._keys: dict[str, Fernet] = {}
+        self._lock = threading.Lock()
+
+    def encrypt(self, plaintext: str) -> str:
+        key_id = self._current()
+        return f"{ENVELOPE}{key_id}:{self._key(key_id).encrypt(plaintext.encode()).decode()}"
+
+    def decrypt(self, ciphertext: str) -> str:
+        if not ciphertext.startswith(ENVELOPE):
+            return self.wrapper.decrypt(ciphertext)
+        key_id, _, token = ciphertext.removeprefix(ENVELOPE).partition(":")
+        try:
+            return self._key(key_id).decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise ConfigError(
+                f"a stored refresh token does not decrypt with its data key {key_id}; "
+                "reconnect the account"
+            ) from None
+
+    def _key(self, key_id: str) -> Fernet:
+        with self._lock:
+            if key_id in self._keys:
+                return self._keys[key_id]
+            doc = self.store.get(TOKEN_KEYS, key_id) if key_id else None
+            if not doc or not doc.get("wrapped"):
+                raise ConfigError(
+                    f"the data key {key_id or '(none)'} of a stored refresh token is missing "
+                    f"from {TOKEN_KEYS}; reconnect the account"
+                )
+            self._keys[key_id] = Fernet(self.wrapper.decrypt(doc["wrapped"]).encode())
+            return self._keys[key_id]
+
+    def _current(self) -> str:
+        found = (self.store.get(TOKEN_KEYS, "current") or {}).get("keyId")
+        if found:
+            return found
+        key_id, key = uuid.uuid4().hex, Fernet.generate_key()
+        wrapped = self.wrapper.encrypt(key.decode())
+
+        def make(tx: Any) -> str:  # two first connections at once agree on one key
+            current = (tx.get(TOKEN_KEYS, "current") or {}).get("keyId")
+            if current:
+                return current
+            tx.put(TOKEN_KEYS, key_id, {"wrapped": wrapped})
+            tx.put(TOKEN_KEYS, "current", {"keyId": key_id})
+            return key_id
+
+        chosen = self.store.transaction(make)
+        if chosen == key_id:
+            with self._lock:
+                self._keys[key_id] = Fernet(key)
+        return chosen
+
+
 KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
 
 
 def cipher_for(configured: str | None, state_dir: Path) -> FernetCipher | KmsCipher:
-    """KMS when ``CRMSYNC_TOKEN_KEY`` names a Cloud KMS key, Fernet otherwise."""
+    """KMS when ``CRMSYNC_TOKEN_KEY`` names a Cloud KMS key, Fernet otherwise (the
+    composition root wraps a KMS key in an ``EnvelopeCipher``)."""
     if configured and KMS_KEY.match(configured):
         return KmsCipher(configured)
     return FernetCipher(local_key(configured, state_dir))

@@ -1,8 +1,7 @@
 """A scheduled run's look for changes, before it takes a lease: the pure decisions.
 
-``settings_changed``: the settings the last run used (tag, "sync from" date) against
-the current ones; a difference is a change (a new tag reads every CRM contact, a new
-date lists the calendar window again). ``crm_verdict``: the CRM records modified past
+``default_date_moved``: with no "sync from" date set, a new day is a change (a run lists
+the window from today again). ``crm_verdict``: the CRM records modified past
 the cursor are the whole collection's, not the user's; each is *relevant* to the
 user's section when the sync would act on it, otherwise the look may move the cursor
 past it without a run.
@@ -20,29 +19,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.model import SyncSettings
-
 Verdict = Literal["changed", "unchanged", "unknown"]
 PAGE = 20  # CRM records a look examines; a full page means a run
 
 
-def effective_sync_from(settings: SyncSettings, time_zone: str | None, now: dt.datetime) -> str:
-    """The date a run would use: the setting, or today in the user's zone."""
-    if settings.activities.syncFrom:
-        return settings.activities.syncFrom
+def default_date_moved(setting: str | None, used: str | None, time_zone: str | None,
+                       now: dt.datetime) -> bool:  # fmt: skip
+    """With no "sync from" date set, a run syncs from today in the user's zone: a new
+    day is a change (the window is listed again, as a run would)."""
+    if setting:
+        return False
     try:
         zone = ZoneInfo(time_zone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
-    return now.astimezone(zone).date().isoformat()
-
-
-def settings_changed(section: str, settings: SyncSettings, tag_id: str | None,
-                     sync_from: str | None, time_zone: str | None,
-                     now: dt.datetime) -> bool:  # fmt: skip
-    if section == "contacts":
-        return settings.contacts.tagId != tag_id
-    return effective_sync_from(settings, time_zone, now) != sync_from
+    return now.astimezone(zone).date().isoformat() != used
 
 
 def relevant(section: str, user_id: str, tag_id: str | None, doc: Mapping[str, Any]) -> bool:

@@ -27,7 +27,15 @@ from typing import Any, Protocol
 from core import account_switch, lease, schedule
 from core.errors import AccountChanged, AuthRevoked
 from core.merge import Policy
-from core.model import GOOGLE_ACCOUNTS, SYNC_RUNS, SYNC_STATE, USERS, stamp, state_id
+from core.model import (
+    GOOGLE_ACCOUNTS,
+    SYNC_RUNS,
+    SYNC_SETTINGS,
+    SYNC_STATE,
+    USERS,
+    stamp,
+    state_id,
+)
 from core.ports import Clock, DocumentStore, Transaction
 
 MAX_RECORDED_ERRORS = 200
@@ -155,6 +163,9 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
         updates = {**updates, "accountEmail": account}
     if shell.time_zone:  # a scheduled look computes the default "sync from" date with it
         updates = {**updates, "timeZone": shell.time_zone}
+    if section.name == "activities" and SYNC_SETTINGS in preloaded:  # ... and this
+        activities = ((preloaded[SYNC_SETTINGS] or {}).get("activities")) or {}
+        updates = {**updates, "syncFromSetting": activities.get("syncFrom")}
     _finish(store, clock, report, log, updates, None, shell)
     return report
 

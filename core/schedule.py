@@ -66,7 +66,8 @@ class Probe:
     crm_read_at: str | None = None
     slot: str | None = None
     tag_id: str | None = None
-    sync_from: str | None = None
+    sync_from: str | None = None  # the date the last run used
+    sync_from_setting: str | None = None  # the setting it came from (None: today)
     time_zone: str | None = None
 
 
@@ -146,7 +147,7 @@ def job_for(user_id: str, section: Section, state: Mapping[str, Any], now: datet
         return Job(user_id, section)
     probe = Probe(state["googleCursor"], state["crmCursor"], state.get("crmReadAt"),
                   state.get("slot"), state.get("tagId"), state.get("syncFrom"),
-                  state.get("timeZone"))  # fmt: skip
+                  state.get("syncFromSetting"), state.get("timeZone"))  # fmt: skip
     return Job(user_id, section, probe=probe)
 
 
@@ -296,6 +297,8 @@ def sweep(store: DocumentStore, now: datetime) -> int:
                 seen.add(every)
             stale |= state.get("slot") != slot
             stale |= bool(state.get("channel")) and not state.get("renewAt")
+            if slot and settings is not None and drifted(section, settings, state):
+                update_state(store, state_id(user_id, section), {"nextDueAt": stamp(now)})
         if stale:
             reschedule(store, user_id, now)
     if len(page) == SWEEP_PAGE:
@@ -305,6 +308,20 @@ def sweep(store: DocumentStore, now: datetime) -> int:
         _prune_intervals(store, seen, started)
         store.put(SCHEDULE, SWEEP, {"after": None, "roundStartedAt": started})
     return len(page)
+
+
+def drifted(section: str, settings: SyncSettings, state: Mapping[str, Any]) -> bool:
+    """Settings the pair's last run did not use (the CRM wrote them itself): a new tag,
+    a new "sync from" date. Looks do not read settings, so the sweep asks for a run."""
+    if not state.get("lastSuccessAt"):
+        return False  # never synced: it runs in full anyway
+    if section == "contacts":
+        return settings.contacts.tagId != state.get("tagId")
+    if "syncFromSetting" in state:
+        return settings.activities.syncFrom != state.get("syncFromSetting")
+    return bool(settings.activities.syncFrom) and settings.activities.syncFrom != state.get(
+        "syncFrom"
+    )
 
 
 def _prune_intervals(store: DocumentStore, seen: set[int], started: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from adapters.clock import SystemClock
 from adapters.store_base import open_store
-from adapters.tokens import FernetCipher, KmsCipher, cipher_for
+from adapters.tokens import KMS_KEY, EnvelopeCipher, FernetCipher, KmsCipher, cipher_for
 from core.ports import Clock, DocumentStore
 
 DEFAULT_STORE = "sqlite:///.crmsync/crmsync.db"
@@ -64,8 +64,18 @@ def shared_store(config: Config) -> DocumentStore:
     return _SHARED[key]
 
 
-def cipher(config: Config) -> FernetCipher | KmsCipher:
-    return cipher_for(config.token_key, config.state_dir)
+_CIPHERS: dict[str, EnvelopeCipher] = {}
+
+
+def cipher(config: Config) -> FernetCipher | KmsCipher | EnvelopeCipher:
+    """A Fernet key locally; for a KMS key, one envelope cipher per process and store,
+    so the data keys it unwrapped are kept across runs (``adapters.tokens``)."""
+    if not (config.token_key and KMS_KEY.match(config.token_key)):
+        return cipher_for(config.token_key, config.state_dir)
+    key = "|".join((config.token_key, config.store_url, os.environ.get("GOOGLE_CLOUD_PROJECT", "")))
+    if key not in _CIPHERS:
+        _CIPHERS[key] = EnvelopeCipher(KmsCipher(config.token_key), shared_store(config))
+    return _CIPHERS[key]
 
 
 _CLOCK: Clock | None = None

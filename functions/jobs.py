@@ -38,7 +38,7 @@ from core.errors import (
     SideEmpty,
     UnknownUser,
 )
-from core.model import SYNC_RUNS, SYNC_STATE, stamp
+from core.model import SYNC_RUNS, SYNC_SETTINGS, SYNC_STATE, SyncSettings, load, stamp
 from core.ports import Doc, DocumentStore, Filter
 from core.runs import Options, Report
 from core.schedule import Job
@@ -177,8 +177,11 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job,
             verdict, preloaded = looked or changed(config, store, job)
             if verdict == "unchanged":
                 return UNCHANGED  # nothing changed on either side: nothing written
-            if verdict == "off":
-                return None  # auto sync was turned off: the pair left the schedule
+        if job.trigger == "schedule":
+            raw = store.get(SYNC_SETTINGS, job.user_id)  # read once: the run uses it too
+            preloaded = {**(preloaded or {}), SYNC_SETTINGS: raw}
+            if _turned_off(store, job, raw):
+                return None  # auto sync was turned off (by the CRM itself): off the schedule
         report = run_sections(config, store, job.user_id, job.section, options,
                               preloaded=preloaded)[0]  # fmt: skip
         log_run(report)
@@ -197,6 +200,21 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job,
         if job.trigger == "schedule" and not isinstance(final, SideEmpty):
             _settle(store, job, final)
     return None
+
+
+def _turned_off(store: DocumentStore, job: Job, raw: dict[str, Any] | None) -> bool:
+    """A scheduled run whose section no longer syncs automatically: the pair leaves the
+    schedule instead of running."""
+    if raw is None:
+        return False  # no settings (an unknown user?): the run says what is wrong
+    try:
+        settings = load(SyncSettings, SYNC_SETTINGS, job.user_id, raw)
+    except MalformedDocument:
+        return False  # the run records the problem
+    if getattr(settings, job.section).auto:
+        return False
+    schedule.reschedule(store, job.user_id, bootstrap.clock().now())
+    return True
 
 
 def _settle(store: DocumentStore, job: Job, final: Exception) -> None:

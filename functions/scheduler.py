@@ -33,6 +33,7 @@ class ProbeIn(BaseModel):
     slot: str | None = None
     tagId: str | None = None
     syncFrom: str | None = None
+    syncFromSetting: str | None = None
     timeZone: str | None = None
 
 

@@ -21,10 +21,9 @@ from adapters import google_api
 from adapters.calendar_api import CalendarApi
 from adapters.people_api import PeopleApi
 from core import probe as probe_rules
-from core import schedule
 from core.activities_engine import ActivitiesEngine
 from core.contacts_engine import ContactsEngine, crm_window
-from core.errors import GoogleError, MalformedDocument, NotConnected, UnknownUser
+from core.errors import GoogleError, NotConnected, UnknownUser
 from core.model import (
     ACTIVITIES,
     CONTACTS,
@@ -34,7 +33,6 @@ from core.model import (
     SYNC_STATE,
     USERS,
     GoogleAccount,
-    SyncSettings,
     link_id,
     load,
     parse_timestamp,
@@ -46,9 +44,10 @@ from core.runs import Options, Report
 from core.schedule import Job
 from functions import bootstrap
 
-CACHE_SIZE = 256
+CACHE_SIZE = 2048  # connections; a few KiB each (the refresh and access tokens)
 _CACHE: OrderedDict[tuple[str, ...], Any] = OrderedDict()
 _LOCK = threading.Lock()
+_MAKING: dict[tuple[str, ...], threading.Lock] = {}
 Preloaded = Mapping[str, dict[str, Any] | None]
 
 
@@ -81,14 +80,20 @@ def _credentials(config: bootstrap.Config, user_id: str, raw: dict[str, Any] | N
         if creds is not None:
             _CACHE.move_to_end(key)
             return creds
-    token = bootstrap.cipher(config).decrypt(account.refreshTokenCiphertext)
-    creds = google_api.credentials(
-        token, config.google_endpoint, config.oauth_client_id, config.oauth_client_secret
-    )
-    with _LOCK:
-        _CACHE[key] = creds
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        making = _MAKING.setdefault(key, threading.Lock())
+    with making:  # the two sections of one user, looked at together, decrypt once
+        with _LOCK:
+            creds = _CACHE.get(key)
+        if creds is None:
+            token = bootstrap.cipher(config).decrypt(account.refreshTokenCiphertext)
+            creds = google_api.credentials(
+                token, config.google_endpoint, config.oauth_client_id, config.oauth_client_secret
+            )
+        with _LOCK:
+            _CACHE[key] = creds
+            _MAKING.pop(key, None)
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
     return creds
 
 
@@ -100,7 +105,7 @@ def forget_credentials() -> None:
 
 def _preload(store: DocumentStore, user_id: str, preloaded: Preloaded | None) -> dict:
     pre = dict(preloaded or {})
-    for collection in (USERS, GOOGLE_ACCOUNTS):
+    for collection in (USERS, GOOGLE_ACCOUNTS, SYNC_SETTINGS):
         if collection not in pre:
             pre[collection] = store.get(collection, user_id)
     return pre
@@ -177,41 +182,37 @@ def run_sections(
 
 def changed(config: bootstrap.Config, store: DocumentStore, job: Job) -> tuple[str, dict]:
     """A scheduled job's look for changes, before any lease (``core.probe``): the
-    connection and the settings (a new tag or date, or auto turned off by the CRM
-    itself), the CRM records past the cursor that concern the user, then, only if
-    none does, one Google call past the sync token.
+    connection, the CRM records past the cursor that concern the user, then, only if
+    none does, one Google call past the sync token. Two reads when nothing changed.
+
+    Settings are not read: they change through the settings API, which reschedules
+    the pair and makes it due at once (a full run), and the tick's daily sweep catches
+    settings the CRM wrote itself. Only the default "sync from" date (today, which
+    moves) is checked here, from what the last run stored.
 
     Returns ("run", read) when the run must go on, with the documents it read for the
     run to use; ("unchanged", read) when nothing changed (nothing is written, except
-    the CRM cursor moved past records of other users); ("off", read) when the pair is
-    no longer scheduled. Any doubt (no connection, bad settings, a Google error, an
-    expired token) is "run": the full run then decides and records what happened."""
+    the CRM cursor moved past records of other users). Any doubt (no connection, a
+    Google error, an expired token) is "run": the full run then decides and records
+    what happened."""
     probe, user_id, section = job.probe, job.user_id, job.section
     assert probe is not None
     now = bootstrap.clock().now()
     account = store.get(GOOGLE_ACCOUNTS, user_id)
-    raw = store.get(SYNC_SETTINGS, user_id)
-    read: dict[str, Any] = {GOOGLE_ACCOUNTS: account, SYNC_SETTINGS: raw}
-    if account is None or account.get("status") != "connected" or raw is None:
+    read: dict[str, Any] = {GOOGLE_ACCOUNTS: account}
+    if account is None or account.get("status") != "connected":
         return "run", read
-    try:
-        settings = load(SyncSettings, SYNC_SETTINGS, user_id, raw)
-    except MalformedDocument:
-        return "run", read
-    slot, _ = schedule.wanted_slot(settings, account, user_id, section)
-    if slot != probe.slot:  # the settings changed without the settings API
-        schedule.reschedule(store, user_id, now)
-        if slot is None:
-            return "off", read
-    if probe_rules.settings_changed(section, settings, probe.tag_id, probe.sync_from,
-                                    probe.time_zone, now):  # fmt: skip
+    moved_date = probe_rules.default_date_moved(
+        probe.sync_from_setting, probe.sync_from, probe.time_zone, now
+    )
+    if section == "activities" and moved_date:
         return "run", read
     read_at = stamp(now)
     collection = CONTACTS if section == "contacts" else ACTIVITIES
     window = crm_window(probe.crm_cursor, probe.crm_read_at)
     found = store.query(collection, window, order_by="modifiedAt", limit=probe_rules.PAGE)
     docs = [(d.id, d.data) for d in found]
-    tag = settings.contacts.tagId
+    tag = probe.tag_id
     verdict = probe_rules.crm_verdict(section, user_id, tag, docs, None)
     if verdict == "unknown":
         others = [i for i, d in docs if not probe_rules.relevant(section, user_id, tag, d)]

@@ -69,6 +69,7 @@ class Probe:
     sync_from: str | None = None  # the date the last run used
     sync_from_setting: str | None = None  # the setting it came from (None: today)
     time_zone: str | None = None
+    token_ciphertext: str | None = None  # the connection's, while the pair is scheduled
 
 
 @dataclass(frozen=True, order=True)
@@ -147,7 +148,8 @@ def job_for(user_id: str, section: Section, state: Mapping[str, Any], now: datet
         return Job(user_id, section)
     probe = Probe(state["googleCursor"], state["crmCursor"], state.get("crmReadAt"),
                   state.get("slot"), state.get("tagId"), state.get("syncFrom"),
-                  state.get("syncFromSetting"), state.get("timeZone"))  # fmt: skip
+                  state.get("syncFromSetting"), state.get("timeZone"),
+                  state.get("tokenCiphertext"))  # fmt: skip
     return Job(user_id, section, probe=probe)
 
 
@@ -202,6 +204,9 @@ def reschedule(
         if every:
             intervals.add(every)
         fields: dict[str, Any] = {"userId": user_id, "section": section, "slot": slot}
+        # the look of a scheduled pair needs the connection: kept here, encrypted as in
+        # googleAccounts, so that a look reads no account document
+        fields["tokenCiphertext"] = (account or {}).get("refreshTokenCiphertext") if slot else None
         if slot is None:
             fields["nextDueAt"] = None
         elif due_now:
@@ -234,7 +239,8 @@ def _apply(store: DocumentStore, sid: str, fields: dict[str, Any], now: str) -> 
 def unschedule(store: DocumentStore, user_id: str) -> None:
     """The connection cannot be used (``reauth_required``): no scheduled runs for it."""
     for section in SECTIONS:
-        update_state(store, state_id(user_id, section), {"slot": None, "nextDueAt": None})
+        update_state(store, state_id(user_id, section),
+                     {"slot": None, "nextDueAt": None, "tokenCiphertext": None})  # fmt: skip
 
 
 def update_state(store: DocumentStore, sid: str, fields: Mapping[str, Any]) -> None:
@@ -297,6 +303,8 @@ def sweep(store: DocumentStore, now: datetime) -> int:
                 seen.add(every)
             stale |= state.get("slot") != slot
             stale |= bool(state.get("channel")) and not state.get("renewAt")
+            token = (accounts.get(user_id) or {}).get("refreshTokenCiphertext") if slot else None
+            stale |= state.get("tokenCiphertext") != token
             if slot and settings is not None and drifted(section, settings, state):
                 update_state(store, state_id(user_id, section), {"nextDueAt": stamp(now)})
         if stale:

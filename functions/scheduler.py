@@ -35,6 +35,7 @@ class ProbeIn(BaseModel):
     syncFrom: str | None = None
     syncFromSetting: str | None = None
     timeZone: str | None = None
+    tokenCiphertext: str | None = None
 
 
 class JobMessage(BaseModel):

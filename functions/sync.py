@@ -73,8 +73,12 @@ def _credentials(config: bootstrap.Config, user_id: str, raw: dict[str, Any] | N
         raise NotConnected(
             f"user {user_id}'s Google connection was revoked or expired; reconnect it"
         )
-    key = (user_id, account.refreshTokenCiphertext, config.google_endpoint or "",
-           config.oauth_client_id, str(config.token_key))  # fmt: skip
+    return _credentials_for(config, user_id, account.refreshTokenCiphertext)
+
+
+def _credentials_for(config: bootstrap.Config, user_id: str, ciphertext: str) -> Any:
+    key = (user_id, ciphertext, config.google_endpoint or "", config.oauth_client_id,
+           str(config.token_key))  # fmt: skip
     with _LOCK:
         creds = _CACHE.get(key)
         if creds is not None:
@@ -85,7 +89,7 @@ def _credentials(config: bootstrap.Config, user_id: str, raw: dict[str, Any] | N
         with _LOCK:
             creds = _CACHE.get(key)
         if creds is None:
-            token = bootstrap.cipher(config).decrypt(account.refreshTokenCiphertext)
+            token = bootstrap.cipher(config).decrypt(ciphertext)
             creds = google_api.credentials(
                 token, config.google_endpoint, config.oauth_client_id, config.oauth_client_secret
             )
@@ -182,8 +186,10 @@ def run_sections(
 
 def changed(config: bootstrap.Config, store: DocumentStore, job: Job) -> tuple[str, dict]:
     """A scheduled job's look for changes, before any lease (``core.probe``): the
-    connection, the CRM records past the cursor that concern the user, then, only if
-    none does, one Google call past the sync token. Two reads when nothing changed.
+    CRM records past the cursor that concern the user, then, only if none does, one
+    Google call past the sync token, with the connection the pair's state carries (its
+    token's ciphertext, kept there while the pair is scheduled): one read, the CRM
+    query, when nothing changed.
 
     Settings are not read: they change through the settings API, which reschedules
     the pair and makes it due at once (a full run), and the tick's daily sweep catches
@@ -198,10 +204,13 @@ def changed(config: bootstrap.Config, store: DocumentStore, job: Job) -> tuple[s
     probe, user_id, section = job.probe, job.user_id, job.section
     assert probe is not None
     now = bootstrap.clock().now()
-    account = store.get(GOOGLE_ACCOUNTS, user_id)
-    read: dict[str, Any] = {GOOGLE_ACCOUNTS: account}
-    if account is None or account.get("status") != "connected":
-        return "run", read
+    read: dict[str, Any] = {}
+    ciphertext = probe.token_ciphertext  # a scheduled pair's state carries it
+    if not ciphertext:
+        account = read[GOOGLE_ACCOUNTS] = store.get(GOOGLE_ACCOUNTS, user_id)
+        if account is None or account.get("status") != "connected":
+            return "run", read
+        ciphertext = account.get("refreshTokenCiphertext")
     moved_date = probe_rules.default_date_moved(
         probe.sync_from_setting, probe.sync_from, probe.time_zone, now
     )
@@ -221,7 +230,7 @@ def changed(config: bootstrap.Config, store: DocumentStore, job: Job) -> tuple[s
     if verdict == "changed":
         return "run", read
     try:
-        creds = _credentials(config, user_id, account)
+        creds = _credentials_for(config, user_id, ciphertext)
         if section == "contacts":
             moved = people_port(config, creds).has_changes(probe.google_cursor)
         else:

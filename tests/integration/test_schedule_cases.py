@@ -191,13 +191,13 @@ def test_the_daily_sweep_schedules_settings_the_crm_wrote_and_prunes_intervals(w
     assert schedule.sweep(world.store, world.clock.now()) == 0  # done for the day
 
 
-def test_an_idle_look_answers_unchanged_and_reads_two_documents(world):
+def test_an_idle_look_answers_unchanged_and_reads_one_document(world):
     world.to_slot(CONTACTS)
     job = schedule.job_for(seed.ALICE, "contacts", world.state(CONTACTS), world.clock.now())
     reads = []
     store = Counting(world.store, reads)
     assert run_job(world.config, store, job) == UNCHANGED
-    assert len(reads) == 2 and not store.writes  # its account, one CRM query
+    assert len(reads) == 1 and not store.writes  # one CRM query (the tick read the state)
 
 
 class Counting:
@@ -229,3 +229,18 @@ class Counting:
 
     def __getattr__(self, name):
         return getattr(self.store, name)
+
+
+def test_a_scheduled_pair_carries_its_connection_and_loses_it_with_the_schedule(world):
+    from functions import accounts, sync
+
+    account = world.store.get("googleAccounts", seed.ALICE)
+    assert world.state(CONTACTS)["tokenCiphertext"] == account["refreshTokenCiphertext"]
+    refresh = sync.google_credentials(world.config, world.store, seed.ALICE).refresh_token
+    accounts.save_connection(world.config, world.store, seed.ALICE, refresh,
+                             accounts.TokenInfo(None, ()))  # fmt: skip
+    renewed = world.store.get("googleAccounts", seed.ALICE)["refreshTokenCiphertext"]
+    assert renewed != account["refreshTokenCiphertext"]
+    assert {world.state(s)["tokenCiphertext"] for s in (CONTACTS, ACTIVITIES)} == {renewed}
+    schedule.unschedule(world.store, seed.ALICE)  # reauth_required
+    assert world.state(CONTACTS)["tokenCiphertext"] is None

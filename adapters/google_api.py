@@ -48,28 +48,33 @@ def credentials(
     )
 
 
-def _http(creds: Credentials) -> google_auth_httplib2.AuthorizedHttp:
+def authorized_http(creds: Credentials) -> google_auth_httplib2.AuthorizedHttp:
+    """The HTTP client of a service: its ``credentials`` may be swapped between uses, so
+    that one built service serves several users in turn (never two at once)."""
     return google_auth_httplib2.AuthorizedHttp(creds, http=httplib2.Http(timeout=HTTP_TIMEOUT))
 
 
-def people_service(creds: Credentials, endpoint: str | None = None) -> Any:
+_http = authorized_http
+
+
+def people_service(creds: Credentials, endpoint: str | None = None, http: Any = None) -> Any:
     options = {"api_endpoint": endpoint.rstrip("/") + "/"} if endpoint else None
     return build(
         "people",
         "v1",
-        http=_http(creds),
+        http=http or _http(creds),
         client_options=options,
         static_discovery=True,
         cache_discovery=False,
     )
 
 
-def calendar_service(creds: Credentials, endpoint: str | None = None) -> Any:
+def calendar_service(creds: Credentials, endpoint: str | None = None, http: Any = None) -> Any:
     options = {"api_endpoint": endpoint.rstrip("/") + "/calendar/v3/"} if endpoint else None
     return build(
         "calendar",
         "v3",
-        http=_http(creds),
+        http=http or _http(creds),
         client_options=options,
         static_discovery=True,
         cache_discovery=False,

@@ -410,14 +410,53 @@ class CountingCipher:
         return getattr(self._inner, name)
 
 
+def use_envelope() -> None:
+    """Tokens stored as deployed (``adapters.tokens.EnvelopeCipher``, the bench's Fernet
+    key playing the KMS key), in every step, so that a measured run decrypts as a
+    deployed one does; uncounted here (``install_meters`` counts)."""
+    from adapters import tokens
+    from functions import bootstrap
+
+    if not hasattr(tokens, "EnvelopeCipher"):
+        return
+    original, made = bootstrap.cipher, {}
+
+    def envelope(config: Any) -> Any:
+        if config.store_url not in made:
+            made[config.store_url] = tokens.EnvelopeCipher(
+                original(config), bootstrap.shared_store(config)
+            )
+        return made[config.store_url]
+
+    envelope.plain = original  # type: ignore[attr-defined]
+    bootstrap.cipher = envelope
+
+
 def install_meters(meter: Meter) -> None:
     """Bench-only patches: count decrypts (a KMS call in production) and token refreshes."""
     from google.oauth2 import credentials as oauth_credentials
 
     from functions import bootstrap
 
-    original_cipher = bootstrap.cipher
-    bootstrap.cipher = lambda config: CountingCipher(original_cipher(config), meter)
+    original_cipher = getattr(bootstrap.cipher, "plain", bootstrap.cipher)
+    from adapters import tokens
+
+    if hasattr(tokens, "EnvelopeCipher"):
+        # as deployed: the KMS key only wraps the data key (one KMS call per instance);
+        # the bench's Fernet key plays the KMS key, each of its calls counted as one
+        envelopes: dict[str, Any] = {}
+
+        def envelope(config: Any) -> Any:
+            if config.store_url not in envelopes:
+                kms = CountingCipher(original_cipher(config), meter)
+                envelopes[config.store_url] = tokens.EnvelopeCipher(
+                    kms, bootstrap.shared_store(config)
+                )
+            return envelopes[config.store_url]
+
+        bootstrap.cipher = envelope
+    else:
+        bootstrap.cipher = lambda config: CountingCipher(original_cipher(config), meter)
     original_refresh = oauth_credentials.Credentials.refresh
 
     def refresh(self: Any, request: Any) -> Any:
@@ -534,7 +573,9 @@ def scheduled_job(store: Any, user: str, section: str) -> Any:
     job_for = getattr(schedule, "job_for", None)
     if job_for is None:
         return schedule.Job(user, section)
-    state = store.get(SYNC_STATE, state_key(user, section)) or {}
+    # the tick read this state (and its scenarios count it): not counted again here
+    plain = getattr(store, "_inner", store)
+    state = plain.get(SYNC_STATE, state_key(user, section)) or {}
     return job_for(user, section, state, bootstrap.clock().now())
 
 
@@ -1100,6 +1141,7 @@ def child(step: str, work: str, url: str, params: str, out: str) -> None:
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
     os.chdir(work)  # anything relative (.crmsync/) lands in the scenario's folder
+    use_envelope()
     result = STEPS[step](Path(work), url, json.loads(params)) or {}
     result["rss_mib"] = peak_rss_mib()
     result["ru_maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

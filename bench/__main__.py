@@ -118,11 +118,14 @@ def bench_people(n: int) -> None:
 
 
 def main() -> None:
-    from bench.contacts import bench_engine, bench_planner
+    from bench.activities import bench_planner as bench_activities_planner
+    from bench.contacts import bench_engine, bench_link_puts, bench_planner
 
     bench_sqlite(10_000 * SCALE)
+    bench_link_puts(ROWS, 10_000 * SCALE)
     bench_people(1_000 * SCALE)
     bench_planner(ROWS, 25_000 * SCALE)
+    bench_activities_planner(ROWS, 25_000 * SCALE)
     sizes = tuple(int(s) for s in os.environ.get("BENCH_CONTACTS", "1000,25000").split(","))
     bench_engine(ROWS, sizes)
     from bench.activities import bench_activities

@@ -43,13 +43,13 @@ from core.ports import Doc, DocumentStore, Filter
 from core.runs import Options, Report
 from core.schedule import Job
 from functions import bootstrap
-from functions.sync import changed, run_sections
+from functions.sync import changed, crm_page, run_sections
 
 log = logging.getLogger("crmsync.jobs")
 # errors a retry cannot cure: recorded, logged, not retried (SideEmpty waits for a person)
 FINAL = (AuthRevoked, NotConnected, UnknownUser, ConfigError, MalformedDocument, SideEmpty)
 BATCH = 25  # pairs per sync-jobs message
-LOOKERS = 8  # looks of one batch at once
+LOOKERS = BATCH  # every look of a message at once: they wait on Google, not on CPU
 PAGE = 500
 CHANNEL_RETRY = timedelta(hours=1)  # a channel upkeep that met passing trouble
 SYNC_CHECKS = "syncChecks"
@@ -236,8 +236,10 @@ def run_batch(config: bootstrap.Config, store: DocumentStore, jobs: Sequence[Job
     unchanged: list[str] = []
     # the looks wait on Google and the store, not on CPU: several at once, so that the
     # billed time of a batch is not the sum of their latencies; runs go one at a time
+    now = bootstrap.clock().now()
+    pages = {section: crm_page(store, jobs, section, now) for section in schedule.SECTIONS}
     with ThreadPoolExecutor(max_workers=LOOKERS) as pool:
-        looks = list(pool.map(lambda job: _look(config, store, job), jobs))
+        looks = list(pool.map(lambda job: _look(config, store, job, pages[job.section]), jobs))
     for job, looked in zip(jobs, looks, strict=True):
         try:
             result = run_job(config, store, job, looked)
@@ -257,13 +259,14 @@ def run_batch(config: bootstrap.Config, store: DocumentStore, jobs: Sequence[Job
     return results
 
 
-def _look(config: bootstrap.Config, store: DocumentStore, job: Job) -> tuple[str, dict] | None:
+def _look(config: bootstrap.Config, store: DocumentStore, job: Job,
+          crm: Any = None) -> tuple[str, dict] | None:  # fmt: skip
     """The probe's answer for a job that has one; None (look again in run_job) for
     others and on any trouble, which the run then meets and records."""
     if job.probe is None:
         return None
     try:
-        return changed(config, store, job)
+        return changed(config, store, job, crm)
     except Exception:
         return None
 

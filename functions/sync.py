@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,7 +40,7 @@ from core.model import (
     stamp,
     state_id,
 )
-from core.ports import DocumentStore, Progress, Transaction, no_progress
+from core.ports import DocumentStore, Filter, Progress, Transaction, no_progress
 from core.runs import Options, Report
 from core.schedule import Job
 from functions import bootstrap
@@ -125,7 +125,7 @@ def calendar_port(config: bootstrap.Config, creds: Any) -> CalendarApi:
     return CalendarApi(service, config.google_endpoint)
 
 
-POOL_SIZE = 16  # built ports kept per API: as many as looks run at once, and some
+POOL_SIZE = 32  # built ports kept per API: as many as the looks of a message, and some
 _POOLS: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
 
 
@@ -217,7 +217,8 @@ def run_sections(
     return [RUNNERS[name](config, store, user_id, options, progress, preloaded) for name in names]
 
 
-def changed(config: bootstrap.Config, store: DocumentStore, job: Job) -> tuple[str, dict]:
+def changed(config: bootstrap.Config, store: DocumentStore, job: Job,
+            crm: tuple[str, list[tuple[str, dict]]] | None = None) -> tuple[str, dict]:  # fmt: skip
     """A scheduled job's look for changes, before any lease (``core.probe``): the
     CRM records past the cursor that concern the user, then, only if none does, one
     Google call past the sync token, with the connection the pair's state carries (its
@@ -228,6 +229,9 @@ def changed(config: bootstrap.Config, store: DocumentStore, job: Job) -> tuple[s
     the pair and makes it due at once (a full run), and the tick's daily sweep catches
     settings the CRM wrote itself. Only the default "sync from" date (today, which
     moves) is checked here, from what the last run stored.
+
+    ``crm``: (read time, records) from ``crm_page``, a query the looks of one message
+    share, in place of this look's own.
 
     Returns ("run", read) when the run must go on, with the documents it read for the
     run to use; ("unchanged", read) when nothing changed (nothing is written, except
@@ -249,11 +253,15 @@ def changed(config: bootstrap.Config, store: DocumentStore, job: Job) -> tuple[s
     )
     if section == "activities" and moved_date:
         return "run", read
-    read_at = stamp(now)
     collection = CONTACTS if section == "contacts" else ACTIVITIES
     window = crm_window(probe.crm_cursor, probe.crm_read_at)
-    found = store.query(collection, window, order_by="modifiedAt", limit=probe_rules.PAGE)
-    docs = [(d.id, d.data) for d in found]
+    if crm is not None:  # the message's looks share one query (``crm_page``)
+        read_at = crm[0]
+        docs = [(i, d) for i, d in crm[1] if in_window(window, d)][: probe_rules.PAGE]
+    else:
+        read_at = stamp(now)
+        found = store.query(collection, window, order_by="modifiedAt", limit=probe_rules.PAGE)
+        docs = [(d.id, d.data) for d in found]
     tag = probe.tag_id
     verdict = probe_rules.crm_verdict(section, user_id, tag, docs, None)
     if verdict == "unknown":
@@ -275,6 +283,42 @@ def changed(config: bootstrap.Config, store: DocumentStore, job: Job) -> tuple[s
         newest = max((d.get("modifiedAt") or "" for _, d in docs), default="")
         _advance_crm(store, state_id(user_id, section), probe.crm_cursor, newest, read_at)
     return "unchanged", read
+
+
+SHARED_PAGE = 200  # CRM records one query reads for all the looks of a message
+
+
+def crm_page(store: DocumentStore, jobs: Sequence[Job], section: str,
+             now: Any) -> tuple[str, list[tuple[str, dict]]] | None:  # fmt: skip
+    """One CRM query for the looks of ``section`` in a message: every record past the
+    earliest of their windows, when they are few (else None: each look asks itself).
+    A quiet CRM costs a message one read per section instead of one per look."""
+    windows = [crm_window(j.probe.crm_cursor, j.probe.crm_read_at)
+               for j in jobs if j.probe is not None and j.section == section]  # fmt: skip
+    if len(windows) < 2 or any(len(w) != 1 for w in windows):
+        return None
+    # the loosest window: the lowest bound, and ">=" before ">" at the same bound
+    lowest = min((w[0] for w in windows), key=lambda f: (f.value, f.op != ">="))
+    read_at = stamp(now)
+    collection = CONTACTS if section == "contacts" else ACTIVITIES
+    where = [Filter("modifiedAt", lowest.op, lowest.value)]
+    found = store.query(collection, where, order_by="modifiedAt", limit=SHARED_PAGE)
+    if len(found) >= SHARED_PAGE:
+        return None
+    return read_at, [(d.id, d.data) for d in found]
+
+
+def in_window(window: Sequence[Filter], doc: Mapping[str, Any]) -> bool:
+    """``doc`` passes the window's filter, compared as the store compares (strings)."""
+    value = doc.get("modifiedAt")
+    if not isinstance(value, str):
+        return False
+    for flt in window:
+        if flt.op == ">" and not value > flt.value:
+            return False
+        if flt.op == ">=" and not value >= flt.value:
+            return False
+    return True
 
 
 def _advance_crm(store: DocumentStore, sid: str, cursor: str, newest: str, read_at: str) -> None:

@@ -13,7 +13,7 @@ from core import lease, schedule
 from core.model import SYNC_RUNS, SYNC_STATE, stamp
 from core.runs import _mark_revoked
 from core.schedule import Job
-from functions import bootstrap, seed
+from functions import bootstrap, seed, sync
 from functions.jobs import UNCHANGED, dispatch, run_batch, run_job
 from functions.webhook_logic import note_deleted
 
@@ -244,3 +244,26 @@ def test_a_scheduled_pair_carries_its_connection_and_loses_it_with_the_schedule(
     assert {world.state(s)["tokenCiphertext"] for s in (CONTACTS, ACTIVITIES)} == {renewed}
     schedule.unschedule(world.store, seed.ALICE)  # reauth_required
     assert world.state(CONTACTS)["tokenCiphertext"] is None
+
+
+def test_the_looks_of_a_message_share_one_crm_query_per_section(world):
+    """Four looks (each section twice, as two users' would be) read two documents: one
+    query per section; and each look's answer is the one its own query gives."""
+    world.to_slot(CONTACTS)
+    now = world.clock.now()
+    jobs = [schedule.job_for(seed.ALICE, s, world.state(f"{seed.ALICE}:{s}"), now)
+            for s in ("contacts", "contacts", "activities", "activities")]  # fmt: skip
+    alone = [sync.changed(world.config, world.store, job)[0] for job in jobs]
+    reads = []
+    store = Counting(world.store, reads)
+    answers = run_batch(world.config, store, jobs)
+    assert [a == UNCHANGED for a in answers] == [v == "unchanged" for v in alone]
+    assert all(a == UNCHANGED for a in answers)
+    assert len([r for r in reads if r[0] in ("contacts", "activities")]) == 2
+    # a record past the windows: every look sees it in the shared page, as in its own
+    world.clock.offset += timedelta(minutes=1)
+    ada = world.store.get("contacts", "c-ada")
+    world.store.put("contacts", "c-ada", {**ada, "modifiedAt": stamp(world.clock.now())})
+    page = sync.crm_page(world.store, jobs, "contacts", world.clock.now())
+    assert [i for i, _ in page[1]] == ["c-ada"]
+    assert sync.changed(world.config, world.store, jobs[0], page)[0] == "run"

@@ -42,14 +42,17 @@ contact crmsync writes, which is in the lookup's tail until then.
 from __future__ import annotations
 
 import hashlib
+import logging
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.model import CONTACTS, GOOGLE_ACCOUNTS, USERS, parse_timestamp, stamp
+from core.model import CONTACTS, GOOGLE_ACCOUNTS, USERS, _utc_timestamp, parse_timestamp, stamp
 from core.ports import Doc, DocumentStore, Filter
+
+log = logging.getLogger(__name__)
 
 EMAIL_INDEX = "emailIndex"
 INDEX_STATE = "indexState"
@@ -102,6 +105,17 @@ def user_emails(user: Mapping[str, Any] | None, account: Mapping[str, Any] | Non
     return out - {""}
 
 
+def when(value: Any) -> datetime | None:
+    """A stored timestamp as a time, when it is valid as the model has it (RFC 3339, UTC,
+    ending in ``Z``: what string order sorts as time order); None for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_timestamp(_utc_timestamp(value))
+    except (ValueError, TypeError):
+        return None
+
+
 def since(field_name: str, cursor: str | None, read_at: str | None) -> list[Filter]:
     """The documents to read again: those whose ``field_name`` is at or after the cursor
     less the overlap, so that writes committed late with equal or earlier timestamps
@@ -110,16 +124,25 @@ def since(field_name: str, cursor: str | None, read_at: str | None) -> list[Filt
     enough, and a bulk of equal timestamps is not read again and again."""
     if cursor is None:
         return []
-    newest = parse_timestamp(cursor)
-    if read_at and newest < parse_timestamp(read_at) - OVERLAP:
+    newest = when(cursor)
+    if newest is None:  # a cursor no valid timestamp: read everything, as with none
+        log.warning("%s cursor %r is not a UTC timestamp: reading from the start",
+                    field_name, cursor)  # fmt: skip
+        return []
+    read = when(read_at)
+    if read is not None and newest < read - OVERLAP:
         return [Filter(field_name, ">", cursor)]
     return [Filter(field_name, ">=", stamp(newest - OVERLAP))]
 
 
+def _ids(entry: Any, kind: str) -> list[str]:
+    """The ids an entry lists under ``kind`` (anything but a list of ids: none)."""
+    ids = entry.get(kind) if isinstance(entry, Mapping) else None
+    return [i for i in ids if isinstance(i, str) and i] if isinstance(ids, list) else []
+
+
 def _entry(email: str, doc: Mapping[str, Any] | None) -> dict[str, Any]:
-    doc = doc or {}
-    return {"email": email, "contacts": list(doc.get("contacts") or []),
-            "users": list(doc.get("users") or [])}  # fmt: skip
+    return {"email": email, "contacts": _ids(doc, "contacts"), "users": _ids(doc, "users")}
 
 
 def _with(entry: dict[str, Any], kind: str, ident: str) -> bool:
@@ -280,13 +303,16 @@ def catch_up(store: DocumentStore, now: datetime, *, max_contacts: int = 20_000,
     Returns counts: ``contacts`` and ``accounts`` read, ``entries`` written, and
     ``done`` (1 when the contacts pass is complete, 0 when it continues next call)."""
     state = before = store.get(INDEX_STATE, STATE_ID) or {}
-    counts = {"contacts": 0, "accounts": 0, "entries": 0, "done": 0}
+    counts = {"contacts": 0, "accounts": 0, "entries": 0, "done": 0, "skipped": 0}
     state = {**state, "accounts": _catch_up_accounts(store, state, now, counts)}
     if not state.get("usersBuilt"):
         state["usersBuilt"] = True
-    contacts = dict(state.get("contacts") or {})
-    run = dict(contacts.get("pass") or {"startedAt": stamp(now), "newest": None, "after": None,
-                                         "calls": 0})  # fmt: skip
+    contacts = state.get("contacts")
+    contacts = dict(contacts) if isinstance(contacts, dict) else {}  # else: from the start
+    run = contacts.get("pass")
+    if not isinstance(run, dict) or when(run.get("startedAt")) is None:
+        run = {"startedAt": stamp(now), "newest": None, "after": None, "calls": 0}
+    run = dict(run)
     run["calls"] = run.get("calls", 0) + 1
     where = since("modifiedAt", contacts.get("cursor"), contacts.get("readAt"))
     done = False
@@ -295,22 +321,33 @@ def catch_up(store: DocumentStore, now: datetime, *, max_contacts: int = 20_000,
         cursor = Doc(CONTACTS, after["id"], {"modifiedAt": after["modifiedAt"]}) if after else None
         page = store.query(CONTACTS, where, order_by="modifiedAt", limit=page_size,
                            start_after=cursor)  # fmt: skip
+        # a contact whose modifiedAt is no UTC timestamp ending in Z (another zone, no
+        # zone, not a time) is skipped: as text it sorts anywhere, so it must neither
+        # move the cursor nor be trusted to be read again
+        good = [doc for doc in page if when(doc.data.get("modifiedAt")) is not None]
+        if len(good) < len(page):
+            bad = [doc.id for doc in page if doc not in good]
+            log.warning("email index: contacts with a malformed modifiedAt skipped: %s", bad)
+            counts["skipped"] += len(bad)
         additions = {(doc.id, email): (email, "contacts", doc.id)
-                     for doc in page for email in contact_emails(doc.data)}  # fmt: skip
+                     for doc in good for email in contact_emails(doc.data)}  # fmt: skip
         counts["entries"] += _add(store, additions)
         counts["contacts"] += len(page)
         if page:
-            last = page[-1]
+            last = page[-1]  # the page's position, as the store orders it
             run["after"] = {"id": last.id, "modifiedAt": last.data["modifiedAt"]}
-            run["newest"] = _later(run.get("newest"), last.data["modifiedAt"])
+            newest = max((when(doc.data["modifiedAt"]) for doc in good), default=None)
+            if newest is not None:
+                run["newest"] = _later(run.get("newest"), stamp(newest))
         if len(page) < page_size:
             done = True
             break
     if done:
         newest = _later(contacts.get("cursor"), run.get("newest"))
-        if run["calls"] > 1 and newest is not None:
-            # a pass over several calls may have missed writes committed behind it while
-            # it went on: the next one reads again from the time this one started
+        if newest is not None:
+            # never past the pass's start: a contact dated in the future would hide those
+            # written until then; and a pass over several calls may have missed writes
+            # committed behind it while it went on: the next one reads again from there
             newest = min(newest, run["startedAt"], key=parse_timestamp)
         # no contact yet: those modified from the pass's start on are the next ones
         contacts = {"cursor": newest or run["startedAt"], "readAt": run["startedAt"],
@@ -327,13 +364,14 @@ def catch_up(store: DocumentStore, now: datetime, *, max_contacts: int = 20_000,
 def _settled(state: Mapping[str, Any]) -> bool:
     """Whether the stored state reads strictly past both cursors (``since``): then a
     tick that finds nothing new has nothing to record."""
-    if not state.get("usersBuilt") or (state.get("contacts") or {}).get("pass"):
+    parts = [state.get("contacts"), state.get("accounts")]
+    if not state.get("usersBuilt") or not all(isinstance(p, dict) for p in parts):
         return False
-    for part in (state.get("contacts") or {}, state.get("accounts") or {}):
-        cursor, read_at = part.get("cursor"), part.get("readAt")
-        if not cursor or not read_at:
-            return False
-        if parse_timestamp(cursor) >= parse_timestamp(read_at) - OVERLAP:
+    if parts[0].get("pass"):
+        return False
+    for part in parts:
+        cursor, read_at = when(part.get("cursor")), when(part.get("readAt"))
+        if cursor is None or read_at is None or cursor >= read_at - OVERLAP:
             return False
     return True
 
@@ -342,7 +380,8 @@ def _catch_up_accounts(store: DocumentStore, state: Mapping[str, Any], now: date
                        counts: dict[str, int]) -> dict[str, Any]:  # fmt: skip
     """Index the users of Google accounts connected past the cursor (every user and
     account the first time); returns the accounts part of the state to keep."""
-    previous = state.get("accounts") or {}
+    previous = state.get("accounts")
+    previous = previous if isinstance(previous, dict) else {}
     if state.get("usersBuilt"):
         where = since("connectedAt", previous.get("cursor"), previous.get("readAt"))
         accounts = list(store.scan(GOOGLE_ACCOUNTS, where, order_by="connectedAt"))
@@ -355,19 +394,20 @@ def _catch_up_accounts(store: DocumentStore, state: Mapping[str, Any], now: date
     additions = {(uid, email): (email, "users", uid) for uid, user in users.items()
                  for email in user_emails(user, found.get(uid))}  # fmt: skip
     counts["entries"] += _add(store, additions)
-    newest = previous.get("cursor")
+    newest = _later(previous.get("cursor"), None)
     for doc in accounts:
         newest = _later(newest, doc.data.get("connectedAt"))
+    if newest is not None:  # never past now: a future-dated account would hide the next
+        newest = min(newest, stamp(now), key=parse_timestamp)
     # no account yet: those connected from now on (less the overlap) are the next ones
     return {"cursor": newest or stamp(now), "readAt": stamp(now)}
 
 
-def _later(a: str | None, b: str | None) -> str | None:
-    if not isinstance(a, str) or not a:
-        return b if isinstance(b, str) and b else None
-    if not isinstance(b, str) or not b:
-        return a
-    return max(a, b, key=parse_timestamp)
+def _later(a: Any, b: Any) -> str | None:
+    """The later of two stored timestamps, as ``stamp`` writes it; an invalid one
+    (``when``) counts as none."""
+    times = [t for t in (when(a), when(b)) if t is not None]
+    return stamp(max(times)) if times else None
 
 
 # --- looking up -----------------------------------------------------------------------
@@ -404,13 +444,23 @@ def lookup(store: DocumentStore, emails: Iterable[str], *, users: bool = True,
     if not wanted:
         return found
     state = store.get(INDEX_STATE, STATE_ID) or {}
-    found.reads += 1
     keys = {key(e): e for e in wanted}
-    entries = _read(store, EMAIL_INDEX, sorted(keys), have, found)
-    _contacts(store, state, keys, entries, found)
-    if users:
-        _users(store, state, keys, entries, have, found)
-    return found
+    try:
+        found.reads += 1
+        entries = _read(store, EMAIL_INDEX, sorted(keys), have, found)
+        _contacts(store, state, keys, entries, found)
+        if users:
+            _users(store, state, keys, entries, have, found)
+        return found
+    except (ValueError, TypeError, KeyError, AttributeError):
+        # an index state or entry this code cannot read: answer as an unbuilt index
+        # does (every contact, user and account read), and let the tick mend it
+        log.exception("email index: unreadable state or entries; scanning instead")
+        found = Found(reads=1)
+        _contacts(store, {}, keys, {}, found)
+        if users:
+            _users(store, {}, keys, {}, have, found)
+        return found
 
 
 def _read(store: DocumentStore, collection: str, ids: Iterable[str], have: Have,
@@ -438,7 +488,7 @@ def _contacts(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, st
         found.reads += 1
         if contact_emails(doc.data) & wanted:
             tail[doc.id] = doc.data
-    claimed = {(i, keys[k]) for k, entry in entries.items() for i in entry.get("contacts") or []}
+    claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "contacts")}
     docs = dict(tail)
     unread = sorted({i for i, _ in claimed} - set(docs))
     if unread:
@@ -464,7 +514,7 @@ def _contacts(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, st
 def _users(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
            entries: dict[str, dict[str, Any]], have: Have, found: Found) -> None:  # fmt: skip
     wanted = set(keys.values())
-    claimed = {(i, keys[k]) for k, entry in entries.items() for i in entry.get("users") or []}
+    claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "users")}
     ids = {i for i, _ in claimed}
     users: dict[str, dict[str, Any]] = {}
     accounts: dict[str, dict[str, Any]] = {}

@@ -122,6 +122,56 @@ def test_a_long_catch_up_goes_on_at_the_next_call_and_lookups_stay_exact(store):
     assert ix.lookup(store, ["p3@x.org"]).contacts == {"p3@x.org": ["c0003"]}
 
 
+def test_contacts_with_malformed_modified_at_are_skipped_and_never_become_the_cursor(store):
+    later = T0 + timedelta(minutes=30)
+    bad = {"zoned": "2026-03-01T14:00:00+02:00", "naive": "2026-03-01T12:00:00", "junk": "soon"}
+    docs = {i: {**contact(f"{i}@x.org", T0), "modifiedAt": at} for i, at in bad.items()}
+    put_all(store, CONTACTS, {"ok": contact("ok@x.org", T0), **docs})  # zoned: T0, sorts last
+    counts = ix.catch_up(store, T0 + timedelta(minutes=10))
+    assert counts["skipped"] == 3 and counts["done"] == 1
+    assert store.get(ix.EMAIL_INDEX, "ok@x.org")["contacts"] == ["ok"]
+    assert store.get(ix.EMAIL_INDEX, "zoned@x.org") is None
+    cursor = store.get(ix.INDEX_STATE, ix.STATE_ID)["contacts"]["cursor"]
+    assert cursor == stamp(T0)
+    store.put(CONTACTS, "next", contact("next@x.org", later))  # within the +02:00 hours
+    ix.catch_up(store, later + timedelta(minutes=1))
+    assert store.get(ix.EMAIL_INDEX, "next@x.org")["contacts"] == ["next"]
+    assert ix.lookup(store, ["next@x.org"]).contacts == {"next@x.org": ["next"]}
+
+
+def test_a_future_dated_contact_does_not_hide_the_contacts_written_until_then(store):
+    store.put(CONTACTS, "future", contact("f@x.org", T0 + timedelta(days=2)))
+    now = T0 + timedelta(minutes=10)
+    ix.catch_up(store, now)
+    cursor = store.get(ix.INDEX_STATE, ix.STATE_ID)["contacts"]["cursor"]
+    assert cursor <= stamp(now)
+    store.put(CONTACTS, "soon", contact("s@x.org", now + timedelta(minutes=10)))
+    ix.catch_up(store, now + timedelta(minutes=20))
+    assert store.get(ix.EMAIL_INDEX, "s@x.org")["contacts"] == ["soon"]
+    ix.catch_up(store, now + timedelta(minutes=40))
+    assert ix.lookup(store, ["s@x.org", "f@x.org"]).contacts == {"s@x.org": ["soon"],
+                                                                 "f@x.org": ["future"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("state", [
+    {"usersBuilt": True, "contacts": {"cursor": "2026-03-01T12:00:00", "readAt": "x"},
+     "accounts": {"cursor": "2026-03-01T14:00:00+02:00", "readAt": None}},
+    {"usersBuilt": True, "contacts": "oops", "accounts": ["no"]},
+    {"usersBuilt": True, "contacts": {"cursor": 5, "readAt": 7}, "accounts": {"cursor": {}}},
+])  # fmt: skip
+def test_lookup_never_raises_on_a_bad_index_state(store, state):
+    store.put(CONTACTS, "c1", contact("one@x.org", T0))
+    store.put(USERS, "u1", {"email": "u@corp.org"})
+    store.put(ix.INDEX_STATE, ix.STATE_ID, state)
+    store.put(ix.EMAIL_INDEX, "one@x.org", {"email": "one@x.org", "contacts": "c1"})
+    store.put(ix.EMAIL_INDEX, "u@corp.org", {"email": "u@corp.org", "users": ["u1"]})
+    found = ix.lookup(store, ["one@x.org", "u@corp.org"])
+    assert found.contacts == {"one@x.org": ["c1"]} and found.users == {"u@corp.org": ["u1"]}
+    ix.catch_up(store, T0 + timedelta(minutes=10))  # mends the state
+    assert ix.lookup(store, ["one@x.org"]).contacts == {"one@x.org": ["c1"]}
+    assert store.get(ix.EMAIL_INDEX, "one@x.org")["contacts"] == ["c1"]
+
+
 def test_users_by_crm_email_and_google_account_email(store):
     put_all(store, USERS, {"u1": {"email": "Ann@corp.org"}, "u2": {"email": "bo@corp.org"}})
     account = {"accountEmail": "ann.g@gmail.com", "status": "connected",

@@ -36,7 +36,7 @@ RESERVED_RE = re.compile(r"__.*__")
 isfinite = math.isfinite
 
 Scalar = str | int | float | bool | None
-WriteKind = Literal["put", "create", "delete"]
+WriteKind = Literal["put", "create", "delete", "array_add", "array_remove"]
 T = TypeVar("T")
 
 
@@ -380,6 +380,46 @@ class Write:
     collection: str
     doc_id: str
     data: dict[str, Any] | None = None
+    field: str | None = None  # the array of an array write
+
+
+def array_write(kind: WriteKind, collection: str, doc_id: str, field: str, values: Sequence[Any],
+                fields: dict[str, Any] | None) -> Write:  # fmt: skip
+    """A checked ``add_to_array`` / ``remove_from_array``: ``data`` holds ``fields`` and,
+    under ``field``, the list of values (scalars or maps, as array elements may be)."""
+    check_field(field)
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise StoreError(f"{collection}/{doc_id}: array values must be a list, got {values!r}")
+    data = {**(fields or {}), field: list(values)}
+    if fields and field in fields:
+        raise StoreError(f"{collection}/{doc_id}: {field!r} is both the array and a field to set")
+    if any(isinstance(v, dict) for v in (fields or {}).values()):  # Firestore would merge deep
+        raise StoreError(f"{collection}/{doc_id}: fields set with an array write must not be maps")
+    return Write(kind, collection, doc_id, check_document(collection, doc_id, data), field)
+
+
+def apply_array(current: dict[str, Any] | None, write: Write) -> dict[str, Any]:
+    """The document an array write leaves (the backends that have no such operation)."""
+    assert write.data is not None and write.field is not None
+    values = write.data[write.field]
+    out = {**(current or {}), **write.data}
+    have = (current or {}).get(write.field)
+    have = list(have) if isinstance(have, list) else []
+    if write.kind == "array_add":
+        for value in values:
+            if not any(_same(value, v) for v in have):
+                have.append(value)
+    else:
+        have = [v for v in have if not any(_same(v, value) for value in values)]
+    out[write.field] = have
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality as Firestore has it for array elements (True is not 1; 1 is 1.0)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
 
 
 class BaseBatch:
@@ -397,6 +437,14 @@ class BaseBatch:
 
     def delete(self, collection: str, doc_id: str) -> None:
         self._add(Write("delete", check_collection(collection), check_doc_id(doc_id)))
+
+    def add_to_array(self, collection: str, doc_id: str, field: str, values: Sequence[Any],
+                     fields: dict[str, Any] | None = None) -> None:  # fmt: skip
+        self._add(array_write("array_add", collection, doc_id, field, values, fields))
+
+    def remove_from_array(self, collection: str, doc_id: str, field: str,
+                          values: Sequence[Any]) -> None:  # fmt: skip
+        self._add(array_write("array_remove", collection, doc_id, field, values, None))
 
     def _add(self, write: Write) -> None:
         self._check_open()

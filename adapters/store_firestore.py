@@ -193,6 +193,11 @@ class FirestoreBatch(BaseBatch):
             ref = self._store._ref(write.collection, write.doc_id)
             if write.kind == "put":
                 batch.set(ref, write.data)
+            elif write.kind in ("array_add", "array_remove"):
+                assert write.data is not None and write.field is not None
+                op = firestore.ArrayUnion if write.kind == "array_add" else firestore.ArrayRemove
+                data = {**write.data, write.field: op(write.data[write.field])}
+                batch.set(ref, data, merge=True)
             elif write.kind == "create":
                 batch.create(ref, write.data)
             else:

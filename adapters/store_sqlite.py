@@ -37,6 +37,7 @@ from adapters.store_base import (
     QuerySpec,
     Retry,
     Write,
+    apply_array,
     check_collection,
     check_doc_id,
     check_document,
@@ -299,6 +300,13 @@ class SqliteStore(BaseStore):
             key = (write.collection, write.doc_id)
             if write.kind == "create" and self._version(conn, *key):
                 raise AlreadyExists(*key)
+            if write.kind in ("array_add", "array_remove"):
+                # read-modify-write, under this transaction's write lock (IMMEDIATE)
+                row = conn.execute(
+                    "SELECT data FROM docs WHERE collection = ? AND id = ?", key
+                ).fetchone()
+                data = apply_array(json.loads(row[0]) if row else None, write)
+                write = Write("put", *key, check_document(*key, data))
             conn.execute("DELETE FROM array_values WHERE collection = ? AND id = ?", key)
             if write.kind == "delete":
                 conn.execute("DELETE FROM docs WHERE collection = ? AND id = ?", key)

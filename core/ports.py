@@ -15,6 +15,8 @@ Store semantics every adapter keeps (checked by ``tests/contract``):
   Documents lacking the ``order_by`` field are not returned (as in Firestore).
 * ``batch()`` collects writes and commits them atomically (all or nothing), at most
   ``MAX_BATCH_WRITES`` of them; an exception inside its ``with`` block discards it.
+  Its ``add_to_array`` / ``remove_from_array`` change one array field against the
+  document as it is at commit, so concurrent writers of one array lose nothing.
 * ``transaction(fn)`` runs ``fn(tx)`` with optimistic conflict detection: if a
   document ``fn`` read was changed by someone else before commit, nothing of this
   attempt is written and ``fn`` runs again, up to ``max_attempts`` times, then
@@ -57,6 +59,19 @@ class WriteBatch(Protocol):
         """Like put, but the whole batch fails with ``AlreadyExists`` if the id exists."""
 
     def delete(self, collection: str, doc_id: str) -> None: ...
+
+    def add_to_array(self, collection: str, doc_id: str, field: str, values: Sequence[Any],
+                     fields: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """Add ``values`` not in it yet to the array ``field`` of the document (appended in
+        order), atomically at commit whatever other writers do (Firestore's
+        ``ArrayUnion``): set ``fields`` too, keep the document's other fields; a missing
+        document is created, a missing or non-array ``field`` becomes an array."""
+
+    def remove_from_array(self, collection: str, doc_id: str, field: str,
+                          values: Sequence[Any]) -> None:  # fmt: skip
+        """Remove every element equal to one of ``values`` from the array ``field``,
+        atomically at commit (``ArrayRemove``); other fields are kept; a missing
+        document is created with an empty array, a non-array ``field`` becomes one."""
 
     def commit(self) -> None: ...
 

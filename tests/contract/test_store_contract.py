@@ -279,6 +279,49 @@ def test_batch_commit_applies_puts_creates_and_deletes(store: DocumentStore) -> 
         batch.put(C, "again", {})
 
 
+def test_batch_array_writes_add_and_remove_against_the_stored_document(
+    store: DocumentStore,
+) -> None:
+    store.put(C, "e", {"email": "a@x.org", "ids": ["c1", "c2"], "other": ["u1"], "n": 1})
+    with store.batch() as batch:
+        batch.add_to_array(C, "e", "ids", ["c2", "c3", "c4"], {"email": "a@x.org"})
+        batch.remove_from_array(C, "e", "ids", ["c1", "zz"])
+        batch.add_to_array(C, "new", "ids", ["c9"], {"email": "b@x.org"})
+    assert store.get(C, "e") == {"email": "a@x.org", "ids": ["c2", "c3", "c4"],
+                                 "other": ["u1"], "n": 1}  # fmt: skip
+    assert store.get(C, "new") == {"email": "b@x.org", "ids": ["c9"]}
+    assert ids(store.query(C, [Filter("ids", "array_contains", "c3")])) == ["e"]
+    assert ids(store.query(C, [Filter("ids", "array_contains", "c1")])) == []
+    with store.batch() as batch:  # another writer's whole put in between is kept
+        batch.add_to_array(C, "e", "other", ["u2"])
+        store.put(C, "e", {"email": "a@x.org", "ids": ["c7"], "other": []})
+    assert store.get(C, "e") == {"email": "a@x.org", "ids": ["c7"], "other": ["u2"]}
+    with pytest.raises(StoreError):
+        store.batch().add_to_array(C, "e", "ids", "c1")  # a string is not a list of values
+
+
+def test_concurrent_array_writers_lose_nothing(store: DocumentStore) -> None:
+    store.put(C, "e", {"ids": []})
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(5):
+                with store.batch() as batch:
+                    batch.add_to_array(C, "e", "ids", [f"w{n}-{i}"])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(store.get(C, "e")["ids"]) == sorted(f"w{n}-{i}" for n in range(4)
+                                                      for i in range(5))  # fmt: skip
+
+
 def test_batch_block_commits_on_success(store: DocumentStore) -> None:
     with store.batch() as batch:
         batch.put(C, "a", {"n": 1})

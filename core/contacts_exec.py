@@ -185,32 +185,34 @@ class ContactsExecutor:
 
     def _write_contacts(self, items: list[tuple[str, dict | None, dict | None, dict]]) -> None:
         """Each item's contact (before, after; None: no CRM write), its link and the email
-        index entries the contact write changes (``core.email_index``), all in one batch;
-        items are packed into as few batches as the write limit allows."""
-        index = email_index.ContactEntries(self.store)
-        index.read([(before, after) for _, before, after, _ in items if after is not None])
+        index entries the contact write changes (``core.email_index``: atomic array
+        writes, written blind), all in one batch; items are packed into as few batches
+        as the write limit allows. A contact whose emails alone take more than a batch
+        has its contact write with the first of them, the rest in the next batches (a
+        crash in between leaves additions to ``catch_up``, removals to ``prune``)."""
         writes: list[tuple[str, str, dict]] = []
-        entries: dict[str, dict] = {}
+        entries = email_index.EntryWrites()
 
         def commit() -> None:
             with self.store.batch() as batch:
                 for collection, doc_id, data in writes:
                     batch.put(collection, doc_id, data)
-                for k, entry in entries.items():
-                    batch.put(email_index.EMAIL_INDEX, k, entry)
+                entries.write(batch)
             writes.clear()
-            entries.clear()
 
         for crm_id, before, after, link in items:
-            changed = index.change(crm_id, before, after) if after is not None else {}
+            changes = [] if after is None else email_index.contact_changes(crm_id, before, after)
             mine = [(LINKS, link_id(self.user_id, "contacts", crm_id), link)]
             if after is not None:
                 mine.insert(0, (CONTACTS, crm_id, after))
-            size = len(mine) + len(changed.keys() - entries.keys())
-            if writes and len(writes) + len(entries) + size > MAX_BATCH_WRITES:
+            size = len(mine) + entries.cost(changes)
+            if (writes or entries) and len(writes) + len(entries) + size > MAX_BATCH_WRITES:
                 commit()
             writes.extend(mine)
-            entries.update(changed)
+            for i, (email, kind, ident, add) in enumerate(changes):
+                if len(writes) + len(entries) + entries.cost([changes[i]]) > MAX_BATCH_WRITES:
+                    commit()  # one contact's changes alone over a batch: the rest follow
+                entries.change(email, kind, ident, add)
         if writes or entries:
             commit()
 

@@ -9,7 +9,7 @@ case) except for ``a-z 0-9 @ . _ + -``, so ``/`` and ``%`` never appear raw; a k
 starting with ``__`` has its first ``_`` encoded (``%5F``: ids may not be ``__x__``),
 ``.`` and ``..`` have their dots encoded (``%2E``), and a key over 1,500 bytes is
 ``#`` and the SHA-256 of the email in hex (``#`` is always encoded otherwise, so no
-key is two emails'). Ids in an entry are sorted.
+key is two emails'). Ids in an entry are in the order they were added.
 
 Who writes entries:
 
@@ -33,10 +33,11 @@ cursor, since writes can commit late), and the Google accounts connected since.
 Until a first pass has completed, it reads every contact (and every user and account
 until they have been read once): the index being built answers as a scan does.
 
-Entries are read, then written whole (a batch cannot read): two writers changing one
-entry at the same moment can lose one's addition. The loser is a contact written a
-moment ago, which ``catch_up`` reads again (its overlap window) and adds back, or a
-contact crmsync writes, which is in the lookup's tail until then.
+Every write of an entry's ids is an atomic array write (the store's ``add_to_array``
+/ ``remove_from_array``: Firestore's ``ArrayUnion`` / ``ArrayRemove``), so two writers
+changing one entry at the same moment both land: none erases ids another added. Only
+``prune`` rewrites an entry whole, in a transaction that reads it (and each id's
+document) first.
 """
 
 from __future__ import annotations
@@ -162,121 +163,152 @@ def _without(entry: dict[str, Any], kind: str, ident: str) -> bool:
 # --- writing ------------------------------------------------------------------------
 
 
-class ContactEntries:
-    """Index entries to write with crmsync's own contact writes, in the same batches:
-    ``read`` the entries a set of writes touches (one ``get_many``), then ``change``
-    for each write says which entries it changes, as they are after it."""
+class EntryWrites:
+    """Index entry changes to write in a batch, each an atomic array write (``add_to_array``
+    / ``remove_from_array``: no writer can erase ids another adds meanwhile), grouped by
+    entry, kind and direction; ``len`` is the number of batch writes they take."""
 
-    def __init__(self, store: DocumentStore) -> None:
-        self.store = store
-        self.entries: dict[str, dict[str, Any]] = {}
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, str, bool], tuple[str, list[str]]] = {}
 
-    def read(self, writes: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]]) -> None:
-        """``writes``: (the contact as stored before, or None; the contact written)."""
-        wanted = {key(e): e for before, after in writes
-                  for e in contact_emails(before) ^ contact_emails(after)}  # fmt: skip
-        missing = sorted(set(wanted) - set(self.entries))
-        found = self.store.get_many(EMAIL_INDEX, missing) if missing else {}
-        for k in missing:
-            self.entries[k] = _entry(wanted[k], found.get(k))
+    def change(self, email: str, kind: str, ident: str, add: bool) -> None:
+        k = key(email)
+        opposite = self.groups.get((k, kind, not add))
+        if opposite and ident in opposite[1]:  # the later change wins
+            opposite[1].remove(ident)
+            if not opposite[1]:
+                del self.groups[(k, kind, not add)]
+        ids = self.groups.setdefault((k, kind, add), (email, []))[1]
+        if ident not in ids:
+            ids.append(ident)
 
-    def change(self, contact_id: str, before: Mapping[str, Any] | None,
-               after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:  # fmt: skip
-        """The entries (copies, by key) that change when ``before`` is written as ``after``:
-        the contact's new emails list it, the emails it dropped no longer do."""
-        self.read([(before, after)])  # a no-op for the entries read already
-        old, new = contact_emails(before), contact_emails(after)
-        changed: dict[str, dict[str, Any]] = {}
-        for email in sorted(old ^ new):
-            k = key(email)
-            entry = self.entries[k]
-            edit = _with if email in new else _without
-            if edit(entry, "contacts", contact_id):
-                changed[k] = {**entry, "contacts": list(entry["contacts"])}
-        return changed
+    def cost(self, changes: Iterable[tuple[str, str, str, bool]]) -> int:
+        """The batch writes ``changes`` would add to these."""
+        return len({(key(e), kind, add) for e, kind, _, add in changes} - set(self.groups))
+
+    def write(self, batch: Any) -> int:
+        for (k, kind, add), (email, ids) in sorted(self.groups.items()):
+            if add:
+                batch.add_to_array(EMAIL_INDEX, k, kind, ids, {"email": email})
+            else:
+                batch.remove_from_array(EMAIL_INDEX, k, kind, ids)
+        written = len(self.groups)
+        self.groups.clear()
+        return written
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+
+def contact_changes(contact_id: str, before: Mapping[str, Any] | None,
+                    after: Mapping[str, Any]) -> list[tuple[str, str, str, bool]]:  # fmt: skip
+    """The entry changes of writing contact ``before`` as ``after``, as (email, "contacts",
+    id, add): its new emails list it, the emails it dropped no longer do. Written blind
+    (no read): an atomic array write that changes nothing costs a write, no more."""
+    old, new = contact_emails(before), contact_emails(after)
+    return [(email, "contacts", contact_id, email in new) for email in sorted(old ^ new)]
 
 
 def index_user(batch: Any, user_id: str, emails: Iterable[str], store: DocumentStore | None = None,
-               ) -> dict[str, dict[str, Any]]:  # fmt: skip
+               found: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
     """List ``user_id`` in the entries of ``emails`` (its CRM email, its Google account's
-    email), as part of ``batch``: the entries are read first, from ``store``, or through
-    ``batch`` itself when it can read (a ``Transaction``; then call this before the
-    transaction's other writes). Writes only entries that lack the user. Returns the
-    entries as they are after it, by key. Call it where a user is provisioned or
-    connects a Google account (with both emails), in the batch that writes the user's
-    document or its ``googleAccounts`` document."""
+    email), as part of ``batch``, with atomic array writes (``add_to_array``): the
+    entries are read first (``found``, by key, when the caller read them; else from
+    ``store``), and only those that lack the user are written. Returns the entries as
+    they are after it, by key. Call it where a user is provisioned or connects a
+    Google account (with both emails), in the batch that writes the user's document or
+    its ``googleAccounts`` document."""
     wanted = {key(e): n for e in emails if (n := norm(e))}
     keys = sorted(wanted)
-    if store is not None:
-        found = store.get_many(EMAIL_INDEX, keys) if keys else {}
-    else:
-        found = {k: doc for k in keys if (doc := batch.get(EMAIL_INDEX, k)) is not None}
+    if found is None:
+        found = store.get_many(EMAIL_INDEX, keys) if store is not None and keys else {}
     out = {}
     for k in keys:
         entry = _entry(wanted[k], found.get(k))
         if _with(entry, "users", user_id):
-            batch.put(EMAIL_INDEX, k, entry)
+            batch.add_to_array(EMAIL_INDEX, k, "users", [user_id], {"email": wanted[k]})
         out[k] = entry
     return out
 
 
 def ensure_user(store: DocumentStore, user_id: str, emails: Iterable[str]) -> dict[str, Any]:
     """What each real activities run does for its own user: read its entries, and write
-    (in a transaction) only those that lack it. Returns the entries by key, as read or
-    written (None for an email with no entry)."""
+    only those that lack it (one batch). Returns the entries by key, as read or written
+    (None for an email with no entry)."""
     wanted = {key(e): n for e in emails if (n := norm(e))}
     found = store.get_many(EMAIL_INDEX, sorted(wanted)) if wanted else {}
-    lacking = [k for k in wanted if user_id not in (found.get(k) or {}).get("users", [])]
+    lacking = [k for k in wanted if user_id not in _ids(found.get(k), "users")]
     if not lacking:
         return {k: found.get(k) for k in wanted}
-    entries = store.transaction(lambda tx: index_user(tx, user_id, [wanted[k] for k in lacking]))
+    with store.batch() as batch:
+        entries = index_user(batch, user_id, [wanted[k] for k in lacking], found=found)
     return {k: found.get(k) for k in wanted} | entries
 
 
 def prune(store: DocumentStore, stale: Mapping[str, Mapping[str, Iterable[str]]]) -> int:
     """Drop ids that ``lookup`` found no longer matching (``Found.stale``) from their
-    entries, in one transaction (an id added meanwhile is kept); returns the number of
-    entries written. Only real runs call it: they write anyway."""
+    entries, in one transaction that reads each candidate again (a contact or user that
+    holds the email again by now keeps its id; an id added meanwhile is kept); returns
+    the number of entries written. Only real runs call it: they write anyway."""
     keys = sorted(stale)[:ENTRY_CHUNK]
     if not keys:
         return 0
 
     def drop(tx: Any) -> int:
         current = {k: tx.get(EMAIL_INDEX, k) for k in keys}
-        written = 0
+        gone: dict[str, list[tuple[str, str]]] = {}
+        checked: dict[tuple[str, str], set[str]] = {}  # (kind, id) -> its emails now
         for k in keys:
             doc = current[k]
             if doc is None:
                 continue
-            entry = _entry(doc.get("email", ""), doc)
-            gone = [_without(entry, kind, i) for kind in ("contacts", "users")
-                    for i in stale[k].get(kind, ())]  # fmt: skip
-            if any(gone):
-                tx.put(EMAIL_INDEX, k, entry)
-                written += 1
-        return written
+            email = norm(doc.get("email"))
+            if not email:  # nothing to check the ids against: they stay
+                continue
+            for kind in ("contacts", "users"):
+                for ident in stale[k].get(kind, ()):
+                    if ident not in _ids(doc, kind):
+                        continue
+                    if (kind, ident) not in checked:
+                        if kind == "contacts":
+                            now = contact_emails(tx.get(CONTACTS, ident))
+                        else:
+                            now = user_emails(tx.get(USERS, ident), tx.get(GOOGLE_ACCOUNTS, ident))
+                        checked[(kind, ident)] = now
+                    if email not in checked[(kind, ident)]:
+                        gone.setdefault(k, []).append((kind, ident))
+        for k, drops in gone.items():
+            entry = _entry(current[k].get("email", ""), current[k])
+            for kind, ident in drops:
+                _without(entry, kind, ident)
+            tx.put(EMAIL_INDEX, k, {**current[k], **entry})
+        return len(gone)
 
     return store.transaction(drop)
 
 
 def _add(store: DocumentStore, additions: Mapping[str, tuple[str, str, str]]) -> int:
-    """Add (email, kind, id) triples to their entries: read them, write those that lack
-    the id. ``additions`` is keyed by anything unique; returns entries written."""
+    """Add (email, kind, id) triples to their entries: read them, write (atomic array
+    writes) the ids they lack. ``additions`` is keyed by anything unique; returns the
+    entries written."""
     by_key: dict[str, list[tuple[str, str, str]]] = {}
     for email, kind, ident in additions.values():
         by_key.setdefault(key(email), []).append((email, kind, ident))
     written = 0
     keys = sorted(by_key)
-    for start in range(0, len(keys), ENTRY_CHUNK):
-        part = keys[start : start + ENTRY_CHUNK]
+    for start in range(0, len(keys), ENTRY_CHUNK // 2):  # up to two writes an entry
+        part = keys[start : start + ENTRY_CHUNK // 2]
         found = store.get_many(EMAIL_INDEX, part)
-        with store.batch() as batch:
-            for k in part:
-                entry = _entry(by_key[k][0][0], found.get(k))
-                changed = [_with(entry, kind, ident) for _, kind, ident in by_key[k]]
-                if any(changed):
-                    batch.put(EMAIL_INDEX, k, entry)
-                    written += 1
+        writes = EntryWrites()
+        for k in part:
+            entry = _entry(by_key[k][0][0], found.get(k))
+            for email, kind, ident in by_key[k]:
+                if _with(entry, kind, ident):
+                    writes.change(email, kind, ident, True)
+        written += len({k for k, _, _ in writes.groups})
+        if writes:
+            with store.batch() as batch:
+                writes.write(batch)
     return written
 
 

@@ -68,7 +68,7 @@ def test_lookup_is_exact_between_catch_ups(store):
     assert ix.lookup(store, ["one@x.org"]).contacts == {"one@x.org": ["c1", "c3"]}  # not built
     ix.catch_up(store, T0 + timedelta(minutes=10))
     entry = store.get(ix.EMAIL_INDEX, "one@x.org")
-    assert entry == {"email": "one@x.org", "contacts": ["c1", "c3"], "users": []}
+    assert entry == {"email": "one@x.org", "contacts": ["c1", "c3"]}
     later = T0 + timedelta(minutes=11)
     # the CRM writes, with no catch-up since: a new holder, an email changed, a deletion
     gone = contact("three@x.org", later, deletedAt=stamp(later))
@@ -170,6 +170,35 @@ def test_lookup_never_raises_on_a_bad_index_state(store, state):
     ix.catch_up(store, T0 + timedelta(minutes=10))  # mends the state
     assert ix.lookup(store, ["one@x.org"]).contacts == {"one@x.org": ["c1"]}
     assert store.get(ix.EMAIL_INDEX, "one@x.org")["contacts"] == ["c1"]
+
+
+def test_concurrent_entry_writers_lose_no_ids(store):
+    store.put(CONTACTS, "c2", contact("one@x.org", T0))
+    mine = ix.EntryWrites()  # crmsync's contact write, in a batch not committed yet
+    for change in ix.contact_changes("c1", None, contact("one@x.org", T0)):
+        mine.change(*change)
+    with store.batch() as batch:
+        batch.put(CONTACTS, "c1", contact("one@x.org", T0))
+        mine.write(batch)
+        ix.catch_up(store, T0 + timedelta(minutes=10))  # the tick adds c2 meanwhile
+        assert store.get(ix.EMAIL_INDEX, "one@x.org")["contacts"] == ["c2"]
+    assert sorted(store.get(ix.EMAIL_INDEX, "one@x.org")["contacts"]) == ["c1", "c2"]
+    with store.batch() as first:  # two provisionings that read the entry before either wrote
+        ix.index_user(first, "u1", ["one@x.org"], store)
+        with store.batch() as second:
+            ix.index_user(second, "u2", ["one@x.org"], store)
+    entry = store.get(ix.EMAIL_INDEX, "one@x.org")
+    assert sorted(entry["users"]) == ["u1", "u2"] and sorted(entry["contacts"]) == ["c1", "c2"]
+    with store.batch() as batch:  # a removal leaves the others' ids
+        drop = ix.EntryWrites()
+        for change in ix.contact_changes("c1", contact("one@x.org", T0), contact("x@y.z", T0)):
+            drop.change(*change)
+        drop.write(batch)
+        with store.batch() as other:
+            ix.index_user(other, "u3", ["one@x.org"], store)
+    entry = store.get(ix.EMAIL_INDEX, "one@x.org")
+    assert entry["contacts"] == ["c2"] and sorted(entry["users"]) == ["u1", "u2", "u3"]
+    assert store.get(ix.EMAIL_INDEX, "x@y.z")["contacts"] == ["c1"]
 
 
 def test_users_by_crm_email_and_google_account_email(store):

@@ -201,6 +201,24 @@ def test_concurrent_entry_writers_lose_no_ids(store):
     assert store.get(ix.EMAIL_INDEX, "x@y.z")["contacts"] == ["c1"]
 
 
+def test_prune_keeps_the_ids_that_hold_the_email_again(store):
+    put_all(store, CONTACTS, {"c1": contact("one@x.org", T0), "c2": contact("one@x.org", T0)})
+    put_all(store, USERS, {"u1": {"email": "one@x.org"}, "u2": {"email": "one@x.org"}})
+    ix.catch_up(store, T0 + timedelta(minutes=10))
+    later = T0 + timedelta(minutes=11)
+    put_all(store, CONTACTS, {"c1": contact("uno@x.org", later), "c2": contact("u@x.org", later)})
+    put_all(store, USERS, {"u1": {"email": "uno@x.org"}, "u2": {"email": "u@x.org"}})
+    found = ix.lookup(store, ["one@x.org"])
+    assert found.stale == {"one@x.org": {"contacts": ["c1", "c2"], "users": ["u1", "u2"]}}
+    store.put(CONTACTS, "c1", contact("ONE@x.org", later))  # back, before the prune
+    store.put(USERS, "u1", {"email": "One@x.org"})
+    assert ix.prune(store, found.stale) == 1
+    entry = store.get(ix.EMAIL_INDEX, "one@x.org")
+    assert entry["contacts"] == ["c1"] and entry["users"] == ["u1"]
+    found = ix.lookup(store, ["one@x.org"])
+    assert found.contacts == {"one@x.org": ["c1"]} and found.users == {"one@x.org": ["u1"]}
+
+
 def test_users_by_crm_email_and_google_account_email(store):
     put_all(store, USERS, {"u1": {"email": "Ann@corp.org"}, "u2": {"email": "bo@corp.org"}})
     account = {"accountEmail": "ann.g@gmail.com", "status": "connected",

@@ -21,8 +21,9 @@ Who writes entries:
   later, the Google accounts connected past its accounts cursor (``connectedAt``);
 * ``index_user``: where users are provisioned (the seed; the lead's connect) and each
   real activities run for its own user (``ensure_user``: a read, a write if missing).
-  ``users`` documents have no ``modifiedAt``: a user created or re-addressed in the
-  CRM is found by email once one of those has run for it.
+  ``users`` documents have no ``modifiedAt``: a user the CRM creates or re-addresses
+  itself is found by email once one of those has run for it, or at the latest once
+  ``catch_up`` has read every user again (once a day: ``USERS_EVERY``).
 
 An entry can hold ids that no longer match (an email edited or removed, a contact
 deleted, a user re-addressed): ``lookup`` reads every candidate by id and keeps only
@@ -59,6 +60,7 @@ EMAIL_INDEX = "emailIndex"
 INDEX_STATE = "indexState"
 STATE_ID = "emailIndex"
 OVERLAP = timedelta(minutes=5)  # how late a write may commit after its timestamp
+USERS_EVERY = timedelta(days=1)  # how often catch_up reads every user again
 MAX_ID_BYTES = 1_500
 PAGE = 500
 ENTRY_CHUNK = 450  # entries written per batch (a batch holds at most 500 writes)
@@ -332,13 +334,30 @@ def catch_up(store: DocumentStore, now: datetime, *, max_contacts: int = 20_000,
     A tick that finds nothing new once both cursors have settled (read strictly past)
     writes nothing: one document read and two queries.
 
-    Returns counts: ``contacts`` and ``accounts`` read, ``entries`` written, and
-    ``done`` (1 when the contacts pass is complete, 0 when it continues next call)."""
+    Every user is read again once a day (``USERS_EVERY``; they have no ``modifiedAt``).
+    A contact whose ``modifiedAt`` is not a UTC timestamp ending in ``Z`` is skipped
+    (and logged): as text it sorts anywhere, so it can neither move the cursor nor be
+    trusted to come back; the cursor is the latest valid time read, never past the
+    pass's start (a contact dated in the future would hide every later one).
+
+    Returns counts: ``contacts``, ``accounts`` and ``users`` read, ``entries`` written,
+    ``skipped`` (contacts with a malformed ``modifiedAt``), and ``done`` (1 when the
+    contacts pass is complete, 0 when it continues next call)."""
     state = before = store.get(INDEX_STATE, STATE_ID) or {}
-    counts = {"contacts": 0, "accounts": 0, "entries": 0, "done": 0, "skipped": 0}
+    counts = {"contacts": 0, "accounts": 0, "users": 0, "entries": 0, "done": 0, "skipped": 0}
     state = {**state, "accounts": _catch_up_accounts(store, state, now, counts)}
-    if not state.get("usersBuilt"):
+    if not state.get("usersBuilt"):  # the accounts' first pass read every user
         state["usersBuilt"] = True
+        state["usersReadAt"] = stamp(now)
+    elif (read := when(state.get("usersReadAt"))) is None or now - read >= USERS_EVERY:
+        # users have no modifiedAt: those the CRM added or re-addressed itself are
+        # found by reading them all again, once a day
+        users = list(store.scan(USERS, order_by="email"))
+        counts["users"] += len(users)
+        additions = {(doc.id, email): (email, "users", doc.id)
+                     for doc in users for email in user_emails(doc.data, None)}  # fmt: skip
+        counts["entries"] += _add(store, additions)
+        state["usersReadAt"] = stamp(now)
     contacts = state.get("contacts")
     contacts = dict(contacts) if isinstance(contacts, dict) else {}  # else: from the start
     run = contacts.get("pass")
@@ -387,7 +406,8 @@ def catch_up(store: DocumentStore, now: datetime, *, max_contacts: int = 20_000,
         counts["done"] = 1
     else:
         contacts = {**contacts, "pass": run}
-    idle = not counts["contacts"] and not counts["accounts"] and _settled(before)
+    idle = (not counts["contacts"] and not counts["accounts"] and not counts["users"]
+            and _settled(before))  # fmt: skip
     if not idle:  # an idle tick on a settled index writes nothing
         store.put(INDEX_STATE, STATE_ID, {**state, "contacts": contacts, "updatedAt": stamp(now)})
     return counts

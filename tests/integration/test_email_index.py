@@ -250,6 +250,20 @@ def test_users_by_crm_email_and_google_account_email(store):
     assert ix.lookup(store, ["cyrus@corp.org"]).users == {"cyrus@corp.org": ["u3"]}
 
 
+def test_users_the_crm_adds_or_re_addresses_are_found_after_the_daily_re_read(store):
+    put_all(store, USERS, {"u1": {"email": "ann@corp.org"}})
+    ix.catch_up(store, T0 + timedelta(minutes=10))  # built: every user read once
+    put_all(store, USERS, {"u1": {"email": "Annie@Corp.org"}, "u2": {"email": "Bo@Corp.org"}})
+    assert ix.lookup(store, ["annie@corp.org", "bo@corp.org"]).users == {}  # not yet
+    assert ix.catch_up(store, T0 + timedelta(hours=12))["users"] == 0
+    day = T0 + timedelta(days=1, minutes=10)
+    assert ix.catch_up(store, day)["users"] == 2
+    found = ix.lookup(store, ["annie@corp.org", "bo@corp.org", "ann@corp.org"])
+    assert found.users == {"annie@corp.org": ["u1"], "bo@corp.org": ["u2"]}
+    assert found.stale == {"ann@corp.org": {"contacts": [], "users": ["u1"]}}
+    assert ix.catch_up(store, day + timedelta(minutes=1))["users"] == 0
+
+
 # --- reads that do not grow with the CRM ----------------------------------------------
 
 

@@ -77,6 +77,7 @@ class Directory:
         self._read: set[str] = set()  # users whose documents are in
         self._by_crm: dict[str, str] = {}
         self._by_google: dict[str, str] = {}
+        self._tail = email_index.Tail()  # the lookups' tail, scanned once a run
         self._have: dict[str, dict[str, Any]] = {
             USERS: {user_id: user}, GOOGLE_ACCOUNTS: {user_id: account},
             email_index.EMAIL_INDEX: dict(entries or {}),
@@ -89,7 +90,7 @@ class Directory:
         if not new:
             return
         self._asked |= new
-        found = email_index.lookup(self.store, new, have=self._have)
+        found = email_index.lookup(self.store, new, have=self._have, tail=self._tail)
         for k, ids in found.stale.items():
             mine = self.stale.setdefault(k, {"contacts": [], "users": []})
             for kind in ("contacts", "users"):

@@ -481,28 +481,47 @@ class Found:
     reads: int = 0  # documents read (for tests and benches)
 
 
+@dataclass
+class Tail:
+    """What ``lookup`` read past the index's cursors (the state, the contacts modified
+    and the accounts connected since), kept to answer the next lookups of one run from:
+    pass one to every ``lookup`` of a run and the tail is scanned once, not once a call
+    (a contact written meanwhile is the next run's). Not kept while the index has no
+    cursor (an unbuilt index reads everything, each time)."""
+
+    state: dict[str, Any] | None = None
+    contacts: dict[str, dict[str, Any]] | None = None  # id -> contact
+    accounts: dict[str, dict[str, Any]] | None = None  # id -> Google account
+
+
 def lookup(store: DocumentStore, emails: Iterable[str], *, users: bool = True,
-           have: Have | None = None) -> Found:  # fmt: skip
+           have: Have | None = None, tail: Tail | None = None) -> Found:  # fmt: skip
     """The CRM contacts and (with ``users``) users that hold each of ``emails``, exactly:
     the index's entries, plus the contacts modified since the index's cursor (and the
     Google accounts connected since its accounts cursor), each candidate read by id and
     kept only if it still holds the email (a contact not deleted; a user by its CRM
     email or its Google account's). ``have``: documents the caller read already
     (collection -> id -> document or None), used instead of reading them again.
-    Matching is on ``norm``-ed emails; the result is keyed by them."""
+    Matching is on ``norm``-ed emails; the result is keyed by them. ``tail``: see
+    ``Tail``."""
     have = have or {}
     wanted = {n for e in emails if (n := norm(e))}
     found = Found()
     if not wanted:
         return found
-    state = store.get(INDEX_STATE, STATE_ID) or {}
+    if tail is not None and tail.state is not None:
+        state = tail.state
+    else:
+        state = store.get(INDEX_STATE, STATE_ID) or {}
+        found.reads += 1
+        if tail is not None:
+            tail.state = state
     keys = {key(e): e for e in wanted}
     try:
-        found.reads += 1
         entries = _read(store, EMAIL_INDEX, sorted(keys), have, found)
-        _contacts(store, state, keys, entries, found)
+        _contacts(store, state, keys, entries, found, tail)
         if users:
-            _users(store, state, keys, entries, have, found)
+            _users(store, state, keys, entries, have, found, tail)
         return found
     except (ValueError, TypeError, KeyError, AttributeError):
         # an index state or entry this code cannot read: answer as an unbuilt index
@@ -529,17 +548,22 @@ def _read(store: DocumentStore, collection: str, ids: Iterable[str], have: Have,
 
 
 def _contacts(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
-              entries: dict[str, dict[str, Any]], found: Found) -> None:  # fmt: skip
+              entries: dict[str, dict[str, Any]], found: Found,
+              kept: Tail | None = None) -> None:  # fmt: skip
     wanted = set(keys.values())
     progress = state.get("contacts") or {}
     cursor = progress.get("cursor")
     tail: dict[str, dict[str, Any]] = {}
     # contacts modified since the cursor; every contact while no pass has completed
     where = since("modifiedAt", cursor, progress.get("readAt")) if cursor else []
-    for doc in store.scan(CONTACTS, where, order_by="modifiedAt"):
-        found.reads += 1
-        if contact_emails(doc.data) & wanted:
-            tail[doc.id] = doc.data
+    if kept is not None and kept.contacts is not None:
+        scanned: Iterable[tuple[str, dict[str, Any]]] = kept.contacts.items()
+    else:
+        scanned = _scan(store, CONTACTS, where, "modifiedAt", found,
+                        kept, "contacts" if where else None)  # fmt: skip
+    for ident, doc in scanned:
+        if contact_emails(doc) & wanted:
+            tail[ident] = doc
     claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "contacts")}
     docs = dict(tail)
     unread = sorted({i for i, _ in claimed} - set(docs))
@@ -563,8 +587,26 @@ def _contacts(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, st
         found.contact_docs |= {i: docs[i] for i in order}
 
 
+def _scan(
+    store: DocumentStore,
+    collection: str,
+    where: list[Filter],
+    order_by: str,
+    found: Found,
+    kept: Tail | None,
+    part: str | None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The documents of a tail query (counted in ``found``), kept in ``kept.<part>``."""
+    docs = [(doc.id, doc.data) for doc in store.scan(collection, where, order_by=order_by)]
+    found.reads += len(docs)
+    if kept is not None and part is not None:
+        setattr(kept, part, dict(docs))
+    return docs
+
+
 def _users(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
-           entries: dict[str, dict[str, Any]], have: Have, found: Found) -> None:  # fmt: skip
+           entries: dict[str, dict[str, Any]], have: Have, found: Found,
+           kept: Tail | None = None) -> None:  # fmt: skip
     wanted = set(keys.values())
     claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "users")}
     ids = {i for i, _ in claimed}
@@ -582,10 +624,14 @@ def _users(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
         progress = state.get("accounts") or {}
         where = since("connectedAt", progress.get("cursor"), progress.get("readAt"))
         if where:
-            for doc in store.scan(GOOGLE_ACCOUNTS, where, order_by="connectedAt"):
-                found.reads += 1
-                accounts[doc.id] = doc.data
-                ids.add(doc.id)  # matched below by its account's email or its CRM email
+            if kept is not None and kept.accounts is not None:
+                recent = list(kept.accounts.items())
+            else:
+                recent = _scan(store, GOOGLE_ACCOUNTS, where, "connectedAt", found, kept,
+                               "accounts")  # fmt: skip
+            for ident, doc in recent:
+                accounts[ident] = doc
+                ids.add(ident)  # matched below by its account's email or its CRM email
         users |= _read(store, USERS, ids - set(users), have, found)
         accounts |= _read(store, GOOGLE_ACCOUNTS, ids - set(accounts), have, found)
     matches: dict[str, set[str]] = {}

@@ -319,6 +319,24 @@ class CountingStore:
         return sum(self.reads.values())
 
 
+def test_a_directory_scans_the_lookup_tail_once(store):
+    from core.activities_engine import Directory
+
+    put_all(store, CONTACTS, {f"c{i}": contact(f"p{i}@x.org", T0) for i in range(20)})
+    ix.catch_up(store, T0 + timedelta(minutes=10))
+    recent = T0 + timedelta(minutes=11)  # the CRM writes 30 contacts after the catch-up
+    put_all(store, CONTACTS, {f"n{i}": contact(f"q{i}@x.org", recent) for i in range(30)})
+    counting = CountingStore(store)
+    directory = Directory(counting, "u1", {"email": "me@corp.org"}, None)
+    directory.add(["q1@x.org", "p1@x.org"])
+    first = counting.reads[CONTACTS]
+    assert first == 30 + 1  # the tail, then the indexed contact
+    for n in range(2, 8):
+        directory.add([f"q{n}@x.org", f"p{n}@x.org"])
+    assert counting.reads[CONTACTS] == first + 6  # each indexed contact, no tail again
+    assert directory.contacts["q7@x.org"] == "n7" and directory.contacts["p7@x.org"] == "c7"
+
+
 def crm_of_size(world: Any, n: int) -> None:
     """``n`` more CRM contacts and ``n`` more users (provisioned: ``index_user``), written
     as the CRM writes them; then time passes and the dispatch tick catches up."""

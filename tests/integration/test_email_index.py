@@ -219,6 +219,26 @@ def test_prune_keeps_the_ids_that_hold_the_email_again(store):
     assert found.contacts == {"one@x.org": ["c1"]} and found.users == {"one@x.org": ["u1"]}
 
 
+def test_a_contact_write_touching_more_entries_than_a_batch_holds_is_split(store):
+    from core.contacts_exec import ContactsExecutor
+
+    executor = ContactsExecutor(store, None, None, user_id="u1", tag_id="t", group="g",
+                                policy=None, log=None)  # fmt: skip  # only the store is used
+    many = contact([f"m{i}@x.org" for i in range(1100)], T0)
+    link = {"crmId": "c1"}
+    zero, two = contact("zero@x.org", T0), contact("two@x.org", T0)
+    executor._write_contacts([("c0", None, zero, link), ("c1", None, many, link),
+                              ("c2", None, two, link)])  # fmt: skip
+    assert store.get(CONTACTS, "c1") == many
+    entries = store.get_many(ix.EMAIL_INDEX, [ix.key(f"m{i}@x.org") for i in range(1100)])
+    assert len(entries) == 1100 and all(e["contacts"] == ["c1"] for e in entries.values())
+    assert store.get(ix.EMAIL_INDEX, "two@x.org")["contacts"] == ["c2"]
+    fewer = contact([f"m{i}@x.org" for i in range(600, 1100)], T0)
+    executor._write_contacts([("c1", many, fewer, link)])  # 600 removals
+    assert store.get(ix.EMAIL_INDEX, "m0@x.org")["contacts"] == []
+    assert store.get(ix.EMAIL_INDEX, "m600@x.org")["contacts"] == ["c1"]
+
+
 def test_users_by_crm_email_and_google_account_email(store):
     put_all(store, USERS, {"u1": {"email": "Ann@corp.org"}, "u2": {"email": "bo@corp.org"}})
     account = {"accountEmail": "ann.g@gmail.com", "status": "connected",

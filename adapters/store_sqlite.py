@@ -50,7 +50,17 @@ from core.ports import Doc, Filter
 
 T = TypeVar("T")
 
-DEFAULT_INDEXED_FIELDS = ("modifiedAt", "ownerId", "userId", "organizerId", "email", "nextDueAt")
+DEFAULT_INDEXED_FIELDS = (
+    "modifiedAt",
+    "ownerId",
+    "userId",
+    "organizerId",
+    "email",
+    "nextDueAt",
+    "slot",
+    "renewAt",
+    "checkedAt",
+)
 GET_MANY_CHUNK = 500
 
 SCHEMA = """

@@ -403,6 +403,11 @@ def apply_array(current: dict[str, Any] | None, write: Write) -> dict[str, Any]:
     assert write.data is not None and write.field is not None
     values = write.data[write.field]
     out = {**(current or {}), **write.data}
+    if not values:  # no values: only the fields are set, the array is left as it is
+        del out[write.field]
+        if current is not None and write.field in current:
+            out[write.field] = current[write.field]
+        return out
     have = (current or {}).get(write.field)
     have = list(have) if isinstance(have, list) else []
     if write.kind == "array_add":

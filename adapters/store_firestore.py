@@ -196,7 +196,10 @@ class FirestoreBatch(BaseBatch):
             elif write.kind in ("array_add", "array_remove"):
                 assert write.data is not None and write.field is not None
                 op = firestore.ArrayUnion if write.kind == "array_add" else firestore.ArrayRemove
-                data = {**write.data, write.field: op(write.data[write.field])}
+                values = write.data[write.field]
+                data = {k: v for k, v in write.data.items() if k != write.field}
+                if values:  # Firestore refuses an empty ArrayUnion / ArrayRemove
+                    data[write.field] = op(values)
                 batch.set(ref, data, merge=True)
             elif write.kind == "create":
                 batch.create(ref, write.data)

@@ -186,12 +186,18 @@ class ContactsExecutor:
     def _write_contacts(self, items: list[tuple[str, dict | None, dict | None, dict]]) -> None:
         """Each item's contact (before, after; None: no CRM write), its link and the email
         index entries the contact write changes (``core.email_index``: atomic array
-        writes, written blind), all in one batch; items are packed into as few batches
-        as the write limit allows. A contact whose emails alone take more than a batch
-        has its contact write with the first of them, the rest in the next batches (a
-        crash in between leaves additions to ``catch_up``, removals to ``prune``)."""
+        writes, after one read of the entries they add to), all in one batch; items are
+        packed into as few batches as the write limit allows. A contact whose emails
+        alone take more than a batch has its contact write with the first of them, the
+        rest in the next batches (a crash in between leaves additions to ``catch_up``,
+        removals to ``prune``)."""
         writes: list[tuple[str, str, dict]] = []
-        entries = email_index.EntryWrites()
+        changes_of = [[] if after is None else email_index.contact_changes(crm_id, before, after)
+                      for crm_id, before, after, _ in items]  # fmt: skip
+        # the entries these add to, read once: an entry at its size limit is marked instead
+        adding = sorted({email_index.key(e) for cs in changes_of for e, _, _, add in cs if add})
+        known = self.store.get_many(email_index.EMAIL_INDEX, adding) if adding else {}
+        entries = email_index.EntryWrites(known)
 
         def commit() -> None:
             with self.store.batch() as batch:
@@ -200,8 +206,7 @@ class ContactsExecutor:
                 entries.write(batch)
             writes.clear()
 
-        for crm_id, before, after, link in items:
-            changes = [] if after is None else email_index.contact_changes(crm_id, before, after)
+        for (crm_id, _, after, link), changes in zip(items, changes_of, strict=True):
             mine = [(LINKS, link_id(self.user_id, "contacts", crm_id), link)]
             if after is not None:
                 mine.insert(0, (CONTACTS, crm_id, after))

@@ -34,6 +34,12 @@ cursor, since writes can commit late), and the Google accounts connected since.
 Until a first pass has completed, it reads every contact (and every user and account
 until they have been read once): the index being built answers as a scan does.
 
+An entry lists at most ``MAX_ENTRY_IDS`` contacts (10,000: far below Firestore's 1 MiB
+a document): a writer that reads it first (``catch_up``, crmsync's contact writes)
+marks it ``"overfull": true`` instead of going past, and adds no more contact ids to
+it; ``lookup`` answers its email by reading every contact (once a run with a
+``Tail``), which costs what reading its holders would. Users are not capped.
+
 Every write of an entry's ids is an atomic array write (the store's ``add_to_array``
 / ``remove_from_array``: Firestore's ``ArrayUnion`` / ``ArrayRemove``), so two writers
 changing one entry at the same moment both land: none erases ids another added. Only
@@ -64,6 +70,7 @@ USERS_EVERY = timedelta(days=1)  # how often catch_up reads every user again
 MAX_ID_BYTES = 1_500
 PAGE = 500
 ENTRY_CHUNK = 450  # entries written per batch (a batch holds at most 500 writes)
+MAX_ENTRY_IDS = 10_000  # contacts an entry lists at most (then "overfull": far below 1 MiB)
 
 _SAFE = frozenset(string.ascii_lowercase + string.digits + "@._+-")
 
@@ -168,13 +175,27 @@ def _without(entry: dict[str, Any], kind: str, ident: str) -> bool:
 class EntryWrites:
     """Index entry changes to write in a batch, each an atomic array write (``add_to_array``
     / ``remove_from_array``: no writer can erase ids another adds meanwhile), grouped by
-    entry, kind and direction; ``len`` is the number of batch writes they take."""
+    entry, kind and direction; ``len`` is the number of batch writes they take.
 
-    def __init__(self) -> None:
+    ``known``: the entries as read (by key), when the caller read them: an entry that
+    would list more than ``MAX_ENTRY_IDS`` contacts is marked ``overfull`` instead, and
+    an overfull entry gets no more contact ids (``lookup`` answers its email by a scan)."""
+
+    def __init__(self, known: Mapping[str, Mapping[str, Any] | None] | None = None) -> None:
         self.groups: dict[tuple[str, str, bool], tuple[str, list[str]]] = {}
+        self.known = dict(known or {})
+        self.full: dict[str, str] = {}  # key -> email, of entries to mark overfull
 
     def change(self, email: str, kind: str, ident: str, add: bool) -> None:
         k = key(email)
+        if add and kind == "contacts":
+            doc = self.known.get(k)
+            if k in self.full or (isinstance(doc, Mapping) and doc.get("overfull")):
+                return
+            pending = self.groups.get((k, kind, True), ("", []))[1]
+            if ident not in pending and len(_ids(doc, kind)) + len(pending) >= MAX_ENTRY_IDS:
+                self.full[k] = email
+                return
         opposite = self.groups.get((k, kind, not add))
         if opposite and ident in opposite[1]:  # the later change wins
             opposite[1].remove(ident)
@@ -185,21 +206,28 @@ class EntryWrites:
             ids.append(ident)
 
     def cost(self, changes: Iterable[tuple[str, str, str, bool]]) -> int:
-        """The batch writes ``changes`` would add to these."""
+        """The batch writes ``changes`` would add to these (at most)."""
         return len({(key(e), kind, add) for e, kind, _, add in changes} - set(self.groups))
 
     def write(self, batch: Any) -> int:
+        """Write them into ``batch`` and forget them; returns the entries written."""
+        marks = dict(self.full)
         for (k, kind, add), (email, ids) in sorted(self.groups.items()):
             if add:
-                batch.add_to_array(EMAIL_INDEX, k, kind, ids, {"email": email})
+                more = {"overfull": True} if kind == "contacts" and marks.pop(k, None) else {}
+                batch.add_to_array(EMAIL_INDEX, k, kind, ids, {"email": email, **more})
             else:
                 batch.remove_from_array(EMAIL_INDEX, k, kind, ids)
-        written = len(self.groups)
+        for k, email in sorted(marks.items()):
+            batch.add_to_array(EMAIL_INDEX, k, "contacts", [], {"email": email, "overfull": True})
+        written = len({k for k, _, _ in self.groups} | set(self.full))
+        self.known.update({k: {**(self.known.get(k) or {}), "overfull": True} for k in self.full})
         self.groups.clear()
+        self.full.clear()
         return written
 
     def __len__(self) -> int:
-        return len(self.groups)
+        return len(self.groups) + len(self.full.keys() - {k for k, _, _ in self.groups})
 
 
 def contact_changes(contact_id: str, before: Mapping[str, Any] | None,
@@ -301,16 +329,15 @@ def _add(store: DocumentStore, additions: Mapping[str, tuple[str, str, str]]) ->
     for start in range(0, len(keys), ENTRY_CHUNK // 2):  # up to two writes an entry
         part = keys[start : start + ENTRY_CHUNK // 2]
         found = store.get_many(EMAIL_INDEX, part)
-        writes = EntryWrites()
+        writes = EntryWrites(found)
         for k in part:
             entry = _entry(by_key[k][0][0], found.get(k))
             for email, kind, ident in by_key[k]:
                 if _with(entry, kind, ident):
                     writes.change(email, kind, ident, True)
-        written += len({k for k, _, _ in writes.groups})
         if writes:
             with store.batch() as batch:
-                writes.write(batch)
+                written += writes.write(batch)
     return written
 
 
@@ -492,6 +519,8 @@ class Tail:
     state: dict[str, Any] | None = None
     contacts: dict[str, dict[str, Any]] | None = None  # id -> contact
     accounts: dict[str, dict[str, Any]] | None = None  # id -> Google account
+    overfull: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # the
+    # holders of the emails of overfull entries (read by a scan), by email, then id
 
 
 def lookup(store: DocumentStore, emails: Iterable[str], *, users: bool = True,
@@ -564,7 +593,14 @@ def _contacts(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, st
     for ident, doc in scanned:
         if contact_emails(doc) & wanted:
             tail[ident] = doc
-    claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "contacts")}
+    # an overfull entry (over MAX_ENTRY_IDS contacts) lists no more: its email is
+    # answered by reading every contact (its holders would all be read anyway)
+    full = {keys[k] for k, entry in entries.items()
+            if isinstance(entry, Mapping) and entry.get("overfull")}  # fmt: skip
+    if full and where:
+        tail |= _holders_of(store, full, found, kept)
+    claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "contacts")
+               if keys[k] not in full}  # fmt: skip
     docs = dict(tail)
     unread = sorted({i for i, _ in claimed} - set(docs))
     if unread:
@@ -585,6 +621,24 @@ def _contacts(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, st
         order = sorted(ids, key=lambda i: (str(docs[i].get("modifiedAt") or ""), i))
         found.contacts[email] = order
         found.contact_docs |= {i: docs[i] for i in order}
+
+
+def _holders_of(store: DocumentStore, emails: set[str], found: Found,
+                kept: Tail | None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Every contact holding one of ``emails``, by a scan of all contacts (once a run
+    for each email, with ``kept``)."""
+    known = kept.overfull if kept is not None else {}
+    out = {i: d for e in emails & known.keys() for i, d in known[e].items()}
+    todo = emails - known.keys()
+    if todo:
+        fresh: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in todo}
+        for doc in store.scan(CONTACTS, order_by="modifiedAt"):
+            found.reads += 1
+            for email in contact_emails(doc.data) & todo:
+                fresh[email][doc.id] = doc.data
+                out[doc.id] = doc.data
+        known.update(fresh)
+    return out
 
 
 def _scan(

@@ -65,7 +65,8 @@ class WriteBatch(Protocol):
         """Add ``values`` not in it yet to the array ``field`` of the document (appended in
         order), atomically at commit whatever other writers do (Firestore's
         ``ArrayUnion``): set ``fields`` too, keep the document's other fields; a missing
-        document is created, a missing or non-array ``field`` becomes an array."""
+        document is created, a missing or non-array ``field`` becomes an array. With no
+        ``values``, only ``fields`` are set (the array is left as it is)."""
 
     def remove_from_array(self, collection: str, doc_id: str, field: str,
                           values: Sequence[Any]) -> None:  # fmt: skip

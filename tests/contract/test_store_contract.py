@@ -296,6 +296,9 @@ def test_batch_array_writes_add_and_remove_against_the_stored_document(
         batch.add_to_array(C, "e", "other", ["u2"])
         store.put(C, "e", {"email": "a@x.org", "ids": ["c7"], "other": []})
     assert store.get(C, "e") == {"email": "a@x.org", "ids": ["c7"], "other": ["u2"]}
+    with store.batch() as batch:  # no values: only the fields
+        batch.add_to_array(C, "e", "ids", [], {"full": True})
+    assert store.get(C, "e") == {"email": "a@x.org", "ids": ["c7"], "other": ["u2"], "full": True}
     with pytest.raises(StoreError):
         store.batch().add_to_array(C, "e", "ids", "c1")  # a string is not a list of values
 

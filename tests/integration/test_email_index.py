@@ -239,6 +239,29 @@ def test_a_contact_write_touching_more_entries_than_a_batch_holds_is_split(store
     assert store.get(ix.EMAIL_INDEX, "m600@x.org")["contacts"] == ["c1"]
 
 
+def test_an_entry_over_its_size_limit_is_marked_overfull_and_answered_by_a_scan(store, monkeypatch):
+    monkeypatch.setattr(ix, "MAX_ENTRY_IDS", 5)  # 10,000 in production
+    put_all(store, CONTACTS, {f"c{i}": contact(["shared@x.org", f"p{i}@x.org"], T0)
+                              for i in range(8)})  # fmt: skip
+    ix.catch_up(store, T0 + timedelta(minutes=10))
+    entry = store.get(ix.EMAIL_INDEX, "shared@x.org")
+    assert entry["overfull"] is True and len(entry["contacts"]) == 5
+    assert store.get(ix.EMAIL_INDEX, "p7@x.org")["contacts"] == ["c7"]
+    from core.contacts_exec import ContactsExecutor
+
+    executor = ContactsExecutor(store, None, None, user_id="u1", tag_id="t", group="g",
+                                policy=None, log=None)  # fmt: skip  # only the store is used
+    executor._write_contacts([("c8", None, contact("Shared@x.org", T0), {"crmId": "c8"})])
+    assert len(store.get(ix.EMAIL_INDEX, "shared@x.org")["contacts"]) == 5  # no more ids
+    ix.catch_up(store, T0 + timedelta(minutes=30))
+    found = ix.lookup(store, ["shared@x.org", "p1@x.org"])
+    assert found.contacts == {"shared@x.org": [f"c{i}" for i in range(9)], "p1@x.org": ["c1"]}
+    assert found.stale == {}
+    tail = ix.Tail()  # a run scans for an overfull email once
+    ix.lookup(store, ["shared@x.org"], tail=tail)
+    assert ix.lookup(store, ["shared@x.org"], tail=tail).reads == 1  # the entry only
+
+
 def test_users_by_crm_email_and_google_account_email(store):
     put_all(store, USERS, {"u1": {"email": "Ann@corp.org"}, "u2": {"email": "bo@corp.org"}})
     account = {"accountEmail": "ann.g@gmail.com", "status": "connected",

@@ -243,6 +243,14 @@ class CountingBatch:
         self._inner.delete(collection, doc_id)
         self._pending.append(("d", collection))
 
+    def add_to_array(self, collection: str, doc_id: str, *args: Any, **kwargs: Any) -> None:
+        self._inner.add_to_array(collection, doc_id, *args, **kwargs)
+        self._pending.append(("w", collection))  # an ArrayUnion: one write, no read
+
+    def remove_from_array(self, collection: str, doc_id: str, *args: Any, **kwargs: Any) -> None:
+        self._inner.remove_from_array(collection, doc_id, *args, **kwargs)
+        self._pending.append(("w", collection))
+
     def commit(self) -> None:
         self._inner.commit()
         self._flush()

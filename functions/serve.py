@@ -27,10 +27,20 @@ MAIN = str(Path(__file__).resolve().parents[1] / "main.py")
 
 
 def build_app():
+    """One WSGI app: each function at ``/<target>``. A deployed function answers at its
+    bare URL, so ``/<target>`` is served as ``/<target>/`` (Flask would answer 308)."""
     missing = Response(json.dumps({"error": "no such function"}), 404,
                        content_type="application/json")  # fmt: skip
     mounts = {f"/{target}": create_app(target, MAIN, "http") for target in HTTP_TARGETS}
-    return DispatcherMiddleware(missing, mounts)
+    dispatcher = DispatcherMiddleware(missing, mounts)
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO") or ""
+        if path.strip("/") in HTTP_TARGETS and not path.endswith("/"):
+            environ = {**environ, "PATH_INFO": path + "/"}
+        return dispatcher(environ, start_response)
+
+    return app
 
 
 def _control(url: str, path: str, body: dict) -> dict:

@@ -66,3 +66,19 @@ def test_serve_mounts_the_functions_and_runs_a_ready_playground(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_function_answers_at_its_bare_url_without_a_redirect():
+    """POST /crm_webhook (no trailing slash) reaches the webhook, as the deployed URL
+    does: its own JSON answer (an unsigned request is refused), not a 308 page."""
+    from werkzeug.test import Client
+
+    from functions.serve import build_app
+
+    client = Client(build_app())
+    answer = client.post("/crm_webhook", data=b"{}", headers={"Content-Type": "application/json"})
+    assert answer.status_code not in (301, 302, 307, 308)
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert client.post("/crm_webhook/", data=b"{}").status_code == answer.status_code
+    missing = client.get("/no_such_function")
+    assert missing.status_code == 404 and missing.json == {"error": "no such function"}

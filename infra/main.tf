@@ -50,7 +50,10 @@ data "archive_file" "source" {
   type        = "zip"
   source_dir  = "${path.module}/.."
   output_path = "${path.module}/.build/crmsync.zip"
-  excludes    = [".venv", ".git", ".crmsync", "tests", "bench", "infra", "sandbox"]
+  excludes = [
+    ".venv", ".venv-tools", ".git", ".crmsync", ".hypothesis", ".pytest_cache", ".ruff_cache",
+    "tests", "tests/e2e/artifacts", "bench", "infra", "sandbox",
+  ]
 }
 
 resource "google_storage_bucket_object" "source" {

@@ -95,6 +95,17 @@ def test_every_function_has_its_memory_set():
     assert "local.memory" in body["service_config"][0]["available_memory"]
 
 
+def test_the_source_archive_leaves_out_local_state_and_tools():
+    """Only code ships: no virtualenvs (ours or the checkers'), caches, local store,
+    test artifacts or the sandbox."""
+    with (INFRA / "main.tf").open() as handle:
+        data = plain(hcl2.load(handle)).get("data", [])
+    (archive,) = [d["archive_file"]["source"] for d in data if "archive_file" in d]
+    wanted = {".venv", ".venv-tools", ".git", ".crmsync", ".hypothesis", "tests",
+              "tests/e2e/artifacts", "bench", "infra", "sandbox"}  # fmt: skip
+    assert wanted <= set(archive["excludes"])
+
+
 def test_every_topic_the_code_uses_exists():
     names = {body["name"] for body in resources("google_pubsub_topic").values()}
     assert {"sync-ticks", "sync-jobs"} <= names

@@ -6,7 +6,10 @@ CLI (see ``python main.py --help``).
 
 import sys
 
+import functions_framework
+
 from functions.cli import main
+from functions.http_errors import as_json
 from functions.manual import manual_sync
 from functions.oauth import oauth_callback, oauth_start
 from functions.push import calendar_push
@@ -22,6 +25,9 @@ __all__ = [
     "oauth_start",
     "run_sync_job",
 ]
+
+# every error answers JSON (each function's app loads this module; a no-op elsewhere)
+functions_framework.errorhandler(Exception)(as_json)
 
 if __name__ == "__main__":
     sys.exit(main())

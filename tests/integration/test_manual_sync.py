@@ -141,3 +141,16 @@ def test_page_sign_in_is_bound_to_the_browser_that_started_it(api):
     done = browser.get("/signin/callback", query_string=args)
     assert done.status_code == 302 and browser.get_cookie("crmsync_session").http_only
     assert browser.get("/status").get_json()["userId"] == seed.ALICE
+
+
+def test_unexpected_errors_answer_json_with_a_hint_never_an_html_page(api, sandbox):
+    """A Google 503 that outlasts the retries, met by a sync started by hand: a JSON
+    answer that says what failed and what to do, with Retry-After, not Flask's 500."""
+    sandbox.fault("people.people.connections.list", 503, count=50)
+    answer = api("POST", "/sync", body={"section": "contacts"})
+    assert answer.status_code == 503 and answer.headers["Retry-After"]
+    data = answer.get_json()
+    assert data["outcome"] == "failed" and data["reason"] == "google_unavailable"
+    assert "try again" in data["hint"]
+    missing = api("GET", "/no/such/route")
+    assert missing.status_code == 404 and missing.is_json

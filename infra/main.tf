@@ -1,6 +1,9 @@
 locals {
   http_functions  = ["manual_sync", "crm_webhook", "oauth_start", "oauth_callback", "calendar_push"]
   event_functions = { dispatch_due = "sync-ticks", run_sync_job = "sync-jobs" }
+  # taken from their topic by an explicit push subscription (with a dead-letter policy)
+  pushed_functions = ["run_sync_job"]
+  pubsub_agent     = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
   # every function target: its topic, or "" for an HTTP function
   functions = merge({ for name in local.http_functions : name => "" }, local.event_functions)
   # memory per function, from bench/cost.py's measured peaks (README, "Scheduling"), with
@@ -242,7 +245,7 @@ data "google_project" "this" {}
 resource "google_kms_crypto_key_iam_member" "pubsub_agent" {
   crypto_key_id = google_kms_crypto_key.pubsub.id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-  member        = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  member        = local.pubsub_agent
 }
 
 # --- topics, schedule ------------------------------------------------------------------
@@ -269,6 +272,51 @@ resource "google_pubsub_subscription" "jobs_dead_letter" {
   name                       = "sync-jobs-dead-letter"
   topic                      = google_pubsub_topic.jobs_dead_letter.id
   message_retention_duration = "604800s"
+}
+
+# run_sync_job is pushed to by this subscription (functions-framework turns a raw Pub/Sub
+# push into the CloudEvent the function takes), not by an Eventarc trigger: a trigger's
+# subscription cannot be given a dead-letter policy in Terraform. Pub/Sub reaches the
+# internal-only function at its run.app URL (same project), authenticated as invoker.
+resource "google_pubsub_subscription" "jobs" {
+  name                       = "sync-jobs-push"
+  topic                      = google_pubsub_topic.jobs.id
+  ack_deadline_seconds       = 600 # over the function's 540 s timeout
+  message_retention_duration = "604800s"
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.fn["run_sync_job"].service_config[0].uri
+    oidc_token {
+      service_account_email = google_service_account.invoker.email
+    }
+  }
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.jobs_dead_letter.id
+    max_delivery_attempts = 5
+  }
+}
+
+# Pub/Sub's own agent forwards dead letters, acknowledges the originals, and signs the
+# push requests' ID tokens for the invoker identity.
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  topic  = google_pubsub_topic.jobs_dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = local.pubsub_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "jobs_subscriber" {
+  subscription = google_pubsub_subscription.jobs.id
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+resource "google_service_account_iam_member" "pubsub_signs_for_invoker" {
+  service_account_id = google_service_account.invoker.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_agent
 }
 
 resource "google_cloud_scheduler_job" "tick" {
@@ -315,14 +363,15 @@ resource "google_cloudfunctions2_function" "fn" {
       }
     }
   }
-  # Pub/Sub-triggered functions: retried on sync-jobs, invoked by their own identity.
+  # Eventarc-triggered functions (the tick), invoked by their own identity; sync-jobs
+  # reaches run_sync_job through google_pubsub_subscription.jobs instead.
   dynamic "event_trigger" {
-    for_each = each.value == "" ? [] : [each.value]
+    for_each = each.value == "" || contains(local.pushed_functions, each.key) ? [] : [each.value]
     content {
       trigger_region        = var.region
       event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
       pubsub_topic          = event_trigger.value == "sync-ticks" ? google_pubsub_topic.ticks.id : google_pubsub_topic.jobs.id
-      retry_policy          = each.key == "run_sync_job" ? "RETRY_POLICY_RETRY" : "RETRY_POLICY_DO_NOT_RETRY"
+      retry_policy          = "RETRY_POLICY_DO_NOT_RETRY" # a missed tick is made up by the next
       service_account_email = google_service_account.invoker.email
     }
   }

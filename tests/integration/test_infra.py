@@ -106,6 +106,31 @@ def test_the_source_archive_leaves_out_local_state_and_tools():
     assert wanted <= set(archive["excludes"])
 
 
+def test_sync_jobs_have_a_dead_letter_policy_in_terraform():
+    """No manual step: sync-jobs reaches run_sync_job through a push subscription that
+    has a dead-letter topic (an Eventarc trigger's cannot be given one), authenticated
+    as the invoker; Pub/Sub's agent may publish the dead letters and sign the tokens."""
+    (sub,) = [b for b in resources("google_pubsub_subscription").values()
+              if b["topic"] == "${google_pubsub_topic.jobs.id}"]  # fmt: skip
+    (policy,) = sub["dead_letter_policy"]
+    assert policy["dead_letter_topic"] == "${google_pubsub_topic.jobs_dead_letter.id}"
+    assert 5 <= policy["max_delivery_attempts"] <= 100
+    (push,) = sub["push_config"]
+    assert 'fn["run_sync_job"].service_config[0].uri' in push["push_endpoint"]
+    assert (
+        push["oidc_token"][0]["service_account_email"] == "${google_service_account.invoker.email}"
+    )
+    assert sub["ack_deadline_seconds"] >= 540
+    publishers = [b for b in resources("google_pubsub_topic_iam_member").values()
+                  if b["topic"] == "${google_pubsub_topic.jobs_dead_letter.id}"]  # fmt: skip
+    assert publishers and publishers[0]["role"] == "roles/pubsub.publisher"
+    assert resources("google_pubsub_subscription_iam_member")
+    local = {k: v for block in parsed()["locals"] for k, v in block.items()}
+    assert local["pushed_functions"] == ["run_sync_job"]
+    body = resources("google_cloudfunctions2_function")["fn"]
+    assert "local.pushed_functions" in body["dynamic"][0]["event_trigger"]["for_each"]
+
+
 def test_every_topic_the_code_uses_exists():
     names = {body["name"] for body in resources("google_pubsub_topic").values()}
     assert {"sync-ticks", "sync-jobs"} <= names

@@ -136,6 +136,20 @@ def test_run_sync_job_runs_one_job_and_drops_malformed_messages(env):
     assert len(runs(env)) == 1
 
 
+def test_run_sync_job_takes_a_raw_pubsub_push_as_its_subscription_sends_it(env):
+    """Terraform pushes sync-jobs to run_sync_job through a plain push subscription (for
+    its dead-letter policy): the raw push body, no CloudEvent headers, runs the job."""
+    client = create_app("run_sync_job", str(ROOT / "main.py"), "cloudevent").test_client()
+    data = base64.b64encode(json.dumps({"userId": seed.ALICE, "section": "contacts"}).encode())
+    push = {"message": {"data": data.decode(), "messageId": "42", "attributes": {},
+                        "publishTime": "2026-12-02T10:00:00Z"},
+            "subscription": "projects/p/subscriptions/sync-jobs-push"}  # fmt: skip
+    answer = client.post("/", json=push)
+    assert answer.status_code == 200
+    (run,) = runs(env)
+    assert run["userId"] == seed.ALICE and run["counts"]["pushed"] == 4
+
+
 def test_unknown_user_is_recorded_and_not_retried(env):
     config = bootstrap.Config.from_env()
     assert run_job(config, env, Job("nobody", "contacts")) is None

@@ -12,7 +12,7 @@ the discovery document on every call, a millisecond or more each).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from functools import cached_property
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from googleapiclient.errors import HttpError
 
 from adapters import google_api
-from adapters.google_calls import DEFAULT_RETRY, Retry, execute, retryable, translate
+from adapters.google_calls import DEFAULT_RETRY, Retry, execute, retryable, sync_pages, translate
 from core.errors import NotFound, QuotaExceeded, Unavailable
 from core.ports import EventChanges, EventWrite, WriteResult
 
@@ -58,32 +58,23 @@ class CalendarApi:
         transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> EventChanges:
         events: list[Any] = []
-        page = None
+        token = None
         window = {} if sync_token else {"timeMin": time_min, "timeMax": time_max}
-        while True:
-            answer = execute(self._listing(sync_token, page, window), self.retry)
-            items = answer.pop("items", None) or []
-            page = answer.get("nextPageToken")
-            if not page:
-                token = answer["nextSyncToken"]
-            del answer  # the page goes before the next one is read
+        for items, last in self._pages(sync_token, window):
             events += items if transform is None else [transform(e) for e in items]
-            del items
-            if not page:
-                return EventChanges(events, token, sync_token is None)
+            token = last or token
+        return EventChanges(events, token, sync_token is None)
 
     def has_changes(self, sync_token: str) -> bool:
         """Whether the incremental listing since ``sync_token`` holds any event: the
         first page of the request ``changes`` makes with that token, and the next ones
         only while they come empty with a next page. Raises what ``changes`` raises."""
-        page = None
-        while True:
-            answer = execute(self._listing(sync_token, page, {}), self.retry)
-            if answer.get("items"):
-                return True
-            page = answer.get("nextPageToken")
-            if not page:
-                return False
+        return any(items for items, _ in self._pages(sync_token, {}))
+
+    def _pages(self, sync_token: str | None,
+               window: dict[str, str]) -> Iterator[tuple[list[Any], str | None]]:  # fmt: skip
+        fetch = lambda page: execute(self._listing(sync_token, page, window), self.retry)  # noqa: E731
+        return sync_pages(fetch, "items")
 
     def watch(self, channel_id: str, token: str, address: str, ttl_seconds: int) -> dict[str, Any]:
         body = {"id": channel_id, "type": "web_hook", "address": address, "token": token,

@@ -14,7 +14,7 @@ when it sends one (capped), else exponential backoff with jitter, for at most
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,3 +115,21 @@ def execute(request: Any, policy: Retry = DEFAULT_RETRY) -> Any:
         raise translate(exc) from None
     except auth_exceptions.RefreshError as exc:
         raise auth_error(exc) from None
+
+
+def sync_pages(
+    fetch: Callable[[str | None], dict[str, Any]], key: str
+) -> Iterator[tuple[list[Any], str | None]]:
+    """The pages of a sync listing (``fetch(page_token)`` gets one), as (the page's
+    items under ``key``, the next sync token: None but on the last page). Each page is
+    let go before the next is fetched, so a caller that keeps less holds less."""
+    page: str | None = None
+    while True:
+        answer = fetch(page)
+        items = answer.pop(key, None) or []
+        page = answer.get("nextPageToken")
+        token = None if page else answer["nextSyncToken"]
+        del answer
+        yield items, token
+        if not page:
+            return

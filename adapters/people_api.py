@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
-from adapters.google_calls import DEFAULT_RETRY, Retry, execute
+from adapters.google_calls import DEFAULT_RETRY, Retry, execute, sync_pages
 from core.contact_mapping import PERSON_FIELDS, UPDATE_FIELDS
 from core.errors import (
     AlreadyExists,
@@ -122,31 +122,20 @@ class PeopleApi:
         self, sync_token: str | None, transform: Callable[[dict[str, Any]], Any] | None = None
     ) -> PeopleChanges:
         persons: list[Any] = []
-        page = None
-        while True:
-            answer = self._run(self._listing(sync_token, page))
-            items = answer.pop("connections", None) or []
-            page = answer.get("nextPageToken")
-            if not page:
-                token = answer["nextSyncToken"]
-            del answer  # the page goes before the next one is read
+        token = None
+        for items, last in self._pages(sync_token):
             persons += items if transform is None else [transform(p) for p in items]
-            del items
-            if not page:
-                return PeopleChanges(persons, token, sync_token is None)
+            token = last or token
+        return PeopleChanges(persons, token, sync_token is None)
 
     def has_changes(self, sync_token: str) -> bool:
         """Whether the incremental listing since ``sync_token`` holds any person: the
         first page of the request ``changes`` makes, and the next ones only while they
         come empty with a next page. Raises what ``changes`` raises."""
-        page = None
-        while True:
-            answer = self._run(self._listing(sync_token, page))
-            if answer.get("connections"):
-                return True
-            page = answer.get("nextPageToken")
-            if not page:
-                return False
+        return any(items for items, _ in self._pages(sync_token))
+
+    def _pages(self, sync_token: str | None) -> Iterator[tuple[list[Any], str | None]]:
+        return sync_pages(lambda page: self._run(self._listing(sync_token, page)), "connections")
 
     def get(self, resource_names: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

@@ -357,7 +357,12 @@ class BaseStore:
         raise NotImplementedError
 
     def scan(
-        self, collection: str, where: Sequence[Filter] = (), *, order_by: str, page_size: int = 500
+        self,
+        collection: str,
+        where: Sequence[Filter] = (),
+        *,
+        order_by: str | None,
+        page_size: int = 500,
     ) -> Iterator[Doc]:
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise StoreError(f"page_size must be a positive integer, got {page_size!r}")

@@ -346,7 +346,12 @@ class CountingStore:
         return found
 
     def scan(
-        self, collection: str, where: Sequence[Any] = (), *, order_by: str, page_size: int = 500
+        self,
+        collection: str,
+        where: Sequence[Any] = (),
+        *,
+        order_by: str | None,
+        page_size: int = 500,
     ) -> Iterator[Any]:
         # page by page through our own query, as BaseStore.scan does, so pages are billed
         cursor = None
@@ -420,26 +425,28 @@ class CountingCipher:
         return getattr(self._inner, name)
 
 
-def use_envelope() -> None:
+def use_envelope(wrap: Callable[[Any], Any] = lambda kms: kms) -> bool:
     """Tokens stored as deployed (``adapters.tokens.EnvelopeCipher``, the bench's Fernet
-    key playing the KMS key), in every step, so that a measured run decrypts as a
-    deployed one does; uncounted here (``install_meters`` counts)."""
+    key playing the KMS key, passed through ``wrap``), in every step, so that a measured
+    run decrypts as a deployed one does. False on a tree without envelopes."""
     from adapters import tokens
     from functions import bootstrap
 
     if not hasattr(tokens, "EnvelopeCipher"):
-        return
-    original, made = bootstrap.cipher, {}
+        return False
+    original = getattr(bootstrap.cipher, "plain", bootstrap.cipher)
+    made: dict[str, Any] = {}
 
     def envelope(config: Any) -> Any:
         if config.store_url not in made:
             made[config.store_url] = tokens.EnvelopeCipher(
-                original(config), bootstrap.shared_store(config)
+                wrap(original(config)), bootstrap.shared_store(config)
             )
         return made[config.store_url]
 
     envelope.plain = original  # type: ignore[attr-defined]
     bootstrap.cipher = envelope
+    return True
 
 
 def install_meters(meter: Meter) -> None:
@@ -448,25 +455,11 @@ def install_meters(meter: Meter) -> None:
 
     from functions import bootstrap
 
-    original_cipher = getattr(bootstrap.cipher, "plain", bootstrap.cipher)
-    from adapters import tokens
-
-    if hasattr(tokens, "EnvelopeCipher"):
-        # as deployed: the KMS key only wraps the data key (one KMS call per instance);
-        # the bench's Fernet key plays the KMS key, each of its calls counted as one
-        envelopes: dict[str, Any] = {}
-
-        def envelope(config: Any) -> Any:
-            if config.store_url not in envelopes:
-                # a data key's unwrap: once per instance, priced as part of a cold start
-                kms = CountingCipher(original_cipher(config), meter, "kms_unwraps")
-                envelopes[config.store_url] = tokens.EnvelopeCipher(
-                    kms, bootstrap.shared_store(config)
-                )
-            return envelopes[config.store_url]
-
-        bootstrap.cipher = envelope
-    else:
+    # as deployed, the KMS key only wraps the data key: its unwrap, once per instance,
+    # is priced as part of a cold start; without envelopes each decrypt is a KMS call
+    counted = lambda kms: CountingCipher(kms, meter, "kms_unwraps")  # noqa: E731
+    if not use_envelope(counted):
+        original_cipher = bootstrap.cipher
         bootstrap.cipher = lambda config: CountingCipher(original_cipher(config), meter)
     original_refresh = oauth_credentials.Credentials.refresh
 

@@ -112,9 +112,15 @@ class DocumentStore(Protocol):
     ) -> list[Doc]: ...
 
     def scan(
-        self, collection: str, where: Sequence[Filter] = (), *, order_by: str, page_size: int = 500
+        self,
+        collection: str,
+        where: Sequence[Filter] = (),
+        *,
+        order_by: str | None,
+        page_size: int = 500,
     ) -> Iterator[Doc]:
-        """Every matching document, fetched page by page with ``query``."""
+        """Every matching document, fetched page by page with ``query`` (``order_by``
+        None: in document id order)."""
 
     def batch(self) -> WriteBatch: ...
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -92,10 +92,12 @@ def due_jobs(store: DocumentStore, now: datetime) -> list[Job]:
     last = (store.get(schedule.SCHEDULE, schedule.TICKS) or {}).get("lastTickAt")
     last_tick = schedule.parse_timestamp(last) if last else None
     found: dict[str, Doc] = {}
-    for doc in _paged(store, [Filter("nextDueAt", "<=", stamp(now))], "nextDueAt"):
+    for doc in store.scan(
+        SYNC_STATE, [Filter("nextDueAt", "<=", stamp(now))], order_by="nextDueAt"
+    ):
         found[doc.id] = doc
     for key in schedule.due_keys(intervals, last_tick, now):
-        for doc in _paged(store, [Filter("slot", "==", key)], None):
+        for doc in store.scan(SYNC_STATE, [Filter("slot", "==", key)], order_by=None):
             found.setdefault(doc.id, doc)
     jobs = []
     for _, doc in sorted(found.items()):
@@ -117,21 +119,11 @@ def due_jobs(store: DocumentStore, now: datetime) -> list[Job]:
     return jobs
 
 
-def _paged(store: DocumentStore, where: list[Filter], order_by: str | None) -> Iterator[Doc]:
-    cursor: Doc | None = None
-    while True:
-        page = store.query(SYNC_STATE, where, order_by=order_by, limit=PAGE, start_after=cursor)
-        yield from page
-        if len(page) < PAGE:
-            return
-        cursor = page[-1]
-
-
 def _keep_channels(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:
     """Calendar push channels due for upkeep (``renewAt`` passed): open, renew or stop."""
     from functions.push import maintain_channel
 
-    for doc in _paged(store, [Filter("renewAt", "<=", stamp(now))], "renewAt"):
+    for doc in store.scan(SYNC_STATE, [Filter("renewAt", "<=", stamp(now))], order_by="renewAt"):
         user_id = doc.data.get("userId")
         if not user_id:
             continue

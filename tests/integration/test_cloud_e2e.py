@@ -21,6 +21,7 @@ from functions import bootstrap, seed
 from functions.accounts import connect
 from functions.manual_logic import status
 from tests import emulators
+from tests.integration.crash import LaterClock
 from tests.integration.test_scheduler import ROOT, cloud_event
 
 pytestmark = pytest.mark.emulator
@@ -34,14 +35,6 @@ def firestore_emulator():
 @pytest.fixture(scope="module")
 def pubsub_emulator():
     yield from emulators.session("pubsub")
-
-
-class Later:
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
 
 
 def deliver(subscriber, subscription, client) -> int:
@@ -113,7 +106,7 @@ def test_a_tick_fans_out_over_pubsub_and_runs_land_in_firestore(
 
     # at the next slots, idle: the looks of both sections come in one batch message, and
     # write only a syncChecks record, which the settings page reads back
-    clock = Later()
+    clock = LaterClock(timedelta(0))
     bootstrap.use_clock(clock)
     try:
         looked = False

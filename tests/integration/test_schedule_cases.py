@@ -16,23 +16,16 @@ from core.schedule import Job
 from functions import bootstrap, seed, sync
 from functions.jobs import UNCHANGED, dispatch, run_batch, run_job
 from functions.webhook_logic import note_deleted
+from tests.integration.crash import LaterClock
 
 CONTACTS = f"{seed.ALICE}:contacts"
 ACTIVITIES = f"{seed.ALICE}:activities"
 
 
-class OffsetClock:
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
 @pytest.fixture
 def world(cloud_env, sandbox):
     """Alice synced once (both sections) and the echo of it read: idle from now on."""
-    clock = OffsetClock()
+    clock = LaterClock(timedelta(0))
     bootstrap.use_clock(clock)
     config = bootstrap.Config.from_env()
     dispatch(config, cloud_env)

@@ -21,6 +21,7 @@ from core.schedule import Job
 from functions import bootstrap, seed
 from functions.jobs import dispatch, run_job
 from functions.manual_logic import status
+from tests.integration.crash import LaterClock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,14 +67,6 @@ def test_a_tick_runs_due_syncs_and_a_second_tick_within_the_interval_runs_nothin
     assert len(runs(env)) == 2  # Bob's auto sync is off and he is not connected
 
 
-class OffsetClock:
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
 def documents(store, collection):
     return {d.id: d.data for d in store.query(collection)}
 
@@ -82,7 +75,7 @@ def test_an_idle_pair_is_looked_at_at_each_slot_and_writes_nothing(env, sandbox)
     """After the first sync, the echo of its own writes is read once (a run that plans
     nothing: no run record); from then on each slot is a look that writes nothing but
     its share of one syncChecks record, and the page still says when crmsync looked."""
-    clock = OffsetClock()
+    clock = LaterClock(timedelta(0))
     bootstrap.use_clock(clock)
     config = bootstrap.Config.from_env()
     try:

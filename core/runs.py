@@ -87,6 +87,26 @@ class RunLog:
         self.retry_crm: set[str] = set()
         self.retry_google: set[str] = set()
         self.skipped_ids: set[str] = set()
+        # the run's journal: one entry per committed change (history, and undo later)
+        self.journal: list[dict[str, Any]] = []
+
+    def note(self, change: str, side: str, *, crm_id: str | None = None,
+             google_id: str | None = None, name: str | None = None,
+             fields: dict[str, tuple[Any, Any]] | None = None) -> None:  # fmt: skip
+        """One committed change. ``change`` is the count key it adds to (``pushed``,
+        ``updatedInGoogle`` ...), ``side`` the side written (``google`` or ``crm``),
+        ``name`` what the user calls the item, ``fields`` each synced field the change
+        set, as (before, after): enough to show the change and to take it back."""
+        entry: dict[str, Any] = {"change": change, "side": side}
+        if crm_id is not None:
+            entry["crmId"] = crm_id
+        if google_id is not None:
+            entry["googleId"] = google_id
+        if name:
+            entry["name"] = name
+        if fields:
+            entry["fields"] = {k: {"before": b, "after": a} for k, (b, a) in fields.items()}
+        self.journal.append(entry)
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n

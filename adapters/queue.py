@@ -28,6 +28,8 @@ def job_fields(job: Job) -> dict[str, Any]:
         fields["probe"] = {
             camel(name): value for name, value in dataclasses.asdict(job.probe).items()
         }
+    if job.run_id:
+        fields["runId"] = job.run_id
     return fields
 
 
@@ -41,7 +43,8 @@ def job_from(fields: dict[str, Any]) -> Job:
     probe = fields.get("probe")
     names = [f.name for f in dataclasses.fields(Probe)]
     return Job(fields["userId"], fields["section"], fields.get("trigger") or "schedule",
-               Probe(**{n: probe.get(camel(n)) for n in names}) if probe else None)  # fmt: skip
+               Probe(**{n: probe.get(camel(n)) for n in names}) if probe else None,
+               fields.get("runId"))  # fmt: skip
 
 
 def encode(job: Job) -> bytes:

@@ -38,6 +38,7 @@ from core.errors import (
     ConfigError,
     GoogleError,
     MalformedDocument,
+    NoTag,
     SyncTokenExpired,
     UnknownUser,
 )
@@ -144,7 +145,7 @@ class ContactsEngine:
         self.interval = timedelta(minutes=settings.contacts.intervalMinutes)
         tag_id = settings.contacts.tagId
         if not tag_id:
-            raise ConfigError(f"user {user_id} has not chosen a private tag for contacts sync")
+            raise NoTag(f"user {user_id} has not chosen a private tag for contacts sync")
         tag_doc = self.store.get(TAGS, tag_id)
         if tag_doc is None:
             raise ConfigError(f"user {user_id}'s contacts tag {tag_id} does not exist")

@@ -32,6 +32,10 @@ class ConfigError(CrmsyncError):
     pass
 
 
+class NoTag(ConfigError):
+    """Contacts sync without a private tag chosen: nothing to sync yet."""
+
+
 class StoreError(CrmsyncError):
     pass
 
@@ -66,6 +70,10 @@ class UnknownUser(CrmsyncError):
 
 class NotConnected(CrmsyncError):
     pass
+
+
+class ReauthRequired(NotConnected):
+    """The connection is marked ``reauth_required``: Google refused its token before."""
 
 
 class LeaseHeld(CrmsyncError):

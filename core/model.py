@@ -37,6 +37,8 @@ GOOGLE_ACCOUNTS = "googleAccounts"
 SYNC_STATE = "syncState"
 LINKS = "links"
 SYNC_RUNS = "syncRuns"
+# a run's journal, in pages of at most JOURNAL_PAGE items: {runId}-{page:04d}
+SYNC_RUN_ITEMS = "syncRunItems"
 
 Section = Literal["contacts", "activities"]
 SECTIONS: tuple[Section, ...] = ("contacts", "activities")

@@ -25,10 +25,12 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from core import account_switch, lease, schedule
+from core import outcome as outcomes
 from core.errors import AccountChanged, AuthRevoked
 from core.merge import Policy
 from core.model import (
     GOOGLE_ACCOUNTS,
+    SYNC_RUN_ITEMS,
     SYNC_RUNS,
     SYNC_SETTINGS,
     SYNC_STATE,
@@ -36,9 +38,10 @@ from core.model import (
     stamp,
     state_id,
 )
-from core.ports import Clock, DocumentStore, Transaction
+from core.ports import MAX_BATCH_WRITES, Clock, DocumentStore, Transaction
 
 MAX_RECORDED_ERRORS = 200
+JOURNAL_PAGE = 200  # journal items per syncRunItems document (well under 1 MiB)
 RETRY_AFTER = timedelta(minutes=15)  # a failed run due at once, of a section with no interval
 
 
@@ -49,6 +52,7 @@ class Options:
     force: bool = False
     policy: Policy = Policy.FIELD_MOST_RECENT
     trigger: str = "manual"
+    run_id: str | None = None  # given when the run's record exists already (queued)
 
 
 DEFAULT_OPTIONS = Options()
@@ -70,6 +74,8 @@ class Report:
     # the Google account is known and the one the section's state was built with: a
     # side that lists none of the links is then the user's doing, not another account
     account_confirmed: bool = False
+    journal: list[dict[str, Any]] = field(default_factory=list)
+    outcome: dict[str, Any] = field(default_factory=dict)  # core.outcome's fields
 
     def plan_summary(self) -> dict[str, int]:
         summary: dict[str, int] = {}
@@ -148,8 +154,8 @@ class Section(Protocol):
 def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], section: Section,
                 user_id: str, options: Options) -> Report:  # fmt: skip
     started = clock.now()
-    report = Report(new_id(), user_id, section.name, options.trigger, stamp(started),
-                    options.dry_run)  # fmt: skip
+    report = Report(options.run_id or new_id(), user_id, section.name, options.trigger,
+                    stamp(started), options.dry_run)  # fmt: skip
     section.prepare(user_id)
     sid = state_id(user_id, section.name)  # type: ignore[arg-type]
     preloaded = getattr(section, "preloaded", None) or {}
@@ -219,8 +225,12 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
     report.finished_at = stamp(finished)
     report.counts = dict(log.counts)
     report.errors = list(log.errors)
+    report.journal = list(log.journal)
     if error is not None:
         report.errors.append({"id": "(run)", "message": str(error), "kind": type(error).__name__})
+        report.outcome = outcomes.of_error(error).fields()
+    else:
+        report.outcome = outcomes.of_counts(report.counts, report.errors).fields()
     if report.dry_run:
         return
     shell = shell or Shell(None, {}, None, None)
@@ -245,13 +255,37 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
         state |= {"emptyRuns": empty, "lastCheckedAt": report.finished_at}
         lease.release(store, sid, report.run_id, state, **release)  # type: ignore[arg-type]
         return
+    pages = save_journal(store, report)
     store.put(SYNC_RUNS, report.run_id, {
         "userId": report.user_id, "section": report.section, "trigger": report.trigger,
         "startedAt": report.started_at, "finishedAt": report.finished_at,
         "counts": report.counts, "errors": report.errors[:MAX_RECORDED_ERRORS],
-        "plan": report.plan_summary(), "ok": ok,
+        "plan": report.plan_summary(), "ok": ok, **report.outcome,
+        "items": len(report.journal), "itemPages": pages,
     })  # fmt: skip
     lease.release(store, sid, report.run_id, state, **release)  # type: ignore[arg-type]
+
+
+def save_journal(store: DocumentStore, report: Report) -> int:
+    """The run's journal in ``syncRunItems``, ``JOURNAL_PAGE`` items a document, written
+    before the run record that counts them; returns the number of pages."""
+    pages = chunked(report.journal, JOURNAL_PAGE)
+    for part in chunked(list(enumerate(pages)), MAX_BATCH_WRITES):
+        with store.batch() as batch:
+            for n, items in part:
+                batch.put(SYNC_RUN_ITEMS, f"{report.run_id}-{n:04d}", {
+                    "runId": report.run_id, "userId": report.user_id, "page": n,
+                    "items": list(items),
+                })  # fmt: skip
+    return len(pages)
+
+
+def journal(store: DocumentStore, run_id: str, pages: int) -> list[dict[str, Any]]:
+    """A run's journal, read back in order."""
+    items: list[dict[str, Any]] = []
+    for n in range(pages):
+        items.extend((store.get(SYNC_RUN_ITEMS, f"{run_id}-{n:04d}") or {}).get("items") or [])
+    return items
 
 
 def _mark_revoked(store: DocumentStore, user_id: str, ciphertext: str | None) -> bool:

@@ -80,6 +80,8 @@ class Job:
     # set when nothing forces a run: the run first looks for changes, and writes
     # nothing when there are none
     probe: Probe | None = field(default=None, compare=False)
+    # a run started by hand: its record (queued, then running) exists under this id
+    run_id: str | None = field(default=None, compare=False)
 
 
 # --- pure -----------------------------------------------------------------------------

@@ -15,17 +15,7 @@ from typing import Any
 
 from werkzeug.exceptions import HTTPException
 
-from core.errors import (
-    AuthRevoked,
-    ConfigError,
-    GoogleError,
-    MalformedDocument,
-    NotConnected,
-    QuotaExceeded,
-    SyncTokenExpired,
-    Unavailable,
-    UnknownUser,
-)
+from core import outcome
 
 log = logging.getLogger("crmsync.http")
 RETRY_AFTER_SECONDS = 60
@@ -34,29 +24,14 @@ RETRY_AFTER_SECONDS = 60
 def as_json(error: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
     headers = {"Content-Type": "application/json"}
     if isinstance(error, HTTPException):
-        body = {"outcome": "failed", "reason": "http", "error": error.description}
+        body = {"outcome": "failed", "reason": "http", "hint": None, "error": error.description}
         return body, error.code or 500, headers
-    status, reason, hint = _classify(error)
-    if status >= 500 and reason == "internal":
+    found = outcome.of_error(error)
+    if found.reason == "internal":
         log.exception("unexpected error", exc_info=error)
     else:
-        log.warning("request failed: %s", error, extra={"fields": {"reason": reason}})
-    if status == 503:
+        log.warning("request failed: %s", error, extra={"fields": {"reason": found.reason}})
+    if found.status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    body = {"outcome": "failed", "reason": reason, "hint": hint,
-            "error": f"{type(error).__name__}: {error}"}  # fmt: skip
-    return body, status, headers
-
-
-def _classify(error: Exception) -> tuple[int, str, str]:
-    if isinstance(error, (QuotaExceeded, Unavailable, SyncTokenExpired)):
-        return 503, "google_unavailable", "Google is busy or unavailable; try again in a minute"
-    if isinstance(error, (AuthRevoked, NotConnected)):
-        return 409, "not_connected", "reconnect your Google account"
-    if isinstance(error, (ConfigError, MalformedDocument)):
-        return 400, "bad_settings", "check the sync settings"
-    if isinstance(error, UnknownUser):
-        return 403, "unknown_user", "sign in as a CRM user"
-    if isinstance(error, GoogleError):
-        return 502, "google_error", "try again later; if it persists, tell your administrator"
-    return 500, "internal", "try again later; if it persists, tell your administrator"
+    body = {**found.fields(), "error": f"{type(error).__name__}: {error}"}
+    return body, found.status, headers

@@ -20,6 +20,7 @@ an unknown user or bad settings are recorded and acknowledged.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.queue import open_queue
-from core import email_index, schedule
+from core import email_index, outcome, schedule
 from core.errors import (
     AuthRevoked,
     ConfigError,
@@ -39,7 +40,7 @@ from core.errors import (
     UnknownUser,
 )
 from core.model import SYNC_RUNS, SYNC_SETTINGS, SYNC_STATE, SyncSettings, load, stamp
-from core.ports import Doc, DocumentStore, Filter
+from core.ports import Doc, DocumentStore, Filter, no_progress
 from core.runs import Options, Report
 from core.schedule import Job
 from functions import bootstrap
@@ -162,7 +163,11 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job,
     """One job: its report, ``UNCHANGED`` (a probe found nothing), or None (skipped or
     hopeless, and recorded). Raises passing trouble (a single-job message is then
     redelivered). ``looked``: the probe's answer, when the caller has looked already."""
-    options = Options(trigger=job.trigger)
+    progress: Any = no_progress
+    if job.trigger == "manual":  # the page follows it: one record, updated as it goes
+        job = dataclasses.replace(job, run_id=job.run_id or uuid.uuid4().hex)
+        progress = RecordedProgress(store, job)
+    options = Options(trigger=job.trigger, run_id=job.run_id)
     try:
         preloaded = None
         if job.probe is not None:
@@ -175,11 +180,11 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job,
             if _turned_off(store, job, raw):
                 return None  # auto sync was turned off (by the CRM itself): off the schedule
         report = run_sections(config, store, job.user_id, job.section, options,
-                              preloaded=preloaded)[0]  # fmt: skip
+                              progress, preloaded)[0]  # fmt: skip
         log_run(report)
         return report
     except LeaseHeld as held:
-        _record_skip(store, job, f"another run holds the lease: {held}")
+        _record_skip(store, job, held)
     except FINAL as final:
         fields = {
             "userId": job.user_id,
@@ -188,9 +193,15 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job,
             "error": type(final).__name__,
         }
         log.error("sync not retried: %s", final, extra={"fields": fields})
-        _record_skip(store, job, str(final), ok=False)
+        if not getattr(final, "recorded", False):  # its run has said so already
+            _record_skip(store, job, final)
         if job.trigger == "schedule" and not isinstance(final, SideEmpty):
             _settle(store, job, final)
+    except Exception as exc:
+        if job.run_id and not getattr(exc, "recorded", False):  # its record says "running"
+            _record_skip(store, job, exc)
+            exc.recorded = True  # type: ignore[attr-defined]
+        raise
     return None
 
 
@@ -240,7 +251,7 @@ def run_batch(config: bootstrap.Config, store: DocumentStore, jobs: Sequence[Job
             log.warning("scheduled sync failed; retried at its next slot: %s", exc,
                         extra={"fields": fields})  # fmt: skip
             if not getattr(exc, "recorded", False):  # failed before its run could say so
-                _record_skip(store, job, f"{type(exc).__name__}: {exc}", ok=False)
+                _record_skip(store, job, exc)
             result = exc
         if result is UNCHANGED:
             unchanged.append(schedule.state_id(job.user_id, job.section))
@@ -285,8 +296,13 @@ def log_run(report: Report) -> None:
     log.log(level, "sync run finished", extra={"fields": fields})
 
 
-def _record_skip(store: DocumentStore, job: Job, why: str, ok: bool = True) -> None:
+def _record_skip(store: DocumentStore, job: Job, error: Exception) -> None:
+    """The record of a run that did not get to run (or stopped before its own record),
+    under the id its queued record has, if any: one record per run."""
     now = stamp(bootstrap.clock().now())
+    found = outcome.of_error(error)
+    why = f"another run holds the lease: {error}" if isinstance(error, LeaseHeld) else str(error)
+    ok = found.outcome == "skipped" and isinstance(error, LeaseHeld)
     run: dict[str, Any] = {
         "userId": job.user_id,
         "section": job.section,
@@ -295,8 +311,35 @@ def _record_skip(store: DocumentStore, job: Job, why: str, ok: bool = True) -> N
         "finishedAt": now,
         "counts": {},
         "plan": {},
-        "errors": [] if ok else [{"id": "(run)", "message": why}],
+        "errors": [] if ok else [{"id": "(run)", "message": why, "kind": type(error).__name__}],
         "ok": ok,
         "skipped": why,
+        **found.fields(),
     }
-    store.put(SYNC_RUNS, uuid.uuid4().hex, run)
+    store.put(SYNC_RUNS, job.run_id or uuid.uuid4().hex, run)
+
+
+class RecordedProgress:
+    """A run started by hand keeps its record up to date as it goes (``phase``, items
+    ``done`` of ``total``), for the page to follow: at most one write every
+    ``EVERY`` of the clock, and at each phase's end."""
+
+    EVERY = timedelta(seconds=1)
+
+    def __init__(self, store: DocumentStore, job: Job) -> None:
+        assert job.run_id
+        self.store, self.job, self.run_id = store, job, job.run_id
+        self.started = stamp(bootstrap.clock().now())
+        self.last: datetime | None = None
+
+    def __call__(self, message: str, done: int = 0, total: int = 0) -> None:
+        now = bootstrap.clock().now()
+        ends = bool(total) and done >= total
+        if self.last is not None and now - self.last < self.EVERY and not ends:
+            return
+        self.last = now
+        self.store.put(SYNC_RUNS, self.run_id, {
+            "userId": self.job.user_id, "section": self.job.section,
+            "trigger": self.job.trigger, "startedAt": self.started, "outcome": "running",
+            "reason": "running", "hint": None, "phase": message, "done": done, "total": total,
+        })  # fmt: skip

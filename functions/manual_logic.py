@@ -6,6 +6,7 @@ Every call acts on the caller's own user only.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.identity import verified_email
 from adapters.queue import open_queue
-from core import schedule
+from core import outcome, schedule
 from core.model import (
     GOOGLE_ACCOUNTS,
     SECTIONS,
@@ -22,6 +23,7 @@ from core.model import (
     SYNC_STATE,
     TAGS,
     USERS,
+    stamp,
     sync_from_problem,
 )
 from core.ports import DocumentStore, Filter
@@ -92,9 +94,14 @@ def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
         looked = [t for t in (state.get("lastRunAt"), state.get("lastCheckedAt"),
                               last_checked(store, sid)) if t]  # fmt: skip
         sections[section]["lastCheckedAt"] = max(looked, default=None)
+        sections[section]["active"] = _active(store, state, now)
         if state.get("accountSwitch"):
             switches.append(state["accountSwitch"])
     user = store.get(USERS, user_id) or {}
+    settings = store.get(SYNC_SETTINGS, user_id) or {}
+    connection = account.get("status", "not_connected")
+    for section in SECTIONS:
+        sections[section]["ready"] = _ready(section, connection, settings)
     return {
         "userId": user_id,
         "displayName": user.get("displayName") or user.get("email"),
@@ -106,9 +113,36 @@ def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
             # the latest switch of Google account: {from, to, at, archived, restored}
             "switched": max(switches, key=lambda s: s["at"], default=None),
         },
-        "settings": store.get(SYNC_SETTINGS, user_id) or {},
+        "settings": settings,
         "sections": sections,
     }
+
+
+def _ready(section: str, connection: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Whether a sync of the section can start, and if not the next step (the page
+    disables Start and Preview and says why)."""
+    from core.errors import NoTag, NotConnected, ReauthRequired
+
+    problem: Exception | None = None
+    if connection == "reauth_required":
+        problem = ReauthRequired()
+    elif connection != "connected":
+        problem = NotConnected()
+    elif section == "contacts" and not ((settings.get("contacts") or {}).get("tagId")):
+        problem = NoTag()
+    if problem is None:
+        return {"ok": True, "reason": None, "hint": None}
+    found = outcome.of_error(problem)
+    return {"ok": False, "reason": found.reason, "hint": found.hint}
+
+
+def _active(store: DocumentStore, state: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
+    """The run under way for the pair (its lease holder's record), if any."""
+    held = state.get("lease") or {}
+    if not held.get("holder") or schedule.parse_timestamp(held["expiresAt"]) <= now:
+        return None
+    record = store.get(SYNC_RUNS, held["holder"]) or {}
+    return {"runId": held["holder"], **{k: record.get(k) for k in ("phase", "done", "total")}}
 
 
 def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, Any]:
@@ -147,22 +181,39 @@ def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, 
 def start_sync(
     config: bootstrap.Config, store: DocumentStore, user_id: str, section: str
 ) -> dict[str, Any]:
+    """Run (inline) or queue the section's sync; the answer has core.outcome's shape,
+    for the whole and for each run, with the run ids the page follows."""
     sections = list(SECTIONS) if section == "all" else [section]
-    jobs = [Job(user_id, name, "manual") for name in sections]  # type: ignore[arg-type]
-    results = open_queue(config.queue, lambda job: run_job(config, store, job)).send(jobs)
-    if config.queue != "inline":
-        return {"queued": [j.section for j in jobs]}
-    return {
-        "ran": [
-            {
-                "section": job.section,
-                "counts": r.counts if r else {},
-                "errors": r.errors if r else [],
-                "skipped": r is None,
-            }
-            for job, r in zip(jobs, results, strict=True)
-        ]
-    }
+    jobs = [Job(user_id, name, "manual", run_id=uuid.uuid4().hex) for name in sections]  # type: ignore[arg-type]
+    inline = config.queue == "inline"
+    if not inline:  # the page follows each run from its record, queued first
+        queued = stamp(bootstrap.clock().now())
+        with store.batch() as batch:
+            for job in jobs:
+                batch.put(SYNC_RUNS, job.run_id, {  # type: ignore[arg-type]
+                    "userId": user_id, "section": job.section, "trigger": "manual",
+                    "startedAt": queued, "queuedAt": queued, **outcome.QUEUED.fields(),
+                })  # fmt: skip
+    open_queue(config.queue, lambda job: run_job(config, store, job)).send(jobs)
+    runs = []
+    for job in jobs:
+        record = (store.get(SYNC_RUNS, job.run_id) or {}) if inline else {}  # type: ignore[arg-type]
+        found = {k: record.get(k) for k in ("outcome", "reason", "hint")}
+        if not inline:
+            found = outcome.QUEUED.fields()
+        runs.append({"section": job.section, "runId": job.run_id, **found,
+                     "counts": record.get("counts") or {},
+                     "errors": len(record.get("errors") or [])})  # fmt: skip
+    return {**_overall(runs), "runs": runs}
+
+
+def _overall(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The outcome of several runs: the first failed one, else the first skipped, ..."""
+    for kind in ("failed", "skipped", "queued", "done"):
+        for run in runs:
+            if run["outcome"] == kind:
+                return {k: run[k] for k in ("outcome", "reason", "hint")}
+    return {"outcome": "failed", "reason": "internal", "hint": outcome.RETRY}
 
 
 def identify(
@@ -199,6 +250,9 @@ def private_tags(store: DocumentStore, user_id: str) -> list[dict[str, str]]:
     ]
 
 
+PREVIEW_SHOWN = 200  # actions listed by a preview; the rest are counted
+
+
 def history(store: DocumentStore, user_id: str, limit: int = 20) -> list[dict[str, Any]]:
     docs = store.query(
         SYNC_RUNS,
@@ -207,46 +261,77 @@ def history(store: DocumentStore, user_id: str, limit: int = 20) -> list[dict[st
         descending=True,
         limit=limit,
     )
-    return [
-        {
-            "id": d.id,
-            **{
-                k: d.data.get(k)
-                for k in (
-                    "section",
-                    "trigger",
-                    "startedAt",
-                    "finishedAt",
-                    "counts",
-                    "ok",
-                    "skipped",
-                )
-            },
-            "errors": len(d.data.get("errors") or []),
-        }
-        for d in docs
-    ]
+    return [_run_row(d.id, d.data) for d in docs]
+
+
+def _run_row(run_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A run as the history shows it: its outcome, labelled counts, progress."""
+    row = {"id": run_id, **{k: data.get(k) for k in RUN_FIELDS}}
+    if not row.get("outcome"):  # a record from before outcomes
+        row["outcome"] = "done" if data.get("ok") else ("skipped" if data.get("skipped")
+                                                        else "failed")  # fmt: skip
+    row["changes"] = labelled(data.get("section"), data.get("counts") or {})
+    row["errors"] = len(data.get("errors") or [])
+    return row
+
+
+RUN_FIELDS = ("section", "trigger", "startedAt", "finishedAt", "counts", "ok", "skipped",
+              "outcome", "reason", "hint", "phase", "done", "total", "items")  # fmt: skip
+
+
+def labelled(section: str | None, counts: dict[str, int]) -> list[dict[str, Any]]:
+    """Counts with their labels, in the section's order: [{key, label, count}]."""
+    from functions.report import LABELS, SECTION_KEYS
+
+    keys = SECTION_KEYS.get(section or "", tuple(LABELS))
+    extra = [k for k in counts if k not in keys]
+    return [{"key": k, "label": LABELS.get(k, k), "count": counts[k]}
+            for k in (*keys, *extra) if counts.get(k)]  # fmt: skip
 
 
 def run_detail(store: DocumentStore, user_id: str, run_id: str) -> dict[str, Any]:
+    from core.runs import journal
+
     doc = store.get(SYNC_RUNS, run_id)
     if doc is None or doc.get("userId") != user_id:
         raise Rejected(404, "no such run")
-    return {"id": run_id, **doc}
+    row = _run_row(run_id, doc)
+    items = journal(store, run_id, int(doc.get("itemPages") or 0))
+    return {**row, "plan": doc.get("plan") or {}, "errors": doc.get("errors") or [],
+            "errorCount": row["errors"], "items": items}  # fmt: skip
+
+
+def names(store: DocumentStore, section: str, ids: list[str]) -> dict[str, str]:
+    """What the user calls the CRM records ``ids``: contacts' names, activities' titles."""
+    from core.contact_mapping import display_name
+    from core.model import ACTIVITIES, CONTACTS
+
+    if not ids:
+        return {}
+    found = store.get_many(CONTACTS if section == "contacts" else ACTIVITIES, ids)
+    if section == "contacts":
+        return {i: display_name(d) for i, d in found.items() if display_name(d)}
+    return {i: d["title"] for i, d in found.items() if d.get("title")}
 
 
 def preview(
     config: bootstrap.Config, store: DocumentStore, user_id: str, section: str
 ) -> dict[str, Any]:
+    """The dry run's plan, in the user's words; an error answers core.outcome's shape
+    (not connected, no tag ...) through the error handler, never an empty plan."""
     from core.runs import Options
-    from functions.report import describe
+    from functions.report import describe, ids_of
     from functions.sync import run_sections
 
     reports = run_sections(
         config, store, user_id, section, Options(dry_run=True, trigger="preview")
     )
-    return {
-        "sections": [
-            {"section": r.section, "actions": [describe(a) for a in r.plan]} for r in reports
-        ]
-    }
+    sections = []
+    for r in reports:
+        shown = r.plan[:PREVIEW_SHOWN]
+        known = names(store, r.section, sorted({i for a in shown for i in ids_of(a)}))
+        sections.append({"section": r.section, "total": len(r.plan),
+                         "actions": [describe(a, known) for a in shown]})  # fmt: skip
+    total = sum(s["total"] for s in sections)
+    return {"outcome": "done", "reason": "planned" if total else "no_changes",
+            "hint": None, "total": total, "sections": sections}  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from core.activities_plan import (
@@ -15,6 +16,7 @@ from core.activities_plan import (
     NotPropagated,
     ReconcileEvent,
 )
+from core.contact_mapping import display_name
 from core.contacts_plan import (
     AmbiguousEmail,
     CreatePerson,
@@ -52,49 +54,77 @@ SECTION_KEYS = {
 }  # fmt: skip
 
 
-def describe(action: Any) -> str:
+def describe(action: Any, names: Mapping[str, str] | None = None) -> str:
+    """One planned action in the user's words. Items are named by what they hold
+    (a contact's name, an event's title), else by ``names`` (id -> name, from the
+    CRM records and links), else by id."""
+    known = names or {}
+
+    def who(ident: str, fields: Any = None, *alternatives: str) -> str:
+        if fields:
+            name = display_name(fields) if "title" not in fields else fields.get("title")
+            if name:
+                return name
+        for key in (ident, *alternatives):
+            if known.get(key):
+                return known[key]
+        return ident
+
+    def sides(r: Any) -> str:
+        on = [s for s, yes in (("Google", r.write_google), ("the CRM", r.write_crm)) if yes]
+        return " and ".join(on)
+
     match action:
-        case CreatePerson(crm_id=crm_id):
-            return f"push {crm_id} to Google (new contact in the group)"
-        case ImportPerson(resource_name=name):
-            return f"import {name} into the CRM, tagged"
-        case Reconcile(reason="etag", crm_id=crm_id):
-            return f"note {crm_id}'s new Google etag (no change)"
+        case CreatePerson(crm_id=crm_id, fields=fields):
+            return f"add {who(crm_id, fields)} to Google (a new contact in the group)"
+        case ImportPerson(resource_name=name, fields=fields):
+            return f"import {who(name, fields)} into the CRM, with your tag"
+        case Reconcile(reason="etag", crm_id=crm_id, fields=fields):
+            return f"note that {who(crm_id, fields)} changed nothing synced in Google"
         case Reconcile() as r:
-            sides = [s for s, on in (("Google", r.write_google), ("the CRM", r.write_crm)) if on]
-            how = {"email": "link by email", "clientData": "link (found by our id)"}.get(
-                r.reason, "update"
-            )
-            where = " and ".join(sides) or "link only"
-            extra = f"; conflicts: {', '.join(r.conflicts)}" if r.conflicts else ""
-            return f"{how} {r.crm_id} <-> {r.resource_name}: write {where}{extra}"
+            name = who(r.crm_id, r.fields, r.resource_name)
+            how = {"email": "link by email and update", "clientData": "link again and update"}
+            where = sides(r)
+            verb = how.get(r.reason, "update")
+            extra = f"; edited on both sides: {', '.join(r.conflicts)}" if r.conflicts else ""
+            if not where:
+                return f"link {name} to its Google contact"
+            return f"{verb} {name} in {where}{extra}"
         case LeaveGroup(crm_id=crm_id, resource_name=name):
-            return f"remove {name} from the group ({crm_id} untagged or deleted in the CRM)"
+            return (f"take {who(crm_id, None, name)} out of the Google group "
+                    "(untagged or deleted in the CRM)")  # fmt: skip
         case Untag(crm_id=crm_id, resource_name=name):
-            return f"untag {crm_id} ({name} deleted in Google or left the group)"
-        case AmbiguousEmail(crm_id=crm_id, resource_names=names, reason=why):
-            return f"leave {crm_id} unpushed: {why} ({', '.join(names)})"
+            return (f"remove your tag from {who(crm_id, None, name)} in the CRM "
+                    "(deleted in Google or taken out of the group)")  # fmt: skip
+        case AmbiguousEmail(crm_id=crm_id, resource_names=found, reason=why):
+            return f"leave {who(crm_id)} out of Google: {why} ({len(found)} Google contacts)"
         case DropLink(crm_id=crm_id):
-            return f"forget the link of {crm_id} (gone on both sides)"
-        case InsertEvent(activity_id=aid):
-            return f"insert activity {aid} into the calendar"
-        case ImportEvent(event_id=eid):
-            return f"import event {eid} as a new activity"
-        case ReconcileEvent(reason="etag", activity_id=aid):
-            return f"note {aid}'s new Google etag (no change)"
+            return f"forget the link of {who(crm_id)} (gone on both sides)"
+        case InsertEvent(activity_id=aid, fields=fields):
+            return f"add {who(aid, fields)} to the Google calendar"
+        case ImportEvent(event_id=eid, fields=fields):
+            return f"import the event {who(eid, fields)} as a new activity"
+        case ReconcileEvent(reason="etag", activity_id=aid, fields=fields):
+            return f"note that {who(aid, fields)} changed nothing synced in Google"
         case ReconcileEvent() as r:
-            sides = [s for s, on in (("Google", r.write_google), ("the CRM", r.write_crm)) if on]
-            where = " and ".join(sides) or "link only"
-            return f"{r.reason}: {r.activity_id} <-> event {r.event_id}: write {where}"
-        case CancelActivity(activity_id=aid):
-            return f"cancel activity {aid} (event cancelled in Google)"
+            where = sides(r)
+            name = who(r.activity_id, r.fields, r.event_id)
+            return f"update {name} in {where}" if where else f"link {name} to its event"
+        case CancelActivity(activity_id=aid, event_id=eid):
+            return f"cancel {who(aid, None, eid)} in the CRM (cancelled in Google)"
         case DeleteEvent(activity_id=aid, event_id=eid):
-            return f"delete event {eid} ({aid} deleted or hidden in the CRM)"
+            return (f"delete {who(aid, None, eid)} from the Google calendar "
+                    "(deleted or no longer shown in the calendar in the CRM)")  # fmt: skip
         case DropEventLink(activity_id=aid):
-            return f"forget the link of {aid}"
+            return f"forget the link of {who(aid)}"
         case NotPropagated(activity_id=aid):
-            return f"record that {aid}'s CRM edit cannot reach Google (read-only copy)"
+            return f"note that the CRM edit of {who(aid)} cannot reach Google (a read-only copy)"
     return repr(action)
+
+
+def ids_of(action: Any) -> list[str]:
+    """The CRM ids an action names, to look their names up."""
+    return [v for k in ("crm_id", "activity_id") if isinstance(v := getattr(action, k, None), str)]
 
 
 def render(report: Report) -> str:

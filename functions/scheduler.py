@@ -43,6 +43,7 @@ class JobMessage(BaseModel):
     section: Literal["contacts", "activities"]
     trigger: str = "schedule"
     probe: ProbeIn | None = None
+    runId: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")  # a run started by hand
 
 
 class BatchMessage(BaseModel):

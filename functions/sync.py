@@ -24,7 +24,7 @@ from adapters.people_api import PeopleApi
 from core import probe as probe_rules
 from core.activities_engine import ActivitiesEngine
 from core.contacts_engine import ContactsEngine, crm_window
-from core.errors import GoogleError, NotConnected, UnknownUser
+from core.errors import GoogleError, NotConnected, ReauthRequired, UnknownUser
 from core.model import (
     ACTIVITIES,
     CONTACTS,
@@ -67,11 +67,11 @@ def google_credentials(
 
 
 def _credentials(config: bootstrap.Config, user_id: str, raw: dict[str, Any] | None) -> Any:
-    if raw is None:
+    if raw is None or raw.get("status") == "not_connected":  # never, or disconnected
         raise NotConnected(f"user {user_id} has not connected a Google account")
     account = load(GoogleAccount, GOOGLE_ACCOUNTS, user_id, raw)
     if account.status == "reauth_required":
-        raise NotConnected(
+        raise ReauthRequired(
             f"user {user_id}'s Google connection was revoked or expired; reconnect it"
         )
     return _credentials_for(config, user_id, account.refreshTokenCiphertext)

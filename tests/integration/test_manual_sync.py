@@ -50,10 +50,14 @@ def test_status_shows_the_callers_settings_account_and_sections(api):
 def test_start_a_sync_by_hand(api):
     answer = api("POST", "/sync", body={"section": "contacts"})
     assert answer.status_code == 200
-    (ran,) = answer.get_json()["ran"]
-    assert ran["counts"]["pushed"] == 4
-    (run,) = [d.data for d in api.store.query(SYNC_RUNS)]
-    assert run["trigger"] == "manual" and run["userId"] == seed.ALICE
+    data = answer.get_json()
+    assert (data["outcome"], data["reason"]) == ("done", "changes")
+    (ran,) = data["runs"]
+    assert ran["counts"]["pushed"] == 4 and ran["outcome"] == "done"
+    (run,) = [d for d in api.store.query(SYNC_RUNS)]  # one record per run, under its id
+    assert run.id == ran["runId"]
+    assert run.data["trigger"] == "manual" and run.data["userId"] == seed.ALICE
+    assert (run.data["outcome"], run.data["reason"]) == ("done", "changes")
     after = api("GET", "/status").get_json()["sections"]["contacts"]
     assert after["lastSuccessAt"] and after["lastResult"]["ok"]
 
@@ -152,5 +156,70 @@ def test_unexpected_errors_answer_json_with_a_hint_never_an_html_page(api, sandb
     data = answer.get_json()
     assert data["outcome"] == "failed" and data["reason"] == "google_unavailable"
     assert "try again" in data["hint"]
+    (record,) = [d.data for d in api.store.query(SYNC_RUNS)]  # one record, failed
+    assert (record["outcome"], record["reason"]) == ("failed", "google_unavailable")
     missing = api("GET", "/no/such/route")
     assert missing.status_code == 404 and missing.is_json
+
+
+def _records(api):
+    return [d.data for d in api.store.query(SYNC_RUNS)]
+
+
+def test_a_contacts_sync_without_a_tag_is_skipped_with_a_hint_and_one_record(api):
+    settings = api.store.get(SYNC_SETTINGS, seed.ALICE)
+    api.store.put(SYNC_SETTINGS, seed.ALICE, {**settings, "contacts": {"tagId": None}})
+    data = api("POST", "/sync", body={"section": "contacts"}).get_json()
+    assert (data["outcome"], data["reason"]) == ("skipped", "no_tag")
+    assert "tag" in data["hint"]
+    (record,) = _records(api)
+    assert (record["outcome"], record["reason"]) == ("skipped", "no_tag")
+    status = api("GET", "/status").get_json()["sections"]["contacts"]["ready"]
+    assert status == {"ok": False, "reason": "no_tag", "hint": data["hint"]}
+
+
+def test_a_sync_while_not_connected_is_skipped_and_says_connect(api):
+    from core.model import GOOGLE_ACCOUNTS
+
+    api.store.delete(GOOGLE_ACCOUNTS, seed.ALICE)
+    data = api("POST", "/sync", body={"section": "activities"}).get_json()
+    assert (data["outcome"], data["reason"]) == ("skipped", "not_connected")
+    assert "Connect" in data["hint"]
+    preview = api("POST", "/preview", body={"section": "contacts"})
+    assert preview.status_code == 409  # never an empty "plan"
+    assert (preview.get_json()["outcome"], preview.get_json()["reason"]) == (
+        "skipped",
+        "not_connected",
+    )
+    assert len(_records(api)) == 1  # the run; the preview writes nothing
+
+
+def test_a_run_that_meets_a_revoked_token_fails_with_one_record(api, sandbox, account):
+    sandbox.state.tokens.revoke(account.refresh_token)
+    data = api("POST", "/sync", body={"section": "contacts"}).get_json()
+    assert (data["outcome"], data["reason"]) == ("failed", "reauth_required")
+    (record,) = _records(api)
+    assert record["outcome"] == "failed" and "reconnect" in record["hint"]
+    again = api("POST", "/sync", body={"section": "contacts"}).get_json()
+    assert (again["outcome"], again["reason"]) == ("skipped", "reauth_required")
+    assert len(_records(api)) == 2
+
+
+def test_the_run_record_holds_labelled_counts_and_the_named_journal(api):
+    ran = api("POST", "/sync", body={"section": "contacts"}).get_json()["runs"][0]
+    history = api("GET", "/runs").get_json()["runs"]
+    assert history[0]["changes"] == [
+        {"key": "pushed", "label": "pushed to Google", "count": 4}
+    ]
+    detail = api("GET", f"/runs/{ran['runId']}").get_json()
+    names = sorted(item["name"] for item in detail["items"])
+    assert names == ["Ada Lovelace", "Alan Turing", "Grace Hopper", "Katherine Johnson"]
+    assert {item["side"] for item in detail["items"]} == {"google"}
+
+
+def test_a_preview_names_the_records(api):
+    data = api("POST", "/preview", body={"section": "contacts"}).get_json()
+    assert (data["outcome"], data["total"]) == ("done", 4)
+    (section,) = data["sections"]
+    assert any("Ada Lovelace" in text for text in section["actions"])
+    assert not any("c-ada" in text for text in section["actions"])

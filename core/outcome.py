@@ -1,0 +1,104 @@
+"""What a run, a preview or a refused request came to, in one shape for every caller:
+``{outcome, reason, hint}``.
+
+- ``done``: the run happened (``reason``: ``changes``, ``no_changes`` or
+  ``item_errors`` when some items failed and are retried next run).
+- ``skipped``: the run could not start and nothing was changed: no tag chosen, no
+  Google connection, a connection to renew, another run under way.
+- ``failed``: the run started and stopped on an error; what it did before stays done.
+- ``queued``: handed to the queue; its record says how it goes.
+
+``hint`` names the user's next action in the settings page's words. Pure: a function
+of the error or the counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from core.errors import (
+    AccountChanged,
+    AuthRevoked,
+    ConfigError,
+    GoogleError,
+    LeaseHeld,
+    MalformedDocument,
+    NoTag,
+    NotConnected,
+    QuotaExceeded,
+    ReauthRequired,
+    SideEmpty,
+    SyncTokenExpired,
+    Unavailable,
+    UnknownUser,
+)
+
+Kind = Literal["done", "skipped", "failed", "queued"]
+BUSY = "Google is busy or unavailable; try again in a minute."
+RETRY = "Try again later; if it keeps failing, tell your administrator."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    outcome: Kind
+    reason: str
+    hint: str | None = None
+    status: int = 200  # the HTTP status of a request that met it
+
+    def fields(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "reason": self.reason, "hint": self.hint}
+
+
+QUEUED = Outcome("queued", "queued", "It runs in the background; this page follows it.")
+
+
+def of_counts(counts: Mapping[str, int], errors: Sequence[Any]) -> Outcome:
+    """A run that finished: what it changed, and whether items failed."""
+    if errors:
+        n = len(errors)
+        return Outcome("done", "item_errors",
+                       f"{n} item{'s' if n != 1 else ''} could not be synced; "
+                       "see the details. They are tried again at the next sync.")  # fmt: skip
+    changed = any(n for key, n in counts.items() if key not in ("skipped", "errors"))
+    return Outcome("done", "changes" if changed else "no_changes")
+
+
+def of_error(error: BaseException) -> Outcome:
+    """A run, preview or request that met ``error``."""
+    match error:
+        case NoTag():
+            return Outcome("skipped", "no_tag",
+                           "Choose a private tag for contacts in the sync settings, "
+                           "then save.", 400)  # fmt: skip
+        case ReauthRequired():
+            return Outcome("skipped", "reauth_required",
+                           "Google no longer accepts the connection: reconnect your "
+                           "Google account.", 409)  # fmt: skip
+        case NotConnected():
+            return Outcome("skipped", "not_connected", "Connect a Google account first.", 409)
+        case LeaseHeld():
+            return Outcome("skipped", "busy",
+                           "Another sync of this section is under way; its result "
+                           "appears in the history.", 409)  # fmt: skip
+        case AuthRevoked():
+            return Outcome("failed", "reauth_required",
+                           "Google no longer accepts the connection: reconnect your "
+                           "Google account.", 409)  # fmt: skip
+        case QuotaExceeded() | Unavailable() | SyncTokenExpired():
+            return Outcome("failed", "google_unavailable", BUSY, 503)
+        case SideEmpty():
+            return Outcome("failed", "side_empty", str(error), 409)
+        case AccountChanged():
+            return Outcome("skipped", "account_changed",
+                           "The Google account changed; start a sync to begin afresh "
+                           "in the new account.", 409)  # fmt: skip
+        case ConfigError() | MalformedDocument():
+            return Outcome("failed", "bad_settings",
+                           "Check the sync settings and save them again.", 400)  # fmt: skip
+        case UnknownUser():
+            return Outcome("failed", "unknown_user", "Sign in as a CRM user.", 403)
+        case GoogleError():
+            return Outcome("failed", "google_error", RETRY, 502)
+    return Outcome("failed", "internal", RETRY, 500)

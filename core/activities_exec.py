@@ -3,6 +3,9 @@ store, as the contacts executor does: Google writes first (HTTP batches), then o
 store batch with each item's CRM write and its link. A 412 is re-read, re-merged and
 retried once; a 409 on insert means a retried insert and is taken as done; a 404 or
 410 on delete is done; 403 forbiddenForNonOrganizer is recorded, never retried.
+Each committed change is noted in the run's journal (``RunLog.note``) under the key it
+is counted with; updates carry the synced fields they set, a cancellation or a deletion
+every synced field as it was (enough to restore the activity or the event).
 
 Attendees the CRM does not know stay on the event: each link keeps them as last seen
 (``googleOnlyAttendees``), and a patch sends the synced attendees plus those (from the
@@ -48,6 +51,7 @@ class ActivitiesExecutor:
 
     def run(self, actions: Sequence[Any]) -> None:
         self.done, self.total = 0, len(actions)
+        self.reread: dict[str, CalEvent] = {}  # events read again (a 412), replanned against
         kinds: dict[type, list[Any]] = {}
         for action in actions:
             kinds.setdefault(type(action), []).append(action)
@@ -159,6 +163,7 @@ class ActivitiesExecutor:
         self.directory.add_events(existing.values())  # their attendees, as the CRM knows them
         restored = self._restore(actions, existing)
         existing |= restored
+        inserted = []
         with self.store.batch() as batch:
             for action, result in zip(actions, results, strict=True):
                 event = result.person or existing.get(am.event_id(action.activity_id))
@@ -172,7 +177,10 @@ class ActivitiesExecutor:
                 fields = action.fields if ours else am.from_event(event, known)
                 link = self._link(action.activity_id, event, event["id"], "", fields)
                 batch.put(LINKS, link_id(self.user.id, "activities", action.activity_id), link)
-                self.log.count("pushed")
+                inserted.append((action.activity_id, event["id"], fields["title"]))
+        self.log.count("pushed", len(inserted))
+        for activity_id, event_id_, title in inserted:
+            self.log.note("pushed", "google", crm_id=activity_id, google_id=event_id_, name=title)
         self._advance(len(actions))
 
     def _restore(self, actions: list[InsertEvent],
@@ -204,6 +212,9 @@ class ActivitiesExecutor:
                               self._link(activity_id, None, action.event_id, action.etag,
                                          action.fields))  # fmt: skip
             self.log.count("imported", len(part))
+            for action in part:
+                self.log.note("imported", "crm", crm_id=ids[action.event_id],
+                              google_id=action.event_id, name=action.fields["title"])  # fmt: skip
             self._advance(len(part))
 
     # --- reconciles ---------------------------------------------------------------------
@@ -235,7 +246,13 @@ class ActivitiesExecutor:
                               crm_id=action.activity_id)  # fmt: skip
         self._store_reconciles(done, written)
         self._vanished(gone)
-        self.log.count("updatedInGoogle", sum(1 for a in done if a.write_google))
+        updated = [a for a in done if a.write_google]
+        self.log.count("updatedInGoogle", len(updated))
+        for action in updated:
+            before = self._google_before(action.activity_id, action.event_id)
+            self.log.note("updatedInGoogle", "google", crm_id=action.activity_id,
+                          google_id=action.event_id, name=action.fields["title"],
+                          fields=_changes(before, action.fields))  # fmt: skip
         self._advance(len(actions))
         if stale:
             self._retry_stale(stale)
@@ -263,6 +280,7 @@ class ActivitiesExecutor:
         for part in chunked(actions, STORE_CHUNK):
             writing = [a.activity_id for a in part if a.write_crm]
             current = self.store.get_many(ACTIVITIES, writing) if writing else {}
+            stored = []
             with self.store.batch() as batch:
                 for action in part:
                     if action.write_crm:
@@ -272,13 +290,22 @@ class ActivitiesExecutor:
                             continue
                         batch.put(ACTIVITIES, action.activity_id,
                                   self._activity_doc(doc, action.fields))  # fmt: skip
-                        self.log.count("updatedInCrm")
                     batch.put(LINKS, link_id(self.user.id, "activities", action.activity_id),
                               self._link(action.activity_id, written.get(action.activity_id),
                                          action.event_id, action.etag, action.fields))  # fmt: skip
-                    self.log.count("conflicts", len(action.conflicts))
-                    if action.reason in ("ours", "shared"):
-                        self.log.count("linked")
+                    stored.append(action)
+            for action in stored:
+                ids = {"crm_id": action.activity_id, "google_id": action.event_id,
+                       "name": action.fields["title"]}  # fmt: skip
+                if action.write_crm:
+                    self.log.count("updatedInCrm")
+                    before = self._crm_before(action.activity_id)
+                    self.log.note("updatedInCrm", "crm", **ids,
+                                  fields=_changes(before, action.fields))  # fmt: skip
+                self.log.count("conflicts", len(action.conflicts))
+                if action.reason in ("ours", "shared"):  # an event of ours, or the meeting's
+                    self.log.count("linked")
+                    self.log.note("linked", "google", **ids)
 
     def _retry_stale(self, stale: list[ReconcileEvent]) -> None:
         """Edited in Google since we read it: re-read, re-merge, retry once."""
@@ -286,6 +313,7 @@ class ActivitiesExecutor:
         self.directory.add_events(fresh.values())
         self.raw.update(fresh)
         events = {eid: self.to_event(raw) for eid, raw in fresh.items()}
+        self.reread.update(events)
         ids = {a.activity_id for a in stale}
         snap = ActivitySnapshot(
             {k: v for k, v in self.snap.crm.items() if k in ids}, events,
@@ -301,8 +329,13 @@ class ActivitiesExecutor:
     def _cancels(self, actions: list[CancelActivity]) -> None:
         for part in chunked(actions, STORE_CHUNK):
             current = self.store.get_many(ACTIVITIES, [a.activity_id for a in part])
+            notes = []
             with self.store.batch() as batch:
                 for action in part:
+                    # every synced field as it was, so that the activity can be restored
+                    before = self._crm_before(action.activity_id)
+                    after = {**before, "canceled": True} if before else {}
+                    notes.append((action, before.get("title"), _all(before, after)))
                     doc = current.get(action.activity_id)
                     if doc is not None and doc.get("status") != "canceled":
                         doc = {**doc, "status": "canceled", "modifiedAt": self._now()}
@@ -313,19 +346,47 @@ class ActivitiesExecutor:
                               self._link(action.activity_id, None, action.event_id, "",
                                          am.normalize(fields), tombstone=True))  # fmt: skip
             self.log.count("canceled", len(part))
+            for action, title, fields in notes:
+                self.log.note("canceled", "crm", crm_id=action.activity_id,
+                              google_id=action.event_id, name=title, fields=fields)  # fmt: skip
 
     def _deletes(self, actions: list[DeleteEvent]) -> None:
         writes = [EventWrite("delete", a.event_id) for a in actions]
         results = self.calendar.write(writes) if writes else []
-        gone = []
+        gone, deleted = [], []
         for action, result in zip(actions, results, strict=True):
             if result.error is None or isinstance(result.error, NotFound):
                 gone.append(action.activity_id)  # a 404 or 410: already deleted, done
+                deleted.append(action)
             else:
                 self.log.fail(action.activity_id, f"delete in Google failed: {result.error}",
                               crm_id=action.activity_id)  # fmt: skip
         self._unlink(gone)
         self.log.count("deletedInGoogle", len(gone))
+        for action in deleted:  # every synced field the event held, so that it can be restored
+            before = self._google_before(action.activity_id, action.event_id)
+            self.log.note("deletedInGoogle", "google", crm_id=action.activity_id,
+                          google_id=action.event_id, name=before.get("title"),
+                          fields=_all(before, {}))  # fmt: skip
+
+    def _google_before(self, activity_id: str, event_id: str) -> am.ActivityFields:
+        """The event's synced fields as the plan saw them (what was synced, when the run
+        did not read the event; as the planner's ``_google_side``)."""
+        link = self.snap.links.get(activity_id)
+        event = self.reread.get(event_id) or self.snap.google.get(event_id)
+        if event is None:
+            return link.fields if link is not None else {}
+        if event.cancelled and not event.fields["start"] and link is not None:
+            return {**link.fields, "canceled": True}
+        return event.fields
+
+    def _crm_before(self, activity_id: str) -> am.ActivityFields:
+        """The activity's synced fields as the plan saw them (else as last synced)."""
+        activity = self.snap.crm.get(activity_id)
+        if activity is not None:
+            return activity.fields
+        link = self.snap.links.get(activity_id)
+        return link.fields if link is not None else {}
 
     def _unlink(self, activity_ids: list[str]) -> None:
         for part in chunked(activity_ids, MAX_BATCH_WRITES):
@@ -353,3 +414,14 @@ class ActivitiesExecutor:
                              notPropagated=fp, readOnly=read_only,
                              tombstone=tombstone)  # fmt: skip
             self.store.put(LINKS, link_id(self.user.id, "activities", activity_id), doc)
+
+
+def _changes(before: am.ActivityFields, after: am.ActivityFields) -> dict[str, tuple[Any, Any]]:
+    """Each synced field that differs, (before, after), for the run's journal."""
+    return {k: (before.get(k), after.get(k)) for k in am.FIELDS if before.get(k) != after.get(k)}
+
+
+def _all(before: am.ActivityFields, after: am.ActivityFields) -> dict[str, tuple[Any, Any]]:
+    """Every synced field, (before, after): what a removal or cancellation needs to be
+    taken back."""
+    return {k: (before.get(k), after.get(k)) for k in am.FIELDS} if before else {}

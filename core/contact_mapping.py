@@ -163,6 +163,13 @@ def changed_person_fields(current: ContactFields, target: ContactFields) -> tupl
     return tuple(sorted({PERSON_FIELD_OF[k] for k in FIELDS if current.get(k) != target.get(k)}))
 
 
+def display_name(fields: ContactFields) -> str:
+    """What the user calls a contact: its full name, else its company; never an email
+    or a number (run journals show it)."""
+    name = " ".join(fields[k] for k in ("givenName", "middleName", "familyName") if fields.get(k))
+    return name or fields.get("company") or ""
+
+
 def email_key(value: str) -> str:
     """The identity of an email entry: its address, case-insensitive."""
     return value.strip().casefold()

@@ -9,7 +9,9 @@ list it, those it dropped no longer do) in that batch too. Google writes go
 first, then the store batch that records them: a crash between the two is healed on
 the rerun (the person carries our ``clientData`` id, or its change is seen again and
 is an echo). Per-item failures are collected in the report and remembered for retry;
-a failed store write aborts the run.
+a failed store write aborts the run. Each committed change is noted in the run's
+journal (``RunLog.note``) under the key it is counted with: the side written, the
+pair's ids and name, and for updates each synced field set, (before, after).
 
 A Google update writes only the person fields that changed, into the person's current
 values (``core.person_patch``): the person as read in this run, or fetched just
@@ -72,6 +74,7 @@ class ContactsExecutor:
         # the persons' current values as read: never edited in place (updates build
         # new bodies from them)
         self.current = {n: p.raw for n, p in known.items() if p.raw is not None}
+        self.persons: dict[str, Person] = known  # as planned against: the journal's "before"
         self.fetched: set[str] = set()  # read again during this run (found or not)
         self.done, self.total = 0, len(actions)
         by_kind: dict[type, list[Any]] = {}
@@ -135,6 +138,7 @@ class ContactsExecutor:
                 items.append((action.crm_id, body))
             results = self.people.create(items)
             fields = {a.crm_id: a.fields for a in part}
+            created = []
             with self.store.batch() as batch:
                 for result in results:
                     if result.error or not result.person:
@@ -143,7 +147,12 @@ class ContactsExecutor:
                         continue
                     doc = self._link_doc(result.key, result.person, "", "", fields[result.key])
                     batch.put(LINKS, link_id(self.user_id, "contacts", result.key), doc)
-                    self.log.count("pushed")
+                    created.append(result)
+            self.log.count("pushed", len(created))
+            for result in created:
+                self.log.note("pushed", "google", crm_id=result.key,
+                              google_id=result.person["resourceName"],
+                              name=cm.display_name(fields[result.key]))  # fmt: skip
             self._advance(len(part))
 
     def _note_pending_creates(self) -> None:
@@ -181,6 +190,9 @@ class ContactsExecutor:
                 items.append((crm_id, existing.get(crm_id), doc, link))
             self._write_contacts(items)
             self.log.count("imported", len(part))
+            for action, (crm_id, *_) in zip(part, items, strict=True):
+                self.log.note("imported", "crm", crm_id=crm_id, google_id=action.resource_name,
+                              name=cm.display_name(action.fields))  # fmt: skip
             self._advance(len(part))
 
     def _write_contacts(self, items: list[tuple[str, dict | None, dict | None, dict]]) -> None:
@@ -253,6 +265,7 @@ class ContactsExecutor:
         self.fetched |= {a.resource_name for a in actions}
         self.current.update({name: dict(p) for name, p in fresh.items()})
         people = {name: person_from_api(p, self.group) for name, p in fresh.items()}
+        self.persons.update(people)
         ids = [a.crm_id for a in actions]
         contacts = {i: self.snap.crm[i] for i in ids if i in self.snap.crm}
         links = {i: self.snap.links[i] for i in ids if i in self.snap.links}
@@ -293,8 +306,30 @@ class ContactsExecutor:
                 self.log.fail(action.crm_id, f"update in Google failed: {error}",
                               crm_id=action.crm_id, google_id=action.resource_name)  # fmt: skip
                 written["failed"].add(action.crm_id)
-        self.log.count("updatedInGoogle", sum(1 for a in actions if a.crm_id in written))
+        updated = [a for a in actions if a.crm_id in written]
+        self.log.count("updatedInGoogle", len(updated))
+        for action in updated:
+            self.log.note("updatedInGoogle", "google", crm_id=action.crm_id,
+                          google_id=action.resource_name, name=cm.display_name(action.fields),
+                          fields=self._google_changes(action))  # fmt: skip
         return written
+
+    def _google_changes(self, action: Reconcile) -> dict[str, tuple[Any, Any]]:
+        """The synced fields a Google update set, (before, after): those of the person
+        fields it wrote that differ from the person's values as planned against. A
+        yearless birthday it replaced reads as its ``--MM-DD``."""
+        person = self.persons.get(action.resource_name)
+        if person is not None:
+            before, yearless = person.fields, person.yearless_birthday
+        else:  # not planned against a listed person: its values as read for the update
+            current = self.current.get(action.resource_name) or {}
+            before, yearless = cm.from_person(current), cm.yearless_birthday(current)
+        mask, after = action.person_fields, action.fields
+        changes = {k: (before.get(k), after.get(k)) for k in cm.FIELDS
+                   if cm.PERSON_FIELD_OF[k] in mask and before.get(k) != after.get(k)}  # fmt: skip
+        if yearless and "birthday" in changes and changes["birthday"][0] is None:
+            changes["birthday"] = (yearless, changes["birthday"][1])
+        return changes
 
     def _join_group(self, actions: list[Reconcile], written: dict[str, Any]) -> set[str]:
         """Put persons back in the group; joining changes their etag, so read it back.
@@ -319,7 +354,7 @@ class ContactsExecutor:
     def _store_reconciles(self, actions: list[Reconcile], written: dict[str, Any]) -> None:
         crm_writes = [a for a in actions if a.write_crm or a.tag]
         current = self.store.get_many(CONTACTS, [a.crm_id for a in crm_writes])
-        items = []
+        items, stored = [], []
         for action in actions:
             doc = None
             if action in crm_writes:
@@ -332,12 +367,22 @@ class ContactsExecutor:
             link = self._link_doc(action.crm_id, person, action.resource_name, action.etag,
                                   action.fields)  # fmt: skip
             items.append((action.crm_id, current.get(action.crm_id), doc, link))
+            stored.append(action)
         self._write_contacts(items)
-        for action in actions:
-            self.log.count("updatedInCrm", int(action.write_crm))
+        for action in stored:
+            name = cm.display_name(action.fields)
+            ids = {"crm_id": action.crm_id, "google_id": action.resource_name, "name": name}
+            if action.write_crm:
+                self.log.count("updatedInCrm")
+                before = cm.normalize(current[action.crm_id])
+                after = action.fields
+                changes = {k: (before[k], after.get(k)) for k in cm.FIELDS
+                           if before[k] != after.get(k)}  # fmt: skip
+                self.log.note("updatedInCrm", "crm", **ids, fields=changes)
             self.log.count("conflicts", len(action.conflicts))
-            if action.reason == "email":
+            if action.reason == "email":  # the contact tagged, or the person put in the group
                 self.log.count("linkedByEmail")
+                self.log.note("linkedByEmail", "crm" if action.tag else "google", **ids)
 
     def _retry_stale(self, stale: list[Reconcile]) -> None:
         """Someone edited these persons since we read them: re-read, re-merge, retry once."""
@@ -362,6 +407,10 @@ class ContactsExecutor:
             self.people.modify_members(self.group, remove=list(result.last_group))
         self._unlink(actions)
         self.log.count("removedFromGroup", len(actions))
+        for action in actions:
+            name = self._name_of(action.crm_id)
+            self.log.note("removedFromGroup", "google", crm_id=action.crm_id,
+                          google_id=action.resource_name, name=name)  # fmt: skip
         self._advance(len(actions))
 
     def _untags(self, actions: list[Untag]) -> None:
@@ -376,7 +425,18 @@ class ContactsExecutor:
                                   {**doc, "tagIds": tags, "modifiedAt": self._now()})  # fmt: skip
                     self._unlink_in(batch, action)
             self.log.count("untagged", len(part))
+            for action in part:
+                name = self._name_of(action.crm_id)
+                self.log.note("untagged", "crm", crm_id=action.crm_id,
+                              google_id=action.resource_name, name=name)  # fmt: skip
             self._advance(len(part))
+
+    def _name_of(self, crm_id: str) -> str:
+        """The pair's name as last synced (else as the CRM holds it), for the journal."""
+        link = self.snap.links.get(crm_id)
+        contact = self.snap.crm.get(crm_id)
+        fields = link.fields if link is not None else contact.fields if contact else {}
+        return cm.display_name(fields)
 
     def _ambiguous(self, actions: list[AmbiguousEmail]) -> None:
         """Said per item in the run's result, and read again next run until resolved."""

@@ -149,33 +149,53 @@ def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, 
     try:
         settings = SettingsIn.model_validate_json(body or b"{}")
     except ValidationError as exc:
-        fields = {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}
-        text = "; ".join(f"{k}: {v}" for k, v in fields.items())
-        raise Rejected(400, f"invalid settings: {text}", fields) from None
+        fields = {}
+        for error in exc.errors():
+            name = ".".join(str(p) for p in error["loc"])
+            fields.setdefault(name, _friendly(name, error))
+        raise _invalid(fields) from None
     zone = (store.get(USERS, user_id) or {}).get("timeZone") or "UTC"
     try:
         today = bootstrap.clock().now().astimezone(ZoneInfo(zone)).date()  # as the run's
     except (ZoneInfoNotFoundError, ValueError):
         today = bootstrap.clock().now().date()
+    problems: dict[str, str] = {}
     problem = sync_from_problem(settings.activities.syncFrom, today, saving=True)
     if problem:
-        raise Rejected(
-            400,
-            f"invalid settings: activities.syncFrom: {problem}",
-            {"activities.syncFrom": problem},
-        )
+        problems["activities.syncFrom"] = f"The date {problem}."
     tag_id = settings.contacts.tagId
     if tag_id is not None:
         tag = store.get(TAGS, tag_id) or {}
         if tag.get("kind") != "private" or tag.get("ownerId") != user_id:
-            problem = "must be one of your own private tags"
-            raise Rejected(
-                400, f"invalid settings: contacts.tagId: {problem}", {"contacts.tagId": problem}
-            )
+            problems["contacts.tagId"] = "Choose one of your own private tags."
+    elif settings.contacts.auto:  # by meaning: automatic sync of nothing is a mistake
+        problems["contacts.tagId"] = "Choose a private tag to sync contacts automatically."
+    if problems:
+        raise _invalid(problems)
     doc = settings.model_dump(mode="json")
     store.put(SYNC_SETTINGS, user_id, doc)
     schedule.reschedule(store, user_id, bootstrap.clock().now(), due_now=True)
     return doc
+
+
+FRIENDLY = {
+    "intervalMinutes": "Enter a whole number of minutes from 5 to 1440.",
+    "syncFrom": "Enter a date such as 2026-01-15, or leave it empty for today.",
+    "tagId": "Choose one of your own private tags.",
+    "auto": "Tick the box or leave it empty.",
+}
+
+
+def _friendly(name: str, error: Any) -> str:
+    """A field's problem in the page's words, not pydantic's."""
+    if error.get("type") == "extra_forbidden":
+        return f"{name} is not a setting."
+    return FRIENDLY.get(name.rsplit(".", 1)[-1], "This value is not valid.")
+
+
+def _invalid(fields: dict[str, str]) -> Rejected:
+    text = "; ".join(f"{k}: {v}" for k, v in fields.items())
+    return Rejected(400, f"invalid settings: {text}", fields)
 
 
 def start_sync(

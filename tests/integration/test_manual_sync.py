@@ -208,9 +208,7 @@ def test_a_run_that_meets_a_revoked_token_fails_with_one_record(api, sandbox, ac
 def test_the_run_record_holds_labelled_counts_and_the_named_journal(api):
     ran = api("POST", "/sync", body={"section": "contacts"}).get_json()["runs"][0]
     history = api("GET", "/runs").get_json()["runs"]
-    assert history[0]["changes"] == [
-        {"key": "pushed", "label": "pushed to Google", "count": 4}
-    ]
+    assert history[0]["changes"] == [{"key": "pushed", "label": "pushed to Google", "count": 4}]
     detail = api("GET", f"/runs/{ran['runId']}").get_json()
     names = sorted(item["name"] for item in detail["items"])
     assert names == ["Ada Lovelace", "Alan Turing", "Grace Hopper", "Katherine Johnson"]
@@ -223,3 +221,18 @@ def test_a_preview_names_the_records(api):
     (section,) = data["sections"]
     assert any("Ada Lovelace" in text for text in section["actions"])
     assert not any("c-ada" in text for text in section["actions"])
+
+
+def test_settings_are_validated_by_meaning_with_friendly_messages(api):
+    auto_no_tag = {"contacts": {"auto": True, "tagId": None}}
+    answer = api("PUT", "/settings", body=auto_no_tag)
+    assert answer.status_code == 400
+    assert answer.get_json()["fields"] == {
+        "contacts.tagId": "Choose a private tag to sync contacts automatically."
+    }
+    interval = api("PUT", "/settings", body={"contacts": {"intervalMinutes": 1}}).get_json()
+    assert interval["fields"]["contacts.intervalMinutes"] == (
+        "Enter a whole number of minutes from 5 to 1440."
+    )
+    assert "greater_than" not in json.dumps(interval)  # never pydantic's words
+    assert api.store.get(SYNC_SETTINGS, seed.ALICE)["contacts"]["tagId"] == seed.ALICE_TAG

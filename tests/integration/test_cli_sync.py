@@ -52,7 +52,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(cli, sandbox):
     done = cli("--user", "u1", "--section", "contacts", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "plan: 600 action(s); nothing was changed" in done.stdout
-    assert "push c000 to Google" in done.stdout
+    assert "add N0 to Google (a new contact in the group)" in done.stdout
     assert cli.store.get("syncState", "u1:contacts") is None
     writes = {m for m in sandbox.stats()["byMethod"] if "list" not in m and "get" not in m.lower()}
     assert writes == set()

@@ -31,6 +31,12 @@ class Config:
     group_name: str = "CRM"
     oauth_client_id: str = "crmsync-local"
     oauth_client_secret: str = "crmsync-local"
+    # the deployed functions' public addresses (infra/main.tf sets them); None locally,
+    # where they are derived from the request (functions.oauth.links)
+    push_url: str | None = None
+    oauth_redirect_uri: str | None = None
+    oauth_start_url: str | None = None
+    page_url: str | None = None
     state_dir: Path = STATE_DIR
 
     @classmethod
@@ -45,6 +51,10 @@ class Config:
             group_name=env.get("CRMSYNC_GROUP_NAME") or "CRM",
             oauth_client_id=env.get("CRMSYNC_OAUTH_CLIENT_ID") or "crmsync-local",
             oauth_client_secret=env.get("CRMSYNC_OAUTH_CLIENT_SECRET") or "crmsync-local",
+            push_url=env.get("CRMSYNC_PUSH_URL") or None,
+            oauth_redirect_uri=env.get("CRMSYNC_OAUTH_REDIRECT_URI") or None,
+            oauth_start_url=env.get("CRMSYNC_OAUTH_START_URL") or None,
+            page_url=env.get("CRMSYNC_PAGE_URL") or None,
         )
 
 

@@ -1,14 +1,16 @@
 """``oauth_start`` and ``oauth_callback``: connecting a user's Google account.
 
 ``GET /oauth_start`` (signed in: a Google ID token, or the page's session) answers the
-consent URL to send the browser to; Google comes back to ``GET /oauth_callback``. The callback's
-address is ``CRMSYNC_OAUTH_REDIRECT_URI``, or the start URL with ``oauth_start`` swapped
-for ``oauth_callback`` (as ``serve`` and the deployed functions lay them out).
+consent URL to send the browser to; Google comes back to ``GET /oauth_callback``, which
+sends a browser back to the settings page.
+
+Deployed, each function has its own host, and Terraform hands every function the
+addresses it needs (``CRMSYNC_OAUTH_REDIRECT_URI``, ``CRMSYNC_OAUTH_START_URL``,
+``CRMSYNC_PAGE_URL``). Unset, as under ``serve``, all functions share one host, each
+at ``<root>/<target>``, and the addresses are derived from that layout (``links``).
 """
 
 from __future__ import annotations
-
-import os
 
 import functions_framework
 from flask import make_response, redirect
@@ -23,12 +25,31 @@ from functions.webhook_logic import Rejected
 logs.setup()
 
 
-def callback_uri(request) -> str:
-    configured = os.environ.get("CRMSYNC_OAUTH_REDIRECT_URI")
-    if configured:
-        return configured
-    here = request.base_url.rstrip("/")
-    return here.removesuffix("oauth_start").removesuffix("oauth_callback") + "oauth_callback"
+def _root(config: bootstrap.Config, request) -> str:
+    """Where the functions share one host, each at ``<root>/<target>``: beside a
+    configured ``.../oauth_callback`` (functions behind one proxy host), else beside the
+    function that took ``request`` (``serve`` mounts it at ``/<target>``)."""
+    configured = (config.oauth_redirect_uri or "").rstrip("/")
+    if configured.endswith("/oauth_callback"):
+        return configured.removesuffix("/oauth_callback")
+    return request.host_url.rstrip("/") + request.script_root.rstrip("/").rpartition("/")[0]
+
+
+def links(config: bootstrap.Config, request) -> dict[str, str]:
+    """The addresses of the connection flow: the configured ones (deployed), else the
+    one-host layout (``_root``)."""
+    root = _root(config, request)
+    return {
+        "oauthStart": config.oauth_start_url or f"{root}/oauth_start",
+        "page": config.page_url or f"{root}/manual_sync/",
+        "oauthCallback": config.oauth_redirect_uri or f"{root}/oauth_callback",
+    }
+
+
+def callback_uri(request, config: bootstrap.Config | None = None) -> str:
+    """The redirect URI Google comes back to: ``CRMSYNC_OAUTH_REDIRECT_URI``, or
+    ``oauth_callback`` beside the function that took ``request``."""
+    return links(config or bootstrap.Config.from_env(), request)["oauthCallback"]
 
 
 @functions_framework.http
@@ -41,7 +62,7 @@ def oauth_start(request):
         return {"error": str(exc)}, 401
     except Rejected as rejected:
         return {"error": str(rejected)}, rejected.status
-    url, nonce = start(config, store, user, callback_uri(request))
+    url, nonce = start(config, store, user, callback_uri(request, config))
     response = make_response({"authorizationUrl": url}, 200)
     response.set_cookie(
         NONCE_COOKIE,
@@ -62,11 +83,11 @@ def oauth_callback(request):
             config,
             bootstrap.shared_store(config),
             request.args.to_dict(),
-            callback_uri(request),
+            callback_uri(request, config),
             request.cookies.get(NONCE_COOKIE),
         )
     except Rejected as rejected:
         return {"error": str(rejected)}, rejected.status
     if "text/html" in request.headers.get("Accept", ""):  # a browser: back to the page
-        return redirect(callback_uri(request).removesuffix("oauth_callback") + "manual_sync/")
+        return redirect(links(config, request)["page"])
     return {"connected": user, "status": "connected"}, 200

@@ -19,15 +19,29 @@ locals {
     oauth_start    = "256Mi"
     oauth_callback = "256Mi"
   }
-  base_url = "https://${var.region}-${var.project}.cloudfunctions.net"
+  # A gen2 function (Cloud Functions v2 API) runs as the Cloud Run service of its name,
+  # hyphenated (google_cloudfunctions2_function.fn), on a run.app host of its own. The
+  # functions are one for_each resource, so none can read a sibling's
+  # service_config[0].uri (a cycle). Cloud Run's documented deterministic URL
+  # https://SERVICE_NAME-PROJECT_NUMBER.REGION.run.app ("Deterministic URL" in
+  # cloud.google.com/run/docs/triggering/https-request) is known before the services
+  # exist, so every function is told every address at once. It is assigned while the
+  # DNS label (name, "-", project number) fits in 63 characters: 27 at most here. The
+  # function's postcondition checks that each service carries the name used here.
+  service_names = { for name in keys(local.functions) : name => replace(name, "_", "-") }
+  run_host      = "${data.google_project.this.number}.${var.region}.run.app"
+  urls          = { for name, service in local.service_names : name => "https://${service}-${local.run_host}" }
   environment = {
-    CRMSYNC_STORE           = "firestore"
-    CRMSYNC_QUEUE           = "pubsub:${google_pubsub_topic.jobs.id}"
-    CRMSYNC_TOKEN_KEY       = google_kms_crypto_key.tokens.id
-    CRMSYNC_GROUP_NAME      = var.group_name
-    CRMSYNC_OAUTH_CLIENT_ID = var.oauth_client_id
-    CRMSYNC_PUSH_URL        = "${local.base_url}/calendar_push"
-    GOOGLE_CLOUD_PROJECT    = var.project
+    CRMSYNC_STORE              = "firestore"
+    CRMSYNC_QUEUE              = "pubsub:${google_pubsub_topic.jobs.id}"
+    CRMSYNC_TOKEN_KEY          = google_kms_crypto_key.tokens.id
+    CRMSYNC_GROUP_NAME         = var.group_name
+    CRMSYNC_OAUTH_CLIENT_ID    = var.oauth_client_id
+    CRMSYNC_PUSH_URL           = local.urls["calendar_push"]
+    CRMSYNC_OAUTH_REDIRECT_URI = local.urls["oauth_callback"]
+    CRMSYNC_OAUTH_START_URL    = local.urls["oauth_start"]
+    CRMSYNC_PAGE_URL           = "${local.urls["manual_sync"]}/"
+    GOOGLE_CLOUD_PROJECT       = var.project
   }
   secrets = {
     CRMSYNC_WEBHOOK_SECRET      = google_secret_manager_secret.webhook.secret_id
@@ -334,7 +348,7 @@ resource "google_cloud_scheduler_job" "tick" {
 resource "google_cloudfunctions2_function" "fn" {
   # checkov:skip=CKV_GCP_124:the HTTP ones are reached by the CRM, browsers and Google's push; each authenticates in code (ID token, HMAC, channel token, OAuth state)
   for_each = local.functions
-  name     = replace(each.key, "_", "-")
+  name     = local.service_names[each.key]
   location = var.region
   build_config {
     runtime     = "python311"
@@ -373,6 +387,14 @@ resource "google_cloudfunctions2_function" "fn" {
       pubsub_topic          = event_trigger.value == "sync-ticks" ? google_pubsub_topic.ticks.id : google_pubsub_topic.jobs.id
       retry_policy          = "RETRY_POLICY_DO_NOT_RETRY" # a missed tick is made up by the next
       service_account_email = google_service_account.invoker.email
+    }
+  }
+  lifecycle {
+    # local.urls assumes the Cloud Run service is named as the function (short name or
+    # projects/P/locations/R/services/NAME)
+    postcondition {
+      condition     = reverse(split("/", self.service_config[0].service))[0] == local.service_names[each.key]
+      error_message = "The function's Cloud Run service is not named as local.urls assumes."
     }
   }
 }

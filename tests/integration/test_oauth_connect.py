@@ -9,11 +9,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from cryptography.fernet import Fernet
+from flask import Flask, request
 from functions_framework import create_app
 from google.auth.transport.requests import Request
 
 from core.model import GOOGLE_ACCOUNTS
-from functions import seed
+from functions import bootstrap, oauth, seed
 from tests.integration.test_scheduler import ROOT
 
 CALLBACK = "http://127.0.0.1:9/oauth_callback"
@@ -44,8 +45,8 @@ def flow(cloud_env, sandbox, make_account, monkeypatch):
         assert response.status_code == 302
         return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
 
-    def back(args):
-        return callback.get("/", query_string=args)
+    def back(args, headers=None):
+        return callback.get("/", query_string=args, headers=headers or {})
 
     flow.store, flow.begin, flow.consent, flow.back = cloud_env, begin, consent, back
     yield flow
@@ -106,3 +107,68 @@ def test_a_consent_url_finished_in_another_browser_is_refused(flow):
     other.set_cookie("crmsync_oauth", "a-different-nonce")
     assert other.get("/", query_string=args).status_code == 400
     assert flow.store.get(GOOGLE_ACCOUNTS, seed.BOB) is None
+
+
+PAGE = "https://manual-sync-123456789012.europe-west1.run.app/"
+BROWSER = {"Accept": "text/html,application/xhtml+xml"}
+
+
+def test_the_configured_redirect_uri_and_page_are_used(flow, monkeypatch):
+    """Deployed, each function has its own host: Google is sent to the configured
+    callback, and a browser goes back to the configured page afterwards."""
+    monkeypatch.setenv("CRMSYNC_PAGE_URL", PAGE)
+    url = flow.begin()
+    assert parse_qs(urlsplit(url).query)["redirect_uri"] == [CALLBACK]
+    answer = flow.back(flow.consent(url), BROWSER)
+    assert answer.status_code == 302 and answer.headers["Location"] == PAGE
+    assert flow.store.get(GOOGLE_ACCOUNTS, seed.BOB)["status"] == "connected"
+
+
+def test_without_a_configured_page_a_browser_goes_back_beside_the_callback(flow):
+    """One host for all functions (a proxy, or ``serve``): the page is beside the
+    configured callback."""
+    answer = flow.back(flow.consent(flow.begin()), BROWSER)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "http://127.0.0.1:9/manual_sync/"
+
+
+def test_links_derive_the_serve_layout_from_any_function(monkeypatch):
+    """Unconfigured (``serve``): every function shares one host, each at /<target>."""
+    for key in ("CRMSYNC_OAUTH_REDIRECT_URI", "CRMSYNC_OAUTH_START_URL", "CRMSYNC_PAGE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    local = {
+        "oauthStart": "http://127.0.0.1:8080/oauth_start",
+        "page": "http://127.0.0.1:8080/manual_sync/",
+        "oauthCallback": "http://127.0.0.1:8080/oauth_callback",
+    }
+    app = Flask(__name__)
+    for mount, path in (("manual_sync", "/status"), ("oauth_start", "/"), ("oauth_callback", "/")):
+        with app.test_request_context(path, base_url=f"http://127.0.0.1:8080/{mount}/"):
+            assert oauth.links(bootstrap.Config.from_env(), request) == local
+            assert oauth.callback_uri(request) == local["oauthCallback"]
+
+
+def test_links_follow_a_configured_one_host_callback(monkeypatch):
+    monkeypatch.setenv("CRMSYNC_OAUTH_REDIRECT_URI", "https://crm.example/sync/oauth_callback")
+    monkeypatch.delenv("CRMSYNC_OAUTH_START_URL", raising=False)
+    monkeypatch.delenv("CRMSYNC_PAGE_URL", raising=False)
+    with Flask(__name__).test_request_context("/", base_url="http://10.0.0.7:8080/oauth_start/"):
+        assert oauth.links(bootstrap.Config.from_env(), request) == {
+            "oauthStart": "https://crm.example/sync/oauth_start",
+            "page": "https://crm.example/sync/manual_sync/",
+            "oauthCallback": "https://crm.example/sync/oauth_callback",
+        }
+
+
+def test_links_and_callback_uri_answer_the_configured_addresses(monkeypatch):
+    deployed = {
+        "oauthStart": "https://oauth-start-123456789012.europe-west1.run.app",
+        "page": PAGE,
+        "oauthCallback": "https://oauth-callback-123456789012.europe-west1.run.app",
+    }
+    monkeypatch.setenv("CRMSYNC_OAUTH_START_URL", deployed["oauthStart"])
+    monkeypatch.setenv("CRMSYNC_PAGE_URL", deployed["page"])
+    monkeypatch.setenv("CRMSYNC_OAUTH_REDIRECT_URI", deployed["oauthCallback"])
+    with Flask(__name__).test_request_context("/status", base_url="https://elsewhere.example/"):
+        assert oauth.links(bootstrap.Config.from_env(), request) == deployed
+        assert oauth.callback_uri(request) == deployed["oauthCallback"]

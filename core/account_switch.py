@@ -18,6 +18,14 @@ connected ``accountEmail`` differs from the one ``syncState`` recorded, ``switch
 It runs when the connection is saved (``connect``, the OAuth callback) and again, as
 a safety net, at the start of every run (``core.runs``): a run that finds the state
 stamped with another account than the connection's switches before it reads Google.
+
+Disconnecting (``functions.accounts.disconnect``) is half a switch: the section's
+links are archived under the account (``archive``) and its state keeps only the run
+history (``disconnected``: no cursor, group, channel, retry list or schedule; marked
+``disconnectedAt`` and ``disconnectedFrom``). On the next connection ``resume``
+restores the links archived for the account connected then, when it is the same one
+(a different one has been switched to by ``switch_all`` first), so a reconnection to
+the same account rejoins its pairs instead of matching or duplicating them.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from typing import Any
 
 from core import lease
 from core.errors import LeaseHeld
-from core.model import LINKS, SYNC_STATE, Section, link_id, stamp, state_id
+from core.model import LINKS, SECTIONS, SYNC_STATE, Section, link_id, stamp, state_id
 from core.ports import DocumentStore, Filter
 
 LINK_ARCHIVE = "linkArchive"
@@ -42,6 +50,19 @@ GOOGLE_KEYS = (
     "retryCrm",
     "channel",
 )
+# and what a disconnected section drops besides: its place in the schedule (the token's
+# ciphertext with it), the push channel's upkeep, and the marks of runs to come
+DISCONNECT_KEYS = (
+    *GOOGLE_KEYS,
+    "slot",
+    "nextDueAt",
+    "renewAt",
+    "tokenCiphertext",
+    "pendingCreates",
+    "dispatchedAt",
+    "queuedAt",
+)
+DISCONNECT_MARKS = ("disconnectedAt", "disconnectedFrom")
 
 
 def same_account(a: str | None, b: str | None) -> bool:
@@ -115,6 +136,49 @@ def switch_all(
             updates = switch(store, user_id, section, old, new, now)  # type: ignore[arg-type]
             result[section] = updates["accountSwitch"]
         lease.release(store, sid, holder, updates, drop=GOOGLE_KEYS if updates else ())
+    return result
+
+
+def archive(store: DocumentStore, user_id: str, section: Section, account: str | None) -> int:
+    """Move the section's links to ``linkArchive`` under ``account`` ("" when unknown),
+    as a switch does; returns how many."""
+    return _archive(store, user_id, section, account or "")
+
+
+def disconnected(state: dict[str, Any], account: str | None, now: datetime) -> dict[str, Any]:
+    """The state of a section once its Google account is disconnected: the run history
+    (``lastRunAt``, ``lastSuccessAt``, ``lastResult``, ``accountSwitch``) and the
+    account it belonged to are kept; cursors, group, channel, retry lists and the
+    schedule are dropped, and the section is marked for ``resume``."""
+    kept = {k: v for k, v in reset(state, {}).items() if k not in DISCONNECT_KEYS}
+    marks = {"disconnectedAt": stamp(now), "disconnectedFrom": (account or "").strip().lower()}
+    return kept | marks
+
+
+def resume(store: DocumentStore, user_id: str, new: str | None, now: datetime) -> dict[str, int]:
+    """On saving a connection after a disconnect: each section marked ``disconnectedAt``
+    gets back the links archived for ``new`` (and for the account it was disconnected
+    from, when that is the same one, or unknown on either side), under its lease, and
+    loses the marks. Call it after ``switch_all``. Returns the links restored by
+    section; a section whose lease is held keeps its marks (and its archive) for the
+    next connection."""
+    result: dict[str, int] = {}
+    for section in SECTIONS:
+        sid = state_id(user_id, section)
+        current = store.get(SYNC_STATE, sid)
+        if not current or not current.get("disconnectedAt"):
+            continue
+        holder = f"reconnect:{stamp(now)}"
+        try:
+            state = lease.acquire(store, sid, holder, now, seconds=SWITCH_LEASE_SECONDS)
+        except LeaseHeld:
+            continue
+        recorded = state.get("disconnectedFrom") or None
+        accounts = {new.strip().lower()} if new else set()
+        if same_account(recorded, new):
+            accounts.add(recorded or "")
+        result[section] = sum(_restore(store, user_id, section, a) for a in sorted(accounts))
+        lease.release(store, sid, holder, {}, drop=DISCONNECT_MARKS)
     return result
 
 

@@ -1,21 +1,37 @@
-"""Connecting a Google account to a CRM user: what ``connect`` and the OAuth callback share.
+"""Connecting a Google account to a CRM user, and disconnecting it: what ``connect``,
+the OAuth callback and the settings page share.
 
 The refresh token is checked with Google first, then stored encrypted in
 ``googleAccounts/{userId}``; a reconnect clears ``reauth_required``, and a reconnect
 with another Google account starts that account clean. Nothing is written when the
 user is unknown or Google refuses the token.
+
+``disconnect`` revokes the token at Google, stops the Calendar push channel, archives
+the links and clears the sync state of both sections (``core.account_switch``), takes
+the pairs off the schedule, and leaves ``googleAccounts/{userId}`` ``not_connected``.
+The CRM keeps every record and tag, Google every contact, group and event. A later
+connection to the same account rejoins the archived pairs; to another, starts clean.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
 from adapters.clock import rfc3339
-from adapters.google_auth import TokenInfo, check_refresh_token
-from core import email_index, schedule
+from adapters.google_auth import TokenInfo, check_refresh_token, revoke_token
+from core import account_switch, email_index, lease, schedule
 from core.account_switch import switch_all
-from core.errors import UnknownUser
-from core.model import GOOGLE_ACCOUNTS, USERS
-from core.ports import DocumentStore
+from core.errors import ConfigError, NotConnected, UnknownUser
+from core.model import GOOGLE_ACCOUNTS, SECTIONS, SYNC_STATE, USERS, stamp, state_id
+from core.ports import DocumentStore, Transaction
 from functions import bootstrap
+
+log = logging.getLogger("crmsync.accounts")
+NOT_CONNECTED = "not_connected"
+DISCONNECTED_HINT = "Connect a Google account to sync again."
 
 
 def connect(
@@ -49,10 +65,14 @@ def save_connection(
     """Store the token encrypted; a (re)connection is ``connected`` again. A different
     Google account than before starts clean (``core.account_switch``): its cursors,
     group and links are reset, the old account's links archived; the CRM keeps all."""
-    previous = (store.get(GOOGLE_ACCOUNTS, user_id) or {}).get("accountEmail")
+    stored = store.get(GOOGLE_ACCOUNTS, user_id) or {}
+    # after a disconnect the account is remembered as previousAccountEmail
+    previous = stored.get("accountEmail") or stored.get("previousAccountEmail")
+    now = bootstrap.clock().now()
     if info.account_email:
-        now = bootstrap.clock().now()
         switch_all(store, user_id, info.account_email, previous, now)
+    # disconnected before: the same account's archived pairs rejoin (no duplicates)
+    account_switch.resume(store, user_id, info.account_email, now)
     user_email = (store.get(USERS, user_id) or {}).get("email") or ""
     with store.batch() as batch:  # the account and its email index entries together
         batch.put(
@@ -69,3 +89,191 @@ def save_connection(
         email_index.index_user(batch, user_id, [user_email, info.account_email or ""], store)
     # connected again: its pairs are back on the schedule, and due at once
     schedule.reschedule(store, user_id, bootstrap.clock().now(), due_now=True)
+
+
+def disconnect(config: bootstrap.Config, store: DocumentStore, user_id: str) -> dict[str, Any]:
+    """Disconnect the user's Google account. In order, so that a failure changes nothing
+    (the user retries):
+
+    1. take both sections' leases (a run under way: ``LeaseHeld``, nothing changed);
+    2. stop the Calendar push channel, if one is open (best-effort: it needs the token);
+    3. revoke the refresh token at Google; one Google already takes for invalid or
+       revoked is gone anyway. Unreachable, 5xx or 429: ``Unavailable`` /
+       ``QuotaExceeded``, the leases are given back and nothing else changes (but a
+       channel stopped in step 2, which the state then no longer lists, so the next
+       tick opens a new one);
+    4. archive both sections' links (``core.account_switch.archive``), and in one
+       transaction clear the sections' state (``account_switch.disconnected``: cursors,
+       group, channel, retry lists and schedule go; run history stays) and write
+       ``googleAccounts/{userId}`` as ``not_connected`` with ``disconnectedAt`` and
+       ``previousAccountEmail`` (the ciphertext and scopes go);
+    5. drop the user from the email index entry of the account's email (unless it is
+       the user's CRM email too); take the pairs off the schedule.
+
+    Unknown user: ``UnknownUser``; no connection (never, or disconnected already):
+    ``NotConnected``; nothing is written either way."""
+    user = store.get(USERS, user_id)
+    if user is None:
+        raise UnknownUser(user_id)
+    account = store.get(GOOGLE_ACCOUNTS, user_id)
+    ciphertext = (account or {}).get("refreshTokenCiphertext")
+    if not account or account.get("status") == NOT_CONNECTED or not ciphertext:
+        raise NotConnected(f"user {user_id} has no Google account connected: nothing to disconnect")
+    now = bootstrap.clock().now()
+    email = account.get("accountEmail") or None
+    try:
+        token: str | None = bootstrap.cipher(config).decrypt(ciphertext)
+    except ConfigError as exc:  # the key changed: no one can use (or revoke) this token
+        log.warning("disconnect: the stored token cannot be decrypted: %s", exc)
+        token = None
+    holder = f"disconnect:{uuid.uuid4().hex}"
+    before = _lease_all(store, user_id, holder, now)
+    stopped = False
+    try:
+        stopped = _stop_channel(config, store, token, before[state_id(user_id, "activities")])
+        revoked = revoke_token(token, config.google_endpoint) if token else False
+    except BaseException:
+        _give_back(store, holder, before, now, channel_stopped=stopped)
+        raise
+    unlinked = {}
+    for section in SECTIONS:
+        state = before[state_id(user_id, section)]
+        owner = state.get("accountEmail") or email
+        unlinked[section] = account_switch.archive(store, user_id, section, owner)
+    channel = before[state_id(user_id, "activities")].get("channel")
+    if channel and not stopped:  # not stopped at Google: its notifications answer 404
+        from functions.push import CHANNELS
+
+        store.delete(CHANNELS, channel["id"])
+    replaced = store.transaction(
+        lambda tx: _finish(tx, user_id, holder, before, ciphertext, email, now)
+    )
+    if email and not replaced and email_index.norm(email) != email_index.norm(user.get("email")):
+        with store.batch() as batch:  # connect listed the user under its account's email
+            batch.remove_from_array(email_index.EMAIL_INDEX, email_index.key(email), "users",
+                                    [user_id])  # fmt: skip
+    schedule.unschedule(store, user_id)
+    if replaced:  # reconnected meanwhile: that connection stays, its pairs rejoin
+        fresh = (store.get(GOOGLE_ACCOUNTS, user_id) or {}).get("accountEmail")
+        account_switch.resume(store, user_id, fresh, now)
+        schedule.reschedule(store, user_id, now, due_now=True)
+    log.info(
+        "disconnected a Google account",
+        extra={"fields": {"userId": user_id, "revoked": revoked, "unlinked": unlinked}},
+    )
+    return {
+        "outcome": "done",
+        "reason": "disconnected",
+        "revoked": revoked,
+        "previousAccountEmail": email,
+        "unlinked": unlinked,
+        "hint": DISCONNECTED_HINT,
+    }
+
+
+def _lease_all(
+    store: DocumentStore, user_id: str, holder: str, now: datetime
+) -> dict[str, dict[str, Any]]:
+    """Both sections' leases, as a run takes them; the states as they were, by id. A
+    section under way: the leases taken so far are given back and ``LeaseHeld`` raised."""
+    before: dict[str, dict[str, Any]] = {}
+    try:
+        for section in SECTIONS:
+            sid = state_id(user_id, section)
+            before[sid] = lease.acquire(
+                store, sid, holder, now, seconds=account_switch.SWITCH_LEASE_SECONDS
+            )
+    except BaseException:
+        _give_back(store, holder, before, now)
+        raise
+    return before
+
+
+def _give_back(
+    store: DocumentStore,
+    holder: str,
+    before: dict[str, dict[str, Any]],
+    now: datetime,
+    *,
+    channel_stopped: bool = False,
+) -> None:
+    """Undo ``_lease_all``: each state as it was (a state the lease made is deleted),
+    with what others wrote meanwhile. A channel stopped already is no longer listed,
+    and comes up for upkeep at once."""
+    for sid, was in before.items():
+
+        def undo(tx: Transaction, sid: str = sid, was: dict[str, Any] = was) -> None:
+            current = tx.get(SYNC_STATE, sid) or {}
+            if (current.get("lease") or {}).get("holder") != holder:
+                return  # not ours (any more)
+            state = {k: v for k, v in current.items() if k != "lease"}
+            if "lease" in was:
+                state["lease"] = was["lease"]
+            if channel_stopped and state.get("channel"):
+                state |= {"channel": None, "renewAt": stamp(now)}
+            if state:
+                tx.put(SYNC_STATE, sid, state)
+            else:
+                tx.delete(SYNC_STATE, sid)
+
+        store.transaction(undo)
+
+
+def _stop_channel(
+    config: bootstrap.Config, store: DocumentStore, token: str | None, state: dict[str, Any]
+) -> bool:
+    """Stop the activities push channel at Google, best-effort (it takes the token, so
+    before revoking it); True if it was stopped."""
+    channel = state.get("channel")
+    if not channel or token is None:
+        return False
+    from adapters import google_api
+    from adapters.calendar_api import CalendarApi
+    from adapters.google_calls import Retry
+    from functions.push import stop_channel
+
+    try:
+        creds = google_api.credentials(
+            token, config.google_endpoint, config.oauth_client_id, config.oauth_client_secret
+        )
+        service = google_api.calendar_service(creds, config.google_endpoint)
+        calendar = CalendarApi(service, config.google_endpoint, Retry(attempts=2, base_seconds=0.2))
+        stop_channel(store, calendar, channel)
+    except Exception as exc:  # it expires by itself within days; pushes to it answer 404
+        log.warning("disconnect: the push channel could not be stopped: %s", type(exc).__name__)
+        return False
+    return True
+
+
+def _finish(
+    tx: Transaction,
+    user_id: str,
+    holder: str,
+    before: dict[str, dict[str, Any]],
+    ciphertext: str,
+    email: str | None,
+    now: datetime,
+) -> bool:
+    """The sections' states cleared and the leases given back, the connection marked
+    ``not_connected``: one transaction. Returns True when the user reconnected
+    meanwhile (another token stored): that connection is left as it is."""
+    account = tx.get(GOOGLE_ACCOUNTS, user_id) or {}
+    replaced = account.get("refreshTokenCiphertext") not in (None, ciphertext)
+    states = {sid: tx.get(SYNC_STATE, sid) or {} for sid in before}  # every read first
+    for sid, was in before.items():
+        current = states[sid]
+        ours = (current.get("lease") or {}).get("holder") == holder
+        if ours and not was and set(current) <= {"lease"}:
+            tx.delete(SYNC_STATE, sid)  # never synced: no state, as before
+            continue
+        owner = current.get("accountEmail") or email
+        state = account_switch.disconnected(current, owner, now)
+        state["lease"] = None if ours else current.get("lease")
+        tx.put(SYNC_STATE, sid, state)
+    if not replaced:
+        tx.put(GOOGLE_ACCOUNTS, user_id, {
+            "status": NOT_CONNECTED,
+            "disconnectedAt": rfc3339(now),
+            "previousAccountEmail": email,
+        })  # fmt: skip
+    return replaced

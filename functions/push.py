@@ -22,6 +22,7 @@ import os
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import functions_framework
 
@@ -29,7 +30,7 @@ from adapters import google_api, logs
 from adapters.calendar_api import CalendarApi
 from adapters.queue import open_queue
 from core.model import SYNC_SETTINGS, SYNC_STATE, SyncSettings, load, parse_timestamp, stamp
-from core.ports import DocumentStore
+from core.ports import DocumentStore, WatchPort
 from core.schedule import Job, update_state
 from functions import bootstrap
 from functions.jobs import run_job
@@ -72,8 +73,7 @@ def maintain_channel(
         return "none"
     calendar = calendar or _calendar(config, store, user_id)
     if channel:
-        calendar.stop(channel["id"], channel["resourceId"])
-        store.delete(CHANNELS, channel["id"])
+        stop_channel(store, calendar, channel)
     new = None
     if wanted:
         token, channel_id = secrets.token_urlsafe(32), uuid.uuid4().hex
@@ -88,6 +88,13 @@ def maintain_channel(
     renew = stamp(renew_at(parse_timestamp(new["expiresAt"]), now)) if new else None
     update_state(store, key, {"channel": new, "renewAt": renew})
     return ("renewed" if channel else "opened") if wanted else "stopped"
+
+
+def stop_channel(store: DocumentStore, calendar: WatchPort, channel: dict[str, Any]) -> None:
+    """Stop a channel at Google (one already gone counts as stopped) and forget it, so
+    its notifications answer 404; the caller clears the state's ``channel``."""
+    calendar.stop(channel["id"], channel["resourceId"])
+    store.delete(CHANNELS, channel["id"])
 
 
 def renew_at(expires: datetime, now: datetime) -> datetime:

@@ -6,6 +6,9 @@ routes on the shared ``Router`` with a discovery method id such as
 
     route -> (API routes only) count -> latency -> auth -> fault -> quota -> handler
 
+OAuth routes (``oauth2.token``, ``oauth2.revoke``, ...) take only faults that name
+them, answered in the OAuth error shape (``{"error", "error_description"}``).
+
 Handlers take a ``Call`` and return a ``Reply`` or raise ``ApiError``. They run
 under one re-entrant lock, so the in-memory state needs no further locking. HTTP
 batches (``sandbox.batch``) dispatch each part through the same pipeline.
@@ -149,6 +152,9 @@ def auth_error() -> ApiError:
 def fault_error(api: str, status: int, reason: str | None, retry_after: int | None) -> ApiError:
     """The error an injected fault or exhausted quota answers with."""
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    if api == PLAIN:  # an OAuth endpoint: its error body shape
+        code = "internal_failure" if status >= 500 else reason or "invalid_request"
+        return ApiError(status, {"error": code, "error_description": "Injected fault."}, headers)
     if api == PEOPLE:
         messages = {
             429: "Quota exceeded for quota metric 'Critical read requests (Contact and "
@@ -438,6 +444,7 @@ class Sandbox:
     def _run(self, route: Route, call: Call, in_batch: bool) -> Reply:
         if route.api == PLAIN:
             with self.lock:
+                self._apply_named_faults(route)
                 return route.handler(call)
         with self.lock:
             self.stats.by_method[route.method_id] += 1
@@ -467,6 +474,15 @@ class Sandbox:
                     403, "insufficientPermissions", "Insufficient Permission", domain="global"
                 )
             raise people_error(403, "Request had insufficient authentication scopes.")
+
+    def _apply_named_faults(self, route: Route) -> None:
+        """OAuth routes (``oauth2.token``, ``oauth2.revoke``, ...) fail only for a fault
+        naming them: a ``*`` fault aims at the APIs, never at the token endpoint."""
+        for fault in self.faults:
+            if fault.remaining > 0 and fault.method == route.method_id:
+                fault.remaining -= 1
+                self.faults = [f for f in self.faults if f.remaining > 0]
+                raise fault_error(route.api, fault.status, fault.reason, fault.retry_after)
 
     def _apply_faults(self, route: Route, call: Call) -> None:
         for fault in self.faults:

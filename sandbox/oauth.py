@@ -295,15 +295,17 @@ def id_token_for_tests(call: Call) -> Reply:
 
 
 def register(router: Router) -> None:
+    # method ids, for faults that name them (``POST /_sandbox/faults {"method":
+    # "oauth2.revoke"}``); a ``*`` fault never reaches these routes
     routes = [
-        ("GET", "/o/oauth2/v2/auth", authorize),
-        ("POST", "/token", token),
-        ("POST", "/revoke", revoke),
-        ("GET", "/oauth2/v3/certs", certs_v3),
-        ("GET", "/oauth2/v1/certs", certs_v1),
-        ("GET", "/oauth2/v2/userinfo", userinfo),
-        ("GET", "/oauth2/v3/userinfo", userinfo),
-        ("POST", "/_sandbox/idtoken", id_token_for_tests),
+        ("GET", "/o/oauth2/v2/auth", "oauth2.authorize", authorize),
+        ("POST", "/token", "oauth2.token", token),
+        ("POST", "/revoke", "oauth2.revoke", revoke),
+        ("GET", "/oauth2/v3/certs", "oauth2.certs", certs_v3),
+        ("GET", "/oauth2/v1/certs", "oauth2.certs", certs_v1),
+        ("GET", "/oauth2/v2/userinfo", "oauth2.userinfo", userinfo),
+        ("GET", "/oauth2/v3/userinfo", "oauth2.userinfo", userinfo),
+        ("POST", "/_sandbox/idtoken", "oauth2.idtoken", id_token_for_tests),
     ]
-    for method, path, handler in routes:
-        router.add(method, path, "oauth2", PLAIN, handler)
+    for method, path, method_id, handler in routes:
+        router.add(method, path, method_id, PLAIN, handler)

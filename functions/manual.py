@@ -2,10 +2,13 @@
 
     GET  /                   the page (functions/page.html)
     GET  /signin, /signin/callback, POST /signout    browser sign-in with Google
+    GET  /oauth_start, /oauth_callback   connecting Google, on the page's host (as the
+                             functions of the same names, which API clients call)
     GET  /status             settings, private tags, last sync per section, account
     PUT  /settings           validate and save
     POST /sync {"section"}   run (inline) or queue a sync
     POST /preview {"section"}  the dry-run plan; changes nothing
+    POST /disconnect         revoke the Google connection; the CRM keeps every record
     GET  /runs, /runs/<id>   the last 20 runs, and one run's details
 
 API clients send a Google ID token (``Authorization: Bearer``); the page uses the
@@ -15,13 +18,14 @@ session cookie, and its writes carry ``X-CSRF-Token``.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 import functions_framework
 from flask import redirect
 
 from adapters import logs
 from adapters.identity import NotSignedIn
-from functions import bootstrap
+from functions import accounts, bootstrap, oauth
 from functions import manual_logic as api
 from functions import session as web
 from functions.webhook_logic import Rejected
@@ -31,9 +35,12 @@ logs.setup()
 
 
 def _here(request, path: str) -> str:
-    """An address of this function: its mount point (``/manual_sync`` under ``serve``,
-    the function's own URL when deployed) plus ``path``."""
-    return request.url_root.rstrip("/") + path
+    """An address of this function: ``CRMSYNC_PAGE_URL`` when configured (deployed: never
+    the Host header), else its mount point (``/manual_sync`` under ``serve``), plus
+    ``path``."""
+    configured = bootstrap.Config.from_env().page_url
+    root = configured or request.url_root
+    return root.rstrip("/") + path
 
 
 def _signin(request, config, store):
@@ -52,13 +59,18 @@ def _signin(request, config, store):
             secure=secure,
         )
         return response
-    user = web.finish_signin(
-        config,
-        store,
-        request.args.to_dict(),
-        _here(request, "/signin/callback"),
-        request.cookies.get(web.SIGNIN_COOKIE),
-    )
+    try:
+        user = web.finish_signin(
+            config,
+            store,
+            request.args.to_dict(),
+            _here(request, "/signin/callback"),
+            request.cookies.get(web.SIGNIN_COOKIE),
+        )
+    except (Rejected, NotSignedIn) as failed:  # the browser gets the page, which says why
+        response = redirect(_here(request, "/") + "?" + urlencode({"signin_error": str(failed)}))
+        response.delete_cookie(web.SIGNIN_COOKIE)
+        return response
     response = redirect(_here(request, "/"))
     response.set_cookie(
         web.COOKIE,
@@ -82,6 +94,11 @@ def manual_sync(request):
             return PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
         if method == "GET" and path in ("/signin", "/signin/callback"):
             return _signin(request, config, store)
+        if method == "GET" and path in ("/oauth_start", "/oauth_callback"):
+            # the browser's connection flow, on the page's own host: its session and
+            # nonce cookies reach it (gen2 functions each have their own host)
+            handler = oauth.oauth_start if path == "/oauth_start" else oauth.oauth_callback
+            return handler(request)
         if method == "POST" and path == "/signout":
             response = redirect(_here(request, "/"))
             response.delete_cookie(web.COOKIE)
@@ -100,7 +117,10 @@ def manual_sync(request):
             asked_for=request.args.get("userId") or (body.userId if body else None),
         )
         if (method, path) == ("GET", "/status"):
-            return {**api.status(store, user), "csrf": session["c"] if session else None}, 200
+            return {**api.status(store, user), "links": oauth.links(config, request),
+                    "csrf": session["c"] if session else None}, 200  # fmt: skip
+        if (method, path) == ("POST", "/disconnect"):
+            return accounts.disconnect(config, store, user), 200
         if (method, path) == ("PUT", "/settings"):
             return api.save_settings(store, user, request.get_data()), 200
         if (method, path) == ("POST", "/sync"):

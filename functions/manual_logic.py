@@ -6,6 +6,7 @@ Every call acts on the caller's own user only.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -153,7 +154,7 @@ def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, 
         for error in exc.errors():
             name = ".".join(str(p) for p in error["loc"])
             fields.setdefault(name, _friendly(name, error))
-        raise _invalid(fields) from None
+        raise _invalid({**_meaning(body), **fields}) from None
     zone = (store.get(USERS, user_id) or {}).get("timeZone") or "UTC"
     try:
         today = bootstrap.clock().now().astimezone(ZoneInfo(zone)).date()  # as the run's
@@ -168,8 +169,7 @@ def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, 
         tag = store.get(TAGS, tag_id) or {}
         if tag.get("kind") != "private" or tag.get("ownerId") != user_id:
             problems["contacts.tagId"] = "Choose one of your own private tags."
-    elif settings.contacts.auto:  # by meaning: automatic sync of nothing is a mistake
-        problems["contacts.tagId"] = "Choose a private tag to sync contacts automatically."
+    problems |= _meaning(body)
     if problems:
         raise _invalid(problems)
     doc = settings.model_dump(mode="json")
@@ -191,6 +191,18 @@ def _friendly(name: str, error: Any) -> str:
     if error.get("type") == "extra_forbidden":
         return f"{name} is not a setting."
     return FRIENDLY.get(name.rsplit(".", 1)[-1], "This value is not valid.")
+
+
+def _meaning(body: bytes) -> dict[str, str]:
+    """Problems of meaning, found even beside malformed fields: automatic sync of
+    contacts with no tag would sync nothing."""
+    try:
+        contacts = (json.loads(body or b"{}") or {}).get("contacts") or {}
+    except (ValueError, AttributeError):
+        return {}
+    if isinstance(contacts, dict) and contacts.get("auto") is True and not contacts.get("tagId"):
+        return {"contacts.tagId": "Choose a private tag to sync contacts automatically."}
+    return {}
 
 
 def _invalid(fields: dict[str, str]) -> Rejected:
@@ -223,6 +235,7 @@ def start_sync(
             found = outcome.QUEUED.fields()
         runs.append({"section": job.section, "runId": job.run_id, **found,
                      "counts": record.get("counts") or {},
+                     "changes": labelled(job.section, record.get("counts") or {}),
                      "errors": len(record.get("errors") or [])})  # fmt: skip
     return {**_overall(runs), "runs": runs}
 

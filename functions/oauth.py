@@ -62,7 +62,9 @@ def oauth_start(request):
         return {"error": str(exc)}, 401
     except Rejected as rejected:
         return {"error": str(rejected)}, rejected.status
-    url, nonce = start(config, store, user, callback_uri(request, config))
+    url, nonce = start(
+        config, store, user, callback_uri(request, config), request.args.get("email")
+    )
     response = make_response({"authorizationUrl": url}, 200)
     response.set_cookie(
         NONCE_COOKIE,

@@ -41,10 +41,16 @@ NONCE_COOKIE = "crmsync_oauth"
 
 
 def start(
-    config: bootstrap.Config, store: DocumentStore, user_id: str, redirect_uri: str
+    config: bootstrap.Config,
+    store: DocumentStore,
+    user_id: str,
+    redirect_uri: str,
+    login_hint: str | None = None,
 ) -> tuple[str, str]:
     """The consent URL, and a nonce for an HttpOnly cookie: the callback accepts the state
-    only from the browser that started the flow (no account-linking CSRF)."""
+    only from the browser that started the flow (no account-linking CSRF). Google's
+    account chooser is hinted with ``login_hint`` (another account than the CRM email),
+    else the user's CRM email."""
     verifier, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(24)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     sealed = {"u": user_id, "v": verifier, "n": nonce}
@@ -61,7 +67,7 @@ def start(
         "code_challenge_method": "S256",
         "access_type": "offline",
         "prompt": "consent",
-        "login_hint": user.get("email", ""),
+        "login_hint": (login_hint or "").strip()[:320] or user.get("email", ""),
     }
     return f"{base}?{urlencode(query)}", nonce
 

@@ -32,14 +32,16 @@ locals {
   run_host      = "${data.google_project.this.number}.${var.region}.run.app"
   urls          = { for name, service in local.service_names : name => "https://${service}-${local.run_host}" }
   environment = {
-    CRMSYNC_STORE              = "firestore"
-    CRMSYNC_QUEUE              = "pubsub:${google_pubsub_topic.jobs.id}"
-    CRMSYNC_TOKEN_KEY          = google_kms_crypto_key.tokens.id
-    CRMSYNC_GROUP_NAME         = var.group_name
-    CRMSYNC_OAUTH_CLIENT_ID    = var.oauth_client_id
-    CRMSYNC_PUSH_URL           = local.urls["calendar_push"]
-    CRMSYNC_OAUTH_REDIRECT_URI = local.urls["oauth_callback"]
-    CRMSYNC_OAUTH_START_URL    = local.urls["oauth_start"]
+    CRMSYNC_STORE           = "firestore"
+    CRMSYNC_QUEUE           = "pubsub:${google_pubsub_topic.jobs.id}"
+    CRMSYNC_TOKEN_KEY       = google_kms_crypto_key.tokens.id
+    CRMSYNC_GROUP_NAME      = var.group_name
+    CRMSYNC_OAUTH_CLIENT_ID = var.oauth_client_id
+    CRMSYNC_PUSH_URL        = local.urls["calendar_push"]
+    # the browser connects through the page's own host (manual_sync serves both routes):
+    # its session and nonce cookies never reach another run.app host
+    CRMSYNC_OAUTH_REDIRECT_URI = "${local.urls["manual_sync"]}/oauth_callback"
+    CRMSYNC_OAUTH_START_URL    = "${local.urls["manual_sync"]}/oauth_start"
     CRMSYNC_PAGE_URL           = "${local.urls["manual_sync"]}/"
     GOOGLE_CLOUD_PROJECT       = var.project
   }

@@ -17,6 +17,7 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures shared with in
     account,
     cloud_env,
     make_account,
+    quick_retries,
     sandbox,
     sandbox_server,
 )

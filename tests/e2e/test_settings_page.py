@@ -1,16 +1,37 @@
 """The settings page in a real browser (headless Chromium through Playwright): sign in,
-settings, a sync by hand, history, preview, reconnecting, and privacy between users.
-Each scenario leaves a screenshot in tests/e2e/artifacts/."""
+settings, a sync by hand, history, preview, every outcome (failed, skipped, not
+connected, revoked, disconnected, another account, queued on Pub/Sub) and privacy
+between users, each on a desktop and on a 390 px phone screen. Each scenario leaves a
+screenshot in tests/e2e/artifacts/ named after it and the screen."""
 
 from __future__ import annotations
 
+import base64
 import re
+import threading
+import uuid
 
+import pytest
 from playwright.sync_api import expect
 
-from core.model import SYNC_RUNS
+from core.model import CONTACTS, GOOGLE_ACCOUNTS, SYNC_RUNS, SYNC_SETTINGS
 from functions import seed
 from tests.e2e.conftest import ARTIFACTS
+
+SCREENS = {"desktop": {"width": 1280, "height": 900}, "mobile": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(params=list(SCREENS))
+def screen(request, browser):
+    """A tab on each screen; on the phone, no scenario may scroll sideways."""
+    context = browser.new_context(viewport=SCREENS[request.param])
+    tab = context.new_page()
+    tab.screen_name = request.param
+    yield tab
+    if request.param == "mobile" and tab.url.startswith("http"):
+        width = tab.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways on a phone: {width} px"
+    context.close()
 
 
 def sign_in(page, site, email="alice@example.com"):
@@ -21,7 +42,8 @@ def sign_in(page, site, email="alice@example.com"):
 
 
 def shot(page, name):
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    suffix = getattr(page, "screen_name", "desktop")
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{suffix}.png"), full_page=True)
 
 
 def test_sign_in(page, site):
@@ -31,6 +53,13 @@ def test_sign_in(page, site):
     cookie = next(c for c in page.context.cookies() if c["name"] == "crmsync_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     shot(page, "01-signed-in")
+
+
+def test_a_failed_sign_in_is_said_on_the_page_not_as_json(page, site):
+    page.goto(f"{site}/manual_sync/signin/callback?code=forged&state=forged")
+    expect(page.locator("#signin-error")).to_contain_text("Sign-in failed")
+    expect(page.get_by_label("Your Google email")).to_be_visible()
+    shot(page, "01b-signin-failed")
 
 
 def test_settings_are_saved_and_shown_after_a_reload(page, site, cloud_env):
@@ -46,31 +75,86 @@ def test_settings_are_saved_and_shown_after_a_reload(page, site, cloud_env):
     shot(page, "02-settings-saved")
 
 
-def test_an_invalid_interval_is_shown_beside_its_field(page, site):
+def test_bad_settings_are_marked_and_focus_moves_to_the_first(screen, site, cloud_env):
+    sign_in(screen, site)
+    screen.locator("#contacts-tag").select_option("")
+    screen.locator("#contacts-auto").check()
+    screen.locator("#contacts-interval").fill("1")
+    screen.get_by_role("button", name="Save").click()
+    tag = screen.locator("#contacts-tag")
+    expect(screen.locator("[id='err-contacts.tagId']")).to_have_text(
+        "Choose a private tag to sync contacts automatically."
+    )
+    expect(screen.locator("[id='err-contacts.intervalMinutes']")).to_contain_text("5 to 1440")
+    expect(tag).to_have_attribute("aria-invalid", "true")
+    expect(screen.locator("#contacts-interval")).to_have_attribute("aria-invalid", "true")
+    expect(tag).to_be_focused()
+    expect(screen.locator("#saved")).to_contain_text("Not saved")
+    assert cloud_env.get(SYNC_SETTINGS, seed.ALICE)["contacts"]["tagId"] == seed.ALICE_TAG
+    shot(screen, "03-bad-settings")
+
+
+def test_unsaved_changes_are_asked_about_before_a_sync(page, site, cloud_env):
     sign_in(page, site)
-    page.locator("#contacts-interval").fill("1")
-    page.get_by_role("button", name="Save").click()
-    expect(page.locator("[id='err-contacts.intervalMinutes']")).to_contain_text("greater than")
-    expect(page.locator("#saved")).to_contain_text("Not saved")
-    shot(page, "03-invalid-interval")
+    page.locator("#contacts-interval").fill("30")
+    page.locator("[data-sync=contacts]").click()
+    dialog = page.get_by_role("dialog", name="Unsaved changes")
+    expect(dialog).to_be_visible()
+    shot(page, "03b-unsaved-changes")
+    dialog.get_by_role("button", name="Save, then sync").click()
+    expect(page.locator("#progress")).to_contain_text("Done: pushed to Google 4")
+    assert cloud_env.get(SYNC_SETTINGS, seed.ALICE)["contacts"]["intervalMinutes"] == 30
 
 
 def test_start_a_contacts_sync_and_see_it_in_the_history(page, site):
     sign_in(page, site)
     page.locator("[data-sync=contacts]").click()
-    expect(page.locator("#progress")).to_contain_text("pushed 4")
+    expect(page.locator("#progress")).to_contain_text("Done: pushed to Google 4")
     row = page.locator("#history tr").first
-    expect(row).to_contain_text("contacts")
-    expect(row).to_contain_text("manual")
+    expect(row).to_contain_text("Contacts")
+    expect(row).to_contain_text("you")
     row.get_by_role("button", name=re.compile("Details")).click()
-    expect(page.locator("#detail")).to_contain_text("pushed 4")
+    expect(page.locator("#detail")).to_contain_text("pushed to Google 4")
     shot(page, "04-sync-and-history")
 
 
-def test_preview_shows_the_plan_and_changes_nothing(page, site, cloud_env, account):
+def _edit(store, collection, doc_id, **changes):
+    """A CRM edit, stamped a moment after now (past the last run's cursor)."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.model import stamp
+
+    doc = store.get(collection, doc_id)
+    later = stamp(datetime.now(UTC) + timedelta(seconds=2))
+    store.put(collection, doc_id, {**doc, **changes, "modifiedAt": later})
+
+
+def test_the_history_names_each_change_with_its_fields(screen, site, cloud_env):
+    sign_in(screen, site)
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done")
+    _edit(cloud_env, CONTACTS, "c-ada", jobTitle="Countess of Lovelace")
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done: updated in Google 1")
+    screen.locator("#history tr").first.get_by_role("button", name=re.compile("Details")).click()
+    detail = screen.locator("#detail")
+    expect(detail).to_contain_text("Ada Lovelace: updated in Google (in Google)")
+    expect(detail).to_contain_text("→ Countess of Lovelace")
+    expect(detail).not_to_contain_text("c-ada")
+    expect(detail).to_be_focused()
+    screen.locator("#history tr").nth(1).get_by_role("button", name=re.compile("Details")).click()
+    expect(detail).to_contain_text("Grace Hopper: pushed to Google")
+    expect(screen.locator("#history-title + p")).to_contain_text(
+        cloud_env.get("users", seed.ALICE).get("timeZone", "UTC")
+    )
+    shot(screen, "05-history-per-item")
+
+
+def test_preview_shows_the_plan_by_name_and_changes_nothing(page, site, cloud_env, account):
     sign_in(page, site)
     page.locator("[data-preview=contacts]").click()
     expect(page.locator("#preview-list li")).to_have_count(4)
+    expect(page.locator("#preview")).to_contain_text("add Ada Lovelace to Google")
     expect(page.locator("#preview")).to_contain_text("Nothing was changed")
     assert list(cloud_env.query(SYNC_RUNS)) == []
     listed = (
@@ -80,20 +164,166 @@ def test_preview_shows_the_plan_and_changes_nothing(page, site, cloud_env, accou
         .execute()
     )
     assert "connections" not in listed
-    shot(page, "05-preview")
+    page.locator("[data-sync=contacts]").click()  # a later run clears the old preview
+    expect(page.locator("#progress")).to_contain_text("Done")
+    expect(page.locator("#preview")).to_be_hidden()
+    shot(page, "06-preview")
 
 
-def test_a_revoked_token_shows_reconnect_needed_and_reconnecting_clears_it(
-    page, site, sandbox, account
+def test_a_failed_run_says_so_with_the_next_step(screen, site, sandbox, quick_retries):
+    sign_in(screen, site)
+    sandbox.fault("people.people.connections.list", 503, count=50)
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text(
+        "Failed: Google is busy or unavailable; try again in a minute."
+    )
+    expect(screen.locator("#progress")).not_to_contain_text("undefined")
+    expect(screen.locator("#history tr").first).to_contain_text("Failed")
+    shot(screen, "07-failed-run")
+
+
+def test_a_skipped_run_says_what_to_do(screen, site, cloud_env):
+    sign_in(screen, site)
+    settings = cloud_env.get(SYNC_SETTINGS, seed.ALICE)
+    # the CRM clears the tag behind the page's back: the run cannot start
+    cloud_env.put(SYNC_SETTINGS, seed.ALICE, {**settings, "contacts": {"tagId": None}})
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text(
+        "Not started: Choose a private tag for contacts"
+    )
+    expect(screen.locator("#progress")).not_to_contain_text("Done")
+    expect(screen.locator("#history tr").first).to_contain_text("Not started")
+    # the page now knows: Start and Preview wait for a tag, and say so
+    expect(screen.locator("[data-sync=contacts]")).to_be_disabled()
+    expect(screen.locator("[data-preview=contacts]")).to_be_disabled()
+    expect(screen.locator("#why-contacts")).to_contain_text("Choose a private tag")
+    expect(screen.locator("[data-sync=activities]")).to_be_enabled()
+    shot(screen, "08-skipped-no-tag")
+
+
+def test_not_connected_disables_syncs_and_offers_connect(screen, site, cloud_env):
+    cloud_env.delete(GOOGLE_ACCOUNTS, seed.ALICE)
+    sign_in(screen, site)
+    expect(screen.locator("#account-status")).to_contain_text("Not connected")
+    for button in ("[data-sync=contacts]", "[data-preview=contacts]", "[data-sync=activities]"):
+        expect(screen.locator(button)).to_be_disabled()
+    expect(screen.locator("#why-activities")).to_have_text("Connect a Google account first.")
+    expect(screen.get_by_role("button", name="Connect", exact=True)).to_be_visible()
+    expect(screen.locator("#disconnect")).to_be_hidden()
+    assert list(cloud_env.query(SYNC_RUNS)) == []
+    shot(screen, "09-not-connected")
+
+
+def test_a_revoked_token_shows_reconnect_at_the_top_and_reconnecting_clears_it(
+    screen, site, sandbox, account
 ):
     sandbox.state.tokens.revoke(account.refresh_token)
-    sign_in(page, site)
-    page.locator("[data-sync=contacts]").click()
-    expect(page.locator("#account-status")).to_contain_text("Reconnect needed")
-    shot(page, "06a-reconnect-needed")
-    page.get_by_role("button", name="Reconnect").click()
-    expect(page.locator("#account-status")).to_contain_text("Connected")
-    shot(page, "06b-reconnected")
+    sign_in(screen, site)
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text(
+        "Failed: Google no longer accepts the connection"
+    )
+    banner = screen.get_by_role("alert").filter(has_text="Reconnect needed")
+    expect(banner).to_be_visible()
+    expect(screen.locator("#account-status")).to_contain_text("Reconnect needed")
+    expect(screen.locator("[data-sync=contacts]")).to_be_disabled()
+    shot(screen, "10a-reconnect-needed")
+    banner.get_by_role("button", name="Reconnect your Google account").click()
+    expect(screen.locator("#account-status")).to_contain_text("Connected")
+    expect(banner).to_be_hidden()
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done: pushed to Google 4")
+    shot(screen, "10b-reconnected")
+
+
+def test_disconnect_revokes_google_and_keeps_the_crm(screen, site, cloud_env, sandbox, account):
+    sign_in(screen, site)
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done")
+    screen.once("dialog", lambda dialog: dialog.accept())
+    screen.get_by_role("button", name="Disconnect").click()
+    expect(screen.locator("#account-message")).to_contain_text("Disconnected")
+    expect(screen.locator("#account-status")).to_contain_text("Not connected")
+    expect(screen.locator("[data-sync=contacts]")).to_be_disabled()
+    assert cloud_env.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "not_connected"
+    assert sandbox.state.tokens.refresh[account.refresh_token].revoked
+    assert seed.ALICE_TAG in cloud_env.get(CONTACTS, "c-ada")["tagIds"]  # the CRM keeps all
+    shot(screen, "11-disconnected")
+
+
+def test_connecting_another_account_is_said_plainly(screen, site, make_account):
+    make_account("alice.work@example.com")
+    sign_in(screen, site)
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done")
+    screen.get_by_label("Google account to connect").fill("alice.work@example.com")
+    screen.get_by_role("button", name="Reconnect", exact=True).click()
+    expect(screen.locator("#account-status")).to_have_text("Connected: alice.work@example.com")
+    note = screen.locator("#account-switch")
+    expect(note).to_contain_text("changed from alice@example.com to alice.work@example.com")
+    expect(note).to_contain_text("as a new account")
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done: pushed to Google 4")
+    shot(screen, "12-another-account")
+
+
+@pytest.fixture(scope="module")
+def pubsub_emulator():
+    from tests import emulators
+
+    yield from emulators.session("pubsub")
+
+
+@pytest.mark.emulator
+def test_a_queued_run_shows_its_progress_from_pubsub(
+    screen, site, sandbox, pubsub_emulator, monkeypatch
+):
+    """Production queues manual syncs on Pub/Sub: the page follows the run's record
+    from queued to running (phase, items done of total) to done."""
+    from functions_framework import create_app
+    from google.cloud import pubsub_v1
+
+    from tests.integration.test_scheduler import ROOT, cloud_event
+
+    project = f"crmsync-e2e-{uuid.uuid4().hex[:8]}"
+    topic = f"projects/{project}/topics/sync-jobs"
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.host)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", project)
+    monkeypatch.setenv("CRMSYNC_QUEUE", f"pubsub:{topic}")
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    publisher.create_topic(name=topic)
+    subscription = f"projects/{project}/subscriptions/sync-jobs-push"
+    subscriber.create_subscription(name=subscription, topic=topic)
+    worker = create_app("run_sync_job", str(ROOT / "main.py"), "cloudevent").test_client()
+
+    sign_in(screen, site)
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Queued")
+    shot(screen, "13a-queued")
+    sandbox.control("POST", "/_sandbox/faults", {"latencyMs": 700})  # a run to watch
+
+    def deliver():
+        answer = subscriber.pull(subscription=subscription, max_messages=10, timeout=30)
+        for received in answer.received_messages:
+            data = {"message": {"data": base64.b64encode(received.message.data).decode(),
+                                "messageId": received.message.message_id}}  # fmt: skip
+            cloud_event(worker, data)
+        subscriber.acknowledge(
+            subscription=subscription, ack_ids=[m.ack_id for m in answer.received_messages]
+        )
+
+    runner = threading.Thread(target=deliver)
+    runner.start()
+    try:
+        expect(screen.locator("#progress")).to_contain_text("Running", timeout=20_000)
+        shot(screen, "13b-running")
+        expect(screen.locator("#progress")).to_contain_text(
+            "Done: pushed to Google 4", timeout=30_000
+        )
+    finally:
+        runner.join(timeout=60)
+        sandbox.control("POST", "/_sandbox/faults", {"latencyMs": 0})
+    shot(screen, "13c-queued-run-done")
 
 
 def test_a_second_user_cannot_see_the_first_ones_runs(page, site, browser, make_account):
@@ -106,5 +336,5 @@ def test_a_second_user_cannot_see_the_first_ones_runs(page, site, browser, make_
     expect(other.locator("#who")).to_have_text("Bob")
     expect(other.locator("#history tr")).to_have_count(0)
     assert other.request.get(f"{site}/manual_sync/runs?userId={seed.ALICE}").status == 403
-    shot(other, "07-second-user")
+    shot(other, "14-second-user")
     other.context.close()

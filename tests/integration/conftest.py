@@ -135,3 +135,17 @@ def cloud_env(tmp_path, sandbox, account, monkeypatch):
     connect(bootstrap.Config.from_env(), seed.ALICE, account.refresh_token)
     yield store
     store.close()
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """Google's passing trouble is retried with backoff (``adapters.google_calls``):
+    the same attempts here, without the waiting."""
+    from adapters import google_calls
+    from adapters.calendar_api import CalendarApi
+    from adapters.people_api import PeopleApi
+
+    fast = google_calls.Retry(sleep=lambda seconds: None)
+    monkeypatch.setattr(google_calls.execute, "__defaults__", (fast,))
+    monkeypatch.setattr(PeopleApi.__init__, "__defaults__", (fast, 1000))
+    monkeypatch.setattr(CalendarApi.__init__, "__defaults__", (fast,))

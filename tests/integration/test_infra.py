@@ -182,8 +182,9 @@ def test_every_function_is_told_the_real_addresses_of_the_others():
     assert body["service_config"][0]["environment_variables"] == "${local.environment}"
     env = {key: rendered(value, local) for key, value in local["environment"].items()}
     assert env["CRMSYNC_PUSH_URL"] == run_app("calendar_push")
-    assert env["CRMSYNC_OAUTH_REDIRECT_URI"] == run_app("oauth_callback")
-    assert env["CRMSYNC_OAUTH_START_URL"] == run_app("oauth_start")
+    # the browser connects on the page's host: its cookies reach no other run.app host
+    assert env["CRMSYNC_OAUTH_REDIRECT_URI"] == run_app("manual_sync") + "/oauth_callback"
+    assert env["CRMSYNC_OAUTH_START_URL"] == run_app("manual_sync") + "/oauth_start"
     assert env["CRMSYNC_PAGE_URL"] == run_app("manual_sync") + "/"
     config = bootstrap.Config.from_env(env)  # the names the code reads
     assert config.push_url == env["CRMSYNC_PUSH_URL"]
@@ -200,9 +201,9 @@ def test_the_outputs_are_the_addresses_the_functions_use():
                    for k, v in block.items()}  # fmt: skip
     local = {k: v for block in parsed()["locals"] for k, v in block.items()}
     values = {name: rendered(value, local) for name, value in outputs.items()}
-    assert values["oauth_callback_url"] == run_app("oauth_callback")
+    assert values["oauth_callback_url"] == run_app("manual_sync") + "/oauth_callback"
     assert values["signin_callback_url"] == run_app("manual_sync") + "/signin/callback"
-    assert values["oauth_start_url"] == run_app("oauth_start")
+    assert values["oauth_start_url"] == run_app("manual_sync") + "/oauth_start"
     assert values["page_url"] == run_app("manual_sync") + "/"
     assert values["manual_sync_url"] == run_app("manual_sync")
     assert values["push_url"] == run_app("calendar_push")

@@ -141,13 +141,15 @@ def test_page_sign_in_is_bound_to_the_browser_that_started_it(api):
     args = {k: v[0] for k, v in parse_qs(urlsplit(consent.headers["Location"]).query).items()}
     stranger = create_app("manual_sync", str(ROOT / "main.py"), "http").test_client()
     refused = stranger.get("/signin/callback", query_string=args)
-    assert refused.status_code == 400 and stranger.get_cookie("crmsync_session") is None
+    # the browser is sent back to the page, which says why; never raw JSON, no session
+    assert refused.status_code == 302 and "signin_error=" in refused.headers["Location"]
+    assert stranger.get_cookie("crmsync_session") is None
     done = browser.get("/signin/callback", query_string=args)
     assert done.status_code == 302 and browser.get_cookie("crmsync_session").http_only
     assert browser.get("/status").get_json()["userId"] == seed.ALICE
 
 
-def test_unexpected_errors_answer_json_with_a_hint_never_an_html_page(api, sandbox):
+def test_unexpected_errors_answer_json_with_a_hint_never_an_html_page(api, sandbox, quick_retries):
     """A Google 503 that outlasts the retries, met by a sync started by hand: a JSON
     answer that says what failed and what to do, with Retry-After, not Flask's 500."""
     sandbox.fault("people.people.connections.list", 503, count=50)
@@ -236,3 +238,37 @@ def test_settings_are_validated_by_meaning_with_friendly_messages(api):
     )
     assert "greater_than" not in json.dumps(interval)  # never pydantic's words
     assert api.store.get(SYNC_SETTINGS, seed.ALICE)["contacts"]["tagId"] == seed.ALICE_TAG
+
+
+def test_the_page_connects_google_on_its_own_host(api, monkeypatch):
+    """Deployed, each function has its own run.app host and cookies stay with theirs:
+    the page's session and the connection's nonce must reach one function, so
+    manual_sync serves /oauth_start and /oauth_callback itself."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from google.auth.transport.requests import Request
+
+    from core.model import GOOGLE_ACCOUNTS
+
+    monkeypatch.setenv("CRMSYNC_OAUTH_REDIRECT_URI", "http://localhost/oauth_callback")
+    monkeypatch.setenv("CRMSYNC_PAGE_URL", "http://localhost/")
+    api.store.delete(GOOGLE_ACCOUNTS, seed.ALICE)
+    browser = create_app("manual_sync", str(ROOT / "main.py"), "http").test_client()
+    http = Request().session
+
+    def through_google(location):
+        consent = http.get(location, allow_redirects=False)
+        return {k: v[0] for k, v in parse_qs(urlsplit(consent.headers["Location"]).query).items()}
+
+    start = browser.get("/signin", query_string={"email": "alice@example.com"})
+    assert start.status_code == 302
+    assert browser.get("/signin/callback", query_string=through_google(start.headers["Location"]))
+    status = browser.get("/status").get_json()
+    assert status["account"]["status"] == "not_connected"
+    assert status["links"]["oauthCallback"] == "http://localhost/oauth_callback"
+    begun = browser.get("/oauth_start")
+    assert begun.status_code == 200, begun.get_json()
+    args = through_google(begun.get_json()["authorizationUrl"])
+    back = browser.get("/oauth_callback", query_string=args, headers={"Accept": "text/html"})
+    assert back.status_code == 302 and back.headers["Location"] == "http://localhost/"
+    assert api.store.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "connected"

@@ -266,6 +266,10 @@ class SyncSettings(Model):
 
 
 class GoogleAccount(Model):
+    """googleAccounts/{userId}. A disconnected account (``not_connected``) keeps only
+    ``disconnectedAt`` and ``previousAccountEmail``: runs meet ``NotConnected`` before
+    loading it (functions.sync)."""
+
     accountEmail: str | None = None
     scopes: list[str] = []
     refreshTokenCiphertext: str

@@ -39,9 +39,17 @@ from core.errors import (
     SideEmpty,
     UnknownUser,
 )
-from core.model import SYNC_RUNS, SYNC_SETTINGS, SYNC_STATE, SyncSettings, load, stamp
-from core.ports import Doc, DocumentStore, Filter, no_progress
-from core.runs import Options, Report
+from core.model import (
+    SYNC_RUN_ITEMS,
+    SYNC_RUNS,
+    SYNC_SETTINGS,
+    SYNC_STATE,
+    SyncSettings,
+    load,
+    stamp,
+)
+from core.ports import MAX_BATCH_WRITES, Doc, DocumentStore, Filter, no_progress
+from core.runs import Options, Report, chunked
 from core.schedule import Job
 from functions import bootstrap
 from functions.sync import changed, crm_page, run_sections
@@ -56,6 +64,7 @@ CHANNEL_RETRY = timedelta(hours=1)  # a channel upkeep that met passing trouble
 SYNC_CHECKS = "syncChecks"
 UNCHANGED = "unchanged"  # what run_job answers when a probe found nothing to do
 CHECKS_KEPT = timedelta(days=7)
+RUNS_KEPT = timedelta(days=90)  # run records and their journals (history, undo)
 
 
 def dispatch(config: bootstrap.Config, store: DocumentStore, *, send: Any = None) -> list[Job]:
@@ -78,7 +87,7 @@ def dispatch(config: bootstrap.Config, store: DocumentStore, *, send: Any = None
         looks = [job for job in jobs if job.probe is not None]
         queue.send_batched(looks, BATCH, lambda batch: run_batch(config, store, batch))
     store.put(schedule.SCHEDULE, schedule.TICKS, {"lastTickAt": stamp(now)})
-    for step in (_keep_channels, _catch_up_index, _forget_checks, _sweep):
+    for step in (_keep_channels, _catch_up_index, _forget_checks, _forget_runs, _sweep):
         try:
             step(config, store, now)
         except Exception as exc:
@@ -148,6 +157,20 @@ def _forget_checks(config: bootstrap.Config, store: DocumentStore, now: datetime
         with store.batch() as batch:
             for doc in old:
                 batch.delete(SYNC_CHECKS, doc.id)
+
+
+def _forget_runs(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:
+    """Run records older than RUNS_KEPT, with their journal pages, a page at a time:
+    the history and its journals stay bounded."""
+    old = store.query(SYNC_RUNS, [Filter("startedAt", "<", stamp(now - RUNS_KEPT))],
+                      order_by="startedAt", limit=PAGE // 10)  # fmt: skip
+    for doc in old:
+        pages = [f"{doc.id}-{n:04d}" for n in range(int(doc.data.get("itemPages") or 0))]
+        for part in chunked(pages, MAX_BATCH_WRITES):  # the journal first, then its run
+            with store.batch() as batch:
+                for page in part:
+                    batch.delete(SYNC_RUN_ITEMS, page)
+        store.delete(SYNC_RUNS, doc.id)
 
 
 def _catch_up_index(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:

@@ -138,7 +138,7 @@ def test_the_history_names_each_change_with_its_fields(screen, site, cloud_env):
     expect(screen.locator("#progress")).to_contain_text("Done: updated in Google 1")
     screen.locator("#history tr").first.get_by_role("button", name=re.compile("Details")).click()
     detail = screen.locator("#detail")
-    expect(detail).to_contain_text("Ada Lovelace: updated in Google (in Google)")
+    expect(detail).to_contain_text("Ada Lovelace: updated in Google")
     expect(detail).to_contain_text("→ Countess of Lovelace")
     expect(detail).not_to_contain_text("c-ada")
     expect(detail).to_be_focused()

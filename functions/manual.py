@@ -25,7 +25,7 @@ from flask import redirect
 
 from adapters import logs
 from adapters.identity import NotSignedIn
-from functions import accounts, bootstrap, oauth
+from functions import accounts, bootstrap, oauth, openapi
 from functions import manual_logic as api
 from functions import session as web
 from functions.webhook_logic import Rejected
@@ -92,6 +92,8 @@ def manual_sync(request):
     try:
         if method == "GET" and path == "/":
             return PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
+        if (method, path) == ("GET", "/openapi.json"):  # public: the API's description
+            return openapi.document(), 200
         if method == "GET" and path in ("/signin", "/signin/callback"):
             return _signin(request, config, store)
         if method == "GET" and path in ("/oauth_start", "/oauth_callback"):

@@ -36,6 +36,7 @@ from core.errors import (
 )
 
 Kind = Literal["done", "skipped", "failed", "queued"]
+RECONNECT = "Google no longer accepts the connection: reconnect your Google account."
 BUSY = "Google is busy or unavailable; try again in a minute."
 RETRY = "Try again later; if it keeps failing, tell your administrator."
 
@@ -73,9 +74,7 @@ def of_error(error: BaseException) -> Outcome:
                            "Choose a private tag for contacts in the sync settings, "
                            "then save.", 400)  # fmt: skip
         case ReauthRequired():
-            return Outcome("skipped", "reauth_required",
-                           "Google no longer accepts the connection: reconnect your "
-                           "Google account.", 409)  # fmt: skip
+            return Outcome("skipped", "reauth_required", RECONNECT, 409)
         case NotConnected():
             return Outcome("skipped", "not_connected", "Connect a Google account first.", 409)
         case LeaseHeld():
@@ -83,9 +82,7 @@ def of_error(error: BaseException) -> Outcome:
                            "Another sync of this section is under way; its result "
                            "appears in the history.", 409)  # fmt: skip
         case AuthRevoked():
-            return Outcome("failed", "reauth_required",
-                           "Google no longer accepts the connection: reconnect your "
-                           "Google account.", 409)  # fmt: skip
+            return Outcome("failed", "reauth_required", RECONNECT, 409)
         case QuotaExceeded() | Unavailable() | SyncTokenExpired():
             return Outcome("failed", "google_unavailable", BUSY, 503)
         case SideEmpty():

@@ -34,12 +34,11 @@ PAGE = (Path(__file__).parent / "page.html").read_text()
 logs.setup()
 
 
-def _here(request, path: str) -> str:
+def _here(config: bootstrap.Config, request, path: str) -> str:
     """An address of this function: ``CRMSYNC_PAGE_URL`` when configured (deployed: never
     the Host header), else its mount point (``/manual_sync`` under ``serve``), plus
     ``path``."""
-    configured = bootstrap.Config.from_env().page_url
-    root = configured or request.url_root
+    root = config.page_url or request.url_root
     return root.rstrip("/") + path
 
 
@@ -47,7 +46,7 @@ def _signin(request, config, store):
     secure = request.scheme == "https"
     if request.path.rstrip("/") == "/signin":
         url, nonce = web.signin_url(
-            config, _here(request, "/signin/callback"), request.args.get("email")
+            config, _here(config, request, "/signin/callback"), request.args.get("email")
         )
         response = redirect(url)
         response.set_cookie(
@@ -64,14 +63,15 @@ def _signin(request, config, store):
             config,
             store,
             request.args.to_dict(),
-            _here(request, "/signin/callback"),
+            _here(config, request, "/signin/callback"),
             request.cookies.get(web.SIGNIN_COOKIE),
         )
     except (Rejected, NotSignedIn) as failed:  # the browser gets the page, which says why
-        response = redirect(_here(request, "/") + "?" + urlencode({"signin_error": str(failed)}))
+        back = _here(config, request, "/") + "?" + urlencode({"signin_error": str(failed)})
+        response = redirect(back)
         response.delete_cookie(web.SIGNIN_COOKIE)
         return response
-    response = redirect(_here(request, "/"))
+    response = redirect(_here(config, request, "/"))
     response.set_cookie(
         web.COOKIE,
         web.new_session(config, user),
@@ -102,7 +102,7 @@ def manual_sync(request):
             handler = oauth.oauth_start if path == "/oauth_start" else oauth.oauth_callback
             return handler(request)
         if method == "POST" and path == "/signout":
-            response = redirect(_here(request, "/"))
+            response = redirect(_here(config, request, "/"))
             response.delete_cookie(web.COOKIE)
             return response
         write = method in ("POST", "PUT")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from core.errors import (
@@ -34,11 +35,18 @@ from core.errors import (
     Unavailable,
     UnknownUser,
 )
+from core.model import parse_timestamp
 
 Kind = Literal["done", "skipped", "failed", "queued"]
 RECONNECT = "Google no longer accepts the connection: reconnect your Google account."
 BUSY = "Google is busy or unavailable; try again in a minute."
 RETRY = "Try again later; if it keeps failing, tell your administrator."
+ALLOW = ("Google refused access: reconnect your Google account and allow access to "
+         "contacts and calendar.")  # fmt: skip
+# how long a run may sit without its lease before it is taken as dead: the moment
+# between its claim and its lease, and between its record and the lease's release
+GRACE = timedelta(minutes=2)
+QUEUED_FOR = timedelta(hours=1)  # a queued run never started by then is taken as lost
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,39 @@ class Outcome:
 
 
 QUEUED = Outcome("queued", "queued", "It runs in the background; this page follows it.")
+INTERRUPTED = Outcome(
+    "failed",
+    "interrupted",
+    "The sync stopped before it finished (it took too long or its server stopped). "
+    "What it changed stays changed; start it again.",
+)
+NEVER_STARTED = Outcome("failed", "interrupted",
+                        "The sync was queued but never started; start it again.")  # fmt: skip
+
+
+def settled(run_id: str, record: Mapping[str, Any], lease: Mapping[str, Any] | None,
+            now: datetime) -> dict[str, Any]:  # fmt: skip
+    """A run record as the page should see it: a ``running`` record whose run no
+    longer holds its section's lease (past ``GRACE``), or a ``queued`` one never
+    started within ``QUEUED_FOR``, ended without saying so (timeout, crash, a lost
+    message) and is shown as ``interrupted``. Other records are as stored."""
+    state = record.get("outcome")
+    if state == "running":
+        holder = str((lease or {}).get("holder") or "")
+        expires = (lease or {}).get("expiresAt")
+        held = (
+            holder.partition("@")[0] == run_id
+            and bool(expires)
+            and (parse_timestamp(str(expires)) > now)
+        )
+        since = record.get("updatedAt") or record.get("claimedAt") or record.get("startedAt")
+        if not held and (not since or parse_timestamp(str(since)) + GRACE <= now):
+            return {**record, **INTERRUPTED.fields(), "ok": False}
+    if state == "queued":
+        since = record.get("queuedAt") or record.get("startedAt")
+        if not since or parse_timestamp(str(since)) + QUEUED_FOR <= now:
+            return {**record, **NEVER_STARTED.fields(), "ok": False}
+    return dict(record)
 
 
 def of_counts(counts: Mapping[str, int], errors: Sequence[Any]) -> Outcome:
@@ -96,6 +137,8 @@ def of_error(error: BaseException) -> Outcome:
                            "Check the sync settings and save them again.", 400)  # fmt: skip
         case UnknownUser():
             return Outcome("failed", "unknown_user", "Sign in as a CRM user.", 403)
+        case GoogleError(status=403):  # a scope the user did not grant, or took back
+            return Outcome("failed", "permission_missing", ALLOW, 403)
         case GoogleError():
             return Outcome("failed", "google_error", RETRY, 502)
     return Outcome("failed", "internal", RETRY, 500)

@@ -19,9 +19,11 @@ where its look finds the changes the failed run left behind).
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core import account_switch, lease, schedule
@@ -35,11 +37,13 @@ from core.model import (
     SYNC_SETTINGS,
     SYNC_STATE,
     USERS,
+    parse_timestamp,
     stamp,
     state_id,
 )
 from core.ports import MAX_BATCH_WRITES, Clock, DocumentStore, Transaction
 
+log = logging.getLogger("crmsync.runs")
 MAX_RECORDED_ERRORS = 200
 JOURNAL_PAGE = 200  # journal items per syncRunItems document (well under 1 MiB)
 RETRY_AFTER = timedelta(minutes=15)  # a failed run due at once, of a section with no interval
@@ -53,6 +57,7 @@ class Options:
     policy: Policy = Policy.FIELD_MOST_RECENT
     trigger: str = "manual"
     run_id: str | None = None  # given when the run's record exists already (queued)
+    attempt: str | None = None  # this delivery of the run (a redelivery is another)
 
 
 DEFAULT_OPTIONS = Options()
@@ -76,6 +81,7 @@ class Report:
     account_confirmed: bool = False
     journal: list[dict[str, Any]] = field(default_factory=list)
     outcome: dict[str, Any] = field(default_factory=dict)  # core.outcome's fields
+    holder: str = ""  # the lease's holder: this attempt of the run (``holder_of``)
 
     def plan_summary(self) -> dict[str, int]:
         summary: dict[str, int] = {}
@@ -156,6 +162,7 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     started = clock.now()
     report = Report(options.run_id or new_id(), user_id, section.name, options.trigger,
                     stamp(started), options.dry_run)  # fmt: skip
+    report.holder = holder_of(report.run_id, options.attempt or new_id()[:12])
     section.prepare(user_id)
     sid = state_id(user_id, section.name)  # type: ignore[arg-type]
     preloaded = getattr(section, "preloaded", None) or {}
@@ -169,7 +176,7 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
         if not account_switch.same_account(state.get("accountEmail"), account):
             raise AccountChanged(state["accountEmail"], account)
     else:
-        state = lease.acquire(store, sid, report.run_id, started)
+        state = lease.acquire(store, sid, report.holder, started)
     log = RunLog()
     shell = Shell(getattr(section, "interval", None), state,
                   connection.get("refreshTokenCiphertext"),
@@ -253,30 +260,130 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
     if ok and not report.plan and not report.errors and report.trigger == "schedule":
         empty = int(shell.before.get("emptyRuns") or 0) + 1
         state |= {"emptyRuns": empty, "lastCheckedAt": report.finished_at}
-        lease.release(store, sid, report.run_id, state, **release)  # type: ignore[arg-type]
+        lease.release(store, sid, report.holder, state, **release)  # type: ignore[arg-type]
         return
-    pages = save_journal(store, report)
-    store.put(SYNC_RUNS, report.run_id, {
-        "userId": report.user_id, "section": report.section, "trigger": report.trigger,
-        "startedAt": report.started_at, "finishedAt": report.finished_at,
-        "counts": report.counts, "errors": report.errors[:MAX_RECORDED_ERRORS],
-        "plan": report.plan_summary(), "ok": ok, **report.outcome,
-        "items": len(report.journal), "itemPages": pages,
-    })  # fmt: skip
-    lease.release(store, sid, report.run_id, state, **release)  # type: ignore[arg-type]
+    try:
+        record: dict[str, Any] = {"items": len(report.journal)}
+        try:  # the record and the lease's release never wait on the journal
+            record["itemPages"] = save_journal(store, report)
+        except Exception as exc:
+            fields = {"runId": report.run_id, "error": type(exc).__name__}
+            log.warning("the run's journal was not saved: %s", exc, extra={"fields": fields})
+            record |= {"itemPages": 0, "journalLost": True}
+        store.put(SYNC_RUNS, report.run_id, {
+            "userId": report.user_id, "section": report.section, "trigger": report.trigger,
+            "startedAt": report.started_at, "finishedAt": report.finished_at,
+            "counts": report.counts, "errors": report.errors[:MAX_RECORDED_ERRORS],
+            "plan": report.plan_summary(), "ok": ok, **report.outcome, **record,
+        })  # fmt: skip
+    finally:
+        lease.release(store, sid, report.holder, state, **release)  # type: ignore[arg-type]
+
+
+def holder_of(run_id: str, attempt: str) -> str:
+    """The lease holder of one attempt of a run: a redelivered message is another
+    attempt, and waits for the first instead of running beside it."""
+    return f"{run_id}@{attempt}"
+
+
+def run_of(holder: str | None) -> str | None:
+    """The run id of a lease holder, or None for holders that are not runs (an account
+    switch, a disconnect)."""
+    run_id, at, _ = (holder or "").partition("@")
+    return run_id if at else None
+
+
+def claimable(record: dict[str, Any] | None, now: datetime) -> str:
+    """Whether an attempt of a run started by hand may run: ``run`` (queued, or its
+    earlier attempt died: no word from it for a lease's length), ``busy`` (an earlier
+    attempt is running: wait and ask again), or ``done`` (it finished: a redelivered
+    message must not run it twice, nor overwrite its journal). Pure."""
+    if record is None or record.get("outcome") == "queued":
+        return "run"
+    if record.get("outcome") != "running":
+        return "done"
+    since = record.get("updatedAt") or record.get("claimedAt") or record.get("startedAt")
+    dead = not since or parse_timestamp(str(since)) + timedelta(seconds=lease.LEASE_SECONDS) <= now
+    return "run" if dead else "busy"
+
+
+def claim(store: DocumentStore, run_id: str, fields: dict[str, Any], attempt: str,
+          now: datetime) -> str:  # fmt: skip
+    """``claimable``'s verdict, in one transaction that marks the record ``running``
+    by this attempt when it is ``run``."""
+
+    def take(tx: Transaction) -> str:
+        record = tx.get(SYNC_RUNS, run_id)
+        verdict = claimable(record, now)
+        if verdict == "run":
+            at = stamp(now)
+            tx.put(SYNC_RUNS, run_id, {
+                **(record or {}), **fields, "startedAt": (record or {}).get("startedAt") or at,
+                "outcome": "running", "reason": "running", "hint": None, "attempt": attempt,
+                "claimedAt": at, "updatedAt": at,
+            })  # fmt: skip
+        return verdict
+
+    return store.transaction(take)
+
+
+# a journal document stays well under Firestore's 1 MiB, and a batch of them under
+# its 10 MiB commit; one entry larger than ENTRY_BYTES keeps its ids, not its values
+PAGE_BYTES = 900_000
+BATCH_BYTES = 8_000_000
+ENTRY_BYTES = 100_000
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, default=str, ensure_ascii=False).encode())
+
+
+def journal_pages(journal: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The journal cut into pages of at most ``JOURNAL_PAGE`` entries and
+    ``PAGE_BYTES`` bytes. Pure."""
+    pages: list[list[dict[str, Any]]] = []
+    page: list[dict[str, Any]] = []
+    used = 0
+    for entry in journal:
+        size = _size(entry)
+        if size > ENTRY_BYTES:  # its values are too long to keep: the change is still said
+            entry = {**{k: v for k, v in entry.items() if k != "fields"},
+                     "fieldsOmitted": sorted(entry.get("fields") or {})}  # fmt: skip
+            size = _size(entry)
+        if page and (len(page) >= JOURNAL_PAGE or used + size > PAGE_BYTES):
+            pages.append(page)
+            page, used = [], 0
+        page.append(entry)
+        used += size
+    if page:
+        pages.append(page)
+    return pages
 
 
 def save_journal(store: DocumentStore, report: Report) -> int:
-    """The run's journal in ``syncRunItems``, ``JOURNAL_PAGE`` items a document, written
+    """The run's journal in ``syncRunItems`` (pages of ``journal_pages``), written
     before the run record that counts them; returns the number of pages."""
-    pages = chunked(report.journal, JOURNAL_PAGE)
-    for part in chunked(list(enumerate(pages)), MAX_BATCH_WRITES):
+    pages = journal_pages(report.journal)
+    batch_items: list[tuple[int, list[dict[str, Any]]]] = []
+    used = 0
+
+    def flush() -> None:
         with store.batch() as batch:
-            for n, items in part:
+            for n, items in batch_items:
                 batch.put(SYNC_RUN_ITEMS, f"{report.run_id}-{n:04d}", {
                     "runId": report.run_id, "userId": report.user_id, "page": n,
-                    "items": list(items),
+                    "items": items,
                 })  # fmt: skip
+
+    for n, items in enumerate(pages):
+        size = _size(items)
+        if batch_items and (len(batch_items) >= MAX_BATCH_WRITES or used + size > BATCH_BYTES):
+            flush()
+            batch_items, used = [], 0
+        batch_items.append((n, items))
+        used += size
+    if batch_items:
+        flush()
     return len(pages)
 
 

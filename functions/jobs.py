@@ -33,6 +33,7 @@ from core import email_index, outcome, schedule
 from core.errors import (
     AuthRevoked,
     ConfigError,
+    CrmsyncError,
     LeaseHeld,
     MalformedDocument,
     NotConnected,
@@ -49,7 +50,7 @@ from core.model import (
     stamp,
 )
 from core.ports import MAX_BATCH_WRITES, Doc, DocumentStore, Filter, no_progress
-from core.runs import Options, Report, chunked
+from core.runs import Options, Report, chunked, claim
 from core.schedule import Job
 from functions import bootstrap
 from functions.sync import changed, crm_page, run_sections
@@ -65,6 +66,16 @@ SYNC_CHECKS = "syncChecks"
 UNCHANGED = "unchanged"  # what run_job answers when a probe found nothing to do
 CHECKS_KEPT = timedelta(days=7)
 RUNS_KEPT = timedelta(days=90)  # run records and their journals (history, undo)
+
+
+class RunUnderWay(CrmsyncError):
+    """A redelivered message of a run whose first delivery is still running: raised, so
+    that Pub/Sub asks again later (the run may yet die, and this delivery then takes
+    it over); never recorded, the run's record is the first delivery's."""
+
+    def __init__(self, run_id: str):
+        super().__init__(f"run {run_id} is under way in another delivery of its message")
+        self.run_id = run_id
 
 
 def dispatch(config: bootstrap.Config, store: DocumentStore, *, send: Any = None) -> list[Job]:
@@ -187,10 +198,18 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job,
     hopeless, and recorded). Raises passing trouble (a single-job message is then
     redelivered). ``looked``: the probe's answer, when the caller has looked already."""
     progress: Any = no_progress
+    attempt = uuid.uuid4().hex[:12]  # this delivery: a redelivered message is another
     if job.trigger == "manual":  # the page follows it: one record, updated as it goes
         job = dataclasses.replace(job, run_id=job.run_id or uuid.uuid4().hex)
-        progress = RecordedProgress(store, job)
-    options = Options(trigger=job.trigger, run_id=job.run_id)
+        fields = {"userId": job.user_id, "section": job.section, "trigger": job.trigger}
+        verdict = claim(store, job.run_id, fields, attempt, bootstrap.clock().now())  # type: ignore[arg-type]
+        if verdict == "done":  # a redelivery of a run that has finished: acknowledged
+            log.info("run already finished; not run again", extra={"fields": {"runId": job.run_id}})
+            return None
+        if verdict == "busy":  # its first delivery is still running: asked again later
+            raise RunUnderWay(job.run_id)  # type: ignore[arg-type]
+        progress = RecordedProgress(store, job, attempt)
+    options = Options(trigger=job.trigger, run_id=job.run_id, attempt=attempt)
     try:
         preloaded = None
         if job.probe is not None:
@@ -349,9 +368,9 @@ class RecordedProgress:
 
     EVERY = timedelta(seconds=1)
 
-    def __init__(self, store: DocumentStore, job: Job) -> None:
+    def __init__(self, store: DocumentStore, job: Job, attempt: str) -> None:
         assert job.run_id
-        self.store, self.job, self.run_id = store, job, job.run_id
+        self.store, self.job, self.run_id, self.attempt = store, job, job.run_id, attempt
         self.started = stamp(bootstrap.clock().now())
         self.last: datetime | None = None
 
@@ -365,4 +384,5 @@ class RecordedProgress:
             "userId": self.job.user_id, "section": self.job.section,
             "trigger": self.job.trigger, "startedAt": self.started, "outcome": "running",
             "reason": "running", "hint": None, "phase": message, "done": done, "total": total,
+            "attempt": self.attempt, "updatedAt": stamp(now),
         })  # fmt: skip

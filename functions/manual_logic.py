@@ -139,11 +139,16 @@ def _ready(section: str, connection: str, settings: dict[str, Any]) -> dict[str,
 
 def _active(store: DocumentStore, state: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
     """The run under way for the pair (its lease holder's record), if any."""
+    from core.runs import run_of
+
     held = state.get("lease") or {}
     if not held.get("holder") or schedule.parse_timestamp(held["expiresAt"]) <= now:
         return None
-    record = store.get(SYNC_RUNS, held["holder"]) or {}
-    return {"runId": held["holder"], **{k: record.get(k) for k in ("phase", "done", "total")}}
+    run_id = run_of(held["holder"])
+    if run_id is None:  # an account switch or a disconnect holds the section
+        return {"runId": None, "phase": None, "done": 0, "total": 0}
+    record = store.get(SYNC_RUNS, run_id) or {}
+    return {"runId": run_id, **{k: record.get(k) for k in ("phase", "done", "total")}}
 
 
 def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, Any]:
@@ -226,7 +231,12 @@ def start_sync(
                     "userId": user_id, "section": job.section, "trigger": "manual",
                     "startedAt": queued, "queuedAt": queued, **outcome.QUEUED.fields(),
                 })  # fmt: skip
-    open_queue(config.queue, lambda job: run_job(config, store, job)).send(jobs)
+    try:
+        open_queue(config.queue, lambda job: run_job(config, store, job)).send(jobs)
+    except Exception as exc:
+        if not inline:  # never sent: its queued records would wait forever
+            _unqueue(store, jobs, exc)
+        raise
     runs = []
     for job in jobs:
         record = (store.get(SYNC_RUNS, job.run_id) or {}) if inline else {}  # type: ignore[arg-type]
@@ -238,6 +248,26 @@ def start_sync(
                      "changes": labelled(job.section, record.get("counts") or {}),
                      "errors": len(record.get("errors") or [])})  # fmt: skip
     return {**_overall(runs), "runs": runs}
+
+
+def _unqueue(store: DocumentStore, jobs: list[Job], error: Exception) -> None:
+    """The queued records of jobs the queue refused, rewritten as failed (best effort:
+    the caller's error says the same). Records already past ``queued`` (a job that was
+    sent before the failure and has started) are left to their run."""
+    now = stamp(bootstrap.clock().now())
+    found = outcome.of_error(error)
+    for job in jobs:
+        try:
+            record = store.get(SYNC_RUNS, job.run_id) or {}  # type: ignore[arg-type]
+            if record.get("outcome") != "queued":
+                continue
+            store.put(SYNC_RUNS, job.run_id, {  # type: ignore[arg-type]
+                **record, **found.fields(), "ok": False, "finishedAt": now,
+                "errors": [{"id": "(run)", "kind": type(error).__name__,
+                            "message": f"the sync could not be queued: {error}"}],
+            })  # fmt: skip
+        except Exception:  # the store is down too: the queued mark ages out (settled)
+            continue
 
 
 def _overall(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -294,11 +324,26 @@ def history(store: DocumentStore, user_id: str, limit: int = 20) -> list[dict[st
         descending=True,
         limit=limit,
     )
-    return [_run_row(d.id, d.data) for d in docs]
+    leases = _leases(store, user_id, [d.data for d in docs])
+    return [_run_row(d.id, d.data, leases) for d in docs]
 
 
-def _run_row(run_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    """A run as the history shows it: its outcome, labelled counts, progress."""
+def _leases(store: DocumentStore, user_id: str,
+            records: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """The sections' leases, read only when a record says its run is under way (to
+    tell a live run from one that died without a word)."""
+    sections = {r.get("section") for r in records if r.get("outcome") in ("running", "queued")}
+    return {section: (store.get(SYNC_STATE, f"{user_id}:{section}") or {}).get("lease")
+            for section in sections if section in SECTIONS}  # fmt: skip
+
+
+def _run_row(run_id: str, data: dict[str, Any],
+             leases: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """A run as the history shows it: its outcome, labelled counts, progress. A run
+    that died under way (core.outcome.settled) says so."""
+    if data.get("outcome") in ("running", "queued"):
+        lease = (leases or {}).get(data.get("section"))
+        data = outcome.settled(run_id, data, lease, bootstrap.clock().now())
     row = {"id": run_id, **{k: data.get(k) for k in RUN_FIELDS}}
     if not row.get("outcome"):  # a record from before outcomes
         row["outcome"] = "done" if data.get("ok") else ("skipped" if data.get("skipped")
@@ -328,7 +373,7 @@ def run_detail(store: DocumentStore, user_id: str, run_id: str) -> dict[str, Any
     doc = store.get(SYNC_RUNS, run_id)
     if doc is None or doc.get("userId") != user_id:
         raise Rejected(404, "no such run")
-    row = _run_row(run_id, doc)
+    row = _run_row(run_id, doc, _leases(store, user_id, [doc]))
     items = journal(store, run_id, int(doc.get("itemPages") or 0))
     return {**row, "plan": doc.get("plan") or {}, "errors": doc.get("errors") or [],
             "errorCount": row["errors"], "items": items}  # fmt: skip

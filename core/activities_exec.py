@@ -299,7 +299,7 @@ class ActivitiesExecutor:
                        "name": action.fields["title"]}  # fmt: skip
                 if action.write_crm:
                     self.log.count("updatedInCrm")
-                    before = self._crm_before(action.activity_id)
+                    before = self._doc_fields(action.activity_id, current[action.activity_id])
                     self.log.note("updatedInCrm", "crm", **ids,
                                   fields=_changes(before, action.fields))  # fmt: skip
                 self.log.count("conflicts", len(action.conflicts))
@@ -332,12 +332,12 @@ class ActivitiesExecutor:
             notes = []
             with self.store.batch() as batch:
                 for action in part:
-                    # every synced field as it was, so that the activity can be restored
-                    before = self._crm_before(action.activity_id)
-                    after = {**before, "canceled": True} if before else {}
-                    notes.append((action, before.get("title"), _all(before, after)))
                     doc = current.get(action.activity_id)
                     if doc is not None and doc.get("status") != "canceled":
+                        # every synced field as it was, so that it can be restored
+                        before = self._doc_fields(action.activity_id, doc)
+                        notes.append((action, before.get("title"),
+                                      _all(before, {**before, "canceled": True})))  # fmt: skip
                         doc = {**doc, "status": "canceled", "modifiedAt": self._now()}
                         batch.put(ACTIVITIES, action.activity_id, doc)
                     link = self.snap.links.get(action.activity_id)
@@ -345,7 +345,7 @@ class ActivitiesExecutor:
                     batch.put(LINKS, link_id(self.user.id, "activities", action.activity_id),
                               self._link(action.activity_id, None, action.event_id, "",
                                          am.normalize(fields), tombstone=True))  # fmt: skip
-            self.log.count("canceled", len(part))
+            self.log.count("canceled", len(notes))  # written: not those gone or canceled already
             for action, title, fields in notes:
                 self.log.note("canceled", "crm", crm_id=action.activity_id,
                               google_id=action.event_id, name=title, fields=fields)  # fmt: skip
@@ -387,6 +387,20 @@ class ActivitiesExecutor:
             return activity.fields
         link = self.snap.links.get(activity_id)
         return link.fields if link is not None else {}
+
+    def _doc_fields(self, activity_id: str, doc: dict[str, Any]) -> am.ActivityFields:
+        """The synced fields of the CRM activity as the write found it (it may have
+        changed since the plan read it): what the journal's ``before`` must say. Its
+        participants are those the plan resolved (they name contacts and users, whose
+        emails the plan looked up)."""
+        planned = self._crm_before(activity_id)
+        keys = ("title", "description", "location", "allDay", "start", "end", "timeZone")
+        try:
+            fields = am.normalize({**planned, **{k: doc.get(k) for k in keys},
+                                   "canceled": doc.get("status") == "canceled"})  # fmt: skip
+        except (TypeError, ValueError, AttributeError):  # malformed: the plan's view it is
+            return planned
+        return {**fields, "attendees": planned.get("attendees") or []}
 
     def _unlink(self, activity_ids: list[str]) -> None:
         for part in chunked(activity_ids, MAX_BATCH_WRITES):

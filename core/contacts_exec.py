@@ -190,9 +190,16 @@ class ContactsExecutor:
                 items.append((crm_id, existing.get(crm_id), doc, link))
             self._write_contacts(items)
             self.log.count("imported", len(part))
-            for action, (crm_id, *_) in zip(part, items, strict=True):
+            for action, (crm_id, earlier, _, _) in zip(part, items, strict=True):
+                # an earlier import of the person, kept: its fields before are said
+                changes = None
+                if earlier and not earlier.get("deletedAt"):
+                    before = cm.normalize(earlier)
+                    changes = {k: (before[k], action.fields.get(k)) for k in cm.FIELDS
+                               if before[k] != action.fields.get(k)}  # fmt: skip
+                    changes |= {"tagged": (self.tag_id in (earlier.get("tagIds") or []), True)}
                 self.log.note("imported", "crm", crm_id=crm_id, google_id=action.resource_name,
-                              name=cm.display_name(action.fields))  # fmt: skip
+                              name=cm.display_name(action.fields), fields=changes)  # fmt: skip
             self._advance(len(part))
 
     def _write_contacts(self, items: list[tuple[str, dict | None, dict | None, dict]]) -> None:
@@ -383,6 +390,15 @@ class ContactsExecutor:
             if action.reason == "email":  # the contact tagged, or the person put in the group
                 self.log.count("linkedByEmail")
                 self.log.note("linkedByEmail", "crm" if action.tag else "google", **ids)
+                continue
+            # a pair coming back (a parked link, a person found by our clientData): what
+            # was done to each side is said, so that it can be taken back
+            if action.tag:
+                self.log.count("retagged")
+                self.log.note("retagged", "crm", **ids)
+            if action.join_group:
+                self.log.count("rejoinedGroup")
+                self.log.note("rejoinedGroup", "google", **ids)
 
     def _retry_stale(self, stale: list[Reconcile]) -> None:
         """Someone edited these persons since we read them: re-read, re-merge, retry once."""

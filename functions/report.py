@@ -37,6 +37,8 @@ LABELS = {
     "conflicts": "conflicting fields merged",
     "untagged": "untagged in the CRM",
     "removedFromGroup": "removed from the group",
+    "retagged": "tagged again in the CRM",
+    "rejoinedGroup": "put back in the group",
     "linked": "linked to an existing activity",
     "canceled": "canceled in the CRM",
     "deletedInGoogle": "deleted in Google",
@@ -47,8 +49,8 @@ LABELS = {
 }
 SECTION_KEYS = {
     "contacts": ("pushed", "imported", "linkedByEmail", "updatedInGoogle", "updatedInCrm",
-                 "conflicts", "untagged", "removedFromGroup", "ambiguous", "skipped",
-                 "errors"),
+                 "conflicts", "retagged", "rejoinedGroup", "untagged", "removedFromGroup",
+                 "ambiguous", "skipped", "errors"),
     "activities": ("pushed", "imported", "linked", "updatedInGoogle", "updatedInCrm", "conflicts",
                    "canceled", "deletedInGoogle", "notPropagated", "skipped", "errors"),
 }  # fmt: skip

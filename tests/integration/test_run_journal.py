@@ -181,3 +181,35 @@ def test_a_google_edit_during_the_run_is_recorded_against_the_values_read_again(
         "jobTitle": {"before": None, "after": "Mathematician"}
     }
     assert only(entries, "updatedInCrm")["fields"] == {"notes": {"before": None, "after": "Enigma"}}
+
+
+def test_a_pair_coming_back_records_what_was_done_to_each_side(contacts):
+    """Untagged in the CRM (the person leaves the group), then tagged again: the parked
+    pair comes back and the journal says the person was put back in the group; the
+    person taken out of the group in Google and put back: the contact was tagged again.
+    Without these entries an undo could not take the return back."""
+    contacts.sync()
+    doc = contacts.contact("c-alan")
+    contacts.edit_contact("c-alan", tagIds=[t for t in doc["tagIds"] if t != TAG])
+    contacts.sync()
+    contacts.edit_contact("c-alan", tagIds=doc["tagIds"])
+    entries = journal(contacts.sync())
+    back = only(entries, "rejoinedGroup")
+    assert (back["side"], back["crmId"], back["name"]) == ("google", "c-alan", "Alan Turing")
+    assert "c-alan" in contacts.tagged_ids() and contacts.person_of("c-alan")
+
+    person = contacts.person_of("c-grace")["resourceName"]
+    groups = contacts.google.people.contactGroups().members()
+    groups.modify(  # the group is her last: Google keeps a contact in one at least
+        resourceName="contactGroups/myContacts", body={"resourceNamesToAdd": [person]}
+    ).execute()
+    groups.modify(resourceName=contacts.group(), body={"resourceNamesToRemove": [person]}).execute()
+    contacts.sandbox.settle()  # Google's listing catches up
+    entries = journal(contacts.sync())
+    assert only(entries, "untagged")["crmId"] == "c-grace"
+    contacts.move_into_group(person)
+    contacts.sandbox.settle()
+    entries = journal(contacts.sync())
+    again = only(entries, "retagged")
+    assert (again["side"], again["crmId"], again["googleId"]) == ("crm", "c-grace", person)
+    assert "c-grace" in contacts.tagged_ids()

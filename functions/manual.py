@@ -67,7 +67,11 @@ def _signin(request, config, store):
             request.cookies.get(web.SIGNIN_COOKIE),
         )
     except (Rejected, NotSignedIn) as failed:  # the browser gets the page, which says why
-        back = _here(config, request, "/") + "?" + urlencode({"signin_error": str(failed)})
+        # a fixed word, never text from the request
+        code = getattr(failed, "code", None) or (
+            "google_refused" if isinstance(failed, NotSignedIn) else "not_completed"
+        )
+        back = _here(config, request, "/") + "?" + urlencode({"signin_error": code})
         response = redirect(back)
         response.delete_cookie(web.SIGNIN_COOKIE)
         return response

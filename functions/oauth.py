@@ -12,6 +12,8 @@ at ``<root>/<target>``, and the addresses are derived from that layout (``links`
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import functions_framework
 from flask import make_response, redirect
 
@@ -89,7 +91,15 @@ def oauth_callback(request):
             request.cookies.get(NONCE_COOKIE),
         )
     except Rejected as rejected:
-        return {"error": str(rejected)}, rejected.status
-    if "text/html" in request.headers.get("Accept", ""):  # a browser: back to the page
+        if _browser(request):  # back to the page, which says why: never raw JSON
+            page = links(config, request)["page"]
+            code = rejected.code or "not_completed"
+            return redirect(f"{page}?{urlencode({'connect_error': code})}")
+        return {"error": str(rejected), "code": rejected.code}, rejected.status
+    if _browser(request):  # back to the page
         return redirect(links(config, request)["page"])
     return {"connected": user, "status": "connected"}, 200
+
+
+def _browser(request) -> bool:
+    return "text/html" in request.headers.get("Accept", "")

@@ -78,10 +78,16 @@ def open_state(config: bootstrap.Config, state: str | None, nonce: str | None) -
         sealed = json.loads(raw)
     except (InvalidToken, ValueError, TypeError):
         raise Rejected(
-            400, "the sign-in state is forged, altered or expired; start again"
+            400,
+            "the sign-in state is forged, altered or expired; start again",
+            code="state_expired",
         ) from None
     if not nonce or not secrets.compare_digest(str(sealed.get("n", "")), nonce):
-        raise Rejected(400, "the sign-in state was started in another browser; start again")
+        raise Rejected(
+            400,
+            "the sign-in state was started in another browser; start again",
+            code="other_browser",
+        )
     return sealed
 
 
@@ -94,9 +100,13 @@ def finish(
 ) -> str:
     sealed = open_state(config, args.get("state"), nonce)
     if args.get("error"):
-        raise Rejected(400, f"Google did not connect the account: {args['error']}")
+        raise Rejected(
+            400,
+            f"Google did not connect the account: {args['error']}",
+            code="cancelled" if args["error"] == "access_denied" else "not_completed",
+        )
     if not args.get("code"):
-        raise Rejected(400, "the callback carries no authorization code")
+        raise Rejected(400, "the callback carries no authorization code", code="not_completed")
     response = Request().session.post(
         token_uri(config.google_endpoint),
         data={
@@ -111,11 +121,17 @@ def finish(
     )
     grant = response.json() if response.content else {}
     if response.status_code != 200 or "refresh_token" not in grant:
-        raise Rejected(400, f"Google refused the code: {grant.get('error', response.status_code)}")
+        raise Rejected(
+            400,
+            f"Google refused the code: {grant.get('error', response.status_code)}",
+            code="google_refused",
+        )
     granted = set(grant.get("scope", "").split())
     missing = [s for s in SCOPES if s not in granted and s.removesuffix(".events") not in granted]
     if missing:
-        raise Rejected(400, "access to " + ", ".join(missing) + " was not granted")
+        raise Rejected(
+            400, "access to " + ", ".join(missing) + " was not granted", code="scope_missing"
+        )
     email = (
         jwt.decode(grant["id_token"], verify=False).get("email") if grant.get("id_token") else None
     )

@@ -75,11 +75,20 @@ def finish_signin(
             .decode()
         )
     except InvalidToken:
-        raise Rejected(400, "the sign-in state is forged or expired; sign in again") from None
+        raise Rejected(
+            400, "the sign-in state is forged or expired; sign in again", code="state_expired"
+        ) from None
     if not nonce or not hmac.compare_digest(sealed, nonce):
-        raise Rejected(400, "the sign-in was started in another browser; sign in again")
+        raise Rejected(
+            400, "the sign-in was started in another browser; sign in again", code="other_browser"
+        )
     if not args.get("code"):
-        raise Rejected(400, f"sign-in was not completed: {args.get('error', 'no code')}")
+        cancelled = args.get("error") == "access_denied"
+        raise Rejected(
+            400,
+            f"sign-in was not completed: {args.get('error', 'no code')}",
+            code="cancelled" if cancelled else "not_completed",
+        )
     answer = Request().session.post(
         token_uri(config.google_endpoint),
         data={
@@ -93,11 +102,11 @@ def finish_signin(
     )
     id_token = (answer.json() if answer.content else {}).get("id_token")
     if answer.status_code != 200 or not id_token:
-        raise Rejected(400, "Google did not confirm the sign-in")
+        raise Rejected(400, "Google did not confirm the sign-in", code="google_refused")
     email = verified_email(f"Bearer {id_token}", config.oauth_client_id, config.google_endpoint)
     found = store.query(USERS, [Filter("email", "==", email)])
     if not found:
-        raise Rejected(403, f"{email} is not a CRM user")
+        raise Rejected(403, f"{email} is not a CRM user", code="not_a_crm_user")
     return found[0].id
 
 

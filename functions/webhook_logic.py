@@ -44,10 +44,12 @@ EVENTS = "webhookEvents"
 class Rejected(CrmsyncError):
     """Bad input: answered with ``status`` and a JSON error; nothing written or queued."""
 
-    def __init__(self, status: int, message: str, fields: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, fields: dict[str, str] | None = None,
+                 code: str | None = None):  # fmt: skip
         super().__init__(message)
         self.status = status
         self.fields = fields or {}  # problems by field path, for forms
+        self.code = code  # a fixed word for what went wrong (redirects carry it, not text)
 
 
 class Event(BaseModel):

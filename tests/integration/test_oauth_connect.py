@@ -172,3 +172,26 @@ def test_links_and_callback_uri_answer_the_configured_addresses(monkeypatch):
     with Flask(__name__).test_request_context("/status", base_url="https://elsewhere.example/"):
         assert oauth.links(bootstrap.Config.from_env(), request) == deployed
         assert oauth.callback_uri(request) == deployed["oauthCallback"]
+
+
+def test_a_failed_connection_answers_a_fixed_word_and_a_browser_goes_back_to_the_page(flow):
+    """Never text from the request in the redirect: the page turns the word into its
+    own sentence (the request's ``error`` could carry anything)."""
+    from urllib.parse import parse_qs as query_of
+
+    args = flow.consent(flow.begin())
+    cases = {
+        "cancelled": {"state": args["state"], "error": "access_denied"},
+        "not_completed": {"state": args["state"], "error": "<script>alert(1)</script>"},
+        "google_refused": {**args, "code": "4/not-a-code"},
+        "state_expired": {**args, "state": "garbage"},
+    }
+    for code, query in cases.items():
+        api = flow.back(query)
+        assert api.status_code == 400 and api.get_json()["code"] == code
+        browser = flow.back(query, headers=BROWSER)
+        assert browser.status_code == 302
+        location = browser.headers["Location"]
+        assert query_of(urlsplit(location).query) == {"connect_error": [code]}
+        assert "script" not in location
+    assert flow.store.get(GOOGLE_ACCOUNTS, seed.BOB) is None

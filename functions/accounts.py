@@ -155,6 +155,8 @@ def disconnect(config: bootstrap.Config, store: DocumentStore, user_id: str) -> 
     schedule.unschedule(store, user_id)
     if replaced:  # reconnected meanwhile: that connection stays, its pairs rejoin
         fresh = (store.get(GOOGLE_ACCOUNTS, user_id) or {}).get("accountEmail")
+        if fresh:  # another account than the one just archived: it starts clean first
+            switch_all(store, user_id, fresh, email, now)
         account_switch.resume(store, user_id, fresh, now)
         schedule.reschedule(store, user_id, now, due_now=True)
     log.info(

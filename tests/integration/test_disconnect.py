@@ -315,3 +315,33 @@ def test_a_user_who_never_synced_is_disconnected_without_leaving_a_state(
     assert after <= states  # no state made to hold nothing
     assert "invalid_grant" in refresh_fails(sandbox, bob.refresh_token)
     assert seed.BOB in store.get(email_index.EMAIL_INDEX, email_index.key(bob.email))["users"]
+
+
+def test_another_account_connected_while_disconnecting_stays_and_starts_clean(
+    synced, account, make_account, monkeypatch
+):
+    """The user connects a work account in another tab while the disconnect is at
+    Google: that connection stays, and its first sync pushes the tagged contacts into
+    the new account instead of taking the old account's pairs for its own."""
+    from functions import accounts
+
+    store = synced
+    before = tagged(store)
+    work = make_account("alice.work@example.com")
+    real = accounts.revoke_token
+
+    def revoke_while_the_user_reconnects(token, endpoint):
+        connect(config(), seed.ALICE, work.refresh_token)
+        return real(token, endpoint)
+
+    monkeypatch.setattr(accounts, "revoke_token", revoke_while_the_user_reconnects)
+    disconnect(config(), store, seed.ALICE)
+    stored = store.get(GOOGLE_ACCOUNTS, seed.ALICE)
+    assert (stored["status"], stored["accountEmail"]) == ("connected", work.email)
+    report = sync(store)
+    assert report.counts.get("pushed") == len(before), report.counts
+    assert not report.counts.get("untagged") and not report.counts.get("imported")
+    assert tagged(store) == before
+    old_group = google_group(make_account, account.email)
+    assert sorted(group_members(work.people)["CRM"]) == sorted(old_group)
+    assert not sync(store).counts.get("pushed")  # settled, no duplicates

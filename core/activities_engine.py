@@ -213,9 +213,10 @@ class ActivitiesEngine:
         self.known = pair_known(links, activities, events)
         events = {eid: self._event(e, directory, window) for eid, e in raw.items()}
         shared = self._shared(user_id, events, links)
+        imported = self._imported(user_id, events, links, activities, directory, log)
         snap = ActivitySnapshot(activities, events, links, crm_cursor is None, changes.complete,
                                 shared, frozenset(directory.connected), gone,
-                                report.account_confirmed)  # fmt: skip
+                                report.account_confirmed, imported)  # fmt: skip
         report.plan = plan(snap, options.policy, options.force)
         self.progress(f"planned {len(report.plan)} actions")
         if not options.dry_run:
@@ -290,6 +291,31 @@ class ActivitiesEngine:
         for gone in set(state.get("retryCrm", [])) - seen - set(extra):  # hard-deleted
             found[gone] = CrmActivity(gone, am.normalize({}), False, True, True, now)
         return found, newest
+
+    def _imported(self, user_id: str, events: dict[str, CalEvent], links: dict[str, EventLink],
+                  activities: dict[str, CrmActivity], directory: Directory,
+                  log: RunLog) -> dict[str, str]:  # fmt: skip
+        """Unlinked events an earlier run imported: the activity an import would write
+        exists (an account switch archived its link; the user's other account attends
+        the same meeting). They are linked again; an import would overwrite the CRM's
+        edits and push a second event. Read only for unlinked events: one batched read."""
+        linked = {link.event_id for link in links.values()}
+        wanted = {eid: am.import_id(user_id, eid) for eid, event in events.items()
+                  if eid not in linked and not event.cancelled}  # fmt: skip
+        missing = sorted(set(wanted.values()) - set(activities))
+        malformed: set[str] = set()  # linked, never written over: the run reports it
+        if missing:
+            good, bad = load_each(Activity, ACTIVITIES,
+                                  list(self.store.get_many(ACTIVITIES, missing).items()))  # fmt: skip
+            for problem in bad:
+                log.skip(problem.doc_id, str(problem))
+                malformed.add(problem.doc_id)
+            for activity in good:
+                found = self._crm(activity, user_id, directory)
+                if found is not None:
+                    activities[activity.id] = found
+        return {eid: aid for eid, aid in wanted.items()
+                if aid in malformed or (aid in activities and not activities[aid].gone)}  # fmt: skip
 
     def _crm(self, activity: Activity, user_id: str, directory: Directory) -> CrmActivity | None:
         takes_part = any(p.userId == user_id for p in activity.participants)

@@ -200,7 +200,7 @@ class ActivitiesExecutor:
 
     def _imports(self, actions: list[ImportEvent]) -> None:
         for part in chunked(actions, STORE_CHUNK):
-            ids = {a.event_id: f"gcal-{self.user.id}-{a.event_id}" for a in part}
+            ids = {a.event_id: am.import_id(self.user.id, a.event_id) for a in part}
             current = self.store.get_many(ACTIVITIES, list(ids.values()))
             with self.store.batch() as batch:
                 for action in part:
@@ -213,8 +213,13 @@ class ActivitiesExecutor:
                                          action.fields))  # fmt: skip
             self.log.count("imported", len(part))
             for action in part:
-                self.log.note("imported", "crm", crm_id=ids[action.event_id],
-                              google_id=action.event_id, name=action.fields["title"])  # fmt: skip
+                activity_id = ids[action.event_id]
+                earlier = current.get(activity_id)  # an earlier import, kept: its fields said
+                changes = None
+                if earlier and not earlier.get("deletedAt"):
+                    changes = _changes(self._doc_fields(activity_id, earlier), action.fields)
+                self.log.note("imported", "crm", crm_id=activity_id, google_id=action.event_id,
+                              name=action.fields["title"], fields=changes)  # fmt: skip
             self._advance(len(part))
 
     # --- reconciles ---------------------------------------------------------------------
@@ -303,7 +308,7 @@ class ActivitiesExecutor:
                     self.log.note("updatedInCrm", "crm", **ids,
                                   fields=_changes(before, action.fields))  # fmt: skip
                 self.log.count("conflicts", len(action.conflicts))
-                if action.reason in ("ours", "shared"):  # an event of ours, or the meeting's
+                if action.reason in ("ours", "shared", "imported"):  # an event we know
                     self.log.count("linked")
                     self.log.note("linked", "google", **ids)
 

@@ -31,6 +31,8 @@ organizer's calendar can be written (DESIGN.md, "Sync semantics / Activities").
       carries our activity id              -> ReconcileEvent (a retried insert, or the
                                               copy of an activity another user pushed)
       its iCalUID is linked by any user    -> ReconcileEvent (one meeting, one activity)
+      an earlier import of it exists       -> ReconcileEvent (linked again, never
+                                              imported over the CRM's edits)
       U organizes it                       -> ImportEvent
       U attends; organizer is a connected
         CRM user                           -> nothing (the organizer's sync owns it)
@@ -120,6 +122,9 @@ class ActivitySnapshot:
     gone: frozenset[str] = frozenset()
     # the Google account is the one the links were made with (core.runs.Report)
     account_confirmed: bool = False
+    # unlinked events an earlier run imported: event id -> the activity an import of it
+    # would write, which exists (after an account switch archived the links, say)
+    imported: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- actions ---------------------------------------------------------------------------
@@ -399,7 +404,8 @@ def _read_only(
 def _unlinked_event(snap: ActivitySnapshot, event: CalEvent, claimed: set[str]) -> Any:
     ours = event.activity_id if event.activity_id in snap.crm else None
     shared = snap.shared.get(event.ical_uid)
-    for activity_id, reason in ((ours, "ours"), (shared, "shared")):
+    imported = snap.imported.get(event.id)
+    for activity_id, reason in ((ours, "ours"), (shared, "shared"), (imported, "imported")):
         if activity_id and activity_id not in claimed:
             return _first_link(activity_id, snap.crm.get(activity_id), event, reason)
     if event.organizer_self or event.organizer_email not in snap.connected:

@@ -46,6 +46,12 @@ def event_id(activity_id: str) -> str:
     return encoded if len(encoded) >= 5 else encoded + "0" * (5 - len(encoded))
 
 
+def import_id(user_id: str, event_id_: str) -> str:
+    """The id of the CRM activity an event is imported as, for the user importing it:
+    deterministic, so that an import seen again lands on the same activity."""
+    return f"gcal-{user_id}-{event_id_}"
+
+
 def activity_id_of(event_id_: str) -> str | None:
     """The activity id behind an event id made by ``event_id``, if it is one."""
     padded = event_id_.upper() + "=" * (-len(event_id_) % 8)

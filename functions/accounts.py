@@ -135,19 +135,17 @@ def disconnect(config: bootstrap.Config, store: DocumentStore, user_id: str) -> 
     except BaseException:
         _give_back(store, holder, before, now, channel_stopped=stopped)
         raise
-    unlinked = {}
-    for section in SECTIONS:
-        state = before[state_id(user_id, section)]
-        owner = state.get("accountEmail") or email
-        unlinked[section] = account_switch.archive(store, user_id, section, owner)
-    channel = before[state_id(user_id, "activities")].get("channel")
-    if channel and not stopped:  # not stopped at Google: its notifications answer 404
-        from functions.push import CHANNELS
-
-        store.delete(CHANNELS, channel["id"])
-    replaced = store.transaction(
-        lambda tx: _finish(tx, user_id, holder, before, ciphertext, email, now)
-    )
+    try:
+        unlinked = _archive_all(store, user_id, before, email, stopped)
+        replaced = store.transaction(
+            lambda tx: _finish(tx, user_id, holder, before, ciphertext, email, now)
+        )
+    except BaseException:
+        # the token is revoked already: the account says so (reconnect or disconnect
+        # again), and the leases go back, so that a retry is not refused as "busy"
+        _give_back(store, holder, before, now, channel_stopped=stopped)
+        _mark_revoked(store, user_id, ciphertext)
+        raise
     if email and not replaced and email_index.norm(email) != email_index.norm(user.get("email")):
         with store.batch() as batch:  # connect listed the user under its account's email
             batch.remove_from_array(email_index.EMAIL_INDEX, email_index.key(email), "users",
@@ -171,6 +169,38 @@ def disconnect(config: bootstrap.Config, store: DocumentStore, user_id: str) -> 
         "unlinked": unlinked,
         "hint": DISCONNECTED_HINT,
     }
+
+
+def _archive_all(store: DocumentStore, user_id: str, before: dict[str, dict[str, Any]],
+                 email: str | None, stopped: bool) -> dict[str, int]:  # fmt: skip
+    """Both sections' links archived (a reconnection to the account restores them); a
+    channel Google did not stop is forgotten (its notifications answer 404)."""
+    unlinked = {}
+    for section in SECTIONS:
+        state = before[state_id(user_id, section)]
+        owner = state.get("accountEmail") or email
+        unlinked[section] = account_switch.archive(store, user_id, section, owner)
+    channel = before[state_id(user_id, "activities")].get("channel")
+    if channel and not stopped:
+        from functions.push import CHANNELS
+
+        store.delete(CHANNELS, channel["id"])
+    return unlinked
+
+
+def _mark_revoked(store: DocumentStore, user_id: str, ciphertext: str) -> None:
+    """Best effort, after a disconnect failed past the revocation: the connection is
+    ``reauth_required`` (its token no longer works), unless it was replaced meanwhile."""
+
+    def mark(tx: Transaction) -> None:
+        account = tx.get(GOOGLE_ACCOUNTS, user_id) or {}
+        if account.get("refreshTokenCiphertext") == ciphertext:
+            tx.put(GOOGLE_ACCOUNTS, user_id, {**account, "status": "reauth_required"})
+
+    try:
+        store.transaction(mark)
+    except Exception as exc:  # the store is down: the next run meets invalid_grant
+        log.warning("disconnect: could not mark the account reauth_required: %s", exc)
 
 
 def _lease_all(

@@ -345,3 +345,31 @@ def test_another_account_connected_while_disconnecting_stays_and_starts_clean(
     old_group = google_group(make_account, account.email)
     assert sorted(group_members(work.people)["CRM"]) == sorted(old_group)
     assert not sync(store).counts.get("pushed")  # settled, no duplicates
+
+
+def test_a_disconnect_failing_after_the_revocation_says_reconnect_and_a_retry_finishes(
+    synced, sandbox, account, monkeypatch
+):
+    """Found by review: the store failing after Google revoked the token left the
+    account "connected" with a dead token and the leases held, so the retry was
+    refused as "another sync is under way"."""
+    from core import account_switch
+
+    store = synced
+    real = account_switch.archive
+
+    def store_down(*args, **kwargs):
+        raise RuntimeError("store down")
+
+    monkeypatch.setattr(account_switch, "archive", store_down)
+    with pytest.raises(RuntimeError):
+        disconnect(config(), store, seed.ALICE)
+    assert "invalid_grant" in refresh_fails(sandbox, account.refresh_token)
+    assert store.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "reauth_required"
+    for section in ("contacts", "activities"):
+        assert not store.get(SYNC_STATE, f"{seed.ALICE}:{section}").get("lease")
+    monkeypatch.setattr(account_switch, "archive", real)
+    result = disconnect(config(), store, seed.ALICE)  # the retry: Google says revoked already
+    assert result["outcome"] == "done" and result["revoked"] is False
+    assert store.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "not_connected"
+    assert alice_links(store) == []

@@ -55,6 +55,17 @@ def test_sign_in(page, site):
     shot(page, "01-signed-in")
 
 
+def test_the_page_at_its_bare_url_signs_in_and_reaches_its_api(page, site):
+    """Found by review: at /manual_sync (no slash) the page's relative calls went to
+    /status, which answered "no such function"."""
+    page.goto(f"{site}/manual_sync")
+    page.get_by_label("Your Google email").fill("alice@example.com")
+    page.get_by_role("button", name="Sign in with Google").click()
+    expect(page.locator("#who")).to_have_text("Alice")
+    expect(page.locator("#account-status")).to_contain_text("Connected")
+    expect(page.get_by_text("no such function")).to_have_count(0)
+
+
 def test_a_failed_sign_in_is_said_on_the_page_not_as_json(page, site):
     page.goto(f"{site}/manual_sync/signin/callback?code=forged&state=forged")
     expect(page.locator("#signin-error")).to_contain_text("Sign-in failed")

@@ -106,7 +106,7 @@ def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
     return {
         "userId": user_id,
         "displayName": user.get("displayName") or user.get("email"),
-        "timeZone": user.get("timeZone", "UTC"),
+        "timeZone": _zone(user.get("timeZone")),
         "privateTags": private_tags(store, user_id),
         "account": {
             "status": account.get("status", "not_connected"),
@@ -137,6 +137,18 @@ def _ready(section: str, connection: str, settings: dict[str, Any]) -> dict[str,
     return {"ok": False, "reason": found.reason, "hint": found.hint}
 
 
+def _zone(name: Any) -> str:
+    """The user's time zone as the page can use it: the CRM's, or UTC when it holds
+    none or one that is not an IANA zone (the page's date formatting would throw)."""
+    if not isinstance(name, str) or not name:
+        return "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return name
+
+
 def _active(store: DocumentStore, state: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
     """The run under way for the pair (its lease holder's record), if any."""
     from core.runs import run_of
@@ -160,11 +172,8 @@ def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, 
             name = ".".join(str(p) for p in error["loc"])
             fields.setdefault(name, _friendly(name, error))
         raise _invalid({**_meaning(body), **fields}) from None
-    zone = (store.get(USERS, user_id) or {}).get("timeZone") or "UTC"
-    try:
-        today = bootstrap.clock().now().astimezone(ZoneInfo(zone)).date()  # as the run's
-    except (ZoneInfoNotFoundError, ValueError):
-        today = bootstrap.clock().now().date()
+    zone = _zone((store.get(USERS, user_id) or {}).get("timeZone"))
+    today = bootstrap.clock().now().astimezone(ZoneInfo(zone)).date()  # as the run's
     problems: dict[str, str] = {}
     problem = sync_from_problem(settings.activities.syncFrom, today, saving=True)
     if problem:

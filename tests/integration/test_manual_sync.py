@@ -274,3 +274,16 @@ def test_the_page_connects_google_on_its_own_host(api, monkeypatch):
     back = browser.get("/oauth_callback", query_string=args, headers={"Accept": "text/html"})
     assert back.status_code == 302 and back.headers["Location"] == "http://localhost/"
     assert api.store.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "connected"
+
+
+def test_a_missing_or_unknown_time_zone_is_shown_as_utc_never_passed_to_the_page(api):
+    """Found by review: a null or bogus ``timeZone`` in the CRM's user made the page's
+    date formatting throw, and it stopped loading."""
+    from core.model import USERS
+
+    user = api.store.get(USERS, seed.ALICE)
+    for zone in (None, "Mars/Olympus", "", 42, "../etc"):
+        api.store.put(USERS, seed.ALICE, {**user, "timeZone": zone})
+        assert api("GET", "/status").get_json()["timeZone"] == "UTC", zone
+    api.store.put(USERS, seed.ALICE, {**user, "timeZone": "Europe/Paris"})
+    assert api("GET", "/status").get_json()["timeZone"] == "Europe/Paris"

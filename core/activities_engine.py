@@ -305,8 +305,8 @@ class ActivitiesEngine:
         missing = sorted(set(wanted.values()) - set(activities))
         malformed: set[str] = set()  # linked, never written over: the run reports it
         if missing:
-            good, bad = load_each(Activity, ACTIVITIES,
-                                  list(self.store.get_many(ACTIVITIES, missing).items()))  # fmt: skip
+            docs = self.store.get_many(ACTIVITIES, missing)
+            good, bad = load_each(Activity, ACTIVITIES, list(docs.items()))
             for problem in bad:
                 log.skip(problem.doc_id, str(problem))
                 malformed.add(problem.doc_id)
@@ -314,8 +314,8 @@ class ActivitiesEngine:
                 found = self._crm(activity, user_id, directory)
                 if found is not None:
                     activities[activity.id] = found
-        return {eid: aid for eid, aid in wanted.items()
-                if aid in malformed or (aid in activities and not activities[aid].gone)}  # fmt: skip
+        live = {aid for aid, a in activities.items() if not a.gone} | malformed
+        return {eid: aid for eid, aid in wanted.items() if aid in live}
 
     def _crm(self, activity: Activity, user_id: str, directory: Directory) -> CrmActivity | None:
         takes_part = any(p.userId == user_id for p in activity.participants)

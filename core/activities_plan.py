@@ -47,9 +47,11 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from core import pairs
 from core.activity_mapping import ActivityFields, fingerprint
 from core.errors import SideEmpty
-from core.merge import Policy, merge
+from core.merge import Policy
+from core.pairs import QUIET, Side
 
 GUARD_MIN_LINKS = 5  # as for contacts: a confirmed account needs this many all gone
 
@@ -240,18 +242,6 @@ def _quiet(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | None
     return not event.cancelled and event.etag == link.etag and event.fields == link.fields
 
 
-def _same(fields: ActivityFields, link: EventLink) -> bool:
-    """Whether ``fields`` are the link's last synced content: its fingerprint matches.
-    Fields equal to the link's have its fingerprint (a link's fingerprint is that of
-    its fields, as the executors save it), so the hash is only taken when they differ."""
-    return fields == link.fields or fingerprint(fields) == link.fingerprint
-
-
-def _differ(a: ActivityFields, b: ActivityFields) -> bool:
-    """Whether two sets of fields differ in content (their fingerprints)."""
-    return a != b and fingerprint(a) != fingerprint(b)
-
-
 def _guard(snap: ActivitySnapshot, force: bool) -> None:
     """One side suddenly holding none of the linked items means a broken side (another
     Google account, a wiped CRM), not a user's intent. While the account cannot be
@@ -275,36 +265,72 @@ def _guard(snap: ActivitySnapshot, force: bool) -> None:
         raise SideEmpty("CRM", len(live), "activities")
 
 
+def _sides(snap: ActivitySnapshot, link: EventLink) -> tuple[Side, Side]:
+    """Each side of a linked pair against the link (``core.pairs.Side``). The CRM side
+    is GONE when deleted or out of the calendar (or absent from a complete read);
+    Google's when Google cancelled the event (``_cancelled_by_google``). An event
+    cancelled as the echo of ours is compared as any event."""
+    activity = snap.crm.get(link.activity_id)
+    event = snap.google.get(link.event_id)
+    crm_gone = (activity is None and snap.crm_complete) or (activity is not None and activity.gone)
+    crm = pairs.side(read=activity is not None, gone=crm_gone,
+                     fields=activity.fields if activity else None, synced=link.fields,
+                     synced_fp=link.fingerprint)  # fmt: skip
+    google_gone = _cancelled(snap, link) and _cancelled_by_google(link, activity)
+    google = pairs.side(read=event is not None, gone=google_gone,
+                        fields=_google_side(link, event) if event else None,
+                        synced=link.fields, synced_fp=link.fingerprint)  # fmt: skip
+    return crm, google
+
+
+def _cancelled(snap: ActivitySnapshot, link: EventLink) -> bool:
+    """Google lists the event cancelled, or no longer has it (``snap.gone``)."""
+    event = snap.google.get(link.event_id)
+    return event.cancelled if event is not None else link.event_id in snap.gone
+
+
 def _linked(snap: ActivitySnapshot, link: EventLink, policy: Policy) -> list:
+    """A linked pair: the rows of the module's table, by the state of each side."""
     if link.dead:
         return _edited_after_cancel(link, snap.crm.get(link.activity_id))
     activity = snap.crm.get(link.activity_id)
     event = snap.google.get(link.event_id)
-    crm_gone = (activity is None and snap.crm_complete) or (activity is not None and activity.gone)
-    cancelled = event.cancelled if event is not None else link.event_id in snap.gone
-    if cancelled and _cancelled_by_google(link, activity):
-        if crm_gone:  # gone on both sides (e.g. our own delete, seen again after a crash)
+    match _sides(snap, link):
+        case Side.GONE, Side.GONE:  # e.g. our own delete, seen again after a crash
             return [DropEventLink(link.activity_id)]
-        organizer = (event.organizer_email if event else "") or link.organizer_email
-        copy = link.read_only or (event is not None and bool(event.organizer_email)
-                                  and not event.organizer_self)  # fmt: skip
-        if copy and organizer in snap.connected:
-            # U's copy went away (U was removed, or declined); the meeting lives on with
-            # its organizer, whose sync carries any real cancellation
-            return [DropEventLink(link.activity_id)]
-        return [CancelActivity(link.activity_id, link.event_id)]
-    if event is None and snap.google_complete and not crm_gone and not cancelled:
-        return []  # outside the listed window: nothing to say about it
-    if crm_gone:
-        owner = event.organizer_self if event else (activity.owned if activity else True)
-        if owner and not cancelled:
-            return [
-                DeleteEvent(link.activity_id, link.event_id, event.etag if event else link.etag)
-            ]
-        return [DropEventLink(link.activity_id)]
-    if event is None and cancelled:  # gone, and synced as cancelled: nothing to patch
-        return _recreate(link, activity)
-    return _changed(snap, link, activity, event, policy)
+        case _, Side.GONE:
+            return [_cancel(snap, link, event)]
+        case Side.GONE, _:
+            return [_remove(snap, link, activity, event)]
+        case _, Side.ABSENT if _cancelled(snap, link):  # gone, synced as cancelled
+            return _recreate(link, activity)
+        case _, Side.ABSENT if snap.google_complete:
+            return []  # outside the listed window: nothing to say about it
+        case crm, google:
+            return _changed(snap, link, activity, event, policy, crm, google)
+
+
+def _cancel(snap: ActivitySnapshot, link: EventLink, event: CalEvent | None) -> Any:
+    """Google cancelled the event: the activity is cancelled, unless this is only U's
+    copy of a connected organizer's meeting that went away (U was removed, or
+    declined): the meeting lives on with its organizer, whose sync carries any real
+    cancellation."""
+    organizer = (event.organizer_email if event else "") or link.organizer_email
+    copy = link.read_only or (event is not None and bool(event.organizer_email)
+                              and not event.organizer_self)  # fmt: skip
+    if copy and organizer in snap.connected:
+        return DropEventLink(link.activity_id)
+    return CancelActivity(link.activity_id, link.event_id)
+
+
+def _remove(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | None,
+            event: CalEvent | None) -> Any:  # fmt: skip
+    """Deleted in the CRM, or taken out of the calendar: the event goes from the
+    organizer's calendar when U owns it; otherwise only the link goes."""
+    owner = event.organizer_self if event else (activity.owned if activity else True)
+    if owner and not _cancelled(snap, link):
+        return DeleteEvent(link.activity_id, link.event_id, event.etag if event else link.etag)
+    return DropEventLink(link.activity_id)
 
 
 def _edited_after_cancel(link: EventLink, activity: CrmActivity | None) -> list:
@@ -344,13 +370,15 @@ def _google_side(link: EventLink, event: CalEvent | None) -> ActivityFields:
 
 
 def _changed(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | None,
-             event: CalEvent | None, policy: Policy) -> list:  # fmt: skip
+             event: CalEvent | None, policy: Policy, crm: Side, google: Side) -> list:  # fmt: skip
+    """A pair in scope on both sides: nothing when neither side changed (a refresh of
+    the etag when it moved); on U's own event, the three-way merge, written where it
+    differs; on a read-only copy, ``_read_only``."""
     crm_fields = activity.fields if activity else link.fields
     google_fields = _google_side(link, event)
-    crm_changed = activity is not None and not _same(activity.fields, link)
-    google_changed = event is not None and not _same(google_fields, link)
+    crm_changed, google_changed = crm is Side.CHANGED, google is Side.CHANGED
     etag = event.etag if event else (link.etag or "")
-    if not crm_changed and not google_changed:
+    if crm in QUIET and google in QUIET:
         if event is not None and event.etag != link.etag:
             return [ReconcileEvent(link.activity_id, link.event_id, etag, link.fields,
                                    False, False, reason="etag")]  # fmt: skip
@@ -360,13 +388,13 @@ def _changed(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | No
     if not writable:
         return _read_only(snap, link, activity, event, google_fields, crm_changed,
                           google_changed)  # fmt: skip
-    merged = merge(link.fields, crm_fields, google_fields,
-                   activity.modified_at if activity else None,
-                   event.updated_at if event else None, policy)  # fmt: skip
+    merged = pairs.reconcile(link.fields, crm_fields, google_fields,
+                             activity.modified_at if activity else None,
+                             event.updated_at if event else None, policy)  # fmt: skip
     return [ReconcileEvent(
         link.activity_id, link.event_id, etag, merged.fields,
-        write_google=_differ(merged.fields, google_fields),
-        write_crm=_differ(merged.fields, crm_fields),
+        write_google=pairs.differ(merged.fields, google_fields),
+        write_crm=pairs.differ(merged.fields, crm_fields),
         conflicts=merged.conflicts,
     )]  # fmt: skip
 
@@ -387,7 +415,9 @@ def _read_only(
     actions: list[Any] = []
     if google_changed and event is not None:
         write_crm = (
-            not organizer_syncs and activity is not None and _differ(activity.fields, google_fields)
+            not organizer_syncs
+            and activity is not None
+            and pairs.differ(activity.fields, google_fields)
         )
         actions.append(ReconcileEvent(link.activity_id, link.event_id, event.etag, google_fields,
                                       False, write_crm, reason="copy"))  # fmt: skip
@@ -420,13 +450,11 @@ def _first_link(activity_id: str, activity: CrmActivity | None, event: CalEvent,
     if activity is None or not event.organizer_self:
         return ReconcileEvent(activity_id, event.id, event.etag, event.fields, False, False,
                               reason=reason)  # fmt: skip
-    crm_newer = event.updated_at is None or activity.modified_at >= event.updated_at
-    fields = {
-        key: (activity.fields[key] if crm_newer else event.fields[key]) for key in activity.fields
-    }
+    crm_newer = pairs.newest_is_crm(activity.modified_at, event.updated_at)
+    fields = pairs.first_link(activity.fields, event.fields, crm_newer, fill=False)
     return ReconcileEvent(
         activity_id, event.id, event.etag, fields,
-        write_google=_differ(fields, event.fields),
-        write_crm=_differ(fields, activity.fields),
+        write_google=pairs.differ(fields, event.fields),
+        write_crm=pairs.differ(fields, activity.fields),
         reason=reason,
     )  # fmt: skip

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from core.pairs import fingerprint  # noqa: F401  (the mappings' hash)
 
 ACTIVITY_KEY = "crmsync.activityId"
 RESPONSES = ("needsAction", "accepted", "declined", "tentative")
@@ -110,12 +110,6 @@ def normalize(fields: Mapping[str, Any]) -> ActivityFields:
         "canceled": bool(fields.get("canceled")),
         "attendees": _attendees(fields.get("attendees")),
     }
-
-
-def fingerprint(fields: ActivityFields) -> str:
-    """A stable hash of fields in normal form."""
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 # --- CRM side --------------------------------------------------------------------------

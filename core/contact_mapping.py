@@ -25,13 +25,12 @@ same month and day, and it stays in Google untouched until the CRM sets a birthd
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from typing import Any
 
 from core.merge import Entries
 from core.model import Contact
+from core.pairs import fingerprint  # noqa: F401  (the mappings' hash)
 
 CLIENT_DATA_KEY = "crmsync.contactId"
 PERSON_FIELDS = (
@@ -105,12 +104,6 @@ def from_contact(contact: Contact) -> ContactFields:
 def to_crm(fields: ContactFields) -> dict[str, Any]:
     """The synced fields as CRM contact keys (they share names; absent is None)."""
     return normalize(fields)
-
-
-def fingerprint(fields: ContactFields) -> str:
-    """A stable hash of fields in normal form (as ``normalize`` and ``from_*`` return)."""
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def to_person(fields: ContactFields) -> dict[str, Any]:

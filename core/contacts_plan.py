@@ -41,9 +41,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core import pairs
 from core.contact_mapping import LIST_ENTRIES, ContactFields, changed_person_fields, fingerprint
 from core.errors import SideEmpty
-from core.merge import Policy, merge
+from core.merge import Policy
+from core.pairs import QUIET, Side
 
 GUARD_MIN_LINKS = 5
 
@@ -280,97 +282,81 @@ def _alive(contact: CrmContact | None) -> bool:
     return contact is not None and not contact.deleted
 
 
+def _sides(snap: Snapshot, link: LinkRecord, in_scope: bool = True) -> tuple[Side, Side]:
+    """Each side of a linked pair against the link (``core.pairs.Side``). The CRM side
+    is GONE when untagged or deleted (or absent from a complete read), Google's when
+    deleted or out of the group (or absent from a complete read). ``in_scope=False``
+    compares the fields only (a parked pair coming back)."""
+    contact = snap.crm.get(link.crm_id)
+    person = snap.google.get(link.resource_name)
+    crm_gone = (contact is None and snap.crm_complete) or (
+        contact is not None and not contact.tagged
+    )
+    google_gone = snap.google_complete if person is None else person.deleted or not person.in_group
+    crm = pairs.side(read=contact is not None, gone=in_scope and crm_gone,
+                     fields=contact.fields if contact else None, synced=link.fields,
+                     synced_fp=link.fingerprint)  # fmt: skip
+    google = pairs.side(read=person is not None, gone=in_scope and google_gone,
+                        fields=person.view(link.fields) if person else None,
+                        synced=link.fields, synced_fp=link.fingerprint)  # fmt: skip
+    return crm, google
+
+
+def _linked(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
+    """A linked pair: the rows of the module's table, by the state of each side."""
+    person = snap.google.get(link.resource_name)
+    match _sides(snap, link):
+        case Side.GONE, Side.GONE:
+            return [DropLink(link.crm_id)]
+        case Side.GONE, _:  # untagged or deleted in the CRM: the person stays in Google
+            last = None if person is None else person.groups <= {snap.group}
+            return [LeaveGroup(link.crm_id, link.resource_name, last,
+                               _alive(snap.crm.get(link.crm_id)))]  # fmt: skip
+        case _, Side.GONE:  # deleted in Google or out of the group: the contact stays
+            park = person is not None and not person.deleted
+            return [Untag(link.crm_id, link.resource_name, park=park)]
+        case crm, google:
+            found = _settle(snap, link, crm, google, policy)
+            return [found] if found else []
+
+
+def _settle(snap: Snapshot, link: LinkRecord, crm: Side, google: Side,
+            policy: Policy) -> Reconcile | None:  # fmt: skip
+    """A pair in scope on both sides: nothing when neither side changed (a refresh of
+    the etag when it moved), else the three-way merge, written where it differs."""
+    contact = snap.crm.get(link.crm_id)
+    person = snap.google.get(link.resource_name)
+    etag = person.etag if person else (link.etag or "")
+    if crm in QUIET and google in QUIET:
+        if person is not None and person.etag != link.etag:
+            return Reconcile(link.crm_id, link.resource_name, etag, link.fields, False, False,
+                             reason="etag")  # fmt: skip
+        return None
+    crm_fields = contact.fields if contact else link.fields
+    google_fields = person.view(link.fields) if person else link.fields
+    merged = pairs.reconcile(link.fields, crm_fields, google_fields,
+                             contact.modified_at if contact else None,
+                             person.updated_at if person else None, policy,
+                             LIST_ENTRIES)  # fmt: skip
+    to_write = changed_person_fields(google_fields, merged.fields)
+    return Reconcile(link.crm_id, link.resource_name, etag, merged.fields,
+                     write_google=bool(to_write),
+                     write_crm=pairs.differ(merged.fields, crm_fields),
+                     conflicts=merged.conflicts, person_fields=to_write)  # fmt: skip
+
+
 def _rejoin(snap: Snapshot, link: LinkRecord, policy: Policy) -> Reconcile:
     """A parked pair comes back: tag the contact, put the person back in the group, and
     merge what changed meanwhile against the state they were parked with."""
     person = snap.google[link.resource_name]
-    changed = _changed_pair(snap, link, policy)
-    base = changed[0] if changed else Reconcile(link.crm_id, link.resource_name, person.etag,
-                                                link.fields, False, False)  # fmt: skip
+    crm, google = _sides(snap, link, in_scope=False)
+    base = _settle(snap, link, crm, google, policy) or Reconcile(
+        link.crm_id, link.resource_name, person.etag, link.fields, False, False
+    )
     contact = snap.crm.get(link.crm_id)
     return Reconcile(**{**base.__dict__, "etag": person.etag, "reason": "rejoined",
                         "tag": not (contact and contact.tagged),
                         "join_group": not person.in_group})  # fmt: skip
-
-
-def _crm_gone(snap: Snapshot, crm_id: str) -> bool:
-    contact = snap.crm.get(crm_id)
-    return (contact is None and snap.crm_complete) or (contact is not None and not contact.tagged)
-
-
-def _google_gone(snap: Snapshot, name: str) -> bool:
-    person = snap.google.get(name)
-    if person is None:
-        return snap.google_complete
-    return person.deleted or not person.in_group
-
-
-def _linked(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
-    crm_gone = _crm_gone(snap, link.crm_id)
-    google_gone = _google_gone(snap, link.resource_name)
-    if crm_gone and google_gone:
-        return [DropLink(link.crm_id)]
-    if crm_gone:
-        person = snap.google.get(link.resource_name)
-        last = None if person is None else person.groups <= {snap.group}
-        park = _alive(snap.crm.get(link.crm_id))
-        return [LeaveGroup(link.crm_id, link.resource_name, last, park)]
-    if google_gone:
-        person = snap.google.get(link.resource_name)
-        return [
-            Untag(link.crm_id, link.resource_name, park=person is not None and not person.deleted)
-        ]
-    return _changed_pair(snap, link, policy)
-
-
-def _changed_pair(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
-    contact = snap.crm.get(link.crm_id)
-    person = snap.google.get(link.resource_name)
-    crm_fields = contact.fields if contact else link.fields
-    google_fields = person.view(link.fields) if person else link.fields
-    crm_changed = contact is not None and not _same(crm_fields, link)
-    google_changed = person is not None and not _same(google_fields, link)
-    etag = person.etag if person else (link.etag or "")
-    if not crm_changed and not google_changed:
-        if person is not None and person.etag != link.etag:
-            return [Reconcile(link.crm_id, link.resource_name, etag, link.fields, False, False,
-                              reason="etag")]  # fmt: skip
-        return []
-    merged = merge(
-        link.fields,
-        crm_fields,
-        google_fields,
-        contact.modified_at if contact else None,
-        person.updated_at if person else None,
-        policy,
-        LIST_ENTRIES,
-    )
-    to_write = changed_person_fields(google_fields, merged.fields)
-    return [
-        Reconcile(
-            link.crm_id,
-            link.resource_name,
-            etag,
-            merged.fields,
-            write_google=bool(to_write),
-            write_crm=_differ(merged.fields, crm_fields),
-            conflicts=merged.conflicts,
-            person_fields=to_write,
-        )
-    ]
-
-
-def _same(fields: ContactFields, link: LinkRecord) -> bool:
-    """Whether ``fields`` are the link's last synced content: its fingerprint matches.
-    Fields equal to the link's have its fingerprint (a link's fingerprint is that of
-    its fields, as the executors save it), so the hash is only taken when they differ:
-    the common case of an unchanged pair costs one dict comparison."""
-    return fields == link.fields or fingerprint(fields) == link.fingerprint
-
-
-def _differ(a: ContactFields, b: ContactFields) -> bool:
-    """Whether two sets of fields differ in content (their fingerprints)."""
-    return a != b and fingerprint(a) != fingerprint(b)
 
 
 def _unlinked_person(snap: Snapshot, person: Person, claimed: set[str]) -> Any:
@@ -387,12 +373,9 @@ def _unlinked_person(snap: Snapshot, person: Person, claimed: set[str]) -> Any:
 def _first_link(contact: CrmContact, person: Person, reason: str) -> Reconcile:
     """Link a pair that has no last-synced state: the newer side wins each difference,
     and a field empty on one side is filled from the other."""
-    crm_newer = person.updated_at is None or contact.modified_at >= person.updated_at
     google = person.view(contact.fields)
-    fields = {}
-    for key in contact.fields.keys() | google.keys():
-        c, g = contact.fields.get(key), google.get(key)
-        fields[key] = (c if crm_newer else g) if (c and g) else (c or g)
+    crm_newer = pairs.newest_is_crm(contact.modified_at, person.updated_at)
+    fields = pairs.first_link(contact.fields, google, crm_newer, fill=True)
     to_write = changed_person_fields(google, fields)
     return Reconcile(
         contact.id,
@@ -400,7 +383,7 @@ def _first_link(contact: CrmContact, person: Person, reason: str) -> Reconcile:
         person.etag,
         fields,
         write_google=bool(to_write),
-        write_crm=_differ(fields, contact.fields),
+        write_crm=pairs.differ(fields, contact.fields),
         tag=not contact.tagged,
         reason=reason,
         person_fields=to_write,

@@ -11,6 +11,7 @@ from core import activities_plan as ap
 from core import activity_mapping as am
 from core import contact_mapping as cm
 from core import contacts_plan as cp
+from core import pairs
 from core.errors import SideEmpty
 from core.merge import Policy
 
@@ -109,8 +110,8 @@ def contacts_by_fingerprint(snap, policy, force):
     """The contacts planner with every comparison made on fingerprints."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cp, "_quiet", lambda *args: False)
-        mp.setattr(cp, "_same", lambda fields, link: cm.fingerprint(fields) == link.fingerprint)
-        mp.setattr(cp, "_differ", lambda a, b: cm.fingerprint(a) != cm.fingerprint(b))
+        mp.setattr(pairs, "same", lambda fields, synced, fp: cm.fingerprint(fields) == fp)
+        mp.setattr(pairs, "differ", lambda a, b: cm.fingerprint(a) != cm.fingerprint(b))
         return outcome(cp.plan, snap, policy, force)
 
 
@@ -129,7 +130,8 @@ def test_unchanged_contact_pairs_take_no_fingerprint(monkeypatch):
         {"crm_complete": True, "google_complete": True},
     )
     snap = contacts_snapshot(world)
-    monkeypatch.setattr(cp, "fingerprint", lambda fields: pytest.fail("fingerprinted"))
+    for module in (cp, pairs):
+        monkeypatch.setattr(module, "fingerprint", lambda fields: pytest.fail("fingerprinted"))
     assert cp.plan(snap) == []
 
 
@@ -230,8 +232,8 @@ def activities_by_fingerprint(snap, policy, force):
     """The activities planner with every comparison made on fingerprints."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ap, "_quiet", lambda *args: False)
-        mp.setattr(ap, "_same", lambda fields, link: am.fingerprint(fields) == link.fingerprint)
-        mp.setattr(ap, "_differ", lambda a, b: am.fingerprint(a) != am.fingerprint(b))
+        mp.setattr(pairs, "same", lambda fields, synced, fp: am.fingerprint(fields) == fp)
+        mp.setattr(pairs, "differ", lambda a, b: am.fingerprint(a) != am.fingerprint(b))
         return outcome(ap.plan, snap, policy, force)
 
 
@@ -253,5 +255,6 @@ def test_unchanged_activity_pairs_take_no_fingerprint(monkeypatch):
         {"crm_complete": True, "google_complete": True},
     )  # fmt: skip
     snap = activities_snapshot(world)
-    monkeypatch.setattr(ap, "fingerprint", lambda fields: pytest.fail("fingerprinted"))
+    for module in (ap, pairs):
+        monkeypatch.setattr(module, "fingerprint", lambda fields: pytest.fail("fingerprinted"))
     assert ap.plan(snap) == []

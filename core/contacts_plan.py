@@ -196,61 +196,113 @@ Action = CreatePerson | ImportPerson | Reconcile | LeaveGroup | Untag | DropLink
 
 
 def plan(snap: Snapshot, policy: Policy = Policy.FIELD_MOST_RECENT, force: bool = False) -> list:
-    """Every action one run should take, in a deterministic order."""
-    active: dict[str, LinkRecord] = {}
-    parked: dict[str, LinkRecord] = {}
-    for crm_id, link in snap.links.items():
-        (parked if link.parked else active)[crm_id] = link
-    # linked pairs, in CRM id order: most have nothing to do, so only the pairs that
-    # do are sorted
+    """Every action one run should take, in a deterministic order: the linked pairs,
+    then the unlinked persons in the group, then the unlinked tagged contacts."""
+    active = {i: link for i, link in snap.links.items() if not link.parked}
+    actions = _linked_pairs(snap, active, policy)
+    _guard(snap, active, actions, force)
+    found = _Unlinked(snap, policy, active)
+    actions += [found.person(snap.google[name]) for name in found.people()]
+    return actions + found.contacts(actions)
+
+
+def _linked_pairs(snap: Snapshot, active: Mapping[str, LinkRecord], policy: Policy) -> list:
+    """The actions of the linked pairs, in CRM id order: most have nothing to do, so
+    only the pairs that do are sorted."""
     planned = []
-    crm, google = snap.crm, snap.google
     for crm_id, link in active.items():
-        if not _quiet(snap, link, crm.get(link.crm_id), google.get(link.resource_name)):
+        contact, person = snap.crm.get(link.crm_id), snap.google.get(link.resource_name)
+        if not _quiet(snap, link, contact, person):
             found = _linked(snap, link, policy)
             if found:
                 planned.append((crm_id, found))
-    actions: list[Any] = [a for _, found in sorted(planned, key=_first) for a in found]
-    _guard(snap, active, actions, force)
-    linked_people = {link.resource_name for link in active.values()}
-    parked_people = {link.resource_name: link for link in parked.values()}
-    claimed: set[str] = set(active)
-    unlinked = [
-        name
-        for name, person in google.items()
-        if name not in linked_people and not person.deleted and person.in_group
-    ]
-    for name in sorted(unlinked):
-        person = google[name]
-        back = parked_people.get(name)
-        if back is not None and _alive(crm.get(back.crm_id)):
-            action = _rejoin(snap, back, policy)  # moved back into the group
-        else:
-            action = _unlinked_person(snap, person, claimed)
-        if isinstance(action, Reconcile):
-            claimed.add(action.crm_id)
-        actions.append(action)
-    candidates = sorted(i for i, c in crm.items() if i not in claimed and c.tagged)
-    if not candidates:
-        return actions
-    taken = {link.resource_name for link in snap.links.values()}
-    taken |= {a.resource_name for a in actions if isinstance(a, Reconcile | ImportPerson)}
-    known = {**snap.found, **google}.values()
-    by_crm_id = {p.crm_id: p for p in known if p.crm_id and not p.deleted}
-    to_push = []
-    for crm_id in candidates:
-        contact = crm[crm_id]
-        link = parked.get(crm_id)
-        person = google.get(link.resource_name) if link else None
-        own = by_crm_id.get(crm_id)
+    return [a for _, found in sorted(planned, key=_first) for a in found]
+
+
+class _Unlinked:
+    """The unlinked records of one plan, each tried against an ordered tuple of
+    matchers, the first that answers wins (the module's table):
+
+        a person in the group   parked link -> our clientData id -> an email -> import
+        a tagged contact        parked link -> a person with our clientData id -> push
+
+    ``claimed`` holds the CRM contacts taken so far, so that none is taken twice."""
+
+    def __init__(self, snap: Snapshot, policy: Policy, active: Mapping[str, LinkRecord]):
+        self.snap, self.policy = snap, policy
+        parked = [link for link in snap.links.values() if link.parked]
+        self.parked = {link.crm_id: link for link in parked}
+        self.parked_people = {link.resource_name: link for link in parked}
+        self.linked_people = {link.resource_name for link in active.values()}
+        self.claimed: set[str] = set(active)
+
+    def people(self) -> list[str]:
+        return sorted(name for name, person in self.snap.google.items()
+                      if name not in self.linked_people and not person.deleted
+                      and person.in_group)  # fmt: skip
+
+    def person(self, person: Person) -> Any:
+        for matcher in (self._parked_person, self._own_contact, self._email_contact):
+            action = matcher(person)
+            if action is not None:
+                self.claimed.add(action.crm_id)
+                return action
+        return ImportPerson(person.resource_name, person.etag, person.fields)
+
+    def _parked_person(self, person: Person) -> Reconcile | None:
+        back = self.parked_people.get(person.resource_name)  # moved back into the group
+        if back is not None and _alive(self.snap.crm.get(back.crm_id)):
+            return _rejoin(self.snap, back, self.policy)
+        return None
+
+    def _own_contact(self, person: Person) -> Reconcile | None:
+        own = person.crm_id
+        if own and own not in self.claimed and _alive(self.snap.crm.get(own)):
+            return _first_link(self.snap.crm[own], person, "clientData")
+        return None
+
+    def _email_contact(self, person: Person) -> Reconcile | None:
+        for email in sorted(person.emails):
+            for crm_id in self.snap.by_email.get(email, ()):
+                if crm_id not in self.claimed and _alive(self.snap.crm.get(crm_id)):
+                    return _first_link(self.snap.crm[crm_id], person, "email")
+        return None
+
+    def contacts(self, actions: list) -> list:
+        """The tagged contacts no pair holds: rejoined, linked to their own person, or
+        pushed (``_push``)."""
+        snap = self.snap
+        candidates = sorted(i for i, c in snap.crm.items() if i not in self.claimed and c.tagged)
+        if not candidates:
+            return []
+        self.taken = {link.resource_name for link in snap.links.values()} | {
+            a.resource_name for a in actions if isinstance(a, Reconcile | ImportPerson)
+        }
+        known = {**snap.found, **snap.google}.values()
+        self.by_crm_id = {p.crm_id: p for p in known if p.crm_id and not p.deleted}
+        found, to_push = [], []
+        for crm_id in candidates:
+            contact = snap.crm[crm_id]
+            action = self._parked_contact(contact) or self._own_person(contact)
+            if action is None:
+                to_push.append(contact)
+            else:
+                found.append(action)
+        return found + _push(snap, to_push, self.taken)
+
+    def _parked_contact(self, contact: CrmContact) -> Reconcile | None:
+        link = self.parked.get(contact.id)  # tagged again
+        person = self.snap.google.get(link.resource_name) if link else None
         if link and person is not None and not person.deleted:
-            actions.append(_rejoin(snap, link, policy))  # tagged again
-        elif own is not None and own.resource_name not in linked_people:
-            actions.append(_with_group(_first_link(contact, own, "clientData"), own))
-            taken.add(own.resource_name)
-        else:
-            to_push.append(contact)
-    return actions + _push(snap, to_push, taken)
+            return _rejoin(self.snap, link, self.policy)
+        return None
+
+    def _own_person(self, contact: CrmContact) -> Reconcile | None:
+        own = self.by_crm_id.get(contact.id)
+        if own is None or own.resource_name in self.linked_people:
+            return None
+        self.taken.add(own.resource_name)
+        return _with_group(_first_link(contact, own, "clientData"), own)
 
 
 def _first(item: tuple[str, Any]) -> str:
@@ -357,17 +409,6 @@ def _rejoin(snap: Snapshot, link: LinkRecord, policy: Policy) -> Reconcile:
     return Reconcile(**{**base.__dict__, "etag": person.etag, "reason": "rejoined",
                         "tag": not (contact and contact.tagged),
                         "join_group": not person.in_group})  # fmt: skip
-
-
-def _unlinked_person(snap: Snapshot, person: Person, claimed: set[str]) -> Any:
-    own = person.crm_id if _alive(snap.crm.get(person.crm_id or "")) else None
-    if own and own not in claimed:
-        return _first_link(snap.crm[own], person, "clientData")
-    for email in sorted(person.emails):
-        for crm_id in snap.by_email.get(email, ()):
-            if crm_id not in claimed and _alive(snap.crm.get(crm_id)):
-                return _first_link(snap.crm[crm_id], person, "email")
-    return ImportPerson(person.resource_name, person.etag, person.fields)
 
 
 def _first_link(contact: CrmContact, person: Person, reason: str) -> Reconcile:

@@ -214,6 +214,8 @@ class ActivitiesEngine:
         events = {eid: self._event(e, directory, window) for eid, e in raw.items()}
         shared = self._shared(user_id, events, links)
         imported = self._imported(user_id, events, links, activities, directory, log)
+        skipped = set(log.skipped_ids)  # malformed activities: their events wait, unplanned
+        events = {eid: e for eid, e in events.items() if e.activity_id not in skipped}
         snap = ActivitySnapshot(activities, events, links, crm_cursor is None, changes.complete,
                                 shared, frozenset(directory.connected), gone,
                                 report.account_confirmed, imported)  # fmt: skip

@@ -47,3 +47,19 @@ def test_a_meeting_both_accounts_attend_is_linked_again_after_a_switch(world, ma
     assert not again.counts.get("imported") and not again.counts.get("pushed"), again.counts
     titles = [e.get("summary") for e in world.events(ALICE).values()]
     assert titles.count("Vendor call") == 1  # no second event in the new calendar
+
+
+def test_the_event_of_a_malformed_activity_is_never_imported_as_a_second_activity(world):
+    """Seen in a browser test: an activity edited to end before it starts is skipped as
+    malformed, and its event (ours, by its id) was then imported as a new activity."""
+    from core.model import ACTIVITIES
+
+    world.sync()
+    before = {d.id for d in world.store.query(ACTIVITIES)}
+    pushed = next(i for i in sorted(world.links()) if i in before)
+    doc = world.activity(pushed)
+    world.edit_activity(pushed, end=doc["start"][:11] + "00:00:00" + doc["start"][19:])
+    report = world.sync()
+    assert not report.counts.get("imported"), report.counts
+    assert {d.id for d in world.store.query(ACTIVITIES)} == before
+    assert pushed in world.links()  # kept for when the activity is fixed

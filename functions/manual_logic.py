@@ -164,6 +164,8 @@ def _active(store: DocumentStore, state: dict[str, Any], now: dt.datetime) -> di
 
 
 def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, Any]:
+    zone = _zone((store.get(USERS, user_id) or {}).get("timeZone"))
+    today = bootstrap.clock().now().astimezone(ZoneInfo(zone)).date()  # as the run's
     try:
         settings = SettingsIn.model_validate_json(body or b"{}")
     except ValidationError as exc:
@@ -171,9 +173,8 @@ def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, 
         for error in exc.errors():
             name = ".".join(str(p) for p in error["loc"])
             fields.setdefault(name, _friendly(name, error))
-        raise _invalid({**_meaning(body), **fields}) from None
-    zone = _zone((store.get(USERS, user_id) or {}).get("timeZone"))
-    today = bootstrap.clock().now().astimezone(ZoneInfo(zone)).date()  # as the run's
+        # every problem at once: the date's window too, when the date itself is one
+        raise _invalid({**_meaning(body), **_date_problem(body, today), **fields}) from None
     problems: dict[str, str] = {}
     problem = sync_from_problem(settings.activities.syncFrom, today, saving=True)
     if problem:
@@ -217,6 +218,17 @@ def _meaning(body: bytes) -> dict[str, str]:
     if isinstance(contacts, dict) and contacts.get("auto") is True and not contacts.get("tagId"):
         return {"contacts.tagId": "Choose a private tag to sync contacts automatically."}
     return {}
+
+
+def _date_problem(body: bytes, today: dt.date) -> dict[str, str]:
+    """The sync-from date's problem of meaning, found beside other malformed fields."""
+    try:
+        raw = ((json.loads(body or b"{}") or {}).get("activities") or {}).get("syncFrom")
+        day = dt.date.fromisoformat(raw) if isinstance(raw, str) else None
+    except (ValueError, AttributeError):
+        return {}
+    problem = sync_from_problem(day, today, saving=True) if day else None
+    return {"activities.syncFrom": f"The date {problem}."} if problem else {}
 
 
 def _invalid(fields: dict[str, str]) -> Rejected:

@@ -150,8 +150,10 @@ def test_the_history_names_each_change_with_its_fields(screen, site, cloud_env):
     screen.locator("#history tr").first.get_by_role("button", name=re.compile("Details")).click()
     detail = screen.locator("#detail")
     expect(detail).to_contain_text("Ada Lovelace: updated in Google")
+    expect(detail).to_contain_text("Job title: ")  # the page's words, not the field's name
     expect(detail).to_contain_text("→ Countess of Lovelace")
     expect(detail).not_to_contain_text("c-ada")
+    expect(detail).not_to_contain_text("jobTitle")
     expect(detail).to_be_focused()
     screen.locator("#history tr").nth(1).get_by_role("button", name=re.compile("Details")).click()
     expect(detail).to_contain_text("Grace Hopper: pushed to Google")
@@ -367,3 +369,54 @@ def test_a_second_user_cannot_see_the_first_ones_runs(page, site, browser, make_
     assert other.request.get(f"{site}/manual_sync/runs?userId={seed.ALICE}").status == 403
     shot(other, "14-second-user")
     other.context.close()
+
+
+def test_a_moved_activity_says_its_times_in_the_named_zone(screen, site, cloud_env):
+    """Found in the browser trial: details showed raw UTC ("2026-12-09T08:00:00Z")
+    under "Times are in Europe/Berlin"."""
+    from core.model import ACTIVITIES
+
+    sign_in(screen, site)
+    screen.locator("[data-sync=activities]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done")
+    doc = cloud_env.get(ACTIVITIES, "a-kickoff")
+    start = doc["start"][:11] + "11:00:00" + doc["start"][19:]
+    end = doc["start"][:11] + "12:00:00" + doc["start"][19:]
+    _edit(cloud_env, ACTIVITIES, "a-kickoff", start=start, end=end, title="Kick-off, later")
+    screen.locator("[data-sync=activities]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done: updated in Google")
+    screen.locator("#history tr").first.get_by_role("button", name=re.compile("Details")).click()
+    detail = screen.locator("#detail")
+    expect(detail).to_contain_text("Start: ")
+    expect(detail).to_contain_text("11:00")
+    expect(detail).not_to_contain_text(re.compile(r"\d{4}-\d\d-\d\dT"))
+    shot(screen, "05b-activity-times")
+
+
+def test_the_buttons_come_back_after_the_server_could_not_be_reached(screen, site):
+    """Found in the browser trial: after a network failure Start and Preview stayed
+    disabled until a reload."""
+    sign_in(screen, site)
+    screen.route(re.compile(r".*/manual_sync/(sync|status)$"), lambda route: route.abort())
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("cannot be reached")
+    expect(screen.locator("[data-sync=contacts]")).to_be_enabled()
+    screen.unroute(re.compile(r".*/manual_sync/(sync|status)$"))
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done")
+    shot(screen, "15-server-back")
+
+
+def test_a_sync_under_way_is_followed_after_a_reload(screen, site, sandbox):
+    """Found in the browser trial: reloaded mid-run, the page said "Idle" and its
+    history row stayed "Running" after the run ended."""
+    sign_in(screen, site)
+    sandbox.control("POST", "/_sandbox/faults", {"latencyMs": 400})
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Synchronizing")
+    screen.reload()
+    expect(screen.locator("#who")).to_be_visible()
+    expect(screen.locator("#history tr").first).to_contain_text("Done", timeout=30_000)
+    expect(screen.locator("[data-sync=contacts]")).to_be_enabled()
+    sandbox.control("DELETE", "/_sandbox/faults", None)
+    shot(screen, "12-followed-after-reload")

@@ -287,3 +287,16 @@ def test_a_missing_or_unknown_time_zone_is_shown_as_utc_never_passed_to_the_page
         assert api("GET", "/status").get_json()["timeZone"] == "UTC", zone
     api.store.put(USERS, seed.ALICE, {**user, "timeZone": "Europe/Paris"})
     assert api("GET", "/status").get_json()["timeZone"] == "Europe/Paris"
+
+
+def test_every_bad_setting_is_said_at_the_first_save(api):
+    """Found in the browser trial: a date outside the window beside a bad interval was
+    only said at the second save."""
+    answer = api("PUT", "/settings", body={
+        "contacts": {"tagId": seed.ALICE_TAG, "auto": False, "intervalMinutes": 60},
+        "activities": {"auto": True, "intervalMinutes": 0, "syncFrom": "1900-01-01"},
+    })  # fmt: skip
+    assert answer.status_code == 400
+    fields = answer.get_json()["fields"]
+    assert set(fields) == {"activities.intervalMinutes", "activities.syncFrom"}
+    assert "on or after" in fields["activities.syncFrom"]

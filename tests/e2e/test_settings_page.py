@@ -278,6 +278,13 @@ def test_connecting_another_account_is_said_plainly(screen, site, make_account):
     screen.locator("[data-sync=contacts]").click()
     expect(screen.locator("#progress")).to_contain_text("Done: pushed to Google 4")
     shot(screen, "12-another-account")
+    # back to the first account: its pairs come back, and the note does not say "new"
+    screen.get_by_label("Google account to connect").fill("alice@example.com")
+    screen.get_by_role("button", name="Reconnect", exact=True).click()
+    expect(screen.locator("#account-status")).to_have_text("Connected: alice@example.com")
+    expect(note).to_contain_text("picks up where it left off with alice@example.com")
+    expect(note).not_to_contain_text("as a new account")
+    shot(screen, "12b-account-switched-back")
 
 
 @pytest.fixture(scope="module")

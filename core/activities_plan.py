@@ -192,32 +192,43 @@ class NotPropagated:
 
 def plan(snap: ActivitySnapshot, policy: Policy = Policy.FIELD_MOST_RECENT,
          force: bool = False) -> list:  # fmt: skip
+    """Every action one run should take, in a deterministic order: the linked pairs,
+    then the unlinked events in the window, then the unlinked activities U owns."""
     _guard(snap, force)
-    crm, google = snap.crm, snap.google
-    # linked pairs, in activity id order: most have nothing to do, so only the pairs
-    # that do are sorted
+    actions = _linked_pairs(snap, policy)
+    claimed = set(snap.links)
+    actions += _unlinked_events(snap, claimed)
+    to_insert = [i for i, a in snap.crm.items() if i not in claimed and a.in_scope and a.owned]
+    return actions + [InsertEvent(i, snap.crm[i].fields) for i in sorted(to_insert)]
+
+
+def _linked_pairs(snap: ActivitySnapshot, policy: Policy) -> list:
+    """The actions of the linked pairs, in activity id order: most have nothing to do,
+    so only the pairs that do are sorted."""
     planned = []
     for activity_id, link in snap.links.items():
-        if not _quiet(snap, link, crm.get(link.activity_id), google.get(link.event_id)):
+        activity, event = snap.crm.get(link.activity_id), snap.google.get(link.event_id)
+        if not _quiet(snap, link, activity, event):
             found = _linked(snap, link, policy)
             if found:
                 planned.append((activity_id, found))
-    actions: list[Any] = [a for _, found in sorted(planned, key=_first) for a in found]
-    linked_events = {link.event_id for link in snap.links.values()}
-    claimed = set(snap.links)
-    unlinked = [
-        event_id
-        for event_id, event in google.items()
-        if event_id not in linked_events and not event.cancelled and event.in_window
-    ]
-    for event_id in sorted(unlinked):
-        action = _unlinked_event(snap, google[event_id], claimed)
+    return [a for _, found in sorted(planned, key=_first) for a in found]
+
+
+def _unlinked_events(snap: ActivitySnapshot, claimed: set[str]) -> list:
+    """The events no link holds, in the window and not cancelled: linked to their
+    activity, or imported (``_unlinked_event``). ``claimed`` gains what they take."""
+    linked = {link.event_id for link in snap.links.values()}
+    actions = []
+    for event_id in sorted(snap.google):
+        event = snap.google[event_id]
+        if event_id in linked or event.cancelled or not event.in_window:
+            continue
+        action = _unlinked_event(snap, event, claimed)
         if isinstance(action, ReconcileEvent):
             claimed.add(action.activity_id)
         if action is not None:
             actions.append(action)
-    to_insert = [i for i, a in crm.items() if i not in claimed and a.in_scope and a.owned]
-    actions += [InsertEvent(i, crm[i].fields) for i in sorted(to_insert)]
     return actions
 
 

@@ -5,22 +5,14 @@ edit was overwritten, unjournaled, and a second event was pushed."""
 
 from __future__ import annotations
 
-import pytest
-
 from core.activities_plan import ImportEvent, InsertEvent, ReconcileEvent
 from core.activity_mapping import import_id
 from functions.accounts import connect
-from tests.integration.activities_world import ALICE, CalendarWorld
+from tests.integration.activities_world import ALICE
+from tests.integration.test_activities_sync import world  # noqa: F401  (a fixture)
 
 
-@pytest.fixture
-def world(tmp_path, sandbox, make_account):
-    w = CalendarWorld(tmp_path, sandbox, make_account)
-    yield w
-    w.close()
-
-
-def test_a_meeting_both_accounts_attend_is_linked_again_after_a_switch(world, make_account):
+def test_a_meeting_both_accounts_attend_is_linked_again_after_a_switch(world, make_account):  # noqa: F811
     outsider = make_account("xavier@external.test")
     other = make_account("alice.other@example.com")
     world.google["x"] = outsider
@@ -49,7 +41,7 @@ def test_a_meeting_both_accounts_attend_is_linked_again_after_a_switch(world, ma
     assert titles.count("Vendor call") == 1  # no second event in the new calendar
 
 
-def test_the_event_of_a_malformed_activity_is_never_imported_as_a_second_activity(world):
+def test_the_event_of_a_malformed_activity_is_never_imported_as_a_second_activity(world):  # noqa: F811
     """Seen in a browser test: an activity edited to end before it starts is skipped as
     malformed, and its event (ours, by its id) was then imported as a new activity."""
     from core.model import ACTIVITIES

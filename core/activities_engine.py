@@ -303,7 +303,7 @@ class ActivitiesEngine:
         edits and push a second event. Read only for unlinked events: one batched read."""
         linked = {link.event_id for link in links.values()}
         wanted = {eid: am.import_id(user_id, eid) for eid, event in events.items()
-                  if eid not in linked and not event.cancelled}  # fmt: skip
+                  if eid not in linked and not event.cancelled and event.in_window}  # fmt: skip
         missing = sorted(set(wanted.values()) - set(activities))
         malformed: set[str] = set()  # linked, never written over: the run reports it
         if missing:

@@ -76,3 +76,16 @@ def release(
         tx.put(SYNC_STATE, state_id, {**kept, **merged, "lease": None})
 
     store.transaction(give_back)
+
+
+def holder_of(run_id: str, attempt: str) -> str:
+    """The lease holder of one attempt of a run: a redelivered message is another
+    attempt, and waits for the first instead of running beside it."""
+    return f"{run_id}@{attempt}"
+
+
+def run_of(holder: str | None) -> str | None:
+    """The run id of a lease holder, or None for holders that are not runs (an account
+    switch, a disconnect)."""
+    run_id, at, _ = (holder or "").partition("@")
+    return run_id if at else None

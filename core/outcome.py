@@ -35,6 +35,7 @@ from core.errors import (
     Unavailable,
     UnknownUser,
 )
+from core.lease import run_of
 from core.model import parse_timestamp
 
 Kind = Literal["done", "skipped", "failed", "queued"]
@@ -81,19 +82,22 @@ def settled(run_id: str, record: Mapping[str, Any], lease: Mapping[str, Any] | N
     if state == "running":
         holder = str((lease or {}).get("holder") or "")
         expires = (lease or {}).get("expiresAt")
-        held = (
-            holder.partition("@")[0] == run_id
-            and bool(expires)
-            and (parse_timestamp(str(expires)) > now)
-        )
-        since = record.get("updatedAt") or record.get("claimedAt") or record.get("startedAt")
-        if not held and (not since or parse_timestamp(str(since)) + GRACE <= now):
+        held = run_of(holder) == run_id and bool(expires) and parse_timestamp(str(expires)) > now
+        since = last_word(record)
+        if not held and (not since or since + GRACE <= now):
             return {**record, **INTERRUPTED.fields(), "ok": False}
     if state == "queued":
         since = record.get("queuedAt") or record.get("startedAt")
         if not since or parse_timestamp(str(since)) + QUEUED_FOR <= now:
             return {**record, **NEVER_STARTED.fields(), "ok": False}
     return dict(record)
+
+
+def last_word(record: Mapping[str, Any]) -> datetime | None:
+    """When a run last said something in its record: its last progress update, its
+    claim, or its start."""
+    since = record.get("updatedAt") or record.get("claimedAt") or record.get("startedAt")
+    return parse_timestamp(str(since)) if since else None
 
 
 def of_counts(counts: Mapping[str, int], errors: Sequence[Any]) -> Outcome:

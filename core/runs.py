@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from core import account_switch, lease, schedule
 from core import outcome as outcomes
 from core.errors import AccountChanged, AuthRevoked
+from core.lease import holder_of
 from core.merge import Policy
 from core.model import (
     GOOGLE_ACCOUNTS,
@@ -37,7 +38,6 @@ from core.model import (
     SYNC_SETTINGS,
     SYNC_STATE,
     USERS,
-    parse_timestamp,
     stamp,
     state_id,
 )
@@ -280,19 +280,6 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
         lease.release(store, sid, report.holder, state, **release)  # type: ignore[arg-type]
 
 
-def holder_of(run_id: str, attempt: str) -> str:
-    """The lease holder of one attempt of a run: a redelivered message is another
-    attempt, and waits for the first instead of running beside it."""
-    return f"{run_id}@{attempt}"
-
-
-def run_of(holder: str | None) -> str | None:
-    """The run id of a lease holder, or None for holders that are not runs (an account
-    switch, a disconnect)."""
-    run_id, at, _ = (holder or "").partition("@")
-    return run_id if at else None
-
-
 def claimable(record: dict[str, Any] | None, now: datetime) -> str:
     """Whether an attempt of a run started by hand may run: ``run`` (queued, or its
     earlier attempt died: no word from it for a lease's length), ``busy`` (an earlier
@@ -302,8 +289,8 @@ def claimable(record: dict[str, Any] | None, now: datetime) -> str:
         return "run"
     if record.get("outcome") != "running":
         return "done"
-    since = record.get("updatedAt") or record.get("claimedAt") or record.get("startedAt")
-    dead = not since or parse_timestamp(str(since)) + timedelta(seconds=lease.LEASE_SECONDS) <= now
+    since = outcomes.last_word(record)
+    dead = not since or since + timedelta(seconds=lease.LEASE_SECONDS) <= now
     return "run" if dead else "busy"
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from adapters.identity import verified_email
 from adapters.queue import open_queue
 from core import outcome, schedule
+from core.lease import run_of
 from core.model import (
     GOOGLE_ACCOUNTS,
     SECTIONS,
@@ -151,8 +152,6 @@ def _zone(name: Any) -> str:
 
 def _active(store: DocumentStore, state: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
     """The run under way for the pair (its lease holder's record), if any."""
-    from core.runs import run_of
-
     held = state.get("lease") or {}
     if not held.get("holder") or schedule.parse_timestamp(held["expiresAt"]) <= now:
         return None
@@ -175,10 +174,7 @@ def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, 
             fields.setdefault(name, _friendly(name, error))
         # every problem at once: the date's window too, when the date itself is one
         raise _invalid({**_meaning(body), **_date_problem(body, today), **fields}) from None
-    problems: dict[str, str] = {}
-    problem = sync_from_problem(settings.activities.syncFrom, today, saving=True)
-    if problem:
-        problems["activities.syncFrom"] = f"The date {problem}."
+    problems = _date_problem(body, today)
     tag_id = settings.contacts.tagId
     if tag_id is not None:
         tag = store.get(TAGS, tag_id) or {}

@@ -11,16 +11,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.lease import LEASE_SECONDS
+from core.lease import LEASE_SECONDS, holder_of, run_of
 from core.outcome import GRACE, QUEUED_FOR, settled
 from core.runs import (
     ENTRY_BYTES,
     JOURNAL_PAGE,
     PAGE_BYTES,
     claimable,
-    holder_of,
     journal_pages,
-    run_of,
 )
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)

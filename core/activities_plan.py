@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
@@ -132,13 +133,24 @@ class ActivitySnapshot:
 # --- actions ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+class Why(StrEnum):
+    """Why a pair is reconciled: what the run's journal and report say of it."""
+
+    CHANGED = "changed"  # a side changed since the last sync
+    ETAG = "etag"  # only the event's etag moved: the link learns it
+    OURS = "ours"  # first linked: the event carries our activity's id
+    SHARED = "shared"  # first linked: another user linked the same meeting (iCalUID)
+    IMPORTED = "imported"  # first linked: an earlier import of the event exists
+    COPY = "copy"  # a read-only calendar copy's change, taken into the CRM
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class InsertEvent:
     activity_id: str
     fields: ActivityFields
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ImportEvent:
     event_id: str
     etag: str
@@ -146,7 +158,7 @@ class ImportEvent:
     fields: ActivityFields
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ReconcileEvent:
     activity_id: str
     event_id: str
@@ -155,28 +167,28 @@ class ReconcileEvent:
     write_google: bool
     write_crm: bool
     conflicts: tuple[str, ...] = ()
-    reason: str = "changed"  # changed | etag | ours | shared
+    reason: Why = Why.CHANGED
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CancelActivity:
     activity_id: str
     event_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeleteEvent:
     activity_id: str
     event_id: str
     etag: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DropEventLink:
     activity_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class NotPropagated:
     """A CRM edit that cannot reach Google: only a read-only calendar copy could carry
     it, or Google cancelled the event (never re-created). Recorded once, not retried."""
@@ -199,7 +211,9 @@ def plan(snap: ActivitySnapshot, policy: Policy = Policy.FIELD_MOST_RECENT,
     claimed = set(snap.links)
     actions += _unlinked_events(snap, claimed)
     to_insert = [i for i, a in snap.crm.items() if i not in claimed and a.in_scope and a.owned]
-    return actions + [InsertEvent(i, snap.crm[i].fields) for i in sorted(to_insert)]
+    return actions + [
+        InsertEvent(activity_id=i, fields=snap.crm[i].fields) for i in sorted(to_insert)
+    ]
 
 
 def _linked_pairs(snap: ActivitySnapshot, policy: Policy) -> list:
@@ -308,7 +322,7 @@ def _linked(snap: ActivitySnapshot, link: EventLink, policy: Policy) -> list:
     event = snap.google.get(link.event_id)
     match _sides(snap, link):
         case Side.GONE, Side.GONE:  # e.g. our own delete, seen again after a crash
-            return [DropEventLink(link.activity_id)]
+            return [DropEventLink(activity_id=link.activity_id)]
         case _, Side.GONE:
             return [_cancel(snap, link, event)]
         case Side.GONE, _:
@@ -330,8 +344,8 @@ def _cancel(snap: ActivitySnapshot, link: EventLink, event: CalEvent | None) -> 
     copy = link.read_only or (event is not None and bool(event.organizer_email)
                               and not event.organizer_self)  # fmt: skip
     if copy and organizer in snap.connected:
-        return DropEventLink(link.activity_id)
-    return CancelActivity(link.activity_id, link.event_id)
+        return DropEventLink(activity_id=link.activity_id)
+    return CancelActivity(activity_id=link.activity_id, event_id=link.event_id)
 
 
 def _remove(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | None,
@@ -340,8 +354,9 @@ def _remove(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | Non
     organizer's calendar when U owns it; otherwise only the link goes."""
     owner = event.organizer_self if event else (activity.owned if activity else True)
     if owner and not _cancelled(snap, link):
-        return DeleteEvent(link.activity_id, link.event_id, event.etag if event else link.etag)
-    return DropEventLink(link.activity_id)
+        etag = event.etag if event else link.etag
+        return DeleteEvent(activity_id=link.activity_id, event_id=link.event_id, etag=etag)
+    return DropEventLink(activity_id=link.activity_id)
 
 
 def _edited_after_cancel(link: EventLink, activity: CrmActivity | None) -> list:
@@ -351,7 +366,8 @@ def _edited_after_cancel(link: EventLink, activity: CrmActivity | None) -> list:
         return []
     if activity.fields == {**link.fields, "canceled": True}:
         return []  # only the cancellation we applied
-    return [NotPropagated(link.activity_id, link.event_id, activity.fp, cancelled=True)]
+    return [NotPropagated(activity_id=link.activity_id, event_id=link.event_id,
+                          fingerprint=activity.fp, cancelled=True)]  # fmt: skip
 
 
 def _cancelled_by_google(link: EventLink, activity: CrmActivity | None) -> bool:
@@ -366,8 +382,8 @@ def _recreate(link: EventLink, activity: CrmActivity | None) -> list:
     link goes (planning it again later inserts a new event)."""
     wanted = activity is not None and not activity.fields["canceled"] and activity.in_scope
     if wanted and activity.owned:
-        return [InsertEvent(link.activity_id, activity.fields)]
-    return [DropEventLink(link.activity_id)]
+        return [InsertEvent(activity_id=link.activity_id, fields=activity.fields)]
+    return [DropEventLink(activity_id=link.activity_id)]
 
 
 def _google_side(link: EventLink, event: CalEvent | None) -> ActivityFields:
@@ -391,19 +407,17 @@ def _changed(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | No
     etag = event.etag if event else (link.etag or "")
     if crm in QUIET and google in QUIET:
         if event is not None and event.etag != link.etag:
-            return [ReconcileEvent(link.activity_id, link.event_id, etag, link.fields,
-                                   False, False, reason="etag")]  # fmt: skip
+            return [_keep(link.activity_id, link.event_id, etag, link.fields, Why.ETAG)]
         return []
     known_organizer = event is not None and bool(event.organizer_email)
     writable = event.organizer_self if known_organizer else not link.read_only
     if not writable:
-        return _read_only(snap, link, activity, event, google_fields, crm_changed,
-                          google_changed)  # fmt: skip
+        return _read_only(snap, link, activity, event, google_fields, crm_changed, google_changed)
     merged = pairs.reconcile(link.fields, crm_fields, google_fields,
                              activity.modified_at if activity else None,
                              event.updated_at if event else None, policy)  # fmt: skip
     return [ReconcileEvent(
-        link.activity_id, link.event_id, etag, merged.fields,
+        activity_id=link.activity_id, event_id=link.event_id, etag=etag, fields=merged.fields,
         write_google=pairs.differ(merged.fields, google_fields),
         write_crm=pairs.differ(merged.fields, crm_fields),
         conflicts=merged.conflicts,
@@ -430,15 +444,16 @@ def _read_only(
             and activity is not None
             and pairs.differ(activity.fields, google_fields)
         )
-        actions.append(ReconcileEvent(link.activity_id, link.event_id, event.etag, google_fields,
-                                      False, write_crm, reason="copy"))  # fmt: skip
+        actions.append(_keep(link.activity_id, link.event_id, event.etag, google_fields, Why.COPY,
+                             write_crm=write_crm))  # fmt: skip
     elif (
         crm_changed
         and activity is not None
         and not organizer_syncs
         and link.not_propagated != activity.fp
     ):
-        actions.append(NotPropagated(link.activity_id, link.event_id, activity.fp))
+        actions.append(NotPropagated(activity_id=link.activity_id, event_id=link.event_id,
+                                     fingerprint=activity.fp))  # fmt: skip
     return actions
 
 
@@ -446,26 +461,35 @@ def _unlinked_event(snap: ActivitySnapshot, event: CalEvent, claimed: set[str]) 
     ours = event.activity_id if event.activity_id in snap.crm else None
     shared = snap.shared.get(event.ical_uid)
     imported = snap.imported.get(event.id)
-    for activity_id, reason in ((ours, "ours"), (shared, "shared"), (imported, "imported")):
+    for activity_id, reason in ((ours, Why.OURS), (shared, Why.SHARED), (imported, Why.IMPORTED)):
         if activity_id and activity_id not in claimed:
             return _first_link(activity_id, snap.crm.get(activity_id), event, reason)
     if event.organizer_self or event.organizer_email not in snap.connected:
-        return ImportEvent(event.id, event.etag, event.ical_uid, event.fields)
+        return ImportEvent(
+            event_id=event.id, etag=event.etag, ical_uid=event.ical_uid, fields=event.fields
+        )
     return None  # the organizer is a connected CRM user: their sync imports it
 
 
 def _first_link(activity_id: str, activity: CrmActivity | None, event: CalEvent,
-                reason: str) -> ReconcileEvent:  # fmt: skip
+                reason: Why) -> ReconcileEvent:  # fmt: skip
     """Link an event to an activity that has no last-synced state with it. On the
     organizer's calendar the newer side wins each difference; a copy is only linked."""
     if activity is None or not event.organizer_self:
-        return ReconcileEvent(activity_id, event.id, event.etag, event.fields, False, False,
-                              reason=reason)  # fmt: skip
+        return _keep(activity_id, event.id, event.etag, event.fields, reason)
     crm_newer = pairs.newest_is_crm(activity.modified_at, event.updated_at)
     fields = pairs.first_link(activity.fields, event.fields, crm_newer, fill=False)
     return ReconcileEvent(
-        activity_id, event.id, event.etag, fields,
+        activity_id=activity_id, event_id=event.id, etag=event.etag, fields=fields,
         write_google=pairs.differ(fields, event.fields),
         write_crm=pairs.differ(fields, activity.fields),
         reason=reason,
     )  # fmt: skip
+
+
+def _keep(activity_id: str, event_id: str, etag: str, fields: ActivityFields, reason: Why,
+          write_crm: bool = False) -> ReconcileEvent:  # fmt: skip
+    """Save the pair's link at ``etag`` with ``fields``; nothing is written to Google
+    (the CRM takes ``fields`` when ``write_crm``)."""
+    return ReconcileEvent(activity_id=activity_id, event_id=event_id, etag=etag, fields=fields,
+                          write_google=False, write_crm=write_crm, reason=reason)  # fmt: skip

@@ -37,8 +37,9 @@ never taken for another.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from core import pairs
@@ -126,20 +127,30 @@ class Snapshot:
 # --- actions ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+class Why(StrEnum):
+    """Why a pair is reconciled: what the run's journal and report say of it."""
+
+    CHANGED = "changed"  # a side changed since the last sync
+    ETAG = "etag"  # only the person's etag moved: the link learns it
+    EMAIL = "email"  # first linked by a shared email
+    CLIENT_DATA = "clientData"  # first linked by our id on the person (a crash's rerun)
+    REJOINED = "rejoined"  # a parked pair comes back (re-tagged, or back in the group)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CreatePerson:
     crm_id: str
     fields: ContactFields
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ImportPerson:
     resource_name: str
     etag: str
     fields: ContactFields
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Reconcile:
     """Bring a pair to ``fields``: write Google and/or the CRM where they differ, then
     save the link. ``tag`` adds the private tag; ``join_group`` puts the person back.
@@ -155,11 +166,11 @@ class Reconcile:
     conflicts: tuple[str, ...] = ()
     tag: bool = False
     join_group: bool = False
-    reason: str = "changed"  # changed | email | clientData | etag
+    reason: Why = Why.CHANGED
     person_fields: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LeaveGroup:
     crm_id: str
     resource_name: str
@@ -167,19 +178,19 @@ class LeaveGroup:
     park: bool = True  # keep the link parked (False: the CRM contact is deleted)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Untag:
     crm_id: str
     resource_name: str
     park: bool = True  # keep the link parked (False: the person was deleted)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DropLink:
     crm_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AmbiguousEmail:
     """A tagged contact to push whose emails Google persons already hold, but not one
     person for this one contact: nothing is created or linked, the run reports it."""
@@ -247,7 +258,9 @@ class _Unlinked:
             if action is not None:
                 self.claimed.add(action.crm_id)
                 return action
-        return ImportPerson(person.resource_name, person.etag, person.fields)
+        return ImportPerson(
+            resource_name=person.resource_name, etag=person.etag, fields=person.fields
+        )
 
     def _parked_person(self, person: Person) -> Reconcile | None:
         back = self.parked_people.get(person.resource_name)  # moved back into the group
@@ -258,14 +271,14 @@ class _Unlinked:
     def _own_contact(self, person: Person) -> Reconcile | None:
         own = person.crm_id
         if own and own not in self.claimed and _alive(self.snap.crm.get(own)):
-            return _first_link(self.snap.crm[own], person, "clientData")
+            return _first_link(self.snap.crm[own], person, Why.CLIENT_DATA)
         return None
 
     def _email_contact(self, person: Person) -> Reconcile | None:
         for email in sorted(person.emails):
             for crm_id in self.snap.by_email.get(email, ()):
                 if crm_id not in self.claimed and _alive(self.snap.crm.get(crm_id)):
-                    return _first_link(self.snap.crm[crm_id], person, "email")
+                    return _first_link(self.snap.crm[crm_id], person, Why.EMAIL)
         return None
 
     def contacts(self, actions: list) -> list:
@@ -302,7 +315,7 @@ class _Unlinked:
         if own is None or own.resource_name in self.linked_people:
             return None
         self.taken.add(own.resource_name)
-        return _with_group(_first_link(contact, own, "clientData"), own)
+        return _with_group(_first_link(contact, own, Why.CLIENT_DATA), own)
 
 
 def _first(item: tuple[str, Any]) -> str:
@@ -359,17 +372,28 @@ def _linked(snap: Snapshot, link: LinkRecord, policy: Policy) -> list:
     person = snap.google.get(link.resource_name)
     match _sides(snap, link):
         case Side.GONE, Side.GONE:
-            return [DropLink(link.crm_id)]
+            return [DropLink(crm_id=link.crm_id)]
         case Side.GONE, _:  # untagged or deleted in the CRM: the person stays in Google
-            last = None if person is None else person.groups <= {snap.group}
-            return [LeaveGroup(link.crm_id, link.resource_name, last,
-                               _alive(snap.crm.get(link.crm_id)))]  # fmt: skip
+            return [_leave(snap, link, person)]
         case _, Side.GONE:  # deleted in Google or out of the group: the contact stays
             park = person is not None and not person.deleted
-            return [Untag(link.crm_id, link.resource_name, park=park)]
+            return [Untag(crm_id=link.crm_id, resource_name=link.resource_name, park=park)]
         case crm, google:
             found = _settle(snap, link, crm, google, policy)
             return [found] if found else []
+
+
+def _leave(snap: Snapshot, link: LinkRecord, person: Person | None) -> LeaveGroup:
+    last = None if person is None else person.groups <= {snap.group}
+    return LeaveGroup(crm_id=link.crm_id, resource_name=link.resource_name, last_group=last,
+                      park=_alive(snap.crm.get(link.crm_id)))  # fmt: skip
+
+
+def _as_synced(link: LinkRecord, etag: str, reason: Why = Why.CHANGED) -> Reconcile:
+    """The pair as last synced, with nothing to write: the link saved with ``etag``."""
+    return Reconcile(crm_id=link.crm_id, resource_name=link.resource_name, etag=etag,
+                     fields=link.fields, write_google=False, write_crm=False,
+                     reason=reason)  # fmt: skip
 
 
 def _settle(snap: Snapshot, link: LinkRecord, crm: Side, google: Side,
@@ -381,8 +405,7 @@ def _settle(snap: Snapshot, link: LinkRecord, crm: Side, google: Side,
     etag = person.etag if person else (link.etag or "")
     if crm in QUIET and google in QUIET:
         if person is not None and person.etag != link.etag:
-            return Reconcile(link.crm_id, link.resource_name, etag, link.fields, False, False,
-                             reason="etag")  # fmt: skip
+            return _as_synced(link, etag, Why.ETAG)
         return None
     crm_fields = contact.fields if contact else link.fields
     google_fields = person.view(link.fields) if person else link.fields
@@ -391,10 +414,16 @@ def _settle(snap: Snapshot, link: LinkRecord, crm: Side, google: Side,
                              person.updated_at if person else None, policy,
                              LIST_ENTRIES)  # fmt: skip
     to_write = changed_person_fields(google_fields, merged.fields)
-    return Reconcile(link.crm_id, link.resource_name, etag, merged.fields,
-                     write_google=bool(to_write),
-                     write_crm=pairs.differ(merged.fields, crm_fields),
-                     conflicts=merged.conflicts, person_fields=to_write)  # fmt: skip
+    return Reconcile(
+        crm_id=link.crm_id,
+        resource_name=link.resource_name,
+        etag=etag,
+        fields=merged.fields,
+        write_google=bool(to_write),
+        write_crm=pairs.differ(merged.fields, crm_fields),
+        conflicts=merged.conflicts,
+        person_fields=to_write,
+    )
 
 
 def _rejoin(snap: Snapshot, link: LinkRecord, policy: Policy) -> Reconcile:
@@ -402,16 +431,14 @@ def _rejoin(snap: Snapshot, link: LinkRecord, policy: Policy) -> Reconcile:
     merge what changed meanwhile against the state they were parked with."""
     person = snap.google[link.resource_name]
     crm, google = _sides(snap, link, in_scope=False)
-    base = _settle(snap, link, crm, google, policy) or Reconcile(
-        link.crm_id, link.resource_name, person.etag, link.fields, False, False
-    )
+    base = _settle(snap, link, crm, google, policy) or _as_synced(link, person.etag)
     contact = snap.crm.get(link.crm_id)
-    return Reconcile(**{**base.__dict__, "etag": person.etag, "reason": "rejoined",
-                        "tag": not (contact and contact.tagged),
-                        "join_group": not person.in_group})  # fmt: skip
+    tag = not (contact and contact.tagged)
+    return replace(base, etag=person.etag, reason=Why.REJOINED, tag=tag,
+                   join_group=not person.in_group)  # fmt: skip
 
 
-def _first_link(contact: CrmContact, person: Person, reason: str) -> Reconcile:
+def _first_link(contact: CrmContact, person: Person, reason: Why) -> Reconcile:
     """Link a pair that has no last-synced state: the newer side wins each difference,
     and a field empty on one side is filled from the other."""
     google = person.view(contact.fields)
@@ -419,10 +446,10 @@ def _first_link(contact: CrmContact, person: Person, reason: str) -> Reconcile:
     fields = pairs.first_link(contact.fields, google, crm_newer, fill=True)
     to_write = changed_person_fields(google, fields)
     return Reconcile(
-        contact.id,
-        person.resource_name,
-        person.etag,
-        fields,
+        crm_id=contact.id,
+        resource_name=person.resource_name,
+        etag=person.etag,
+        fields=fields,
         write_google=bool(to_write),
         write_crm=pairs.differ(fields, contact.fields),
         tag=not contact.tagged,
@@ -432,7 +459,7 @@ def _first_link(contact: CrmContact, person: Person, reason: str) -> Reconcile:
 
 
 def _with_group(action: Reconcile, person: Person) -> Reconcile:
-    return Reconcile(**{**action.__dict__, "join_group": not person.in_group})
+    return replace(action, join_group=not person.in_group)
 
 
 def _push(snap: Snapshot, contacts: list[CrmContact], taken: set[str]) -> list:
@@ -445,24 +472,28 @@ def _push(snap: Snapshot, contacts: list[CrmContact], taken: set[str]) -> list:
     for names in holders.values():
         for name in names:
             wanted[name] = wanted.get(name, 0) + 1
-    actions: list[Any] = []
-    for contact in contacts:
-        names = holders[contact.id]
-        if not names and snap.search_failed and contact.emails:
-            actions.append(AmbiguousEmail(contact.id, (), snap.search_failed))
-        elif not names:
-            actions.append(CreatePerson(contact.id, contact.fields))
-        elif len(names) > 1:
-            actions.append(AmbiguousEmail(contact.id, tuple(names),
-                                          "several Google contacts have its emails"))  # fmt: skip
-        elif wanted[names[0]] > 1:
-            actions.append(AmbiguousEmail(contact.id, tuple(names),
-                                          "other CRM contacts have the emails of this Google "
-                                          "contact too"))  # fmt: skip
-        else:
-            actions.append(_with_group(_first_link(contact, pool[names[0]], "email"),
-                                       pool[names[0]]))  # fmt: skip
-    return actions
+    return [_push_one(snap, c, holders[c.id], pool, wanted) for c in contacts]
+
+
+def _push_one(snap: Snapshot, contact: CrmContact, names: list[str], pool: dict[str, Person],
+              wanted: dict[str, int]) -> Any:  # fmt: skip
+    """One tagged contact without a person: ``names`` are the unlinked persons holding
+    its emails, ``wanted`` how many such contacts each of them is wanted by."""
+    if not names:
+        if snap.search_failed and contact.emails:  # we could not look: never a guess
+            return _ambiguous(contact, names, snap.search_failed)
+        return CreatePerson(crm_id=contact.id, fields=contact.fields)
+    if len(names) > 1:
+        return _ambiguous(contact, names, "several Google contacts have its emails")
+    if wanted[names[0]] > 1:
+        return _ambiguous(contact, names, "other CRM contacts have the emails of this Google "
+                                          "contact too")  # fmt: skip
+    person = pool[names[0]]
+    return _with_group(_first_link(contact, person, Why.EMAIL), person)
+
+
+def _ambiguous(contact: CrmContact, names: list[str], why: str) -> AmbiguousEmail:
+    return AmbiguousEmail(crm_id=contact.id, resource_names=tuple(names), reason=why)
 
 
 def _guard(snap: Snapshot, active: Mapping[str, LinkRecord], actions: list, force: bool) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from core import contact_mapping as cm
 from core import email_index, person_patch
+from core.apply import Apply, Links, Step, link_doc
 from core.contacts_plan import (
     AmbiguousEmail,
     CreatePerson,
@@ -40,11 +41,12 @@ from core.contacts_plan import (
     Reconcile,
     Snapshot,
     Untag,
+    Why,
     plan,
 )
 from core.errors import EtagMismatch
 from core.merge import Policy
-from core.model import CONTACTS, LINKS, SYNC_STATE, link_id, parse_timestamp, stamp, state_id
+from core.model import CONTACTS, LINKS, SYNC_STATE, parse_timestamp, stamp, state_id
 from core.ports import (
     MAX_BATCH_WRITES,
     Clock,
@@ -67,8 +69,10 @@ class ContactsExecutor:
         self.store, self.people, self.clock = store, people, clock
         self.user_id, self.tag_id, self.group, self.policy = user_id, tag_id, group, policy
         self.log, self.progress = log, progress
+        self.links = Links(store, user_id, "contacts")
 
     def run(self, actions: Sequence[Any], snap: Snapshot) -> None:
+        """Apply ``actions``, planned against ``snap``, in the table's order."""
         self.snap = snap
         known = {**snap.found, **snap.google}
         # the persons' current values as read: never edited in place (updates build
@@ -76,41 +80,28 @@ class ContactsExecutor:
         self.current = {n: p.raw for n, p in known.items() if p.raw is not None}
         self.persons: dict[str, Person] = known  # as planned against: the journal's "before"
         self.fetched: set[str] = set()  # read again during this run (found or not)
-        self.done, self.total = 0, len(actions)
-        by_kind: dict[type, list[Any]] = {}
-        for action in actions:
-            by_kind.setdefault(type(action), []).append(action)
-        self._creates(by_kind.get(CreatePerson, []))
-        self._imports(by_kind.get(ImportPerson, []))
-        self._reconciles(by_kind.get(Reconcile, []), retry_stale=True)
-        self._leaves(by_kind.get(LeaveGroup, []))
-        self._untags(by_kind.get(Untag, []))
-        self._drops(by_kind.get(DropLink, []))
-        self._ambiguous(by_kind.get(AmbiguousEmail, []))
+        self.pending_noted = False
+        steps = (
+            Step(CreatePerson, self._creates, chunk=200),
+            Step(ImportPerson, self._imports, chunk=STORE_CHUNK // 9),
+            Step(Reconcile, self._reconciles, chunk=200),
+            Step(LeaveGroup, self._leaves),
+            Step(Untag, self._untags, chunk=STORE_CHUNK),
+            Step(DropLink, self._drops, chunk=MAX_BATCH_WRITES),
+            Step(AmbiguousEmail, self._ambiguous),
+        )  # fmt: skip
+        Apply(steps, self._reread, self.progress)(actions)
 
     # --- helpers --------------------------------------------------------------------------
-
-    def _advance(self, n: int) -> None:
-        self.done = min(self.total, self.done + n)
-        self.progress("applying changes", self.done, self.total)
 
     def _now(self) -> str:
         return stamp(self.clock.now())
 
     def _link_doc(self, crm_id: str, person: dict[str, Any] | None, name: str, etag: str,
                   fields: cm.ContactFields) -> dict[str, Any]:  # fmt: skip
-        return {
-            "userId": self.user_id,
-            "section": "contacts",
-            "crmId": crm_id,
-            "googleId": person["resourceName"] if person else name,
-            "googleEtag": person.get("etag", etag) if person else etag,
-            "fingerprint": cm.fingerprint(fields),
-            "fields": fields,
-            "syncedAt": self._now(),
-            "tombstone": False,
-            "parked": False,
-        }
+        return link_doc(self.links, crm_id, person["resourceName"] if person else name,
+                        person.get("etag", etag) if person else etag, fields,
+                        cm.fingerprint(fields), self._now(), parked=False)  # fmt: skip
 
     def _contact_doc(self, current: dict[str, Any], fields: cm.ContactFields,
                      tag: bool | None) -> dict[str, Any]:  # fmt: skip
@@ -124,36 +115,34 @@ class ContactsExecutor:
 
     # --- creates and imports ------------------------------------------------------------
 
-    def _creates(self, actions: list[CreatePerson]) -> None:
-        if actions:
+    def _creates(self, part: list[CreatePerson], retry: bool) -> None:
+        if not self.pending_noted:
             self._note_pending_creates()
-        for part in chunked(actions, 200):
-            items = []
-            for action in part:
-                body = cm.to_person(action.fields)
-                body["memberships"] = [
-                    {"contactGroupMembership": {"contactGroupResourceName": self.group}}
-                ]
-                body["clientData"] = [{"key": cm.CLIENT_DATA_KEY, "value": action.crm_id}]
-                items.append((action.crm_id, body))
-            results = self.people.create(items)
-            fields = {a.crm_id: a.fields for a in part}
-            created = []
-            with self.store.batch() as batch:
-                for result in results:
-                    if result.error or not result.person:
-                        self.log.fail(result.key, f"create in Google failed: {result.error}",
-                                      crm_id=result.key)  # fmt: skip
-                        continue
-                    doc = self._link_doc(result.key, result.person, "", "", fields[result.key])
-                    batch.put(LINKS, link_id(self.user_id, "contacts", result.key), doc)
-                    created.append(result)
-            self.log.count("pushed", len(created))
-            for result in created:
-                self.log.note("pushed", "google", crm_id=result.key,
-                              google_id=result.person["resourceName"],
-                              name=cm.display_name(fields[result.key]))  # fmt: skip
-            self._advance(len(part))
+            self.pending_noted = True
+        results = self.people.create([(a.crm_id, self._new_person(a)) for a in part])
+        fields = {a.crm_id: a.fields for a in part}
+        created = []
+        with self.store.batch() as batch:
+            for result in results:
+                if result.error or not result.person:
+                    self.log.fail(result.key, f"create in Google failed: {result.error}",
+                                  crm_id=result.key)  # fmt: skip
+                    continue
+                doc = self._link_doc(result.key, result.person, "", "", fields[result.key])
+                self.links.put(batch, result.key, doc)
+                created.append(result)
+        self.log.count("pushed", len(created))
+        for result in created:
+            self.log.note("pushed", "google", crm_id=result.key,
+                          google_id=result.person["resourceName"],
+                          name=cm.display_name(fields[result.key]))  # fmt: skip
+
+    def _new_person(self, action: CreatePerson) -> dict[str, Any]:
+        """The person to create: in the group, carrying our id (``clientData``)."""
+        body = cm.to_person(action.fields)
+        body["memberships"] = [{"contactGroupMembership": {"contactGroupResourceName": self.group}}]
+        body["clientData"] = [{"key": cm.CLIENT_DATA_KEY, "value": action.crm_id}]
+        return body
 
     def _note_pending_creates(self) -> None:
         """Persons are about to be created. Until the run succeeds, ``pendingCreates``
@@ -172,35 +161,28 @@ class ContactsExecutor:
         base = f"g-{self.user_id}-{resource_name.rsplit('/', 1)[-1]}"
         return [base] + [f"{base}-{n}" for n in range(2, 10)]
 
-    def _imports(self, actions: list[ImportPerson]) -> None:
-        for part in chunked(actions, STORE_CHUNK // 9):
-            candidates = {a.resource_name: self.import_ids(a.resource_name) for a in part}
-            existing = self.store.get_many(
-                CONTACTS, [c for ids in candidates.values() for c in ids]
-            )
-            items = []
-            for action in part:
-                # the first id not taken by a deleted contact: an existing live one is
-                # this person's earlier import, kept with its other CRM fields
-                crm_id = next(c for c in candidates[action.resource_name]
-                              if not existing.get(c, {}).get("deletedAt"))  # fmt: skip
-                doc = self._contact_doc(existing.get(crm_id, {}), action.fields, tag=True)
-                link = self._link_doc(crm_id, None, action.resource_name, action.etag,
-                                      action.fields)  # fmt: skip
-                items.append((crm_id, existing.get(crm_id), doc, link))
-            self._write_contacts(items)
-            self.log.count("imported", len(part))
-            for action, (crm_id, earlier, _, _) in zip(part, items, strict=True):
-                # an earlier import of the person, kept: its fields before are said
-                changes = None
-                if earlier and not earlier.get("deletedAt"):
-                    before = cm.normalize(earlier)
-                    changes = {k: (before[k], action.fields.get(k)) for k in cm.FIELDS
-                               if before[k] != action.fields.get(k)}  # fmt: skip
-                    changes |= {"tagged": (self.tag_id in (earlier.get("tagIds") or []), True)}
-                self.log.note("imported", "crm", crm_id=crm_id, google_id=action.resource_name,
-                              name=cm.display_name(action.fields), fields=changes)  # fmt: skip
-            self._advance(len(part))
+    def _imports(self, part: list[ImportPerson], retry: bool) -> None:
+        candidates = {a.resource_name: self.import_ids(a.resource_name) for a in part}
+        existing = self.store.get_many(CONTACTS, [c for ids in candidates.values() for c in ids])
+        items = []
+        for action in part:
+            # the first id not taken by a deleted contact: an existing live one is this
+            # person's earlier import, kept with its other CRM fields
+            crm_id = next(c for c in candidates[action.resource_name]
+                          if not existing.get(c, {}).get("deletedAt"))  # fmt: skip
+            doc = self._contact_doc(existing.get(crm_id, {}), action.fields, tag=True)
+            link = self._link_doc(crm_id, None, action.resource_name, action.etag, action.fields)
+            items.append((crm_id, existing.get(crm_id), doc, link))
+        self._write_contacts(items)
+        self.log.count("imported", len(part))
+        for action, (crm_id, earlier, _, _) in zip(part, items, strict=True):
+            # an earlier import of the person, kept: its fields before are said
+            changes = None
+            if earlier and not earlier.get("deletedAt"):
+                changes = _crm_changes(earlier, action.fields)
+                changes |= {"tagged": (self.tag_id in (earlier.get("tagIds") or []), True)}
+            self.log.note("imported", "crm", crm_id=crm_id, google_id=action.resource_name,
+                          name=cm.display_name(action.fields), fields=changes)  # fmt: skip
 
     def _write_contacts(self, items: list[tuple[str, dict | None, dict | None, dict]]) -> None:
         """Each item's contact (before, after; None: no CRM write), its link and the email
@@ -226,7 +208,7 @@ class ContactsExecutor:
             writes.clear()
 
         for (crm_id, _, after, link), changes in zip(items, changes_of, strict=True):
-            mine = [(LINKS, link_id(self.user_id, "contacts", crm_id), link)]
+            mine = [(LINKS, self.links.key(crm_id), link)]
             if after is not None:
                 mine.insert(0, (CONTACTS, crm_id, after))
             size = len(mine) + entries.cost(changes)
@@ -242,33 +224,40 @@ class ContactsExecutor:
 
     # --- reconciles ---------------------------------------------------------------------
 
-    def _reconciles(self, actions: list[Reconcile], retry_stale: bool) -> None:
-        actions = self._with_current(actions)
-        stale: list[Reconcile] = []
-        for part in chunked(actions, 200):
-            written = self._google_updates([a for a in part if a.write_google], stale, retry_stale)
-            done = [a for a in part if a not in stale and a.crm_id not in written["failed"]]
-            gone = self._join_group([a for a in done if a.join_group], written)
-            self._store_reconciles([a for a in done if a.crm_id not in gone], written)
-            self._advance(len(part))
-        if stale:
-            self._retry_stale(stale)
+    def _reconciles(self, part: list[Reconcile], retry: bool) -> list[Reconcile]:
+        """Google first (its stale ones left for the retry), then the group, then the
+        store: each pair's CRM write and link in one batch. Returns the stale ones."""
+        part = self._with_current(part)
+        written, stale = self._google_updates([a for a in part if a.write_google], retry)
+        done = [a for a in part if a not in stale and a.crm_id not in written["failed"]]
+        gone = self._join_group([a for a in done if a.join_group], written)
+        self._store_reconciles([a for a in done if a.crm_id not in gone], written)
+        return stale
 
     def _with_current(self, actions: list[Reconcile]) -> list[Reconcile]:
         """Google writes go into the person's current values: read the persons this run
         has not read, and plan those pairs again against what they hold now (a Google
-        edit not yet in the deltas is merged, not overwritten)."""
+        edit not yet in the deltas is merged, not overwritten). What is not a Reconcile
+        any more (the person left the group meanwhile) is done now."""
         known = self.current.keys() | self.fetched
         unread = [a for a in actions if a.write_google and a.resource_name not in known]
         if not unread:
             return actions
         again = self._replan(unread, self.people.get([a.resource_name for a in unread]))
+        self._untags([a for a in again if isinstance(a, Untag)], False)
+        self._leaves([a for a in again if isinstance(a, LeaveGroup)], False)
+        self._drops([a for a in again if isinstance(a, DropLink)], False)
         rest = [a for a in actions if a not in unread]
         return rest + [a for a in again if isinstance(a, Reconcile)]
 
+    def _reread(self, stale: list[Reconcile]) -> list[Any]:
+        """Someone edited these persons since we read them: re-read, plan them again."""
+        for action in stale:
+            self.current.pop(action.resource_name, None)
+        return self._replan(stale, self.people.get([a.resource_name for a in stale]))
+
     def _replan(self, actions: list[Reconcile], fresh: dict[str, Any]) -> list[Any]:
-        """Plan ``actions``' pairs again with the persons as ``fresh`` holds them; what is
-        not a Reconcile any more (the person left the group meanwhile) is done now."""
+        """Plan ``actions``' pairs again with the persons as ``fresh`` holds them."""
         self.fetched |= {a.resource_name for a in actions}
         self.current.update({name: dict(p) for name, p in fresh.items()})
         people = {name: person_from_api(p, self.group) for name, p in fresh.items()}
@@ -276,50 +265,55 @@ class ContactsExecutor:
         ids = [a.crm_id for a in actions]
         contacts = {i: self.snap.crm[i] for i in ids if i in self.snap.crm}
         links = {i: self.snap.links[i] for i in ids if i in self.snap.links}
-        again = plan(Snapshot(contacts, people, links, self.group, by_email=self.snap.by_email),
-                     self.policy, force=True)  # fmt: skip
-        self._untags([a for a in again if isinstance(a, Untag)])
-        self._leaves([a for a in again if isinstance(a, LeaveGroup)])
-        self._drops([a for a in again if isinstance(a, DropLink)])
-        return again
+        return plan(Snapshot(contacts, people, links, self.group, by_email=self.snap.by_email),
+                    self.policy, force=True)  # fmt: skip
 
-    def _google_updates(self, actions: list[Reconcile], stale: list[Reconcile],
-                        retry_stale: bool) -> dict[str, Any]:  # fmt: skip
+    def _google_updates(self, actions: list[Reconcile],
+                        retry: bool) -> tuple[dict[str, Any], list[Reconcile]]:  # fmt: skip
+        """Write these pairs' changed person fields. Returns what was written (by CRM
+        id; its ``failed`` key: the CRM ids that failed) and the stale ones to retry."""
         written: dict[str, Any] = {"failed": set()}
-        by_mask: dict[tuple[str, ...], list[Reconcile]] = {}
+        readable = []
         for action in actions:
             if action.resource_name in self.current:
-                by_mask.setdefault(action.person_fields, []).append(action)
+                readable.append(action)
             else:  # never a body rebuilt from the CRM's fields alone: it would erase data
-                self.log.fail(action.crm_id, "update in Google skipped: the Google contact "
-                              "could not be read", crm_id=action.crm_id,
-                              google_id=action.resource_name)  # fmt: skip
-                written["failed"].add(action.crm_id)
-        results: dict[str, WriteResult] = {}
-        for mask, group in sorted(by_mask.items()):  # one call per set of changed fields
-            items = [(a.resource_name, person_patch.body(self.current[a.resource_name], a.fields,
-                                                         mask)) for a in group]  # fmt: skip
-            results |= {r.key: r for r in self.people.update(items, ",".join(mask))}
-        for action in actions:
-            if action.crm_id in written["failed"]:
-                continue
+                self._failed(written, action, "update in Google skipped: the Google contact "
+                                              "could not be read")  # fmt: skip
+        results = self._update_persons(readable)
+        stale = []
+        for action in readable:
             result = results.get(action.resource_name)
             if result and result.person:
                 written[action.crm_id] = result.person
-            elif result and isinstance(result.error, EtagMismatch) and retry_stale:
+            elif result and isinstance(result.error, EtagMismatch) and retry:
                 stale.append(action)
             else:
-                error = result.error if result else "no result"
-                self.log.fail(action.crm_id, f"update in Google failed: {error}",
-                              crm_id=action.crm_id, google_id=action.resource_name)  # fmt: skip
-                written["failed"].add(action.crm_id)
+                why = result.error if result else "no result"
+                self._failed(written, action, f"update in Google failed: {why}")
         updated = [a for a in actions if a.crm_id in written]
         self.log.count("updatedInGoogle", len(updated))
         for action in updated:
             self.log.note("updatedInGoogle", "google", crm_id=action.crm_id,
                           google_id=action.resource_name, name=cm.display_name(action.fields),
                           fields=self._google_changes(action))  # fmt: skip
-        return written
+        return written, stale
+
+    def _update_persons(self, actions: list[Reconcile]) -> dict[str, WriteResult]:
+        """One update call per set of changed person fields, into the current values."""
+        by_mask: dict[tuple[str, ...], list[Reconcile]] = {}
+        for action in actions:
+            by_mask.setdefault(action.person_fields, []).append(action)
+        results: dict[str, WriteResult] = {}
+        for mask, group in sorted(by_mask.items()):
+            items = [(a.resource_name, person_patch.body(self.current[a.resource_name], a.fields,
+                                                         mask)) for a in group]  # fmt: skip
+            results |= {r.key: r for r in self.people.update(items, ",".join(mask))}
+        return results
+
+    def _failed(self, written: dict[str, Any], action: Reconcile, why: str) -> None:
+        self.log.fail(action.crm_id, why, crm_id=action.crm_id, google_id=action.resource_name)
+        written["failed"].add(action.crm_id)
 
     def _google_changes(self, action: Reconcile) -> dict[str, tuple[Any, Any]]:
         """The synced fields a Google update set, (before, after): those of the person
@@ -377,40 +371,33 @@ class ContactsExecutor:
             stored.append(action)
         self._write_contacts(items)
         for action in stored:
-            name = cm.display_name(action.fields)
-            ids = {"crm_id": action.crm_id, "google_id": action.resource_name, "name": name}
-            if action.write_crm:
-                self.log.count("updatedInCrm")
-                before = cm.normalize(current[action.crm_id])
-                after = action.fields
-                changes = {k: (before[k], after.get(k)) for k in cm.FIELDS
-                           if before[k] != after.get(k)}  # fmt: skip
-                self.log.note("updatedInCrm", "crm", **ids, fields=changes)
-            self.log.count("conflicts", len(action.conflicts))
-            if action.reason == "email":  # the contact tagged, or the person put in the group
-                self.log.count("linkedByEmail")
-                self.log.note("linkedByEmail", "crm" if action.tag else "google", **ids)
-                continue
-            # a pair coming back (a parked link, a person found by our clientData): what
-            # was done to each side is said, so that it can be taken back
-            if action.tag:
-                self.log.count("retagged")
-                self.log.note("retagged", "crm", **ids)
-            if action.join_group:
-                self.log.count("rejoinedGroup")
-                self.log.note("rejoinedGroup", "google", **ids)
+            self._note_reconciled(action, current.get(action.crm_id))
 
-    def _retry_stale(self, stale: list[Reconcile]) -> None:
-        """Someone edited these persons since we read them: re-read, re-merge, retry once."""
-        for action in stale:
-            self.current.pop(action.resource_name, None)
-        fresh = self.people.get([a.resource_name for a in stale])
-        again = self._replan(stale, fresh)
-        self._reconciles([a for a in again if isinstance(a, Reconcile)], retry_stale=False)
+    def _note_reconciled(self, action: Reconcile, before: dict[str, Any] | None) -> None:
+        """The journal's entries of a stored pair: its CRM update (``before``: the contact
+        as the write found it), and how it was linked or came back."""
+        name = cm.display_name(action.fields)
+        ids = {"crm_id": action.crm_id, "google_id": action.resource_name, "name": name}
+        if action.write_crm and before is not None:
+            self.log.count("updatedInCrm")
+            self.log.note("updatedInCrm", "crm", **ids, fields=_crm_changes(before, action.fields))
+        self.log.count("conflicts", len(action.conflicts))
+        if action.reason == Why.EMAIL:  # the contact tagged, or the person put in the group
+            self.log.count("linkedByEmail")
+            self.log.note("linkedByEmail", "crm" if action.tag else "google", **ids)
+            return
+        # a pair coming back (a parked link, a person found by our clientData): what was
+        # done to each side is said, so that it can be taken back
+        if action.tag:
+            self.log.count("retagged")
+            self.log.note("retagged", "crm", **ids)
+        if action.join_group:
+            self.log.count("rejoinedGroup")
+            self.log.note("rejoinedGroup", "google", **ids)
 
     # --- group removals, untags, dropped links ------------------------------------------
 
-    def _leaves(self, actions: list[LeaveGroup]) -> None:
+    def _leaves(self, actions: list[LeaveGroup], retry: bool) -> None:
         if not actions:
             return
         names = [a.resource_name for a in actions]
@@ -427,25 +414,24 @@ class ContactsExecutor:
             name = self._name_of(action.crm_id)
             self.log.note("removedFromGroup", "google", crm_id=action.crm_id,
                           google_id=action.resource_name, name=name)  # fmt: skip
-        self._advance(len(actions))
 
-    def _untags(self, actions: list[Untag]) -> None:
-        for part in chunked(actions, STORE_CHUNK):
-            current = self.store.get_many(CONTACTS, [a.crm_id for a in part])
-            with self.store.batch() as batch:
-                for action in part:
-                    doc = current.get(action.crm_id)
-                    if doc is not None and self.tag_id in doc.get("tagIds", []):
-                        tags = [t for t in doc["tagIds"] if t != self.tag_id]
-                        batch.put(CONTACTS, action.crm_id,
-                                  {**doc, "tagIds": tags, "modifiedAt": self._now()})  # fmt: skip
-                    self._unlink_in(batch, action)
-            self.log.count("untagged", len(part))
+    def _untags(self, part: list[Untag], retry: bool) -> None:
+        if not part:
+            return
+        current = self.store.get_many(CONTACTS, [a.crm_id for a in part])
+        with self.store.batch() as batch:
             for action in part:
-                name = self._name_of(action.crm_id)
-                self.log.note("untagged", "crm", crm_id=action.crm_id,
-                              google_id=action.resource_name, name=name)  # fmt: skip
-            self._advance(len(part))
+                doc = current.get(action.crm_id)
+                if doc is not None and self.tag_id in doc.get("tagIds", []):
+                    tags = [t for t in doc["tagIds"] if t != self.tag_id]
+                    batch.put(CONTACTS, action.crm_id,
+                              {**doc, "tagIds": tags, "modifiedAt": self._now()})  # fmt: skip
+                self._unlink_in(batch, action)
+        self.log.count("untagged", len(part))
+        for action in part:
+            name = self._name_of(action.crm_id)
+            self.log.note("untagged", "crm", crm_id=action.crm_id,
+                          google_id=action.resource_name, name=name)  # fmt: skip
 
     def _name_of(self, crm_id: str) -> str:
         """The pair's name as last synced (else as the CRM holds it), for the journal."""
@@ -454,7 +440,7 @@ class ContactsExecutor:
         fields = link.fields if link is not None else contact.fields if contact else {}
         return cm.display_name(fields)
 
-    def _ambiguous(self, actions: list[AmbiguousEmail]) -> None:
+    def _ambiguous(self, actions: list[AmbiguousEmail], retry: bool) -> None:
         """Said per item in the run's result, and read again next run until resolved."""
         for action in actions:
             persons = f" ({', '.join(action.resource_names)})" if action.resource_names else ""
@@ -466,11 +452,9 @@ class ContactsExecutor:
             self.log.retry_crm.add(action.crm_id)
         if actions:
             self.log.count("ambiguous", len(actions))
-            self._advance(len(actions))
 
-    def _drops(self, actions: list[DropLink]) -> None:
+    def _drops(self, actions: list[DropLink], retry: bool) -> None:
         self._unlink(actions)
-        self._advance(len(actions))
 
     def _unlink(self, actions: Sequence[Any]) -> None:
         for part in chunked(list(actions), MAX_BATCH_WRITES):
@@ -481,7 +465,7 @@ class ContactsExecutor:
     def _unlink_in(self, batch: Any, action: Any) -> None:
         """Park the link when both records live on (a re-tag or a move back rejoins
         them); delete it when one of them is gone."""
-        key = link_id(self.user_id, "contacts", action.crm_id)
+        key = self.links.key(action.crm_id)
         link = self.snap.links.get(action.crm_id)
         if getattr(action, "park", False) and link is not None:
             batch.put(LINKS, key, {**self._link_doc(action.crm_id, None, link.resource_name,
@@ -595,3 +579,10 @@ def link_from_doc(doc: dict[str, Any]) -> LinkRecord:
     return LinkRecord(doc["crmId"], doc["googleId"], doc.get("googleEtag"),
                       doc.get("fingerprint") or cm.fingerprint(fields), fields,
                       bool(doc.get("parked")))  # fmt: skip
+
+
+def _crm_changes(before: dict[str, Any], after: cm.ContactFields) -> dict[str, tuple[Any, Any]]:
+    """The synced fields a CRM write changes, (before, after): ``before`` the stored
+    contact as the write found it."""
+    was = cm.normalize(before)
+    return {k: (was[k], after.get(k)) for k in cm.FIELDS if was[k] != after.get(k)}

@@ -18,13 +18,14 @@ execute  core.activities_exec
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from core import activity_mapping as am
 from core import email_index
-from core.activities_exec import ActivitiesExecutor
+from core.activities_exec import ActivitiesExecutor, Gathered
 from core.activities_plan import ActivitySnapshot, CalEvent, CrmActivity, EventLink, plan
 from core.contacts_engine import Preloaded, crm_window, read_once
 from core.errors import ConfigError, SyncTokenExpired, UnknownUser
@@ -222,12 +223,11 @@ class ActivitiesEngine:
         report.plan = plan(snap, options.policy, options.force)
         self.progress(f"planned {len(report.plan)} actions")
         if not options.dry_run:
-            ActivitiesExecutor(
-                self.store, self.calendar, self.clock, user=self.user, directory=directory,
-                snap=snap, policy=options.policy, log=log, progress=self.progress,
-                raw=raw,
-                to_event=lambda raw: self._event(raw, directory, window),
-            ).run(report.plan)  # fmt: skip
+            executor = ActivitiesExecutor(self.store, self.calendar, self.clock, user=self.user,
+                                          policy=options.policy, log=log,
+                                          progress=self.progress)  # fmt: skip
+            to_event = functools.partial(self._event, directory=directory, window=window)
+            executor.run(report.plan, Gathered(snap, directory, raw, to_event))
             if directory.stale:
                 email_index.prune(self.store, directory.stale)
         return {"googleCursor": changes.next_sync_token, "crmCursor": next_cursor or crm_cursor,

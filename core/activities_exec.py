@@ -16,6 +16,7 @@ The patch is conditional on the etag they were seen with, so they cannot be stal
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from core import activity_mapping as am
@@ -29,45 +30,53 @@ from core.activities_plan import (
     InsertEvent,
     NotPropagated,
     ReconcileEvent,
+    Why,
     plan,
 )
+from core.apply import Apply, Links, Step, link_doc
 from core.errors import EtagMismatch, NotFound
 from core.merge import Policy
-from core.model import ACTIVITIES, LINKS, User, link_id, stamp
+from core.model import ACTIVITIES, LINKS, User, stamp
 from core.ports import MAX_BATCH_WRITES, CalendarPort, Clock, DocumentStore, EventWrite, Progress
 from core.runs import RunLog, chunked
 
 STORE_CHUNK = MAX_BATCH_WRITES // 2
 
 
+@dataclass
+class Gathered:
+    """What the engine read for the plan, that the executor needs too."""
+
+    snap: ActivitySnapshot
+    directory: Any  # core.activities_engine.Directory: who is who among the emails in play
+    raw: dict[str, dict[str, Any]]  # the events as read, by id (the run adds those it reads)
+    to_event: Callable[[dict[str, Any]], CalEvent]  # an event as read, as the planner sees it
+
+
 class ActivitiesExecutor:
     def __init__(self, store: DocumentStore, calendar: CalendarPort, clock: Clock, *, user: User,
-                 directory: Any, snap: ActivitySnapshot, policy: Policy, log: RunLog,
-                 progress: Progress, raw: dict[str, dict[str, Any]],
-                 to_event: Callable[[dict[str, Any]], CalEvent]) -> None:  # fmt: skip
+                 policy: Policy, log: RunLog, progress: Progress) -> None:  # fmt: skip
         self.store, self.calendar, self.clock = store, calendar, clock
-        self.user, self.directory, self.snap, self.policy = user, directory, snap, policy
-        self.log, self.progress, self.raw, self.to_event = log, progress, raw, to_event
+        self.user, self.policy, self.log, self.progress = user, policy, log, progress
+        self.links = Links(store, user.id, "activities")
 
-    def run(self, actions: Sequence[Any]) -> None:
-        self.done, self.total = 0, len(actions)
+    def run(self, actions: Sequence[Any], gathered: Gathered) -> None:
+        """Apply ``actions``, planned against ``gathered``, in the table's order."""
+        self.snap, self.directory = gathered.snap, gathered.directory
+        self.raw, self.to_event = gathered.raw, gathered.to_event
         self.reread: dict[str, CalEvent] = {}  # events read again (a 412), replanned against
-        kinds: dict[type, list[Any]] = {}
-        for action in actions:
-            kinds.setdefault(type(action), []).append(action)
-        self._inserts(kinds.get(InsertEvent, []))
-        self._imports(kinds.get(ImportEvent, []))
-        self._reconciles(kinds.get(ReconcileEvent, []), retry_stale=True)
-        self._cancels(kinds.get(CancelActivity, []))
-        self._deletes(kinds.get(DeleteEvent, []))
-        self._unlink([a.activity_id for a in kinds.get(DropEventLink, [])])
-        self._not_propagated(kinds.get(NotPropagated, []))
+        steps = (
+            Step(InsertEvent, self._inserts, chunk=200),
+            Step(ImportEvent, self._imports, chunk=STORE_CHUNK),
+            Step(ReconcileEvent, self._reconciles, chunk=200),
+            Step(CancelActivity, self._cancels, chunk=STORE_CHUNK),
+            Step(DeleteEvent, self._deletes, chunk=200),
+            Step(DropEventLink, self._drops, chunk=MAX_BATCH_WRITES),
+            Step(NotPropagated, self._not_propagated),
+        )  # fmt: skip
+        Apply(steps, self._reread, self.progress)(actions)
 
     # --- documents ----------------------------------------------------------------------
-
-    def _advance(self, n: int) -> None:
-        self.done = min(self.total, self.done + n)
-        self.progress("applying changes", self.done, self.total)
 
     def _now(self) -> str:
         return stamp(self.clock.now())
@@ -86,14 +95,12 @@ class ActivitiesExecutor:
             read_only = before.read_only if before else False
             organizer_email = before.organizer_email if before else ""
             others = list(before.others) if before and before.others is not None else None
-        return {
-            "userId": self.user.id, "section": "activities", "crmId": activity_id,
-            "googleId": event.get("id", event_id), "googleEtag": event.get("etag", etag),
-            "icalUid": event.get("iCalUID") or self.raw.get(event_id, {}).get("iCalUID"),
-            "fingerprint": am.fingerprint(fields), "fields": fields, "syncedAt": self._now(),
-            "tombstone": False, "notPropagated": None, "readOnly": read_only,
-            "organizerEmail": organizer_email, "googleOnlyAttendees": others, **extra,
-        }  # fmt: skip
+        ical_uid = event.get("iCalUID") or self.raw.get(event_id, {}).get("iCalUID")
+        return link_doc(self.links, activity_id, event.get("id", event_id),
+                        event.get("etag", etag), fields, am.fingerprint(fields), self._now(),
+                        **{"icalUid": ical_uid, "notPropagated": None, "readOnly": read_only,
+                           "organizerEmail": organizer_email, "googleOnlyAttendees": others,
+                           **extra})  # fmt: skip
 
     def _participants(self, fields: am.ActivityFields, current: list[dict]) -> list[dict]:
         before = {(p.get("email") or "").lower(): p for p in current}
@@ -143,11 +150,7 @@ class ActivitiesExecutor:
 
     # --- inserts and imports ------------------------------------------------------------
 
-    def _inserts(self, actions: list[InsertEvent]) -> None:
-        for part in chunked(actions, 200):  # links saved as soon as each chunk is written
-            self._insert_chunk(list(part))
-
-    def _insert_chunk(self, actions: list[InsertEvent]) -> None:
+    def _inserts(self, actions: list[InsertEvent], retry: bool) -> None:
         writes = [
             EventWrite("insert", am.event_id(a.activity_id),
                        self._event_body(a.activity_id, a.fields, ""))
@@ -176,12 +179,11 @@ class ActivitiesExecutor:
                 ours = result.person or (restored and am.private_activity_id(event))
                 fields = action.fields if ours else am.from_event(event, known)
                 link = self._link(action.activity_id, event, event["id"], "", fields)
-                batch.put(LINKS, link_id(self.user.id, "activities", action.activity_id), link)
+                self.links.put(batch, action.activity_id, link)
                 inserted.append((action.activity_id, event["id"], fields["title"]))
         self.log.count("pushed", len(inserted))
         for activity_id, event_id_, title in inserted:
             self.log.note("pushed", "google", crm_id=activity_id, google_id=event_id_, name=title)
-        self._advance(len(actions))
 
     def _restore(self, actions: list[InsertEvent],
                  existing: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:  # fmt: skip
@@ -198,33 +200,32 @@ class ActivitiesExecutor:
         results = self.calendar.write(writes) if writes else []
         return {r.key: r.person for r in results if r.person}
 
-    def _imports(self, actions: list[ImportEvent]) -> None:
-        for part in chunked(actions, STORE_CHUNK):
-            ids = {a.event_id: am.import_id(self.user.id, a.event_id) for a in part}
-            current = self.store.get_many(ACTIVITIES, list(ids.values()))
-            with self.store.batch() as batch:
-                for action in part:
-                    activity_id = ids[action.event_id]
-                    base = current.get(activity_id) or {"organizerId": self.user.id,
-                                                         "showInCalendar": True}  # fmt: skip
-                    batch.put(ACTIVITIES, activity_id, self._activity_doc(base, action.fields))
-                    batch.put(LINKS, link_id(self.user.id, "activities", activity_id),
-                              self._link(activity_id, None, action.event_id, action.etag,
-                                         action.fields))  # fmt: skip
-            self.log.count("imported", len(part))
+    def _imports(self, part: list[ImportEvent], retry: bool) -> None:
+        ids = {a.event_id: am.import_id(self.user.id, a.event_id) for a in part}
+        current = self.store.get_many(ACTIVITIES, list(ids.values()))
+        with self.store.batch() as batch:
             for action in part:
                 activity_id = ids[action.event_id]
-                earlier = current.get(activity_id)  # an earlier import, kept: its fields said
-                changes = None
-                if earlier and not earlier.get("deletedAt"):
-                    changes = _changes(self._doc_fields(activity_id, earlier), action.fields)
-                self.log.note("imported", "crm", crm_id=activity_id, google_id=action.event_id,
-                              name=action.fields["title"], fields=changes)  # fmt: skip
-            self._advance(len(part))
+                base = current.get(activity_id) or {"organizerId": self.user.id,
+                                                     "showInCalendar": True}  # fmt: skip
+                batch.put(ACTIVITIES, activity_id, self._activity_doc(base, action.fields))
+                link = self._link(activity_id, None, action.event_id, action.etag, action.fields)
+                self.links.put(batch, activity_id, link)
+        self.log.count("imported", len(part))
+        for action in part:
+            activity_id = ids[action.event_id]
+            earlier = current.get(activity_id)  # an earlier import, kept: its fields said
+            changes = None
+            if earlier and not earlier.get("deletedAt"):
+                changes = _changes(self._doc_fields(activity_id, earlier), action.fields)
+            self.log.note("imported", "crm", crm_id=activity_id, google_id=action.event_id,
+                          name=action.fields["title"], fields=changes)  # fmt: skip
 
     # --- reconciles ---------------------------------------------------------------------
 
-    def _reconciles(self, actions: list[ReconcileEvent], retry_stale: bool) -> None:
+    def _reconciles(self, actions: list[ReconcileEvent], retry: bool) -> list[ReconcileEvent]:
+        """Google first, then the store (each pair's CRM write and link in one batch).
+        Returns the ones Google refused as stale, for the retry."""
         pushing = [a for a in actions if a.write_google]
         self._read_unkept_guests(pushing)
         writes = [EventWrite("patch", a.event_id, self._event_body(a.activity_id, a.fields,
@@ -232,23 +233,19 @@ class ActivitiesExecutor:
                   for a in pushing]  # fmt: skip
         results = dict(zip([a.activity_id for a in pushing],
                            self.calendar.write(writes) if writes else [], strict=True))  # fmt: skip
-        stale, done, gone, written = [], [], [], {}
+        done, stale, gone = [], [], []
         for action in actions:
             result = results.get(action.activity_id)
             if result is None or result.person is not None:
-                written[action.activity_id] = result.person if result else None
                 done.append(action)
-            elif isinstance(result.error, EtagMismatch) and retry_stale:
+            elif isinstance(result.error, EtagMismatch) and retry:
                 stale.append(action)
             elif isinstance(result.error, NotFound):
                 gone.append(action.activity_id)
-            elif getattr(result.error, "reason", None) == "forbiddenForNonOrganizer":
-                fp = am.fingerprint(action.fields)
-                self._record_not_propagated(action.activity_id, action.event_id, fp,
-                                            str(result.error))  # fmt: skip
             else:
-                self.log.fail(action.activity_id, f"update in Google failed: {result.error}",
-                              crm_id=action.activity_id)  # fmt: skip
+                self._refused(action, result.error)
+        written = {a.activity_id: (r.person if (r := results.get(a.activity_id)) else None)
+                   for a in done}  # fmt: skip
         self._store_reconciles(done, written)
         self._vanished(gone)
         updated = [a for a in done if a.write_google]
@@ -258,9 +255,17 @@ class ActivitiesExecutor:
             self.log.note("updatedInGoogle", "google", crm_id=action.activity_id,
                           google_id=action.event_id, name=action.fields["title"],
                           fields=_changes(before, action.fields))  # fmt: skip
-        self._advance(len(actions))
-        if stale:
-            self._retry_stale(stale)
+        return stale
+
+    def _refused(self, action: ReconcileEvent, error: Any) -> None:
+        """A patch Google refused: a participant's copy cannot carry the CRM's edit (403
+        forbiddenForNonOrganizer, recorded, never retried), or a failure said."""
+        if getattr(error, "reason", None) == "forbiddenForNonOrganizer":
+            self._record_not_propagated(action.activity_id, action.event_id,
+                                        am.fingerprint(action.fields), str(error))  # fmt: skip
+        else:
+            self.log.fail(action.activity_id, f"update in Google failed: {error}",
+                          crm_id=action.activity_id)  # fmt: skip
 
     def _vanished(self, activity_ids: list[str]) -> None:
         """The patch found no event (Google purged the one we had cancelled): the link
@@ -295,9 +300,9 @@ class ActivitiesExecutor:
                             continue
                         batch.put(ACTIVITIES, action.activity_id,
                                   self._activity_doc(doc, action.fields))  # fmt: skip
-                    batch.put(LINKS, link_id(self.user.id, "activities", action.activity_id),
-                              self._link(action.activity_id, written.get(action.activity_id),
-                                         action.event_id, action.etag, action.fields))  # fmt: skip
+                    link = self._link(action.activity_id, written.get(action.activity_id),
+                                      action.event_id, action.etag, action.fields)  # fmt: skip
+                    self.links.put(batch, action.activity_id, link)
                     stored.append(action)
             for action in stored:
                 ids = {"crm_id": action.activity_id, "google_id": action.event_id,
@@ -308,12 +313,12 @@ class ActivitiesExecutor:
                     self.log.note("updatedInCrm", "crm", **ids,
                                   fields=_changes(before, action.fields))  # fmt: skip
                 self.log.count("conflicts", len(action.conflicts))
-                if action.reason in ("ours", "shared", "imported"):  # an event we know
+                if action.reason in (Why.OURS, Why.SHARED, Why.IMPORTED):  # an event we know
                     self.log.count("linked")
                     self.log.note("linked", "google", **ids)
 
-    def _retry_stale(self, stale: list[ReconcileEvent]) -> None:
-        """Edited in Google since we read it: re-read, re-merge, retry once."""
+    def _reread(self, stale: list[ReconcileEvent]) -> list[Any]:
+        """Edited in Google since we read them: re-read these events, plan them again."""
         fresh = self.calendar.get([a.event_id for a in stale])
         self.directory.add_events(fresh.values())
         self.raw.update(fresh)
@@ -325,37 +330,34 @@ class ActivitiesExecutor:
             {k: v for k, v in self.snap.links.items() if k in ids},
             shared=self.snap.shared, connected=self.snap.connected,
         )  # fmt: skip
-        again = plan(snap, self.policy)
-        self._reconciles([a for a in again if isinstance(a, ReconcileEvent)], retry_stale=False)
-        self._cancels([a for a in again if isinstance(a, CancelActivity)])
+        return plan(snap, self.policy)
 
     # --- cancellations, deletions, links ------------------------------------------------
 
-    def _cancels(self, actions: list[CancelActivity]) -> None:
-        for part in chunked(actions, STORE_CHUNK):
-            current = self.store.get_many(ACTIVITIES, [a.activity_id for a in part])
-            notes = []
-            with self.store.batch() as batch:
-                for action in part:
-                    doc = current.get(action.activity_id)
-                    if doc is not None and doc.get("status") != "canceled":
-                        # every synced field as it was, so that it can be restored
-                        before = self._doc_fields(action.activity_id, doc)
-                        notes.append((action, before.get("title"),
-                                      _all(before, {**before, "canceled": True})))  # fmt: skip
-                        doc = {**doc, "status": "canceled", "modifiedAt": self._now()}
-                        batch.put(ACTIVITIES, action.activity_id, doc)
-                    link = self.snap.links.get(action.activity_id)
-                    fields = link.fields if link else {}
-                    batch.put(LINKS, link_id(self.user.id, "activities", action.activity_id),
-                              self._link(action.activity_id, None, action.event_id, "",
-                                         am.normalize(fields), tombstone=True))  # fmt: skip
-            self.log.count("canceled", len(notes))  # written: not those gone or canceled already
-            for action, title, fields in notes:
-                self.log.note("canceled", "crm", crm_id=action.activity_id,
-                              google_id=action.event_id, name=title, fields=fields)  # fmt: skip
+    def _cancels(self, part: list[CancelActivity], retry: bool) -> None:
+        current = self.store.get_many(ACTIVITIES, [a.activity_id for a in part])
+        notes = []
+        with self.store.batch() as batch:
+            for action in part:
+                doc = current.get(action.activity_id)
+                if doc is not None and doc.get("status") != "canceled":
+                    # every synced field as it was, so that it can be restored
+                    before = self._doc_fields(action.activity_id, doc)
+                    notes.append((action, before.get("title"),
+                                  _all(before, {**before, "canceled": True})))  # fmt: skip
+                    doc = {**doc, "status": "canceled", "modifiedAt": self._now()}
+                    batch.put(ACTIVITIES, action.activity_id, doc)
+                link = self.snap.links.get(action.activity_id)
+                fields = am.normalize(link.fields if link else {})
+                link = self._link(action.activity_id, None, action.event_id, "", fields,
+                                  tombstone=True)  # fmt: skip
+                self.links.put(batch, action.activity_id, link)
+        self.log.count("canceled", len(notes))  # written: not those gone or canceled already
+        for action, title, fields in notes:
+            self.log.note("canceled", "crm", crm_id=action.activity_id,
+                          google_id=action.event_id, name=title, fields=fields)  # fmt: skip
 
-    def _deletes(self, actions: list[DeleteEvent]) -> None:
+    def _deletes(self, actions: list[DeleteEvent], retry: bool) -> None:
         writes = [EventWrite("delete", a.event_id) for a in actions]
         results = self.calendar.write(writes) if writes else []
         gone, deleted = [], []
@@ -408,12 +410,12 @@ class ActivitiesExecutor:
         return {**fields, "attendees": planned.get("attendees") or []}
 
     def _unlink(self, activity_ids: list[str]) -> None:
-        for part in chunked(activity_ids, MAX_BATCH_WRITES):
-            with self.store.batch() as batch:
-                for activity_id in part:
-                    batch.delete(LINKS, link_id(self.user.id, "activities", activity_id))
+        self.links.delete(activity_ids)
 
-    def _not_propagated(self, actions: list[NotPropagated]) -> None:
+    def _drops(self, actions: list[DropEventLink], retry: bool) -> None:
+        self._unlink([a.activity_id for a in actions])
+
+    def _not_propagated(self, actions: list[NotPropagated], retry: bool) -> None:
         for action in actions:
             if action.cancelled:
                 why = "the event was cancelled in Google, and is never created again"
@@ -432,7 +434,7 @@ class ActivitiesExecutor:
             doc = self._link(activity_id, None, event_id, link.etag or "", link.fields,
                              notPropagated=fp, readOnly=read_only,
                              tombstone=tombstone)  # fmt: skip
-            self.store.put(LINKS, link_id(self.user.id, "activities", activity_id), doc)
+            self.store.put(LINKS, self.links.key(activity_id), doc)
 
 
 def _changes(before: am.ActivityFields, after: am.ActivityFields) -> dict[str, tuple[Any, Any]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,8 +28,8 @@ from core import activity_mapping as am
 from core import email_index
 from core.activities_exec import ActivitiesExecutor, Gathered
 from core.activities_plan import ActivitySnapshot, CalEvent, CrmActivity, EventLink, plan
-from core.contacts_engine import Preloaded, crm_window, read_once
 from core.errors import ConfigError, SyncTokenExpired, UnknownUser
+from core.gather import Preloaded, crm_changes, read_once
 from core.model import (
     ACTIVITIES,
     CONTACTS,
@@ -146,7 +147,31 @@ def event_emails(event: dict[str, Any]) -> set[str]:
     return {e.lower() for e in [organizer, *attendees] if isinstance(e, str) and e}
 
 
+@dataclass(frozen=True)
+class ActivitiesSettings:
+    """The user's activities sync settings, checked, with the user's documents."""
+
+    user: User
+    user_doc: dict[str, Any]
+    account: dict[str, Any] | None  # the user's Google connection
+    interval: dt.timedelta
+    sync_from: str  # the first day of the window (an ISO date)
+    time_zone: ZoneInfo
+
+
+@dataclass
+class ActivitiesGathered(Gathered):
+    """What a gather read: the executor's inputs, and the cursors to keep."""
+
+    google_cursor: str = ""
+    crm_cursor: str | None = None
+    crm_read_at: str = ""
+    full_pass: bool = False
+
+
 class ActivitiesEngine:
+    """settings -> gather -> plan -> execute; what flows between them is returned."""
+
     name = "activities"
 
     def __init__(self, store: DocumentStore, calendar: CalendarPort, clock: Clock, *,
@@ -159,49 +184,67 @@ class ActivitiesEngine:
     def run(self, user_id: str, options: Options = DEFAULT_OPTIONS) -> Report:
         return run_section(self.store, self.clock, self.new_id, self, user_id, options)
 
-    def prepare(self, user_id: str) -> None:
+    def settings(self, user_id: str) -> ActivitiesSettings:
         raw = read_once(self.store, self.preloaded, USERS, user_id)
         if raw is None:
             raise UnknownUser(user_id)
-        self.user = load(User, USERS, user_id, raw)
-        self.user_doc = raw
-        self.account = read_once(self.store, self.preloaded, GOOGLE_ACCOUNTS, user_id)
+        user = load(User, USERS, user_id, raw)
+        account = read_once(self.store, self.preloaded, GOOGLE_ACCOUNTS, user_id)
         stored = read_once(self.store, self.preloaded, SYNC_SETTINGS, user_id)
         settings = load(SyncSettings, SYNC_SETTINGS, user_id, stored or {})
-        self.interval = dt.timedelta(minutes=settings.activities.intervalMinutes)
-        today = self.clock.now().astimezone(ZoneInfo(self.user.timeZone)).date()
-        self.sync_from = settings.activities.syncFrom or today.isoformat()
-        problem = sync_from_problem(self.sync_from, today)
+        tz = ZoneInfo(user.timeZone)
+        today = self.clock.now().astimezone(tz).date()
+        sync_from = settings.activities.syncFrom or today.isoformat()
+        problem = sync_from_problem(sync_from, today)
         if problem:
             raise ConfigError(
-                f'user {user_id}\'s "sync activities from" date {self.sync_from} {problem}; '
+                f'user {user_id}\'s "sync activities from" date {sync_from} {problem}; '
                 "choose another date in the sync settings"
             )
+        every = dt.timedelta(minutes=settings.activities.intervalMinutes)
+        return ActivitiesSettings(user, raw, account, every, sync_from, tz)
 
-    def sync(self, user_id: str, state: dict[str, Any], options: Options, log: RunLog,
-             report: Report) -> dict[str, Any]:  # fmt: skip
+    def sync(self, settings: ActivitiesSettings, state: dict[str, Any], options: Options,
+             log: RunLog, report: Report) -> dict[str, Any]:  # fmt: skip
+        gathered = self.gather(settings, state, options, log, report.account_confirmed)
+        report.full_pass = gathered.full_pass
+        report.plan = self.plan(gathered.snap, options)
+        if not options.dry_run:
+            self.execute(settings, gathered, report.plan, options, log)
+        return {"googleCursor": gathered.google_cursor, "crmCursor": gathered.crm_cursor,
+                "crmReadAt": gathered.crm_read_at, "syncFrom": settings.sync_from,
+                "retryCrm": sorted(log.retry_crm)}  # fmt: skip
+
+    def plan(self, snap: ActivitySnapshot, options: Options) -> list[Any]:
+        actions = plan(snap, options.policy, options.force)
+        self.progress(f"planned {len(actions)} actions")
+        return actions
+
+    def execute(self, settings: ActivitiesSettings, gathered: ActivitiesGathered,
+                actions: list[Any], options: Options, log: RunLog) -> None:  # fmt: skip
+        executor = ActivitiesExecutor(self.store, self.calendar, self.clock, user=settings.user,
+                                      policy=options.policy, log=log,
+                                      progress=self.progress)  # fmt: skip
+        executor.run(actions, gathered)
+        if gathered.directory.stale:
+            email_index.prune(self.store, gathered.directory.stale)
+
+    # --- gather -----------------------------------------------------------------------
+
+    def gather(self, settings: ActivitiesSettings, state: dict[str, Any], options: Options,
+               log: RunLog, account_confirmed: bool = False) -> ActivitiesGathered:  # fmt: skip
+        user_id = settings.user.id
         now = self.clock.now()
-        self.organizers: dict[str, str] = {}
-        tz = ZoneInfo(self.user.timeZone)
-        window_start = dt.datetime.combine(dt.date.fromisoformat(self.sync_from), dt.time(), tz)
-        window = (window_start.astimezone(dt.UTC), now + HORIZON)
-        full = options.full or state.get("syncFrom") != self.sync_from
-        token = None if full else state.get("googleCursor")
-        try:
-            changes = self.calendar.changes(token, _z(window[0]), _z(window[1]))
-        except SyncTokenExpired:
-            self.progress("Calendar sync token no longer valid: listing the window again")
-            changes = self.calendar.changes(None, _z(window[0]), _z(window[1]))
-        report.full_pass = changes.complete
-        directory = self._directory(user_id, options)
+        window = _window(settings, now)
+        full = options.full or state.get("syncFrom") != settings.sync_from
+        changes = self._listing(None if full else state.get("googleCursor"), window)
+        directory = self._directory(settings, options)
         directory.add_events(changes.events)
-        self.known: dict[str, set[str]] = {}
         raw = {e["id"]: e for e in changes.events}
-        events = {eid: self._event(e, directory, window) for eid, e in raw.items()}
+        events = {eid: to_cal_event(e, directory, {}, window) for eid, e in raw.items()}
         crm_cursor = None if options.full else state.get("crmCursor")
-        read_at = stamp(now)
-        activities, next_cursor = self._activities(user_id, crm_cursor, state, events, directory,
-                                                   log)  # fmt: skip
+        activities, next_cursor = self._activities(settings, crm_cursor, state, events,
+                                                   directory, log)  # fmt: skip
         links = self._links(user_id, activities, events, changes.complete or crm_cursor is None)
         if not changes.complete:
             links |= self._series_links(user_id, raw, links)
@@ -211,90 +254,60 @@ class ActivitiesEngine:
         gone = self._gone(raw, links, window, changes.complete, options.force)
         directory.add_events(raw.values())  # events read since (copies, gets)
         directory.add(link.organizer_email for link in links.values())
-        self.known = pair_known(links, activities, events)
-        events = {eid: self._event(e, directory, window) for eid, e in raw.items()}
+        pair = pair_known(links, activities, events)
+        to_event = functools.partial(to_cal_event, directory=directory, pair=pair, window=window)
+        events = {eid: to_event(e) for eid, e in raw.items()}
         shared = self._shared(user_id, events, links)
-        imported = self._imported(user_id, events, links, activities, directory, log)
+        imported = self._imported(settings, events, links, activities, directory, log)
         skipped = set(log.skipped_ids)  # malformed activities: their events wait, unplanned
         events = {eid: e for eid, e in events.items() if e.activity_id not in skipped}
         snap = ActivitySnapshot(activities, events, links, crm_cursor is None, changes.complete,
                                 shared, frozenset(directory.connected), gone,
-                                report.account_confirmed, imported)  # fmt: skip
-        report.plan = plan(snap, options.policy, options.force)
-        self.progress(f"planned {len(report.plan)} actions")
-        if not options.dry_run:
-            executor = ActivitiesExecutor(self.store, self.calendar, self.clock, user=self.user,
-                                          policy=options.policy, log=log,
-                                          progress=self.progress)  # fmt: skip
-            to_event = functools.partial(self._event, directory=directory, window=window)
-            executor.run(report.plan, Gathered(snap, directory, raw, to_event))
-            if directory.stale:
-                email_index.prune(self.store, directory.stale)
-        return {"googleCursor": changes.next_sync_token, "crmCursor": next_cursor or crm_cursor,
-                "crmReadAt": read_at, "syncFrom": self.sync_from,
-                "retryCrm": sorted(log.retry_crm)}  # fmt: skip
+                                account_confirmed, imported)  # fmt: skip
+        return ActivitiesGathered(snap, directory, raw, to_event, changes.next_sync_token,
+                                  next_cursor, stamp(now), changes.complete)  # fmt: skip
 
-    # --- gather helpers ---------------------------------------------------------------
+    def _listing(self, token: str | None, window: tuple[dt.datetime, dt.datetime]) -> Any:
+        try:
+            return self.calendar.changes(token, _z(window[0]), _z(window[1]))
+        except SyncTokenExpired:
+            self.progress("Calendar sync token no longer valid: listing the window again")
+            return self.calendar.changes(None, _z(window[0]), _z(window[1]))
 
-    def _directory(self, user_id: str, options: Options) -> Directory:
+    def _directory(self, settings: ActivitiesSettings, options: Options) -> Directory:
         """The run's directory, knowing its own user; a real run makes sure the user's
         emails list it in the email index (a read; a write only when one lacks it)."""
-        emails = [self.user.email, (self.account or {}).get("accountEmail") or ""]
+        user_id = settings.user.id
+        emails = [settings.user.email, (settings.account or {}).get("accountEmail") or ""]
         entries = None if options.dry_run else email_index.ensure_user(self.store, user_id, emails)
-        return Directory(self.store, user_id, self.user_doc, self.account, entries)
+        return Directory(self.store, user_id, settings.user_doc, settings.account, entries)
 
-    def _event(self, event: dict[str, Any], directory: Directory,
-               window: tuple[dt.datetime, dt.datetime]) -> CalEvent:  # fmt: skip
-        """Attendees count when the CRM knows them, or when the pair does (the link's
-        synced attendees, the activity's participants): a CRM participant without a
-        contact is an attendee like any other once it is on the event."""
-        fields = am.from_event(event, directory.known | self.known.get(event["id"], set()))
-        organizer = event.get("organizer") or {}
-        updated = event.get("updated")
-        return CalEvent(
-            id=event["id"],
-            etag=event.get("etag", ""),
-            fields=fields,
-            ical_uid=event.get("iCalUID", ""),
-            organizer_self=bool(organizer.get("self")),
-            organizer_email=(organizer.get("email") or "").lower(),
-            cancelled=event.get("status") == "cancelled",
-            in_window=_in_window(fields, window),
-            updated_at=parse_timestamp(updated) if updated else None,
-            activity_id=am.private_activity_id(event) or am.activity_id_of(event["id"]),
-        )
-
-    def _activities(self, user_id: str, cursor: str | None, state: dict[str, Any],
-                    events: dict[str, CalEvent], directory: Directory,
+    def _activities(self, settings: ActivitiesSettings, cursor: str | None,
+                    state: dict[str, Any], events: dict[str, CalEvent], directory: Directory,
                     log: RunLog) -> tuple[dict[str, CrmActivity], str | None]:  # fmt: skip
-        where = crm_window(cursor, state.get("crmReadAt"))
-        docs = [(d.id, d.data) for d in self.store.scan(ACTIVITIES, where, order_by="modifiedAt")]
-        seen = {doc_id for doc_id, _ in docs}
-        pointed = {e.activity_id for e in events.values() if e.activity_id} | set(
-            state.get("retryCrm", [])
-        )
-        extra = self.store.get_many(ACTIVITIES, sorted(pointed - seen))
-        docs += list(extra.items())
-        good, bad = load_each(Activity, ACTIVITIES, docs)
-        for problem in bad:
-            log.skip(problem.doc_id, str(problem))
-        newest = max((a.modifiedAt for a in good if a.id in seen), default=None,
-                     key=parse_timestamp)  # fmt: skip
+        """The activities changed past the cursor, those the events point at and those
+        to retry, as the planner sees them (the user's own and those U takes part in)."""
+        user_id = settings.user.id
+        retry = set(state.get("retryCrm", []))
+        pointed = {e.activity_id for e in events.values() if e.activity_id} | retry
+        good: list[Activity] = []
+        read = crm_changes(self.store, ACTIVITIES, Activity, cursor=cursor,
+                           read_at=state.get("crmReadAt"), also=pointed, log=log,
+                           take=good.append)  # fmt: skip
         ours = [a for a in good if a.organizerId == user_id
                 or any(p.userId == user_id for p in a.participants)]  # fmt: skip
         directory.add_users({a.organizerId for a in ours} | {
             p.userId for a in ours for p in a.participants if p.userId and not p.email
         })  # fmt: skip
-        if cursor and newest and parse_timestamp(cursor) > parse_timestamp(newest):
-            newest = cursor
-        mine = {a.id: self._crm(a, user_id, directory) for a in good}
+        mine = {a.id: self._crm(a, settings, directory) for a in good}
         found = {k: v for k, v in mine.items() if v is not None}
         now = self.clock.now()
-        for gone in set(state.get("retryCrm", [])) - seen - set(extra):  # hard-deleted
+        for gone in read.hard_deleted & retry:  # hard-deleted
             found[gone] = CrmActivity(gone, am.normalize({}), False, True, True, now)
-        return found, newest
+        return found, read.cursor
 
-    def _imported(self, user_id: str, events: dict[str, CalEvent], links: dict[str, EventLink],
+    def _imported(self, settings: ActivitiesSettings, events: dict[str, CalEvent],
+                  links: dict[str, EventLink],
                   activities: dict[str, CrmActivity], directory: Directory,
                   log: RunLog) -> dict[str, str]:  # fmt: skip
         """Unlinked events an earlier run imported: the activity an import would write
@@ -302,7 +315,7 @@ class ActivitiesEngine:
         the same meeting). They are linked again; an import would overwrite the CRM's
         edits and push a second event. Read only for unlinked events: one batched read."""
         linked = {link.event_id for link in links.values()}
-        wanted = {eid: am.import_id(user_id, eid) for eid, event in events.items()
+        wanted = {eid: am.import_id(settings.user.id, eid) for eid, event in events.items()
                   if eid not in linked and not event.cancelled and event.in_window}  # fmt: skip
         missing = sorted(set(wanted.values()) - set(activities))
         malformed: set[str] = set()  # linked, never written over: the run reports it
@@ -313,17 +326,18 @@ class ActivitiesEngine:
                 log.skip(problem.doc_id, str(problem))
                 malformed.add(problem.doc_id)
             for activity in good:
-                found = self._crm(activity, user_id, directory)
+                found = self._crm(activity, settings, directory)
                 if found is not None:
                     activities[activity.id] = found
         live = {aid for aid, a in activities.items() if not a.gone} | malformed
         return {eid: aid for eid, aid in wanted.items() if aid in live}
 
-    def _crm(self, activity: Activity, user_id: str, directory: Directory) -> CrmActivity | None:
+    def _crm(self, activity: Activity, settings: ActivitiesSettings,
+             directory: Directory) -> CrmActivity | None:  # fmt: skip
+        user_id = settings.user.id
         takes_part = any(p.userId == user_id for p in activity.participants)
         if activity.organizerId != user_id and not takes_part:
             return None
-        self.organizers[activity.id] = activity.organizerId
         owned = activity.organizerId == user_id or (
             activity.organizerId not in directory.connected_ids
         )
@@ -334,11 +348,12 @@ class ActivitiesEngine:
         start = activity.start[:10]
         return CrmActivity(
             id=activity.id,
-            fields=am.from_activity(activity, emails, self.user.timeZone),
-            in_scope=not gone and start >= self.sync_from,
+            fields=am.from_activity(activity, emails, settings.user.timeZone),
+            in_scope=not gone and start >= settings.sync_from,
             gone=gone,
             owned=owned,
             modified_at=parse_timestamp(activity.modifiedAt),
+            organizer_id=activity.organizerId,
         )
 
     def _participant_emails(self, activity: Activity) -> dict[tuple[str, str], str]:
@@ -369,7 +384,7 @@ class ActivitiesEngine:
         U's calendar copy shares the organizer's event id, so read it, whatever the order
         in which the two users synced."""
         waiting = [a for a in activities.values() if not a.owned and a.id not in links]
-        keys = [link_id(self.organizers[a.id], "activities", a.id) for a in waiting]
+        keys = [link_id(a.organizer_id, "activities", a.id) for a in waiting]
         found = self.store.get_many(LINKS, keys) if keys else {}
         wanted = [d["googleId"] for d in found.values() if d["googleId"] not in events]
         return self.calendar.get(wanted) if wanted else {}
@@ -498,3 +513,33 @@ def _in_window(fields: am.ActivityFields, window: tuple[dt.datetime, dt.datetime
         return window[0].date() <= day < window[1].date()
     moment = parse_timestamp(start)
     return window[0] <= moment < window[1]
+
+
+def to_cal_event(event: dict[str, Any], directory: Directory, pair: dict[str, set[str]],
+                 window: tuple[dt.datetime, dt.datetime]) -> CalEvent:  # fmt: skip
+    """An event as read, as the planner sees it. Attendees count when the CRM knows them
+    (``directory``), or when the pair does (``pair``: the link's synced attendees, the
+    activity's participants): a CRM participant without a contact is an attendee like
+    any other once it is on the event."""
+    fields = am.from_event(event, directory.known | pair.get(event["id"], set()))
+    organizer = event.get("organizer") or {}
+    updated = event.get("updated")
+    return CalEvent(
+        id=event["id"],
+        etag=event.get("etag", ""),
+        fields=fields,
+        ical_uid=event.get("iCalUID", ""),
+        organizer_self=bool(organizer.get("self")),
+        organizer_email=(organizer.get("email") or "").lower(),
+        cancelled=event.get("status") == "cancelled",
+        in_window=_in_window(fields, window),
+        updated_at=parse_timestamp(updated) if updated else None,
+        activity_id=am.private_activity_id(event) or am.activity_id_of(event["id"]),
+    )
+
+
+def _window(settings: ActivitiesSettings, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """[syncFrom in the user's zone, now + HORIZON), in UTC."""
+    start = dt.datetime.combine(dt.date.fromisoformat(settings.sync_from), dt.time(),
+                                settings.time_zone)  # fmt: skip
+    return start.astimezone(dt.UTC), now + HORIZON

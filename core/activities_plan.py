@@ -65,6 +65,7 @@ class CrmActivity:
     gone: bool  # deleted, or showInCalendar cleared (out of the window is not gone)
     owned: bool  # U organizes it, or U takes part and its organizer has no connection
     modified_at: datetime
+    organizer_id: str = ""  # the CRM user who organizes it
 
     @cached_property
     def fp(self) -> str:

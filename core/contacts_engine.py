@@ -19,9 +19,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from core import email_index
@@ -37,11 +37,11 @@ from core.contacts_plan import CrmContact, LinkRecord, Person, Snapshot, plan
 from core.errors import (
     ConfigError,
     GoogleError,
-    MalformedDocument,
     NoTag,
     SyncTokenExpired,
     UnknownUser,
 )
+from core.gather import Preloaded, crm_changes, read_once
 from core.model import (
     CONTACTS,
     LINKS,
@@ -54,18 +54,31 @@ from core.model import (
     link_id,
     load,
     load_each,
-    parse_timestamp,
     stamp,
 )
-from core.ports import Clock, DocumentStore, Filter, PeoplePort, Progress, no_progress
+from core.ports import (
+    Clock,
+    DocumentStore,
+    Filter,
+    PeopleChanges,
+    PeoplePort,
+    Progress,
+    no_progress,
+)
 from core.runs import DEFAULT_OPTIONS, Options, Report, RunLog, run_section
 
 CRM_OVERLAP = email_index.OVERLAP
 NEW_GROUP = "contactGroups/(to be created)"
 LINK_CHUNK = 500  # links read by id per call, and made LinkRecords before the next ones
-# the run's own user's documents the caller has read already, by collection ("users",
-# "syncSettings", "googleAccounts"): a present key is used instead of a store read
-Preloaded = Mapping[str, dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class ContactsSettings:
+    """The user's contacts sync settings, checked."""
+
+    user_id: str
+    tag_id: str
+    interval: timedelta
 
 
 @dataclass
@@ -79,6 +92,8 @@ class Gathered:
 
 
 class ContactsEngine:
+    """settings -> gather -> plan -> execute; what flows between them is returned."""
+
     def __init__(
         self,
         store: DocumentStore,
@@ -99,50 +114,46 @@ class ContactsEngine:
     def run(self, user_id: str, options: Options = DEFAULT_OPTIONS) -> Report:
         return run_section(self.store, self.clock, self.new_id, self, user_id, options)
 
-    def prepare(self, user_id: str) -> None:
-        self.tag_id = self._tag(user_id)
-
-    def sync(
-        self, user_id: str, state: dict[str, Any], options: Options, log: RunLog, report: Report
-    ) -> dict[str, Any]:
-        gathered = self._gather(user_id, self.tag_id, state, options, log)
+    def sync(self, settings: ContactsSettings, state: dict[str, Any], options: Options,
+             log: RunLog, report: Report) -> dict[str, Any]:  # fmt: skip
+        gathered = self.gather(settings, state, options, log)
         report.full_pass = gathered.full_pass
         snapshot = replace(gathered.snapshot, account_confirmed=report.account_confirmed)
-        gathered.snapshot = snapshot
-        report.plan = plan(snapshot, options.policy, options.force)
-        self.progress(f"planned {len(report.plan)} actions")
+        report.plan = self.plan(snapshot, options)
         if not options.dry_run:
-            executor = ContactsExecutor(
-                self.store,
-                self.people,
-                self.clock,
-                user_id=user_id,
-                tag_id=self.tag_id,
-                group=gathered.group,
-                policy=options.policy,
-                log=log,
-                progress=self.progress,
-            )
-            executor.run(report.plan, gathered.snapshot)
+            self.execute(settings, replace(gathered, snapshot=snapshot), report.plan, options,
+                         log)  # fmt: skip
         return {
             "googleCursor": gathered.google_cursor,
             "crmCursor": gathered.crm_cursor,
             "crmReadAt": gathered.crm_read_at,
             "groupResourceName": gathered.group,
-            "tagId": self.tag_id,
+            "tagId": settings.tag_id,
             "pendingCreates": False,
             "retryCrm": sorted(log.retry_crm),
             "retryGoogle": sorted(log.retry_google),
         }
 
+    def plan(self, snapshot: Snapshot, options: Options) -> list[Any]:
+        actions = plan(snapshot, options.policy, options.force)
+        self.progress(f"planned {len(actions)} actions")
+        return actions
+
+    def execute(self, settings: ContactsSettings, gathered: Gathered, actions: list[Any],
+                options: Options, log: RunLog) -> None:  # fmt: skip
+        executor = ContactsExecutor(self.store, self.people, self.clock,
+                                    user_id=settings.user_id, tag_id=settings.tag_id,
+                                    group=gathered.group, policy=options.policy, log=log,
+                                    progress=self.progress)  # fmt: skip
+        executor.run(actions, gathered.snapshot)
+
     # --- settings ---------------------------------------------------------------------
 
-    def _tag(self, user_id: str) -> str:
+    def settings(self, user_id: str) -> ContactsSettings:
         if read_once(self.store, self.preloaded, USERS, user_id) is None:
             raise UnknownUser(user_id)
         raw = read_once(self.store, self.preloaded, SYNC_SETTINGS, user_id) or {}
         settings = load(SyncSettings, SYNC_SETTINGS, user_id, raw)
-        self.interval = timedelta(minutes=settings.contacts.intervalMinutes)
         tag_id = settings.contacts.tagId
         if not tag_id:
             raise NoTag(f"user {user_id} has not chosen a private tag for contacts sync")
@@ -155,49 +166,16 @@ class ContactsEngine:
                 f"tag {tag_id} is not a private tag of user {user_id}; "
                 "only a user's own private tag can drive the sync"
             )
-        return tag_id
+        return ContactsSettings(user_id, tag_id,
+                                timedelta(minutes=settings.contacts.intervalMinutes))  # fmt: skip
 
     # --- gather -----------------------------------------------------------------------
 
-    def _gather(
-        self, user_id: str, tag_id: str, state: dict[str, Any], options: Options, log: RunLog
-    ) -> Gathered:
-        group = state.get("groupResourceName")
-        if not group and options.dry_run:  # look, never create
-            group = self.people.find_group(self.group_name) or NEW_GROUP
-        elif not group:
-            group = self.people.find_or_create_group(self.group_name)
-        token = None if options.full else state.get("googleCursor")
-        if token and state.get("pendingCreates"):
-            # the last run failed after creating persons: its creates may not show in
-            # the deltas yet, so list everything and find them by clientData
-            self.progress("the last run was cut short after creating contacts: listing all")
-            token = None
-        # each raw person becomes a Person as its page arrives: raw pages are never all held
-        convert = functools.partial(person_from_api, group=group)
-        try:
-            changes = self.people.changes(token, convert)
-        except SyncTokenExpired:
-            self.progress("People sync token expired: listing every contact")
-            changes = self.people.changes(None, convert)
-        except GoogleError as exc:
-            if not token or exc.status != 400:
-                raise
-            # a token Google no longer takes as its own (400 INVALID_ARGUMENT: another
-            # account's, or corrupted) is as good as expired: list everything, and let
-            # the guard stop the run if none of the linked persons is there
-            self.progress("People refused the sync token: listing every contact")
-            changes = self.people.changes(None, convert)
-        persons = {p.resource_name: p for p in changes.persons}
-        changes.persons.clear()  # the dict holds them now
-        for name, raw in self.people.get(
-            sorted(set(state.get("retryGoogle", [])) - set(persons))
-        ).items():
-            persons[name] = person_from_api(raw, group)
-        self.progress(
-            f"Google: {len(persons)} contacts {'listed' if changes.complete else 'changed'}"
-        )
-
+    def gather(self, settings: ContactsSettings, state: dict[str, Any], options: Options,
+               log: RunLog) -> Gathered:  # fmt: skip
+        user_id, tag_id = settings.user_id, settings.tag_id
+        group = self._group(state, options)
+        persons, changes = self._google_changes(group, state, options)
         # a new private tag in the settings: every CRM contact is read again this run,
         # so that those with the new tag join and those with only the old one leave
         retagged = bool(state.get("tagId")) and state.get("tagId") != tag_id
@@ -205,9 +183,7 @@ class ContactsEngine:
             self.progress("the private tag changed: reading every CRM contact")
         crm_cursor = None if options.full or retagged else state.get("crmCursor")
         read_at = stamp(self.clock.now())
-        crm, next_cursor = self._crm_changes(
-            tag_id, crm_cursor, state.get("crmReadAt"), state.get("retryCrm", []), log
-        )
+        crm, next_cursor = self._crm_changes(tag_id, crm_cursor, state, log)
         complete_crm = crm_cursor is None
         self.progress(f"CRM: {len(crm)} contacts {'listed' if complete_crm else 'changed'}")
 
@@ -218,53 +194,74 @@ class ContactsEngine:
         for bad in log.skipped_ids:
             links.pop(bad, None)  # a malformed record is skipped, never taken as deleted
         self._fetch_parked(crm, persons, links, group)
-        by_email = self._by_email(user_id, tag_id, crm, persons, links, complete_crm,
-                                  options.dry_run)  # fmt: skip
+        by_email = self._by_email(settings, crm, persons, links, complete_crm, options.dry_run)
         snapshot = Snapshot(
             crm, persons, links, group, complete_crm, changes.complete, by_email, retagged
         )
         snapshot = with_found(snapshot, self.people, self.store, user_id)  # searchContacts
-        return Gathered(
-            snapshot,
-            changes.next_sync_token,
-            next_cursor or crm_cursor,
-            read_at,
-            group,
-            changes.complete or complete_crm,
-        )
+        return Gathered(snapshot, changes.next_sync_token, next_cursor, read_at, group,
+                        changes.complete or complete_crm)  # fmt: skip
 
-    def _crm_changes(
-        self, tag_id: str, cursor: str | None, read_at: str | None, retry: list[str], log: RunLog
-    ) -> tuple[dict[str, CrmContact], str | None]:
+    def _group(self, state: dict[str, Any], options: Options) -> str:
+        group = state.get("groupResourceName")
+        if group:
+            return group
+        if options.dry_run:  # look, never create
+            return self.people.find_group(self.group_name) or NEW_GROUP
+        return self.people.find_or_create_group(self.group_name)
+
+    def _google_changes(self, group: str, state: dict[str, Any],
+                        options: Options) -> tuple[dict[str, Person], PeopleChanges]:  # fmt: skip
+        """The persons changed since the People sync token (all of them without one),
+        and those to read again; each raw person becomes a Person as its page arrives."""
+        token = None if options.full else state.get("googleCursor")
+        if token and state.get("pendingCreates"):
+            # the last run failed after creating persons: its creates may not show in
+            # the deltas yet, so list everything and find them by clientData
+            self.progress("the last run was cut short after creating contacts: listing all")
+            token = None
+        convert = functools.partial(person_from_api, group=group)
+        changes = self._listing(token, convert)
+        persons = {p.resource_name: p for p in changes.persons}
+        changes.persons.clear()  # the dict holds them now
+        again = sorted(set(state.get("retryGoogle", [])) - set(persons))
+        for name, raw in self.people.get(again).items():
+            persons[name] = person_from_api(raw, group)
+        self.progress(
+            f"Google: {len(persons)} contacts {'listed' if changes.complete else 'changed'}"
+        )
+        return persons, changes
+
+    def _listing(self, token: str | None, convert: Callable[[dict], Person]) -> PeopleChanges:
+        try:
+            return self.people.changes(token, convert)
+        except SyncTokenExpired:
+            self.progress("People sync token expired: listing every contact")
+        except GoogleError as exc:
+            if not token or exc.status != 400:
+                raise
+            # a token Google no longer takes as its own (400 INVALID_ARGUMENT: another
+            # account's, or corrupted) is as good as expired: list everything, and let
+            # the guard stop the run if none of the linked persons is there
+            self.progress("People refused the sync token: listing every contact")
+        return self.people.changes(None, convert)
+
+    def _crm_changes(self, tag_id: str, cursor: str | None, state: dict[str, Any],
+                     log: RunLog) -> tuple[dict[str, CrmContact], str | None]:  # fmt: skip
         """The CRM contacts past the cursor and those to retry, each validated and made
         a ``CrmContact`` as it is read (no list of raw documents or models is kept)."""
         contacts: dict[str, CrmContact] = {}
-        newest: str | None = None
 
-        def take(doc_id: str, data: Any) -> None:
-            nonlocal newest
-            try:
-                contact = load(Contact, CONTACTS, doc_id, data)
-            except MalformedDocument as problem:
-                log.skip(problem.doc_id, str(problem))
-                return
+        def take(contact: Contact) -> None:
             contacts[contact.id] = contact_from_doc(contact, tag_id)
-            if newest is None or _sort_key(contact.modifiedAt) > _sort_key(newest):
-                newest = contact.modifiedAt
 
-        seen: set[str] = set()
-        for doc in self.store.scan(CONTACTS, crm_window(cursor, read_at), order_by="modifiedAt"):
-            seen.add(doc.id)
-            take(doc.id, doc.data)
-        extra = self.store.get_many(CONTACTS, [c for c in retry if c not in seen])
-        for doc_id, data in extra.items():
-            take(doc_id, data)
-        if cursor and newest and _sort_key(cursor) > _sort_key(newest):
-            newest = cursor
+        read = crm_changes(self.store, CONTACTS, Contact, cursor=cursor,
+                           read_at=state.get("crmReadAt"), also=state.get("retryCrm", []),
+                           log=log, take=take)  # fmt: skip
         now = self.clock.now()
-        for gone in set(retry) - seen - set(extra):  # hard-deleted (the webhook told us)
+        for gone in read.hard_deleted:  # hard-deleted (the webhook told us)
             contacts[gone] = CrmContact(gone, normalize({}), False, now, deleted=True)
-        return contacts, newest
+        return contacts, read.cursor
 
     def _fetch_parked(
         self,
@@ -312,8 +309,7 @@ class ContactsEngine:
 
     def _by_email(
         self,
-        user_id: str,
-        tag_id: str,
+        settings: ContactsSettings,
         crm: dict[str, CrmContact],
         persons: dict[str, Person],
         links: dict[str, LinkRecord],
@@ -339,9 +335,9 @@ class ContactsEngine:
                 email_index.prune(self.store, held.stale)
             docs = [(i, d) for i, d in sorted(held.contact_docs.items()) if i not in crm]
             good, _ = load_each(Contact, CONTACTS, docs)
-            found = [contact_from_doc(c, tag_id) for c in good if c.deletedAt is None]
+            found = [contact_from_doc(c, settings.tag_id) for c in good if c.deletedAt is None]
             found = [c for c in found if c.emails & wanted]
-            keys = [link_id(user_id, "contacts", c.id) for c in found]
+            keys = [link_id(settings.user_id, "contacts", c.id) for c in found]
             for doc in self.store.get_many(LINKS, keys).values():
                 links[doc["crmId"]] = link_from_doc(doc)
             crm.update({c.id: c for c in found})
@@ -368,24 +364,3 @@ def _share_fields(link: LinkRecord, crm: dict[str, CrmContact],
     if contact is not None and contact.fields is not link.fields and contact.fields == link.fields:
         crm[link.crm_id] = replace(contact, fields=link.fields)
     return link
-
-
-def read_once(store: DocumentStore, preloaded: Preloaded, collection: str,
-              doc_id: str) -> dict[str, Any] | None:  # fmt: skip
-    """The run's user's document of ``collection``: as the caller preloaded it, if it did."""
-    if collection in preloaded:
-        return preloaded[collection]
-    return store.get(collection, doc_id)
-
-
-def crm_window(cursor: str | None, read_at: str | None) -> list[Filter]:
-    """The CRM contacts to read: those modified at or after the cursor less the overlap,
-    so that writes committed late with equal or earlier timestamps are never missed.
-    Once the cursor is older than the previous read less the overlap, every write up to
-    it had committed before that read: then strictly newer ones are enough, and a bulk
-    of equal timestamps is not read again and again (``email_index.since``)."""
-    return email_index.since("modifiedAt", cursor, read_at)
-
-
-def _sort_key(value: str) -> datetime:
-    return parse_timestamp(value)

@@ -145,13 +145,18 @@ def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+class Settings(Protocol):
+    interval: timedelta  # how often the section runs on schedule
+
+
 class Section(Protocol):
     name: str
 
-    def prepare(self, user_id: str) -> None:
-        """Check the user's settings for this section; raise a domain error if unusable."""
+    def settings(self, user_id: str) -> Any:
+        """The user's settings for this section, checked (a ``Settings``); raise a
+        domain error if unusable."""
 
-    def sync(self, user_id: str, state: dict[str, Any], options: Options, log: RunLog,
+    def sync(self, settings: Any, state: dict[str, Any], options: Options, log: RunLog,
              report: Report) -> dict[str, Any]:  # fmt: skip
         """Gather, plan into ``report.plan``, execute unless a dry run; return the state
         fields to keep (cursors) once the run has succeeded."""
@@ -163,7 +168,7 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     report = Report(options.run_id or new_id(), user_id, section.name, options.trigger,
                     stamp(started), options.dry_run)  # fmt: skip
     report.holder = holder_of(report.run_id, options.attempt or new_id()[:12])
-    section.prepare(user_id)
+    settings = section.settings(user_id)
     sid = state_id(user_id, section.name)  # type: ignore[arg-type]
     preloaded = getattr(section, "preloaded", None) or {}
     if GOOGLE_ACCOUNTS in preloaded:  # read once per run, by the caller
@@ -178,7 +183,7 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     else:
         state = lease.acquire(store, sid, report.holder, started)
     log = RunLog()
-    shell = Shell(getattr(section, "interval", None), state,
+    shell = Shell(settings.interval, state,
                   connection.get("refreshTokenCiphertext"),
                   (preloaded.get(USERS) or {}).get("timeZone"))  # fmt: skip
     try:
@@ -187,7 +192,7 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
         report.account_confirmed = bool(account and recorded) and account_switch.same_account(
             recorded, account
         )
-        updates = section.sync(user_id, state, options, log, report)
+        updates = section.sync(settings, state, options, log, report)
     except Exception as exc:
         _finish(store, clock, report, log, None, exc, shell)
         exc.recorded = True  # type: ignore[attr-defined]  # callers need not record it again

@@ -23,8 +23,9 @@ from adapters.calendar_api import CalendarApi
 from adapters.people_api import PeopleApi
 from core import probe as probe_rules
 from core.activities_engine import ActivitiesEngine
-from core.contacts_engine import ContactsEngine, crm_window
+from core.contacts_engine import ContactsEngine
 from core.errors import GoogleError, NotConnected, ReauthRequired, UnknownUser
+from core.gather import crm_window
 from core.model import (
     ACTIVITIES,
     CONTACTS,

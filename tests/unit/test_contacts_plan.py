@@ -306,7 +306,7 @@ def test_guard_ignores_partial_drops():
 
 
 def test_crm_window_overlaps_until_the_cursor_has_settled():
-    from core.contacts_engine import crm_window
+    from core.gather import crm_window
     from core.ports import Filter
 
     assert crm_window(None, None) == []  # first run: everything

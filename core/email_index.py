@@ -594,13 +594,7 @@ def lookup(store: DocumentStore, emails: Iterable[str], *, users: bool = True,
     found = Found()
     if not wanted:
         return found
-    if tail is not None and tail.state is not None:
-        state = tail.state
-    else:
-        state = store.get(INDEX_STATE, STATE_ID) or {}
-        found.reads += 1
-        if tail is not None:
-            tail.state = state
+    state = _index_state(store, found, tail)
     keys = {key(e): e for e in wanted}
     try:
         entries = _read(store, EMAIL_INDEX, sorted(keys), have, found)
@@ -612,11 +606,28 @@ def lookup(store: DocumentStore, emails: Iterable[str], *, users: bool = True,
         # an index state or entry this code cannot read: answer as an unbuilt index
         # does (every contact, user and account read), and let the tick mend it
         log.exception("email index: unreadable state or entries; scanning instead")
-        found = Found(reads=1)
-        _contacts(store, {}, keys, {}, found)
-        if users:
-            _users(store, {}, keys, {}, have, found)
-        return found
+        return _unindexed(store, keys, users, have)
+
+
+def _index_state(store: DocumentStore, found: Found, tail: Tail | None) -> Mapping[str, Any]:
+    """``indexState/emailIndex``: as the run's tail kept it, else read (and kept)."""
+    if tail is not None and tail.state is not None:
+        return tail.state
+    state = store.get(INDEX_STATE, STATE_ID) or {}
+    found.reads += 1
+    if tail is not None:
+        tail.state = state
+    return state
+
+
+def _unindexed(store: DocumentStore, keys: dict[str, str], users: bool, have: Have) -> Found:
+    """``lookup``'s answer as an unbuilt index gives it: every contact, user and
+    account read."""
+    found = Found(reads=1)
+    _contacts(store, {}, keys, {}, found)
+    if users:
+        _users(store, {}, keys, {}, have, found)
+    return found
 
 
 def _read(store: DocumentStore, collection: str, ids: Iterable[str], have: Have,
@@ -635,48 +646,73 @@ def _read(store: DocumentStore, collection: str, ids: Iterable[str], have: Have,
 def _contacts(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
               entries: dict[str, dict[str, Any]], found: Found,
               kept: Tail | None = None) -> None:  # fmt: skip
+    """The live contacts holding each email of ``keys`` (key -> email), into ``found``:
+    those its entry lists that still hold it (the others are stale), and those modified
+    since the cursor."""
     wanted = set(keys.values())
     progress = state.get("contacts") or {}
     cursor = progress.get("cursor")
-    tail: dict[str, dict[str, Any]] = {}
     # contacts modified since the cursor; every contact while no pass has completed
     where = since("modifiedAt", cursor, progress.get("readAt")) if cursor else []
+    tail = _recent_contacts(store, where, wanted, found, kept)
+    # an overfull entry (over MAX_ENTRY_IDS contacts) lists no more: its email is
+    # answered by reading every contact (its holders would all be read anyway)
+    full = _overfull(keys, entries)
+    if full and where:
+        tail |= _holders_of(store, full, found, kept)
+    claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "contacts")
+               if keys[k] not in full}  # fmt: skip
+    docs = tail | _read(store, CONTACTS, {i for i, _ in claimed} - set(tail), {}, found)
+    _record_contacts(found, _contact_holders(claimed, tail, docs, wanted, found), docs)
+
+
+def _recent_contacts(store: DocumentStore, where: list[Filter], wanted: set[str], found: Found,
+                     kept: Tail | None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The contacts ``where`` selects (every one for none) that hold a ``wanted`` email;
+    the tail is read once a run, with ``kept``."""
     if kept is not None and kept.contacts is not None:
         scanned: Iterable[tuple[str, dict[str, Any]]] = kept.contacts.items()
     else:
         scanned = _scan(store, CONTACTS, where, "modifiedAt", found,
                         kept, "contacts" if where else None)  # fmt: skip
-    for ident, doc in scanned:
-        if contact_emails(doc) & wanted:
-            tail[ident] = doc
-    # an overfull entry (over MAX_ENTRY_IDS contacts) lists no more: its email is
-    # answered by reading every contact (its holders would all be read anyway)
-    full = {keys[k] for k, entry in entries.items()
+    return {ident: doc for ident, doc in scanned if contact_emails(doc) & wanted}
+
+
+def _overfull(keys: dict[str, str], entries: dict[str, dict[str, Any]]) -> set[str]:
+    """The emails whose entry is marked overfull."""
+    return {keys[k] for k, entry in entries.items()
             if isinstance(entry, Mapping) and entry.get("overfull")}  # fmt: skip
-    if full and where:
-        tail |= _holders_of(store, full, found, kept)
-    claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "contacts")
-               if keys[k] not in full}  # fmt: skip
-    docs = dict(tail)
-    unread = sorted({i for i, _ in claimed} - set(docs))
-    if unread:
-        read = store.get_many(CONTACTS, unread)
-        found.reads += len(read)
-        docs |= read
+
+
+def _contact_holders(claimed: set[tuple[str, str]], tail: Mapping[str, dict[str, Any]],
+                     docs: Mapping[str, Any], wanted: set[str],
+                     found: Found) -> dict[str, set[str]]:  # fmt: skip
+    """Email -> the contacts that hold it: those listed for it that still do (the
+    others are stale, in ``found``), and those of the tail."""
     holders: dict[str, set[str]] = {}
     for ident, email in sorted(claimed):
         if email in contact_emails(docs.get(ident)):
             holders.setdefault(email, set()).add(ident)
         else:
-            stale = found.stale.setdefault(key(email), {"contacts": [], "users": []})
-            stale["contacts"].append(ident)
+            _mark_stale(found, email, "contacts", ident)
     for ident, doc in tail.items():
         for email in contact_emails(doc) & wanted:
             holders.setdefault(email, set()).add(ident)
+    return holders
+
+
+def _record_contacts(found: Found, holders: Mapping[str, set[str]],
+                     docs: Mapping[str, dict[str, Any]]) -> None:  # fmt: skip
+    """Each email's holders into ``found``, oldest ``modifiedAt`` first (then by id)."""
     for email, ids in holders.items():
         order = sorted(ids, key=lambda i: (str(docs[i].get("modifiedAt") or ""), i))
         found.contacts[email] = order
         found.contact_docs |= {i: docs[i] for i in order}
+
+
+def _mark_stale(found: Found, email: str, kind: str, ident: str) -> None:
+    """``ident`` is listed in the entry of ``email`` but no longer holds it."""
+    found.stale.setdefault(key(email), {"contacts": [], "users": []})[kind].append(ident)
 
 
 def _holders_of(store: DocumentStore, emails: set[str], found: Found,
@@ -717,42 +753,67 @@ def _scan(
 def _users(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
            entries: dict[str, dict[str, Any]], have: Have, found: Found,
            kept: Tail | None = None) -> None:  # fmt: skip
+    """The users whose CRM or Google account email is each email of ``keys`` (key ->
+    email), into ``found``: those its entry lists (the others are stale), and those whose
+    Google account connected since the accounts cursor."""
     wanted = set(keys.values())
     claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "users")}
     ids = {i for i, _ in claimed}
-    users: dict[str, dict[str, Any]] = {}
-    accounts: dict[str, dict[str, Any]] = {}
     if not state.get("usersBuilt"):  # not read once yet: every user and account
-        for doc in store.scan(USERS, order_by="email"):
-            found.reads += 1
-            users[doc.id] = doc.data
-        for doc in store.scan(GOOGLE_ACCOUNTS, order_by="connectedAt"):
-            found.reads += 1
-            accounts[doc.id] = doc.data
+        users = _every(store, USERS, "email", found)
+        accounts = _every(store, GOOGLE_ACCOUNTS, "connectedAt", found)
         ids |= {u for u in users if user_emails(users[u], accounts.get(u)) & wanted}
-    else:  # accounts connected since the accounts cursor
-        progress = state.get("accounts") or {}
-        where = since("connectedAt", progress.get("cursor"), progress.get("readAt"))
-        if where:
-            if kept is not None and kept.accounts is not None:
-                recent = list(kept.accounts.items())
-            else:
-                recent = _scan(store, GOOGLE_ACCOUNTS, where, "connectedAt", found, kept,
-                               "accounts")  # fmt: skip
-            for ident, doc in recent:
-                accounts[ident] = doc
-                ids.add(ident)  # matched below by its account's email or its CRM email
-        users |= _read(store, USERS, ids - set(users), have, found)
+    else:
+        accounts = _recent_accounts(store, state, found, kept)
+        for ident in accounts:
+            ids.add(ident)  # matched below by its account's email or its CRM email
+        users = _read(store, USERS, ids, have, found)
         accounts |= _read(store, GOOGLE_ACCOUNTS, ids - set(accounts), have, found)
+    matches = _user_matches(ids, users, accounts, wanted)
+    for ident, email in sorted(claimed):
+        if ident not in matches.get(email, set()):
+            _mark_stale(found, email, "users", ident)
+    _record_users(found, matches, users, accounts)
+
+
+def _every(store: DocumentStore, collection: str, order_by: str,
+           found: Found) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Every document of ``collection``, by id (counted in ``found``)."""
+    docs: dict[str, dict[str, Any]] = {}
+    for doc in store.scan(collection, order_by=order_by):
+        found.reads += 1
+        docs[doc.id] = doc.data
+    return docs
+
+
+def _recent_accounts(store: DocumentStore, state: Mapping[str, Any], found: Found,
+                     kept: Tail | None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The Google accounts connected since the accounts cursor, by id (none without a
+    cursor); read once a run, with ``kept``."""
+    progress = state.get("accounts") or {}
+    where = since("connectedAt", progress.get("cursor"), progress.get("readAt"))
+    if not where:
+        return {}
+    if kept is not None and kept.accounts is not None:
+        return dict(kept.accounts)
+    return dict(_scan(store, GOOGLE_ACCOUNTS, where, "connectedAt", found, kept, "accounts"))
+
+
+def _user_matches(ids: set[str], users: Mapping[str, Any], accounts: Mapping[str, Any],
+                  wanted: set[str]) -> dict[str, set[str]]:  # fmt: skip
+    """Email -> the users among ``ids`` (those read) whose CRM or Google account email
+    it is."""
     matches: dict[str, set[str]] = {}
     for ident in ids:
         for email in user_emails(users.get(ident), accounts.get(ident)) & wanted:
             if ident in users:
                 matches.setdefault(email, set()).add(ident)
-    for ident, email in sorted(claimed):
-        if ident not in matches.get(email, set()):
-            stale = found.stale.setdefault(key(email), {"contacts": [], "users": []})
-            stale["users"].append(ident)
+    return matches
+
+
+def _record_users(found: Found, matches: Mapping[str, set[str]], users: Mapping[str, Any],
+                  accounts: Mapping[str, Any]) -> None:  # fmt: skip
+    """Each email's users into ``found`` (by id), with their documents."""
     for email, idents in matches.items():
         found.users[email] = sorted(idents)
         for ident in idents:

@@ -181,7 +181,9 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
         _finish(store, clock, report, log, None, exc, shell)
         exc.recorded = True  # type: ignore[attr-defined]  # callers need not record it again
         raise
-    updates = {**updates, **_run_facts(section.name, preloaded, account, shell.time_zone)}
+    facts = _run_facts(section.name, preloaded, account, shell.time_zone)
+    if facts:
+        updates = {**updates, **facts}
     _finish(store, clock, report, log, updates, None, shell)
     return report
 

@@ -37,11 +37,9 @@ def with_found(snap: Snapshot, people: PeoplePort, store: DocumentStore, user_id
     """``snap`` with ``found``: the unlinked persons holding emails of contacts to push."""
     if snap.google_complete:
         return snap
-    creates = [a for a in plan(snap, force=True) if isinstance(a, CreatePerson)]
-    emails = sorted({email for a in creates for email in snap.crm[a.crm_id].emails})
+    emails = _emails_to_push(snap)
     if not emails:
         return snap
-    found: dict[str, Person] = {}
     try:
         held = _holders(people, emails)
     except AuthRevoked:
@@ -49,15 +47,34 @@ def with_found(snap: Snapshot, people: PeoplePort, store: DocumentStore, user_id
     except GoogleError as exc:  # push nothing blind (duplicates); the rest of the run goes on
         reason = f"Google's contact search failed ({exc}); it is pushed once Google answers"
         return dataclasses.replace(snap, search_failed=reason)
-    for email, persons in held.items():
-        for raw in persons:
-            person = person_from_api(raw, snap.group)
-            if email.casefold() in {e.casefold() for e in person.emails} and not person.deleted:
-                found.setdefault(person.resource_name, person)
     found = {
-        n: p for n, p in found.items() if n not in snap.google and not _linked(store, user_id, n)
+        n: p
+        for n, p in _exact_holders(held, snap.group).items()
+        if n not in snap.google and not _linked(store, user_id, n)
     }
     return dataclasses.replace(snap, found=found) if found else snap
+
+
+def _emails_to_push(snap: Snapshot) -> list[str]:
+    """The emails of the contacts the plan would create, sorted."""
+    creates = [a for a in plan(snap, force=True) if isinstance(a, CreatePerson)]
+    return sorted({email for a in creates for email in snap.crm[a.crm_id].emails})
+
+
+def _exact_holders(held: dict[str, list[dict]], group: str) -> dict[str, Person]:
+    """The live persons holding exactly the email they were found by (case aside),
+    by resource name; the first one seen wins."""
+    found: dict[str, Person] = {}
+    for email, persons in held.items():
+        for raw in persons:
+            person = person_from_api(raw, group)
+            if _holds(person, email) and not person.deleted:
+                found.setdefault(person.resource_name, person)
+    return found
+
+
+def _holds(person: Person, email: str) -> bool:
+    return email.casefold() in {e.casefold() for e in person.emails}
 
 
 def _holders(people: PeoplePort, emails: list[str]) -> dict[str, list[dict]]:

@@ -373,71 +373,115 @@ def catch_up(store: DocumentStore, now: datetime, *, max_contacts: int = 20_000,
     state = before = store.get(INDEX_STATE, STATE_ID) or {}
     counts = {"contacts": 0, "accounts": 0, "users": 0, "entries": 0, "done": 0, "skipped": 0}
     state = {**state, "accounts": _catch_up_accounts(store, state, now, counts)}
+    state |= _catch_up_users(store, state, now, counts)
+    contacts = _catch_up_contacts(store, state.get("contacts"), now, counts, max_contacts,
+                                  page_size)  # fmt: skip
+    if not _idle(counts, before):  # an idle tick on a settled index writes nothing
+        store.put(INDEX_STATE, STATE_ID, {**state, "contacts": contacts, "updatedAt": stamp(now)})
+    return counts
+
+
+def _catch_up_users(store: DocumentStore, state: Mapping[str, Any], now: datetime,
+                    counts: dict[str, int]) -> dict[str, Any]:  # fmt: skip
+    """Every user read again once a day (the accounts' first pass read them all); returns
+    the state's fields to update."""
     if not state.get("usersBuilt"):  # the accounts' first pass read every user
-        state["usersBuilt"] = True
-        state["usersReadAt"] = stamp(now)
-    elif (read := when(state.get("usersReadAt"))) is None or now - read >= USERS_EVERY:
-        # users have no modifiedAt: those the CRM added or re-addressed itself are
-        # found by reading them all again, once a day
-        users = list(store.scan(USERS, order_by="email"))
-        counts["users"] += len(users)
-        additions = {(doc.id, email): (email, "users", doc.id)
-                     for doc in users for email in user_emails(doc.data, None)}  # fmt: skip
-        counts["entries"] += _add(store, additions)
-        state["usersReadAt"] = stamp(now)
-    contacts = state.get("contacts")
-    contacts = dict(contacts) if isinstance(contacts, dict) else {}  # else: from the start
+        return {"usersBuilt": True, "usersReadAt": stamp(now)}
+    read = when(state.get("usersReadAt"))
+    if read is not None and now - read < USERS_EVERY:
+        return {}
+    # users have no modifiedAt: those the CRM added or re-addressed itself are
+    # found by reading them all again, once a day
+    users = list(store.scan(USERS, order_by="email"))
+    counts["users"] += len(users)
+    additions = {(doc.id, email): (email, "users", doc.id)
+                 for doc in users for email in user_emails(doc.data, None)}  # fmt: skip
+    counts["entries"] += _add(store, additions)
+    return {"usersReadAt": stamp(now)}
+
+
+def _catch_up_contacts(store: DocumentStore, part: Any, now: datetime, counts: dict[str, int],
+                       max_contacts: int, page_size: int) -> dict[str, Any]:  # fmt: skip
+    """The contacts modified past the cursor, page by page, their emails added, at most
+    ``max_contacts`` a call; returns the contacts part of the state: the pass to go on
+    with, or, once it is complete, the next cursor."""
+    contacts = dict(part) if isinstance(part, dict) else {}  # else: from the start
+    run = _contacts_pass(contacts, now)
+    where = since("modifiedAt", contacts.get("cursor"), contacts.get("readAt"))
+    while counts["contacts"] < max_contacts:
+        if _catch_up_page(store, where, run, page_size, counts) < page_size:
+            counts["done"] = 1
+            return _passed(contacts, run)
+    return {**contacts, "pass": run}
+
+
+def _contacts_pass(contacts: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The contacts pass under way (a new one if there is none, or it is unreadable),
+    counting one call more."""
     run = contacts.get("pass")
     if not isinstance(run, dict) or when(run.get("startedAt")) is None:
         run = {"startedAt": stamp(now), "newest": None, "after": None, "calls": 0}
-    run = dict(run)
-    run["calls"] = run.get("calls", 0) + 1
-    where = since("modifiedAt", contacts.get("cursor"), contacts.get("readAt"))
-    done = False
-    while counts["contacts"] < max_contacts:
-        after = run.get("after")
-        cursor = Doc(CONTACTS, after["id"], {"modifiedAt": after["modifiedAt"]}) if after else None
-        page = store.query(CONTACTS, where, order_by="modifiedAt", limit=page_size,
-                           start_after=cursor)  # fmt: skip
-        # a contact whose modifiedAt is no UTC timestamp ending in Z (another zone, no
-        # zone, not a time) is skipped: as text it sorts anywhere, so it must neither
-        # move the cursor nor be trusted to be read again
-        good = [doc for doc in page if when(doc.data.get("modifiedAt")) is not None]
-        if len(good) < len(page):
-            bad = [doc.id for doc in page if doc not in good]
-            log.warning("email index: contacts with a malformed modifiedAt skipped: %s", bad)
-            counts["skipped"] += len(bad)
-        additions = {(doc.id, email): (email, "contacts", doc.id)
-                     for doc in good for email in contact_emails(doc.data)}  # fmt: skip
-        counts["entries"] += _add(store, additions)
-        counts["contacts"] += len(page)
-        if page:
-            last = page[-1]  # the page's position, as the store orders it
-            run["after"] = {"id": last.id, "modifiedAt": last.data["modifiedAt"]}
-            newest = max((when(doc.data["modifiedAt"]) for doc in good), default=None)
-            if newest is not None:
-                run["newest"] = _later(run.get("newest"), stamp(newest))
-        if len(page) < page_size:
-            done = True
-            break
-    if done:
-        newest = _later(contacts.get("cursor"), run.get("newest"))
-        if newest is not None:
-            # never past the pass's start: a contact dated in the future would hide those
-            # written until then; and a pass over several calls may have missed writes
-            # committed behind it while it went on: the next one reads again from there
-            newest = min(newest, run["startedAt"], key=parse_timestamp)
-        # no contact yet: those modified from the pass's start on are the next ones
-        contacts = {"cursor": newest or run["startedAt"], "readAt": run["startedAt"],
-                    "pass": None}  # fmt: skip
-        counts["done"] = 1
-    else:
-        contacts = {**contacts, "pass": run}
-    idle = (not counts["contacts"] and not counts["accounts"] and not counts["users"]
+    return {**run, "calls": run.get("calls", 0) + 1}
+
+
+def _catch_up_page(store: DocumentStore, where: list[Filter], run: dict[str, Any],
+                   page_size: int, counts: dict[str, int]) -> int:  # fmt: skip
+    """The pass's next page: its contacts' emails added, and ``run`` moved past it;
+    returns the number of contacts it held."""
+    after = run.get("after")
+    cursor = Doc(CONTACTS, after["id"], {"modifiedAt": after["modifiedAt"]}) if after else None
+    page = store.query(CONTACTS, where, order_by="modifiedAt", limit=page_size,
+                       start_after=cursor)  # fmt: skip
+    good = _dated(page, counts)
+    additions = {(doc.id, email): (email, "contacts", doc.id)
+                 for doc in good for email in contact_emails(doc.data)}  # fmt: skip
+    counts["entries"] += _add(store, additions)
+    counts["contacts"] += len(page)
+    if page:
+        _advance(run, page, good)
+    return len(page)
+
+
+def _dated(page: list[Doc], counts: dict[str, int]) -> list[Doc]:
+    """The page's contacts with a valid ``modifiedAt``. One whose modifiedAt is no UTC
+    timestamp ending in Z (another zone, no zone, not a time) is skipped (logged and
+    counted): as text it sorts anywhere, so it must neither move the cursor nor be
+    trusted to be read again."""
+    good = [doc for doc in page if when(doc.data.get("modifiedAt")) is not None]
+    if len(good) < len(page):
+        bad = [doc.id for doc in page if doc not in good]
+        log.warning("email index: contacts with a malformed modifiedAt skipped: %s", bad)
+        counts["skipped"] += len(bad)
+    return good
+
+
+def _advance(run: dict[str, Any], page: list[Doc], good: list[Doc]) -> None:
+    """``run`` past a page: at its last contact (its position, as the store orders
+    it), with the newest valid time read so far."""
+    last = page[-1]
+    run["after"] = {"id": last.id, "modifiedAt": last.data["modifiedAt"]}
+    newest = max((when(doc.data["modifiedAt"]) for doc in good), default=None)
+    if newest is not None:
+        run["newest"] = _later(run.get("newest"), stamp(newest))
+
+
+def _passed(contacts: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    """The contacts part of the state once a pass is complete: the cursor at the newest
+    time read, and no pass."""
+    newest = _later(contacts.get("cursor"), run.get("newest"))
+    if newest is not None:
+        # never past the pass's start: a contact dated in the future would hide those
+        # written until then; and a pass over several calls may have missed writes
+        # committed behind it while it went on: the next one reads again from there
+        newest = min(newest, run["startedAt"], key=parse_timestamp)
+    # no contact yet: those modified from the pass's start on are the next ones
+    return {"cursor": newest or run["startedAt"], "readAt": run["startedAt"], "pass": None}
+
+
+def _idle(counts: Mapping[str, int], before: Mapping[str, Any]) -> bool:
+    """A tick that read nothing new, on an index whose state has settled."""
+    return (not counts["contacts"] and not counts["accounts"] and not counts["users"]
             and _settled(before))  # fmt: skip
-    if not idle:  # an idle tick on a settled index writes nothing
-        store.put(INDEX_STATE, STATE_ID, {**state, "contacts": contacts, "updatedAt": stamp(now)})
-    return counts
 
 
 def _settled(state: Mapping[str, Any]) -> bool:
@@ -461,25 +505,37 @@ def _catch_up_accounts(store: DocumentStore, state: Mapping[str, Any], now: date
     account the first time); returns the accounts part of the state to keep."""
     previous = state.get("accounts")
     previous = previous if isinstance(previous, dict) else {}
-    if state.get("usersBuilt"):
-        where = since("connectedAt", previous.get("cursor"), previous.get("readAt"))
-        accounts = list(store.scan(GOOGLE_ACCOUNTS, where, order_by="connectedAt"))
-        users = store.get_many(USERS, sorted({d.id for d in accounts})) if accounts else {}
-    else:
-        users = {doc.id: doc.data for doc in store.scan(USERS, order_by="email")}
-        accounts = list(store.scan(GOOGLE_ACCOUNTS, order_by="connectedAt"))
+    users, accounts = _connected(store, state, previous)
     found = {doc.id: doc.data for doc in accounts}
     counts["accounts"] += len(accounts)
     additions = {(uid, email): (email, "users", uid) for uid, user in users.items()
                  for email in user_emails(user, found.get(uid))}  # fmt: skip
     counts["entries"] += _add(store, additions)
-    newest = _later(previous.get("cursor"), None)
+    # no account yet: those connected from now on (less the overlap) are the next ones
+    cursor = _newest_connected(previous.get("cursor"), accounts, now)
+    return {"cursor": cursor or stamp(now), "readAt": stamp(now)}
+
+
+def _connected(store: DocumentStore, state: Mapping[str, Any],
+               previous: Mapping[str, Any]) -> tuple[dict[str, Any], list[Doc]]:  # fmt: skip
+    """(users by id, Google accounts) to index: those connected past the cursor and
+    their users; every user and account until the users have been read once."""
+    if not state.get("usersBuilt"):
+        users = {doc.id: doc.data for doc in store.scan(USERS, order_by="email")}
+        return users, list(store.scan(GOOGLE_ACCOUNTS, order_by="connectedAt"))
+    where = since("connectedAt", previous.get("cursor"), previous.get("readAt"))
+    accounts = list(store.scan(GOOGLE_ACCOUNTS, where, order_by="connectedAt"))
+    users = store.get_many(USERS, sorted({d.id for d in accounts})) if accounts else {}
+    return users, accounts
+
+
+def _newest_connected(cursor: Any, accounts: list[Doc], now: datetime) -> str | None:
+    """The latest valid ``connectedAt`` read, or the cursor; never past now: a
+    future-dated account would hide the next."""
+    newest = _later(cursor, None)
     for doc in accounts:
         newest = _later(newest, doc.data.get("connectedAt"))
-    if newest is not None:  # never past now: a future-dated account would hide the next
-        newest = min(newest, stamp(now), key=parse_timestamp)
-    # no account yet: those connected from now on (less the overlap) are the next ones
-    return {"cursor": newest or stamp(now), "readAt": stamp(now)}
+    return None if newest is None else min(newest, stamp(now), key=parse_timestamp)
 
 
 def _later(a: Any, b: Any) -> str | None:
@@ -538,13 +594,7 @@ def lookup(store: DocumentStore, emails: Iterable[str], *, users: bool = True,
     found = Found()
     if not wanted:
         return found
-    if tail is not None and tail.state is not None:
-        state = tail.state
-    else:
-        state = store.get(INDEX_STATE, STATE_ID) or {}
-        found.reads += 1
-        if tail is not None:
-            tail.state = state
+    state = _index_state(store, found, tail)
     keys = {key(e): e for e in wanted}
     try:
         entries = _read(store, EMAIL_INDEX, sorted(keys), have, found)
@@ -556,11 +606,28 @@ def lookup(store: DocumentStore, emails: Iterable[str], *, users: bool = True,
         # an index state or entry this code cannot read: answer as an unbuilt index
         # does (every contact, user and account read), and let the tick mend it
         log.exception("email index: unreadable state or entries; scanning instead")
-        found = Found(reads=1)
-        _contacts(store, {}, keys, {}, found)
-        if users:
-            _users(store, {}, keys, {}, have, found)
-        return found
+        return _unindexed(store, keys, users, have)
+
+
+def _index_state(store: DocumentStore, found: Found, tail: Tail | None) -> Mapping[str, Any]:
+    """``indexState/emailIndex``: as the run's tail kept it, else read (and kept)."""
+    if tail is not None and tail.state is not None:
+        return tail.state
+    state = store.get(INDEX_STATE, STATE_ID) or {}
+    found.reads += 1
+    if tail is not None:
+        tail.state = state
+    return state
+
+
+def _unindexed(store: DocumentStore, keys: dict[str, str], users: bool, have: Have) -> Found:
+    """``lookup``'s answer as an unbuilt index gives it: every contact, user and
+    account read."""
+    found = Found(reads=1)
+    _contacts(store, {}, keys, {}, found)
+    if users:
+        _users(store, {}, keys, {}, have, found)
+    return found
 
 
 def _read(store: DocumentStore, collection: str, ids: Iterable[str], have: Have,
@@ -579,48 +646,73 @@ def _read(store: DocumentStore, collection: str, ids: Iterable[str], have: Have,
 def _contacts(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
               entries: dict[str, dict[str, Any]], found: Found,
               kept: Tail | None = None) -> None:  # fmt: skip
+    """The live contacts holding each email of ``keys`` (key -> email), into ``found``:
+    those its entry lists that still hold it (the others are stale), and those modified
+    since the cursor."""
     wanted = set(keys.values())
     progress = state.get("contacts") or {}
     cursor = progress.get("cursor")
-    tail: dict[str, dict[str, Any]] = {}
     # contacts modified since the cursor; every contact while no pass has completed
     where = since("modifiedAt", cursor, progress.get("readAt")) if cursor else []
+    tail = _recent_contacts(store, where, wanted, found, kept)
+    # an overfull entry (over MAX_ENTRY_IDS contacts) lists no more: its email is
+    # answered by reading every contact (its holders would all be read anyway)
+    full = _overfull(keys, entries)
+    if full and where:
+        tail |= _holders_of(store, full, found, kept)
+    claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "contacts")
+               if keys[k] not in full}  # fmt: skip
+    docs = tail | _read(store, CONTACTS, {i for i, _ in claimed} - set(tail), {}, found)
+    _record_contacts(found, _contact_holders(claimed, tail, docs, wanted, found), docs)
+
+
+def _recent_contacts(store: DocumentStore, where: list[Filter], wanted: set[str], found: Found,
+                     kept: Tail | None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The contacts ``where`` selects (every one for none) that hold a ``wanted`` email;
+    the tail is read once a run, with ``kept``."""
     if kept is not None and kept.contacts is not None:
         scanned: Iterable[tuple[str, dict[str, Any]]] = kept.contacts.items()
     else:
         scanned = _scan(store, CONTACTS, where, "modifiedAt", found,
                         kept, "contacts" if where else None)  # fmt: skip
-    for ident, doc in scanned:
-        if contact_emails(doc) & wanted:
-            tail[ident] = doc
-    # an overfull entry (over MAX_ENTRY_IDS contacts) lists no more: its email is
-    # answered by reading every contact (its holders would all be read anyway)
-    full = {keys[k] for k, entry in entries.items()
+    return {ident: doc for ident, doc in scanned if contact_emails(doc) & wanted}
+
+
+def _overfull(keys: dict[str, str], entries: dict[str, dict[str, Any]]) -> set[str]:
+    """The emails whose entry is marked overfull."""
+    return {keys[k] for k, entry in entries.items()
             if isinstance(entry, Mapping) and entry.get("overfull")}  # fmt: skip
-    if full and where:
-        tail |= _holders_of(store, full, found, kept)
-    claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "contacts")
-               if keys[k] not in full}  # fmt: skip
-    docs = dict(tail)
-    unread = sorted({i for i, _ in claimed} - set(docs))
-    if unread:
-        read = store.get_many(CONTACTS, unread)
-        found.reads += len(read)
-        docs |= read
+
+
+def _contact_holders(claimed: set[tuple[str, str]], tail: Mapping[str, dict[str, Any]],
+                     docs: Mapping[str, Any], wanted: set[str],
+                     found: Found) -> dict[str, set[str]]:  # fmt: skip
+    """Email -> the contacts that hold it: those listed for it that still do (the
+    others are stale, in ``found``), and those of the tail."""
     holders: dict[str, set[str]] = {}
     for ident, email in sorted(claimed):
         if email in contact_emails(docs.get(ident)):
             holders.setdefault(email, set()).add(ident)
         else:
-            stale = found.stale.setdefault(key(email), {"contacts": [], "users": []})
-            stale["contacts"].append(ident)
+            _mark_stale(found, email, "contacts", ident)
     for ident, doc in tail.items():
         for email in contact_emails(doc) & wanted:
             holders.setdefault(email, set()).add(ident)
+    return holders
+
+
+def _record_contacts(found: Found, holders: Mapping[str, set[str]],
+                     docs: Mapping[str, dict[str, Any]]) -> None:  # fmt: skip
+    """Each email's holders into ``found``, oldest ``modifiedAt`` first (then by id)."""
     for email, ids in holders.items():
         order = sorted(ids, key=lambda i: (str(docs[i].get("modifiedAt") or ""), i))
         found.contacts[email] = order
         found.contact_docs |= {i: docs[i] for i in order}
+
+
+def _mark_stale(found: Found, email: str, kind: str, ident: str) -> None:
+    """``ident`` is listed in the entry of ``email`` but no longer holds it."""
+    found.stale.setdefault(key(email), {"contacts": [], "users": []})[kind].append(ident)
 
 
 def _holders_of(store: DocumentStore, emails: set[str], found: Found,
@@ -661,42 +753,67 @@ def _scan(
 def _users(store: DocumentStore, state: Mapping[str, Any], keys: dict[str, str],
            entries: dict[str, dict[str, Any]], have: Have, found: Found,
            kept: Tail | None = None) -> None:  # fmt: skip
+    """The users whose CRM or Google account email is each email of ``keys`` (key ->
+    email), into ``found``: those its entry lists (the others are stale), and those whose
+    Google account connected since the accounts cursor."""
     wanted = set(keys.values())
     claimed = {(i, keys[k]) for k, entry in entries.items() for i in _ids(entry, "users")}
     ids = {i for i, _ in claimed}
-    users: dict[str, dict[str, Any]] = {}
-    accounts: dict[str, dict[str, Any]] = {}
     if not state.get("usersBuilt"):  # not read once yet: every user and account
-        for doc in store.scan(USERS, order_by="email"):
-            found.reads += 1
-            users[doc.id] = doc.data
-        for doc in store.scan(GOOGLE_ACCOUNTS, order_by="connectedAt"):
-            found.reads += 1
-            accounts[doc.id] = doc.data
+        users = _every(store, USERS, "email", found)
+        accounts = _every(store, GOOGLE_ACCOUNTS, "connectedAt", found)
         ids |= {u for u in users if user_emails(users[u], accounts.get(u)) & wanted}
-    else:  # accounts connected since the accounts cursor
-        progress = state.get("accounts") or {}
-        where = since("connectedAt", progress.get("cursor"), progress.get("readAt"))
-        if where:
-            if kept is not None and kept.accounts is not None:
-                recent = list(kept.accounts.items())
-            else:
-                recent = _scan(store, GOOGLE_ACCOUNTS, where, "connectedAt", found, kept,
-                               "accounts")  # fmt: skip
-            for ident, doc in recent:
-                accounts[ident] = doc
-                ids.add(ident)  # matched below by its account's email or its CRM email
-        users |= _read(store, USERS, ids - set(users), have, found)
+    else:
+        accounts = _recent_accounts(store, state, found, kept)
+        for ident in accounts:
+            ids.add(ident)  # matched below by its account's email or its CRM email
+        users = _read(store, USERS, ids, have, found)
         accounts |= _read(store, GOOGLE_ACCOUNTS, ids - set(accounts), have, found)
+    matches = _user_matches(ids, users, accounts, wanted)
+    for ident, email in sorted(claimed):
+        if ident not in matches.get(email, set()):
+            _mark_stale(found, email, "users", ident)
+    _record_users(found, matches, users, accounts)
+
+
+def _every(store: DocumentStore, collection: str, order_by: str,
+           found: Found) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Every document of ``collection``, by id (counted in ``found``)."""
+    docs: dict[str, dict[str, Any]] = {}
+    for doc in store.scan(collection, order_by=order_by):
+        found.reads += 1
+        docs[doc.id] = doc.data
+    return docs
+
+
+def _recent_accounts(store: DocumentStore, state: Mapping[str, Any], found: Found,
+                     kept: Tail | None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The Google accounts connected since the accounts cursor, by id (none without a
+    cursor); read once a run, with ``kept``."""
+    progress = state.get("accounts") or {}
+    where = since("connectedAt", progress.get("cursor"), progress.get("readAt"))
+    if not where:
+        return {}
+    if kept is not None and kept.accounts is not None:
+        return dict(kept.accounts)
+    return dict(_scan(store, GOOGLE_ACCOUNTS, where, "connectedAt", found, kept, "accounts"))
+
+
+def _user_matches(ids: set[str], users: Mapping[str, Any], accounts: Mapping[str, Any],
+                  wanted: set[str]) -> dict[str, set[str]]:  # fmt: skip
+    """Email -> the users among ``ids`` (those read) whose CRM or Google account email
+    it is."""
     matches: dict[str, set[str]] = {}
     for ident in ids:
         for email in user_emails(users.get(ident), accounts.get(ident)) & wanted:
             if ident in users:
                 matches.setdefault(email, set()).add(ident)
-    for ident, email in sorted(claimed):
-        if ident not in matches.get(email, set()):
-            stale = found.stale.setdefault(key(email), {"contacts": [], "users": []})
-            stale["users"].append(ident)
+    return matches
+
+
+def _record_users(found: Found, matches: Mapping[str, set[str]], users: Mapping[str, Any],
+                  accounts: Mapping[str, Any]) -> None:  # fmt: skip
+    """Each email's users into ``found`` (by id), with their documents."""
     for email, idents in matches.items():
         found.users[email] = sorted(idents)
         for ident in idents:

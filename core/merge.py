@@ -78,31 +78,46 @@ def merge(
 ) -> Merged:
     crm_newer = newest_is_crm(crm_time, google_time)
     if policy is Policy.MOST_RECENT:
-        crm_moved = any(crm.get(k) != base.get(k) for k in crm.keys() | base.keys())
-        google_moved = any(google.get(k) != base.get(k) for k in google.keys() | base.keys())
-        if crm_moved and google_moved:
-            winner = crm if crm_newer else google  # both edited: the whole newer record
-        else:
-            winner = crm if crm_moved else google  # one side edited: that side
-        conflicts = tuple(k for k in winner if _both_changed(k, base, crm, google))
-        return Merged(dict(winner), conflicts)
+        return _whole_record(base, crm, google, crm_newer)
+    crm_takes = _crm_takes(policy, crm_newer)
+    kinds = entries or {}
     out: dict[str, Any] = {}
     conflicts = []
     for key in crm.keys() | google.keys():
         c, g, b = crm.get(key), google.get(key), base.get(key)
-        if c == g or g == b:
-            out[key] = c
-        elif c == b:
-            out[key] = g
-        elif entries and key in entries:
-            out[key], clash = merge_entries(entries[key], b or [], c or [], g or [],
-                                            _crm_takes(policy, crm_newer))  # fmt: skip
-            if clash:
-                conflicts.append(key)
-        else:
+        out[key], clash = _merge_field(b, c, g, kinds.get(key), crm_takes)
+        if clash:
             conflicts.append(key)
-            out[key] = c if _crm_takes(policy, crm_newer) else g
     return Merged(out, tuple(sorted(conflicts)))
+
+
+def _whole_record(base: dict, crm: dict, google: dict, crm_newer: bool) -> Merged:
+    """``Policy.MOST_RECENT``: the whole record of the side edited (the newer one if
+    both were)."""
+    crm_moved, google_moved = _moved(base, crm), _moved(base, google)
+    if crm_moved and google_moved:
+        winner = crm if crm_newer else google  # both edited: the whole newer record
+    else:
+        winner = crm if crm_moved else google  # one side edited: that side
+    conflicts = tuple(k for k in winner if _both_changed(k, base, crm, google))
+    return Merged(dict(winner), conflicts)
+
+
+def _moved(base: dict, side: dict) -> bool:
+    return any(side.get(k) != base.get(k) for k in side.keys() | base.keys())
+
+
+def _merge_field(b: Any, c: Any, g: Any, kind: Entries | None,
+                 crm_takes: bool) -> tuple[Any, bool]:  # fmt: skip
+    """One field's value from its base, CRM and Google values: (the value, a conflict?).
+    A list of ``kind`` changed on both sides merges entry by entry."""
+    if c == g or g == b:
+        return c, False
+    if c == b:
+        return g, False
+    if kind is not None:
+        return merge_entries(kind, b or [], c or [], g or [], crm_takes)
+    return (c if crm_takes else g), True
 
 
 def merge_entries(kind: Entries, base: list[Entry], crm: list[Entry], google: list[Entry],
@@ -110,33 +125,65 @@ def merge_entries(kind: Entries, base: list[Entry], crm: list[Entry], google: li
     """A list edited on both sides, merged entry by entry: (the list, any conflict).
     The CRM's order first, then what only Google keeps, in Google's order."""
     to_crm, to_google = kind.match(base, crm), kind.match(base, google)
-    kept: dict[int, Entry] = {}  # base index -> merged entry
+    kept, clash = _base_entries(base, crm, google, to_crm, to_google, crm_takes)
+    out = _in_crm_order(crm, to_crm, kept)
+    google_of = {j: i for i, j in to_google.items()}
+    for j, g in enumerate(google):
+        i = google_of.get(j)
+        if i is None:
+            clash |= _add_from_google(out, g, kind, crm_takes)
+        elif i in kept and i not in to_crm:
+            out.append(kept[i])  # deleted in the CRM, edited in Google: kept
+    return out, clash
+
+
+def _base_entries(base: list[Entry], crm: list[Entry], google: list[Entry],
+                  to_crm: dict[int, int], to_google: dict[int, int],
+                  crm_takes: bool) -> tuple[dict[int, Entry], bool]:  # fmt: skip
+    """Each base entry merged with what became of it on each side: (base index ->
+    merged entry, the deleted ones left out; any conflict)."""
+    kept: dict[int, Entry] = {}
     clash = False
     for i, b in enumerate(base):
-        c = crm[to_crm[i]] if i in to_crm else None
-        g = google[to_google[i]] if i in to_google else None
+        c, g = _matched(crm, to_crm, i), _matched(google, to_google, i)
         entry, conflict = _merge_entry(b, c, g, crm_takes)
         clash |= conflict
         if entry is not None:
             kept[i] = entry
+    return kept, clash
+
+
+def _matched(side: list[Entry], to_side: dict[int, int], i: int) -> Entry | None:
+    return side[to_side[i]] if i in to_side else None
+
+
+def _in_crm_order(crm: list[Entry], to_crm: dict[int, int], kept: dict[int, Entry]) -> list[Entry]:
+    """The CRM's entries in its order: a base entry's as merged (left out if deleted),
+    a new one as it is."""
     crm_of = {j: i for i, j in to_crm.items()}
-    out = [kept[crm_of[j]] if j in crm_of else crm[j] for j in range(len(crm))
-           if j not in crm_of or crm_of[j] in kept]  # fmt: skip
-    google_of = {j: i for i, j in to_google.items()}
-    for j, g in enumerate(google):
-        i = google_of.get(j)
-        if i is not None:
-            if i in kept and i not in to_crm:
-                out.append(kept[i])  # deleted in the CRM, edited in Google: kept
-            continue
-        twin = next((n for n, e in enumerate(out) if kind.identity(e) == kind.identity(g)), None)
-        if twin is None:
-            out.append(g)  # added in Google
-        elif out[twin] != g:  # added on both sides, differently
-            clash = True
-            if not crm_takes:
-                out[twin] = g
-    return out, clash
+    out = []
+    for j, c in enumerate(crm):
+        i = crm_of.get(j)
+        if i is None:
+            out.append(c)
+        elif i in kept:
+            out.append(kept[i])
+    return out
+
+
+def _add_from_google(out: list[Entry], g: Entry, kind: Entries, crm_takes: bool) -> bool:
+    """An entry Google added, into ``out``: appended, unless the CRM added one with
+    the same identity; added on both sides differently, the policy settles it (a
+    conflict: True)."""
+    twin = next((n for n, e in enumerate(out) if kind.identity(e) == kind.identity(g)), None)
+    if twin is None:
+        out.append(g)  # added in Google
+        return False
+    if out[twin] == g:
+        return False
+    if not crm_takes:
+        out[twin] = g
+    return True
 
 
 def _merge_entry(b: Entry, c: Entry | None, g: Entry | None,
@@ -147,11 +194,7 @@ def _merge_entry(b: Entry, c: Entry | None, g: Entry | None,
     if c is None or g is None:
         other = g if c is None else c
         return (None, False) if other == b else (other, True)  # deleted vs edited: kept
-    if c == g or g == b:
-        return c, False
-    if c == b:
-        return g, False
-    return (c if crm_takes else g), True
+    return _merge_field(b, c, g, None, crm_takes)
 
 
 def _both_changed(key: str, base: dict, crm: dict, google: dict) -> bool:

@@ -43,7 +43,7 @@ from core.model import (
 )
 from core.ports import MAX_BATCH_WRITES, Clock, DocumentStore, Transaction
 
-log = logging.getLogger("crmsync.runs")
+logger = logging.getLogger("crmsync.runs")
 MAX_RECORDED_ERRORS = 200
 JOURNAL_PAGE = 200  # journal items per syncRunItems document (well under 1 MiB)
 RETRY_AFTER = timedelta(minutes=15)  # a failed run due at once, of a section with no interval
@@ -171,41 +171,64 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     settings = section.settings(user_id)
     sid = state_id(user_id, section.name)  # type: ignore[arg-type]
     preloaded = getattr(section, "preloaded", None) or {}
-    if GOOGLE_ACCOUNTS in preloaded:  # read once per run, by the caller
-        connection = preloaded[GOOGLE_ACCOUNTS] or {}
-    else:
-        connection = store.get(GOOGLE_ACCOUNTS, user_id) or {}
+    connection = _connection(store, preloaded, user_id)
     account = connection.get("accountEmail")
-    if options.dry_run:
-        state = store.get(SYNC_STATE, sid) or {}
-        if not account_switch.same_account(state.get("accountEmail"), account):
-            raise AccountChanged(state["accountEmail"], account)
-    else:
-        state = lease.acquire(store, sid, report.holder, started)
+    state = _starting_state(store, sid, report, account, started)
     log = RunLog()
     shell = Shell(settings.interval, state,
                   connection.get("refreshTokenCiphertext"),
                   (preloaded.get(USERS) or {}).get("timeZone"))  # fmt: skip
     try:
         state = _follow_account(store, sid, report, state, account, started)
-        recorded = state.get("accountEmail")
-        report.account_confirmed = bool(account and recorded) and account_switch.same_account(
-            recorded, account
-        )
+        report.account_confirmed = _confirmed(state.get("accountEmail"), account)
         updates = section.sync(settings, state, options, log, report)
     except Exception as exc:
         _finish(store, clock, report, log, None, exc, shell)
         exc.recorded = True  # type: ignore[attr-defined]  # callers need not record it again
         raise
-    if account:
-        updates = {**updates, "accountEmail": account}
-    if shell.time_zone:  # a scheduled look computes the default "sync from" date with it
-        updates = {**updates, "timeZone": shell.time_zone}
-    if section.name == "activities" and SYNC_SETTINGS in preloaded:  # ... and this
-        activities = ((preloaded[SYNC_SETTINGS] or {}).get("activities")) or {}
-        updates = {**updates, "syncFromSetting": activities.get("syncFrom")}
+    facts = _run_facts(section.name, preloaded, account, shell.time_zone)
+    if facts:
+        updates = {**updates, **facts}
     _finish(store, clock, report, log, updates, None, shell)
     return report
+
+
+def _connection(store: DocumentStore, preloaded: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """The user's Google connection (``googleAccounts``)."""
+    if GOOGLE_ACCOUNTS in preloaded:  # read once per run, by the caller
+        return preloaded[GOOGLE_ACCOUNTS] or {}
+    return store.get(GOOGLE_ACCOUNTS, user_id) or {}
+
+
+def _starting_state(store: DocumentStore, sid: str, report: Report, account: str | None,
+                    started: datetime) -> dict[str, Any]:  # fmt: skip
+    """The section's state, under the run's lease; a dry run takes none, and stops at
+    once if the state was built with another Google account."""
+    if not report.dry_run:
+        return lease.acquire(store, sid, report.holder, started)
+    state = store.get(SYNC_STATE, sid) or {}
+    if not account_switch.same_account(state.get("accountEmail"), account):
+        raise AccountChanged(state["accountEmail"], account)
+    return state
+
+
+def _confirmed(recorded: str | None, account: str | None) -> bool:
+    """Both accounts known, and the same (``Report.account_confirmed``)."""
+    return bool(account and recorded) and account_switch.same_account(recorded, account)
+
+
+def _run_facts(section: str, preloaded: dict[str, Any], account: str | None,
+               time_zone: str | None) -> dict[str, Any]:  # fmt: skip
+    """What a successful run keeps in its state besides the section's cursors."""
+    facts: dict[str, Any] = {}
+    if account:
+        facts["accountEmail"] = account
+    if time_zone:  # a scheduled look computes the default "sync from" date with it
+        facts["timeZone"] = time_zone
+    if section == "activities" and SYNC_SETTINGS in preloaded:  # ... and this
+        activities = ((preloaded[SYNC_SETTINGS] or {}).get("activities")) or {}
+        facts["syncFromSetting"] = activities.get("syncFrom")
+    return facts
 
 
 @dataclass(frozen=True)
@@ -234,35 +257,18 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
             updates: dict[str, Any] | None, error: Exception | None,
             shell: Shell | None = None) -> None:  # fmt: skip
     finished = clock.now()
-    report.finished_at = stamp(finished)
-    report.counts = dict(log.counts)
-    report.errors = list(log.errors)
-    report.journal = list(log.journal)
-    if error is not None:
-        report.errors.append({"id": "(run)", "message": str(error), "kind": type(error).__name__})
-        report.outcome = outcomes.of_error(error).fields()
-    else:
-        report.outcome = outcomes.of_counts(report.counts, report.errors).fields()
+    _close(report, log, error, finished)
     if report.dry_run:
         return
     shell = shell or Shell(None, {}, None, None)
     ok = error is None
-    result = {"counts": report.counts, "errors": report.errors[:50], "ok": ok}
-    state = {"userId": report.user_id, "section": report.section,
-             "lastRunAt": report.finished_at, "lastResult": result}  # fmt: skip
-    if ok and updates is not None:
-        state |= updates | {"lastSuccessAt": report.finished_at}
+    state = _final_state(report, updates, ok)
     if isinstance(error, AuthRevoked) and _mark_revoked(store, report.user_id, shell.ciphertext):
         schedule.unschedule(store, report.user_id)
         state |= {"slot": None, "nextDueAt": None}
     sid = state_id(report.user_id, report.section)  # type: ignore[arg-type]
-    retry = stamp(finished + (shell.every or RETRY_AFTER))
-    release = {
-        "due_served": report.started_at if ok else None,
-        "due_retry": None if ok else (report.started_at, retry),
-        "consumed": {key: shell.before.get(key) or [] for key in ("retryCrm", "retryGoogle")},
-    }
-    if ok and not report.plan and not report.errors and report.trigger == "schedule":
+    release = _release_terms(report, shell, ok, finished)
+    if _quiet(report, ok):
         empty = int(shell.before.get("emptyRuns") or 0) + 1
         state |= {"emptyRuns": empty, "lastCheckedAt": report.finished_at}
         lease.release(store, sid, report.holder, state, **release)  # type: ignore[arg-type]
@@ -273,16 +279,60 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
             record["itemPages"] = save_journal(store, report)
         except Exception as exc:
             fields = {"runId": report.run_id, "error": type(exc).__name__}
-            log.warning("the run's journal was not saved: %s", exc, extra={"fields": fields})
+            logger.warning("the run's journal was not saved: %s", exc, extra={"fields": fields})
             record |= {"itemPages": 0, "journalLost": True}
-        store.put(SYNC_RUNS, report.run_id, {
-            "userId": report.user_id, "section": report.section, "trigger": report.trigger,
-            "startedAt": report.started_at, "finishedAt": report.finished_at,
-            "counts": report.counts, "errors": report.errors[:MAX_RECORDED_ERRORS],
-            "plan": report.plan_summary(), "ok": ok, **report.outcome, **record,
-        })  # fmt: skip
+        store.put(SYNC_RUNS, report.run_id, _run_record(report, ok) | record)
     finally:
         lease.release(store, sid, report.holder, state, **release)  # type: ignore[arg-type]
+
+
+def _close(report: Report, log: RunLog, error: Exception | None, finished: datetime) -> None:
+    """The report completed: when the run finished, what it logged, and its outcome."""
+    report.finished_at = stamp(finished)
+    report.counts = dict(log.counts)
+    report.errors = list(log.errors)
+    report.journal = list(log.journal)
+    if error is not None:
+        report.errors.append({"id": "(run)", "message": str(error), "kind": type(error).__name__})
+        report.outcome = outcomes.of_error(error).fields()
+    else:
+        report.outcome = outcomes.of_counts(report.counts, report.errors).fields()
+
+
+def _final_state(report: Report, updates: dict[str, Any] | None, ok: bool) -> dict[str, Any]:
+    """The state the run leaves: its result, and on success the section's updates."""
+    result = {"counts": report.counts, "errors": report.errors[:50], "ok": ok}
+    state = {"userId": report.user_id, "section": report.section,
+             "lastRunAt": report.finished_at, "lastResult": result}  # fmt: skip
+    if ok and updates is not None:
+        state |= updates | {"lastSuccessAt": report.finished_at}
+    return state
+
+
+def _release_terms(report: Report, shell: Shell, ok: bool, finished: datetime) -> dict[str, Any]:
+    """What the lease's release settles besides the state (``lease.release``): the due
+    mark served or moved one interval on, and the retry lists the run took in."""
+    retry = stamp(finished + (shell.every or RETRY_AFTER))
+    return {
+        "due_served": report.started_at if ok else None,
+        "due_retry": None if ok else (report.started_at, retry),
+        "consumed": {key: shell.before.get(key) or [] for key in ("retryCrm", "retryGoogle")},
+    }
+
+
+def _quiet(report: Report, ok: bool) -> bool:
+    """A scheduled run that planned nothing and met no error: it writes no record."""
+    return ok and not report.plan and not report.errors and report.trigger == "schedule"
+
+
+def _run_record(report: Report, ok: bool) -> dict[str, Any]:
+    """The run's ``syncRuns`` record, but for its journal's fields."""
+    return {
+        "userId": report.user_id, "section": report.section, "trigger": report.trigger,
+        "startedAt": report.started_at, "finishedAt": report.finished_at,
+        "counts": report.counts, "errors": report.errors[:MAX_RECORDED_ERRORS],
+        "plan": report.plan_summary(), "ok": ok, **report.outcome,
+    }  # fmt: skip
 
 
 def claimable(record: dict[str, Any] | None, now: datetime) -> str:

@@ -192,11 +192,7 @@ def reschedule(
     connection (call after saving either). ``due_now``: the pairs that are scheduled
     run at the next tick. Activities also get ``renewAt`` = now, so that the next tick
     opens or stops the push channel as the settings now say. Returns the slots."""
-    raw = store.get(SYNC_SETTINGS, user_id)
-    try:
-        settings = load(SyncSettings, SYNC_SETTINGS, user_id, raw or {})
-    except MalformedDocument:
-        settings = None  # nothing can run on it: unscheduled until saved again
+    settings = _settings(user_id, store.get(SYNC_SETTINGS, user_id) or {})
     account = store.get(GOOGLE_ACCOUNTS, user_id)
     slots: dict[str, str | None] = {}
     intervals: set[int] = set()
@@ -217,6 +213,15 @@ def reschedule(
     if intervals:
         register_intervals(store, intervals, now)
     return slots
+
+
+def _settings(user_id: str, data: Mapping[str, Any]) -> SyncSettings | None:
+    """The user's settings; None when malformed: nothing can run on them, so their
+    pairs are unscheduled until they are saved again."""
+    try:
+        return load(SyncSettings, SYNC_SETTINGS, user_id, data)
+    except MalformedDocument:
+        return None
 
 
 def _apply(store: DocumentStore, sid: str, fields: dict[str, Any], now: str) -> None:
@@ -278,46 +283,86 @@ def sweep(store: DocumentStore, now: datetime) -> int:
     set right; intervals no pair uses any more stop costing a query per tick. Returns
     the number of settings documents read (0 when the day's pass is done)."""
     doc = store.get(SCHEDULE, SWEEP) or {}
-    after, started = doc.get("after"), doc.get("roundStartedAt")
-    if after is None and started and parse_timestamp(started) > now - SWEEP_EVERY:
+    progress = _sweep_round(doc, now)
+    if progress is None:
         return 0
-    if after is None:
-        started, seen = stamp(now), set()
-    else:
-        seen = set(doc.get("seen") or [])
+    started, seen = progress
+    after = doc.get("after")
     cursor = Doc(SYNC_SETTINGS, after, {}) if after else None
     page = store.query(SYNC_SETTINGS, limit=SWEEP_PAGE, start_after=cursor)
     ids = [d.id for d in page]
+    accounts, states = _pairs_of(store, ids)
+    for settings_doc in page:
+        user_id = settings_doc.id
+        account = accounts.get(user_id)
+        seen |= _sweep_user(store, user_id, settings_doc.data, account, states, now)
+    last = ids[-1] if len(page) == SWEEP_PAGE else None
+    _save_round(store, last, started, seen)
+    return len(page)
+
+
+def _sweep_round(doc: Mapping[str, Any], now: datetime) -> tuple[str | None, set[int]] | None:
+    """The day's pass as ``schedule/sweep`` leaves it: (when it began, the intervals
+    seen in use so far); a new one when the last ended a day ago; None when today's
+    is done."""
+    after, started = doc.get("after"), doc.get("roundStartedAt")
+    if after is not None:
+        return started, set(doc.get("seen") or [])
+    if started and parse_timestamp(started) > now - SWEEP_EVERY:
+        return None
+    return stamp(now), set()
+
+
+def _pairs_of(store: DocumentStore, ids: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Google accounts of a page's users and the states of their pairs, by id."""
     accounts = store.get_many(GOOGLE_ACCOUNTS, ids) if ids else {}
     sids = [state_id(u, s) for u in ids for s in SECTIONS]  # type: ignore[arg-type]
     states = store.get_many(SYNC_STATE, sids) if sids else {}
-    for settings_doc in page:
-        user_id = settings_doc.id
-        try:
-            settings = load(SyncSettings, SYNC_SETTINGS, user_id, settings_doc.data)
-        except MalformedDocument:
-            settings = None
-        stale = False
-        for section in SECTIONS:
-            slot, every = wanted_slot(settings, accounts.get(user_id), user_id, section)
-            state = states.get(state_id(user_id, section)) or {}
-            if every:
-                seen.add(every)
-            stale |= state.get("slot") != slot
-            stale |= bool(state.get("channel")) and not state.get("renewAt")
-            token = (accounts.get(user_id) or {}).get("refreshTokenCiphertext") if slot else None
-            stale |= state.get("tokenCiphertext") != token
-            if slot and settings is not None and drifted(section, settings, state):
-                update_state(store, state_id(user_id, section), {"nextDueAt": stamp(now)})
-        if stale:
-            reschedule(store, user_id, now)
-    if len(page) == SWEEP_PAGE:
-        store.put(SCHEDULE, SWEEP, {"after": ids[-1], "roundStartedAt": started,
+    return accounts, states
+
+
+def _sweep_user(store: DocumentStore, user_id: str, data: Mapping[str, Any],
+                account: Mapping[str, Any] | None, states: Mapping[str, Any],
+                now: datetime) -> set[int]:  # fmt: skip
+    """One user's pairs set right: rescheduled when any is stale, due at once when
+    its settings drifted. Returns the intervals they use."""
+    settings = _settings(user_id, data)
+    used: set[int] = set()
+    stale = False
+    for section in SECTIONS:
+        slot, every = wanted_slot(settings, account, user_id, section)
+        state = states.get(state_id(user_id, section)) or {}
+        if every:
+            used.add(every)
+        stale |= _stale(state, slot, account)
+        if slot and settings is not None and drifted(section, settings, state):
+            update_state(store, state_id(user_id, section), {"nextDueAt": stamp(now)})
+    if stale:
+        reschedule(store, user_id, now)
+    return used
+
+
+def _stale(state: Mapping[str, Any], slot: str | None, account: Mapping[str, Any] | None) -> bool:
+    """The pair's state is out of line with its settings or connection: another slot,
+    a channel with no upkeep mark, or another connection kept for its look."""
+    token = (account or {}).get("refreshTokenCiphertext") if slot else None
+    return (
+        state.get("slot") != slot
+        or (bool(state.get("channel")) and not state.get("renewAt"))
+        or state.get("tokenCiphertext") != token
+    )
+
+
+def _save_round(store: DocumentStore, last: str | None, started: str | None,
+                seen: set[int]) -> None:  # fmt: skip
+    """Where the pass goes on from (``last``, the page's last user), or, past the last
+    page, the pass ended: the intervals no pair uses pruned."""
+    if last is not None:
+        store.put(SCHEDULE, SWEEP, {"after": last, "roundStartedAt": started,
                                     "seen": sorted(seen)})  # fmt: skip
-    else:
-        _prune_intervals(store, seen, started)
-        store.put(SCHEDULE, SWEEP, {"after": None, "roundStartedAt": started})
-    return len(page)
+        return
+    _prune_intervals(store, seen, started)  # type: ignore[arg-type]
+    store.put(SCHEDULE, SWEEP, {"after": None, "roundStartedAt": started})
 
 
 def drifted(section: str, settings: SyncSettings, state: Mapping[str, Any]) -> bool:

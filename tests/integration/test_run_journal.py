@@ -213,3 +213,18 @@ def test_a_pair_coming_back_records_what_was_done_to_each_side(contacts):
     again = only(entries, "retagged")
     assert (again["side"], again["crmId"], again["googleId"]) == ("crm", "c-grace", person)
     assert "c-grace" in contacts.tagged_ids()
+
+
+def test_a_journal_that_cannot_be_saved_still_leaves_the_run_record(contacts, monkeypatch, caplog):
+    from core import runs
+    from core.model import SYNC_RUNS
+
+    def broken(store, report):
+        raise RuntimeError("journal store refused")
+
+    monkeypatch.setattr(runs, "save_journal", broken)
+    report = contacts.sync()
+    record = contacts.store.get(SYNC_RUNS, report.run_id)
+    assert record["ok"] is True and record["journalLost"] is True and record["itemPages"] == 0
+    assert record["counts"]["pushed"] == 4
+    assert "the run's journal was not saved" in caplog.text

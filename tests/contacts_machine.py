@@ -1,0 +1,252 @@
+"""A hypothesis state machine over the contacts sync, shared by its two worlds: the real
+client over the sandbox (``tests/integration/test_contacts_machine.py``) and the fakes
+(``tests/unit/test_contacts_machine_fakes.py``). Both run the real ``ContactsEngine``
+over a SQLite store; a subclass says how the world is made and how a user's hand
+deletes and moves persons in Google.
+
+Rules edit, delete, tag, untag, create and move contacts on both sides at random, and
+sync. After every sync (and a second, which must plan nothing), the invariants hold:
+
+* the linked pairs are exactly the tagged CRM contacts and exactly the group's members;
+* the synced fields are equal on both sides of every pair;
+* no duplicates: one person per contact, one contact per person, no id used twice;
+* nothing stays-deleted comes back: a deleted person never reappears, a CRM contact
+  deleted in the CRM stays deleted and unlinked;
+* the newest edit survives: a field edited on one side only takes that edit; edited on
+  both, the side whose record changed last (DESIGN.md, "Sync semantics") wins.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from core import contact_mapping as cm
+from core.model import CONTACTS
+from functions.seed import ALICE_TAG as TAG
+
+FIELDS = ("jobTitle", "notes", "company", "familyName")
+VALUES = st.sampled_from(["", "alpha", "beta", "gamma", "delta"])
+PICK = st.integers(min_value=0, max_value=10_000)
+COUNTER = itertools.count()
+
+
+class ContactsMachine(RuleBasedStateMachine):
+    """The rules and invariants; a subclass supplies the world and Google's hand."""
+
+    examples = 0
+
+    # --- what a subclass supplies -------------------------------------------------------
+
+    def new_world(self) -> Any:
+        """A fresh world (``contacts_world.World``'s interface), nothing synced yet."""
+        raise NotImplementedError
+
+    def clock(self) -> float:
+        """The world's one clock, as a timestamp."""
+        raise NotImplementedError
+
+    def settle(self) -> None:
+        """Let Google's deltas catch up with the edits (minutes pass)."""
+
+    def delete_person(self, name: str) -> None:
+        raise NotImplementedError
+
+    def move_person(self, name: str, into: bool) -> None:
+        """Put the person into the world's group, or take it out."""
+        raise NotImplementedError
+
+    # --- the machine ------------------------------------------------------------------
+
+    @initialize()
+    def start(self) -> None:
+        type(self).examples += 1
+        self.world = self.new_world()
+        self.world.run()
+        self.crm_edits: dict[str, dict[str, Any]] = {}  # crm id -> field -> value
+        self.google_edits: dict[str, dict[str, Any]] = {}  # resource name -> field -> value
+        self.crm_time: dict[str, float] = {}
+        self.google_time: dict[str, float] = {}
+        self.deleted_people: set[str] = set()
+        self.deleted_contacts: set[str] = set()
+        self.steps: list[str] = []  # our own log: hypothesis cannot print a flaky failure's
+
+    def teardown(self) -> None:
+        if hasattr(self, "world"):
+            self.world.close()
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def live_contacts(self) -> list[str]:
+        docs = self.world.store.scan(CONTACTS, order_by="modifiedAt")
+        return sorted(d.id for d in docs if not d.data.get("deletedAt"))
+
+    def live_people(self) -> list[str]:
+        return sorted(self.world.persons())
+
+    def pick(self, items: list[str], index: int) -> str | None:
+        return items[index % len(items)] if items else None
+
+    # --- CRM rules --------------------------------------------------------------------
+
+    @rule(i=PICK, field=st.sampled_from(FIELDS), value=VALUES)
+    def crm_edit(self, i: int, field: str, value: str) -> None:
+        self.steps.append(f"crm_edit(i={i!r}, field={field!r}, value={value!r})")
+        crm_id = self.pick(self.live_contacts(), i)
+        if crm_id:
+            self.world.edit_contact(crm_id, **{field: value or None})
+            self.crm_edits.setdefault(crm_id, {})[field] = value or None
+            self.crm_time[crm_id] = self.clock()
+
+    @rule(i=PICK)
+    def crm_tag(self, i: int) -> None:
+        self.steps.append(f"crm_tag(i={i!r})")
+        crm_id = self.pick(self.live_contacts(), i)
+        if crm_id:
+            tags = self.world.contact(crm_id).get("tagIds", [])
+            self.world.edit_contact(crm_id, tagIds=sorted(set(tags) | {TAG}))
+            self.crm_time[crm_id] = self.clock()  # any change moves the record's time
+
+    @rule(i=PICK)
+    def crm_untag(self, i: int) -> None:
+        self.steps.append(f"crm_untag(i={i!r})")
+        crm_id = self.pick(self.live_contacts(), i)
+        if crm_id:
+            tags = self.world.contact(crm_id).get("tagIds", [])
+            self.world.edit_contact(crm_id, tagIds=[t for t in tags if t != TAG])
+            self.crm_time[crm_id] = self.clock()
+
+    @rule(i=PICK)
+    def crm_delete(self, i: int) -> None:
+        self.steps.append(f"crm_delete(i={i!r})")
+        crm_id = self.pick(self.live_contacts(), i)
+        if crm_id:
+            self.world.edit_contact(crm_id, deletedAt=self.world.now())
+            self.deleted_contacts.add(crm_id)
+
+    @rule(tagged=st.booleans())
+    def crm_create(self, tagged: bool) -> None:
+        self.steps.append(f"crm_create(tagged={tagged!r})")
+        n = next(COUNTER)
+        self.world.store.put(
+            CONTACTS,
+            f"c-new{n}",
+            {
+                "givenName": f"New{n}",
+                "emails": [{"value": f"new{n}@example.com"}],
+                "tagIds": [TAG] if tagged else [],
+                "modifiedAt": self.world.now(),
+            },
+        )
+
+    # --- Google rules -----------------------------------------------------------------
+
+    @rule(i=PICK, field=st.sampled_from(FIELDS), value=VALUES)
+    def google_edit(self, i: int, field: str, value: str) -> None:
+        self.steps.append(f"google_edit(i={i!r}, field={field!r}, value={value!r})")
+        name = self.pick(self.live_people(), i)
+        if name:
+            self.world.edit_person(name, **{field: value or None})
+            self.google_edits.setdefault(name, {})[field] = value or None
+            self.google_time[name] = self.clock()
+
+    @rule(i=PICK)
+    def google_delete(self, i: int) -> None:
+        self.steps.append(f"google_delete(i={i!r})")
+        name = self.pick(self.live_people(), i)
+        if name:
+            self.delete_person(name)
+            self.deleted_people.add(name)
+
+    @rule(i=PICK, into=st.booleans())
+    def google_move(self, i: int, into: bool) -> None:
+        self.steps.append(f"google_move(i={i!r}, into={into!r})")
+        name = self.pick(self.live_people(), i)
+        if not name:
+            return
+        self.move_person(name, into)
+        self.google_time[name] = self.clock()  # a membership change is a write too
+
+    @rule(in_group=st.booleans(), reuse_email=PICK)
+    def google_create(self, in_group: bool, reuse_email: int) -> None:
+        self.steps.append(f"google_create(in_group={in_group!r}, reuse_email={reuse_email!r})")
+        n = next(COUNTER)
+        contacts = self.live_contacts()
+        email = f"g{n}@example.com"
+        if contacts and reuse_email % 3 == 0:  # sometimes an existing CRM contact's email
+            doc = self.world.contact(self.pick(contacts, reuse_email))
+            email = (doc.get("emails") or [{"value": email}])[0]["value"]
+        self.world.create_person(f"G{n}", email, in_group=in_group)
+
+    # --- sync and invariants ----------------------------------------------------------
+
+    @rule()
+    def sync_at_once(self) -> None:
+        """A run right after the edits, before Google's deltas show them (realistic
+        profile): nothing may be lost or doubled; the next settled sync converges."""
+        self.steps.append("sync_at_once()")
+        self.world.run()
+        self.check_no_duplicates()
+
+    @rule()
+    def sync(self) -> None:
+        self.steps.append("sync()")
+        before = {**self.world.links()}
+        self.settle()  # minutes pass: Google's deltas catch up with the edits
+        self.world.run()
+        self.check_newest_edit_survives(before)
+        again = self.world.run()
+        assert again.plan == [], f"a second sync still planned {again.plan}"
+        self.check_pairs()
+        self.crm_edits.clear()
+        self.google_edits.clear()
+
+    def check_newest_edit_survives(self, links_before: dict[str, str]) -> None:
+        links = self.world.links()
+        for crm_id, name in links_before.items():
+            if links.get(crm_id) != name:
+                continue  # the pair was dissolved (deleted or untagged): no value to check
+            expected = dict(self.google_edits.get(name, {}))
+            crm_newer = self.crm_time.get(crm_id, 0) >= self.google_time.get(name, 0)
+            for field, value in self.crm_edits.get(crm_id, {}).items():
+                if field not in expected or crm_newer:
+                    expected[field] = value
+            contact = cm.normalize(self.world.contact(crm_id))
+            for field, value in expected.items():
+                assert contact[field] == value, (
+                    crm_id,
+                    field,
+                    contact[field],
+                    value,
+                    self.steps[-25:],
+                )
+
+    def check_pairs(self) -> None:
+        w = self.world
+        links = w.links()
+        persons = w.persons()
+        members = {n for n, p in persons.items() if w.group() in cm.group_names(p)}
+        assert set(links) == w.tagged_ids(), "links != tagged CRM contacts"
+        assert set(links.values()) == members, "links != group members"
+        assert len(set(links.values())) == len(links), "a person linked twice"
+        for crm_id, name in links.items():
+            assert cm.normalize(w.contact(crm_id)) == cm.from_person(persons[name]), crm_id
+        self.check_no_duplicates()
+
+    def check_no_duplicates(self) -> None:
+        persons = self.world.persons()
+        ids = [cm.client_data_id(p) for p in persons.values() if cm.client_data_id(p)]
+        assert len(ids) == len(set(ids)), ("two persons carry the same CRM id", self.steps[-25:])
+        links = self.world.links()
+        assert len(set(links.values())) == len(links), ("a person linked twice", self.steps[-25:])
+
+    @invariant()
+    def deleted_things_stay_deleted(self) -> None:
+        if not hasattr(self, "world"):
+            return
+        assert not self.deleted_people & set(self.world.persons()), "a deleted person is back"
+        for crm_id in self.deleted_contacts:  # (and unlinked after a sync: check_pairs)
+            assert self.world.contact(crm_id).get("deletedAt"), f"{crm_id} undeleted"

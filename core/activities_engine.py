@@ -294,11 +294,7 @@ class ActivitiesEngine:
         read = crm_changes(self.store, ACTIVITIES, Activity, cursor=cursor,
                            read_at=state.get("crmReadAt"), also=pointed, log=log,
                            take=good.append)  # fmt: skip
-        ours = [a for a in good if a.organizerId == user_id
-                or any(p.userId == user_id for p in a.participants)]  # fmt: skip
-        directory.add_users({a.organizerId for a in ours} | {
-            p.userId for a in ours for p in a.participants if p.userId and not p.email
-        })  # fmt: skip
+        directory.add_users(_users_in_play(good, user_id))
         mine = {a.id: self._crm(a, settings, directory) for a in good}
         found = {k: v for k, v in mine.items() if v is not None}
         now = self.clock.now()
@@ -418,24 +414,22 @@ class ActivitiesEngine:
         instances of a deleted series, and (full listings) events a get cannot find.
         Events the gets find are added to ``raw``."""
         live = [link for link in links.values() if not link.dead]
-        unlisted: dict[str, list[str]] = {}  # series -> its linked instances not listed
-        for link in live:
-            master = am.series_of(link.event_id)
-            if master and link.event_id not in raw:
-                unlisted.setdefault(master, []).append(link.event_id)
-        cancelled = {eid for eid, e in raw.items() if e.get("status") == "cancelled"}
-        touched = {raw[eid].get("recurringEventId") or am.series_of(eid) for eid in cancelled}
-        gone: set[str] = set()
-        ask = sorted(m for m in unlisted if m not in cancelled and m in touched)
-        masters = self.calendar.get(ask) if ask else {}
-        for master, instances in unlisted.items():
-            found = masters.get(master)
-            deleted = found is None or found.get("status") == "cancelled"
-            if master in cancelled or (master in ask and deleted):
-                gone.update(instances)  # the series was deleted: every instance with it
+        gone = self._deleted_series(raw, live)
         if complete:
             gone |= self._not_found(raw, live, gone, window, force)
         return frozenset(gone)
+
+    def _deleted_series(self, raw: dict[str, dict[str, Any]], live: list[EventLink]) -> set[str]:
+        """Linked instances the listing lacks, of a series it shows cancelled (the
+        master, or some instances: then a get of the master decides)."""
+        unlisted = _unlisted_instances(raw, live)
+        cancelled = {eid for eid, e in raw.items() if e.get("status") == "cancelled"}
+        touched = {raw[eid].get("recurringEventId") or am.series_of(eid) for eid in cancelled}
+        ask = sorted(m for m in unlisted if m not in cancelled and m in touched)
+        masters = self.calendar.get(ask) if ask else {}
+        deleted = {m for m in ask if _deleted(masters.get(m))}
+        return {i for m, instances in unlisted.items() if m in cancelled | deleted
+                for i in instances}  # fmt: skip
 
     def _not_found(self, raw: dict[str, dict[str, Any]], live: list[EventLink], gone: set[str],
                    window: tuple[dt.datetime, dt.datetime], force: bool) -> set[str]:  # fmt: skip
@@ -543,3 +537,29 @@ def _window(settings: ActivitiesSettings, now: dt.datetime) -> tuple[dt.datetime
     start = dt.datetime.combine(dt.date.fromisoformat(settings.sync_from), dt.time(),
                                 settings.time_zone)  # fmt: skip
     return start.astimezone(dt.UTC), now + HORIZON
+
+
+def _deleted(event: dict[str, Any] | None) -> bool:
+    return event is None or event.get("status") == "cancelled"
+
+
+def _users_in_play(activities: list[Activity], user_id: str) -> set[str]:
+    """The CRM users of the user's own activities and those it takes part in: their
+    organizers, and participants named by user id alone."""
+    ours = [a for a in activities if a.organizerId == user_id
+            or any(p.userId == user_id for p in a.participants)]  # fmt: skip
+    return {a.organizerId for a in ours} | {
+        p.userId for a in ours for p in a.participants if p.userId and not p.email
+    }
+
+
+def _unlisted_instances(
+    raw: dict[str, dict[str, Any]], live: list[EventLink]
+) -> dict[str, list[str]]:
+    """Series -> its linked instances the listing lacks."""
+    unlisted: dict[str, list[str]] = {}
+    for link in live:
+        master = am.series_of(link.event_id)
+        if master and link.event_id not in raw:
+            unlisted.setdefault(master, []).append(link.event_id)
+    return unlisted

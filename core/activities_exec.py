@@ -37,7 +37,15 @@ from core.apply import Apply, Links, Step, link_doc
 from core.errors import EtagMismatch, NotFound
 from core.merge import Policy
 from core.model import ACTIVITIES, LINKS, User, stamp
-from core.ports import MAX_BATCH_WRITES, CalendarPort, Clock, DocumentStore, EventWrite, Progress
+from core.ports import (
+    MAX_BATCH_WRITES,
+    CalendarPort,
+    Clock,
+    DocumentStore,
+    EventWrite,
+    Progress,
+    WriteResult,
+)
 from core.runs import RunLog, chunked
 
 STORE_CHUNK = MAX_BATCH_WRITES // 2
@@ -226,36 +234,43 @@ class ActivitiesExecutor:
     def _reconciles(self, actions: list[ReconcileEvent], retry: bool) -> list[ReconcileEvent]:
         """Google first, then the store (each pair's CRM write and link in one batch).
         Returns the ones Google refused as stale, for the retry."""
-        pushing = [a for a in actions if a.write_google]
-        self._read_unkept_guests(pushing)
-        writes = [EventWrite("patch", a.event_id, self._event_body(a.activity_id, a.fields,
-                                                                   a.event_id), a.etag)
-                  for a in pushing]  # fmt: skip
-        results = dict(zip([a.activity_id for a in pushing],
-                           self.calendar.write(writes) if writes else [], strict=True))  # fmt: skip
-        done, stale, gone = [], [], []
+        results = self._patch([a for a in actions if a.write_google])
+        written: dict[str, Any] = {}  # activity id -> the event as patched (None: no patch)
+        stale, gone = [], []
         for action in actions:
             result = results.get(action.activity_id)
             if result is None or result.person is not None:
-                done.append(action)
+                written[action.activity_id] = result.person if result else None
             elif isinstance(result.error, EtagMismatch) and retry:
                 stale.append(action)
             elif isinstance(result.error, NotFound):
                 gone.append(action.activity_id)
             else:
                 self._refused(action, result.error)
-        written = {a.activity_id: (r.person if (r := results.get(a.activity_id)) else None)
-                   for a in done}  # fmt: skip
+        done = [a for a in actions if a.activity_id in written]
         self._store_reconciles(done, written)
         self._vanished(gone)
-        updated = [a for a in done if a.write_google]
+        self._note_updated([a for a in done if a.write_google])
+        return stale
+
+    def _patch(self, pushing: list[ReconcileEvent]) -> dict[str, WriteResult]:
+        """Patch these pairs' events (if their etag still holds); results by activity id."""
+        if not pushing:
+            return {}
+        self._read_unkept_guests(pushing)
+        writes = [EventWrite("patch", a.event_id, self._event_body(a.activity_id, a.fields,
+                                                                   a.event_id), a.etag)
+                  for a in pushing]  # fmt: skip
+        results = self.calendar.write(writes)
+        return dict(zip([a.activity_id for a in pushing], results, strict=True))
+
+    def _note_updated(self, updated: list[ReconcileEvent]) -> None:
         self.log.count("updatedInGoogle", len(updated))
         for action in updated:
             before = self._google_before(action.activity_id, action.event_id)
             self.log.note("updatedInGoogle", "google", crm_id=action.activity_id,
                           google_id=action.event_id, name=action.fields["title"],
                           fields=_changes(before, action.fields))  # fmt: skip
-        return stale
 
     def _refused(self, action: ReconcileEvent, error: Any) -> None:
         """A patch Google refused: a participant's copy cannot carry the CRM's edit (403

@@ -50,11 +50,10 @@ from typing import Any
 
 from core import pairs
 from core.activity_mapping import ActivityFields, fingerprint
-from core.errors import SideEmpty
 from core.merge import Policy
 from core.pairs import QUIET, Side
 
-GUARD_MIN_LINKS = 5  # as for contacts: a confirmed account needs this many all gone
+GUARD_MIN_LINKS = pairs.GUARD_MIN_LINKS
 
 
 @dataclass(frozen=True)
@@ -277,18 +276,16 @@ def _guard(snap: ActivitySnapshot, force: bool) -> None:
     explicit cancellations are listed, so they never trip it (nor does anything on an
     incremental run)."""
     live = [link for link in snap.links.values() if not link.dead]
-    if force or not live:
+    if not pairs.guarded(len(live), force, snap.account_confirmed):
         return
-    if snap.account_confirmed and len(live) < GUARD_MIN_LINKS:
-        return  # the links' own account: a few events gone is the user's doing
-    if (
-        snap.google_complete
-        and not any(link.event_id in snap.google for link in live)
-        and any(link.event_id in snap.gone for link in live)
-    ):
-        raise SideEmpty("Google", len(live), "activities")
-    if snap.crm_complete and not any(link.activity_id in snap.crm for link in live):
-        raise SideEmpty("CRM", len(live), "activities")
+    # Google's side lacks them when it lists none and the gets confirmed some gone
+    lacks = (snap.google_complete and not any(link.event_id in snap.google for link in live)
+             and any(link.event_id in snap.gone for link in live))  # fmt: skip
+    pairs.refuse_empty("Google", len(live), "activities", complete=snap.google_complete,
+                       holds_any=not lacks)  # fmt: skip
+    held = snap.crm_complete and any(link.activity_id in snap.crm for link in live)
+    pairs.refuse_empty("CRM", len(live), "activities", complete=snap.crm_complete,
+                       holds_any=held)  # fmt: skip
 
 
 def _sides(snap: ActivitySnapshot, link: EventLink) -> tuple[Side, Side]:

@@ -320,27 +320,11 @@ class ContactsEngine:
         look their emails up in the email index (``core.email_index``: the contacts
         holding them, checked one by one) when such a person appears (an import); the
         candidates come with their links, so a linked contact is never linked twice."""
-        linked = {link.resource_name for link in links.values()}
-        wanted = {
-            email
-            for p in persons.values()
-            if p.in_group and not p.deleted and p.resource_name not in linked
-            for email in p.emails
-        }
+        wanted = _unlinked_emails(persons, links)
         if not wanted:
             return {}
         if not complete:
-            held = email_index.lookup(self.store, wanted, users=False)
-            if held.stale and not dry_run:
-                email_index.prune(self.store, held.stale)
-            docs = [(i, d) for i, d in sorted(held.contact_docs.items()) if i not in crm]
-            good, _ = load_each(Contact, CONTACTS, docs)
-            found = [contact_from_doc(c, settings.tag_id) for c in good if c.deletedAt is None]
-            found = [c for c in found if c.emails & wanted]
-            keys = [link_id(settings.user_id, "contacts", c.id) for c in found]
-            for doc in self.store.get_many(LINKS, keys).values():
-                links[doc["crmId"]] = link_from_doc(doc)
-            crm.update({c.id: c for c in found})
+            self._add_holders(settings, wanted, crm, links, dry_run)
         index: dict[str, list[str]] = {}
         for contact in sorted(crm.values(), key=lambda c: c.id):
             if contact.id in links or contact.deleted:
@@ -348,6 +332,31 @@ class ContactsEngine:
             for email in contact.emails & wanted:
                 index.setdefault(email, []).append(contact.id)
         return {email: tuple(ids) for email, ids in index.items()}
+
+    def _add_holders(self, settings: ContactsSettings, wanted: set[str],
+                     crm: dict[str, CrmContact], links: dict[str, LinkRecord],
+                     dry_run: bool) -> None:  # fmt: skip
+        """The live CRM contacts the email index says hold ``wanted`` emails, added to
+        ``crm`` with their links (a real run prunes the index's stale ids)."""
+        held = email_index.lookup(self.store, wanted, users=False)
+        if held.stale and not dry_run:
+            email_index.prune(self.store, held.stale)
+        docs = [(i, d) for i, d in sorted(held.contact_docs.items()) if i not in crm]
+        good, _ = load_each(Contact, CONTACTS, docs)
+        found = [contact_from_doc(c, settings.tag_id) for c in good if c.deletedAt is None]
+        found = [c for c in found if c.emails & wanted]
+        keys = [link_id(settings.user_id, "contacts", c.id) for c in found]
+        for doc in self.store.get_many(LINKS, keys).values():
+            links[doc["crmId"]] = link_from_doc(doc)
+        crm.update({c.id: c for c in found})
+
+
+def _unlinked_emails(persons: dict[str, Person], links: dict[str, LinkRecord]) -> set[str]:
+    """The emails of the persons in the group that no link names."""
+    linked = {link.resource_name for link in links.values()}
+    return {email for p in persons.values()
+            if p.in_group and not p.deleted and p.resource_name not in linked
+            for email in p.emails}  # fmt: skip
 
 
 def _share_fields(link: LinkRecord, crm: dict[str, CrmContact],

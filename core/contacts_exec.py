@@ -192,35 +192,18 @@ class ContactsExecutor:
         alone take more than a batch has its contact write with the first of them, the
         rest in the next batches (a crash in between leaves additions to ``catch_up``,
         removals to ``prune``)."""
-        writes: list[tuple[str, str, dict]] = []
         changes_of = [[] if after is None else email_index.contact_changes(crm_id, before, after)
                       for crm_id, before, after, _ in items]  # fmt: skip
         # the entries these add to, read once: an entry at its size limit is marked instead
         adding = sorted({email_index.key(e) for cs in changes_of for e, _, _, add in cs if add})
         known = self.store.get_many(email_index.EMAIL_INDEX, adding) if adding else {}
-        entries = email_index.EntryWrites(known)
-
-        def commit() -> None:
-            with self.store.batch() as batch:
-                for collection, doc_id, data in writes:
-                    batch.put(collection, doc_id, data)
-                entries.write(batch)
-            writes.clear()
-
+        batches = _Batches(self.store, email_index.EntryWrites(known))
         for (crm_id, _, after, link), changes in zip(items, changes_of, strict=True):
             mine = [(LINKS, self.links.key(crm_id), link)]
             if after is not None:
                 mine.insert(0, (CONTACTS, crm_id, after))
-            size = len(mine) + entries.cost(changes)
-            if (writes or entries) and len(writes) + len(entries) + size > MAX_BATCH_WRITES:
-                commit()
-            writes.extend(mine)
-            for i, (email, kind, ident, add) in enumerate(changes):
-                if len(writes) + len(entries) + entries.cost([changes[i]]) > MAX_BATCH_WRITES:
-                    commit()  # one contact's changes alone over a batch: the rest follow
-                entries.change(email, kind, ident, add)
-        if writes or entries:
-            commit()
+            batches.add(mine, changes)
+        batches.close()
 
     # --- reconciles ---------------------------------------------------------------------
 
@@ -244,11 +227,15 @@ class ContactsExecutor:
         if not unread:
             return actions
         again = self._replan(unread, self.people.get([a.resource_name for a in unread]))
-        self._untags([a for a in again if isinstance(a, Untag)], False)
-        self._leaves([a for a in again if isinstance(a, LeaveGroup)], False)
-        self._drops([a for a in again if isinstance(a, DropLink)], False)
+        self._now_instead(again)
         rest = [a for a in actions if a not in unread]
         return rest + [a for a in again if isinstance(a, Reconcile)]
+
+    def _now_instead(self, actions: list[Any]) -> None:
+        """Pairs planned again that no longer reconcile: their removal, done now."""
+        kinds = {Untag: self._untags, LeaveGroup: self._leaves, DropLink: self._drops}
+        for kind, handle in kinds.items():
+            handle([a for a in actions if isinstance(a, kind)], False)
 
     def _reread(self, stale: list[Reconcile]) -> list[Any]:
         """Someone edited these persons since we read them: re-read, plan them again."""
@@ -473,6 +460,44 @@ class ContactsExecutor:
                                    "parked": True})  # fmt: skip
         else:
             batch.delete(LINKS, key)
+
+
+class _Batches:
+    """Document writes and email index changes, packed into as few store batches as
+    the write limit allows; an item's writes share a batch with its first changes."""
+
+    def __init__(self, store: DocumentStore, entries: email_index.EntryWrites) -> None:
+        self.store, self.entries = store, entries
+        self.writes: list[tuple[str, str, dict]] = []
+
+    def add(self, writes: list[tuple[str, str, dict]], changes: list[Any]) -> None:
+        if (
+            self._pending()
+            and self._used(len(writes) + self.entries.cost(changes)) > MAX_BATCH_WRITES
+        ):
+            self._commit()
+        self.writes.extend(writes)
+        for change in changes:
+            if self._used(self.entries.cost([change])) > MAX_BATCH_WRITES:
+                self._commit()  # one contact's changes alone over a batch: the rest follow
+            self.entries.change(*change)
+
+    def close(self) -> None:
+        if self._pending():
+            self._commit()
+
+    def _pending(self) -> bool:
+        return bool(self.writes) or bool(self.entries)
+
+    def _used(self, more: int) -> int:
+        return len(self.writes) + len(self.entries) + more
+
+    def _commit(self) -> None:
+        with self.store.batch() as batch:
+            for collection, doc_id, data in self.writes:
+                batch.put(collection, doc_id, data)
+            self.entries.write(batch)
+        self.writes.clear()
 
 
 # --- converting port data into planner inputs -------------------------------------------

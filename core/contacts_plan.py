@@ -48,7 +48,7 @@ from core.errors import SideEmpty
 from core.merge import Policy
 from core.pairs import QUIET, Side
 
-GUARD_MIN_LINKS = 5
+GUARD_MIN_LINKS = pairs.GUARD_MIN_LINKS
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,16 +503,15 @@ def _guard(snap: Snapshot, active: Mapping[str, LinkRecord], actions: list, forc
     records stops the run whatever the number of links. Otherwise, and for explicit
     deletions (tombstones, untagging), it takes ``GUARD_MIN_LINKS`` or more links all
     gone at once: a user who deleted their only synced contact is not stuck."""
-    if force or not active:
+    if not pairs.guarded(len(active), force, snap.account_confirmed):
         return
-    if snap.account_confirmed and len(active) < GUARD_MIN_LINKS:
-        return
-    if snap.google_complete and not any(
-        _listed(snap.google.get(link.resource_name)) for link in active.values()
-    ):
-        raise SideEmpty("Google", len(active))
-    if snap.crm_complete and not any(crm_id in snap.crm for crm_id in active):
-        raise SideEmpty("CRM", len(active))
+    listed = snap.google_complete and any(_listed(snap.google.get(link.resource_name))
+                                          for link in active.values())  # fmt: skip
+    pairs.refuse_empty("Google", len(active), "contacts", complete=snap.google_complete,
+                       holds_any=listed)  # fmt: skip
+    held = snap.crm_complete and any(crm_id in snap.crm for crm_id in active)
+    pairs.refuse_empty("CRM", len(active), "contacts", complete=snap.crm_complete,
+                       holds_any=held)  # fmt: skip
     if len(active) < GUARD_MIN_LINKS:
         return
     sides = [("Google", Untag)] + ([] if snap.retagged else [("CRM", LeaveGroup)])

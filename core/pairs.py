@@ -25,6 +25,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from core.errors import SideEmpty
 from core.merge import Entries, Merged, Policy, merge
 
 Fields = Mapping[str, Any]
@@ -98,3 +99,25 @@ def first_link(crm: Fields, google: Fields, crm_newer: bool, *, fill: bool) -> d
 def newest_is_crm(crm_time: datetime, google_time: datetime | None) -> bool:
     """Whether the CRM's side is the newer on first link (no Google time: the CRM's)."""
     return google_time is None or crm_time >= google_time
+
+
+# --- the empty-side guard ----------------------------------------------------------------
+
+GUARD_MIN_LINKS = 5  # links all gone at once that a confirmed account's run refuses
+
+
+def guarded(links: int, force: bool, account_confirmed: bool) -> bool:
+    """Whether a run with ``links`` linked pairs is held to the empty-side guard: one
+    side suddenly holding none of them means a broken side (another Google account, a
+    wiped CRM), not a user's intent. ``--force`` lifts it; so does a run on the links'
+    own (confirmed) account with fewer than ``GUARD_MIN_LINKS``: a user who deleted
+    their only synced items is not stuck."""
+    if force or not links:
+        return False
+    return not (account_confirmed and links < GUARD_MIN_LINKS)
+
+
+def refuse_empty(side: str, links: int, items: str, *, complete: bool, holds_any: bool) -> None:
+    """Stop the run when a complete read of ``side`` holds none of the linked items."""
+    if complete and not holds_any:
+        raise SideEmpty(side, links, items)

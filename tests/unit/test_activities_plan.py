@@ -20,8 +20,20 @@ from core.activities_plan import (
     plan,
 )
 from core.errors import SideEmpty
+from tests.unit.actions import positional
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+# the actions, built positionally in their fields' order
+do = positional(
+    InsertEvent,
+    ImportEvent,
+    ReconcileEvent,
+    CancelActivity,
+    DeleteEvent,
+    DropEventLink,
+    NotPropagated,
+)
 
 
 def f(**fields):
@@ -79,7 +91,7 @@ def snap(
 
 
 def test_owned_activity_in_scope_is_inserted():
-    assert plan(snap([act()])) == [InsertEvent(activity_id="a1", fields=f())]
+    assert plan(snap([act()])) == [do.InsertEvent("a1", f())]
 
 
 def test_activity_out_of_scope_or_not_owned_is_not_inserted():
@@ -87,9 +99,7 @@ def test_activity_out_of_scope_or_not_owned_is_not_inserted():
 
 
 def test_event_the_user_organizes_is_imported():
-    assert plan(snap(google=[ev()])) == [
-        ImportEvent(event_id="e1", etag="1", ical_uid="e1@google.com", fields=f())
-    ]
+    assert plan(snap(google=[ev()])) == [do.ImportEvent("e1", "1", "e1@google.com", f())]
 
 
 def test_event_outside_the_window_or_cancelled_is_ignored():
@@ -99,32 +109,14 @@ def test_event_outside_the_window_or_cancelled_is_ignored():
 def test_retried_insert_is_linked_by_our_activity_id():
     got = plan(snap([act()], [ev(am.event_id("a1"), activity_id="a1")]))
     assert got == [
-        ReconcileEvent(
-            activity_id="a1",
-            event_id=am.event_id("a1"),
-            etag="1",
-            fields=f(),
-            write_google=False,
-            write_crm=False,
-            reason="ours",
-        )
+        do.ReconcileEvent("a1", am.event_id("a1"), "1", f(), False, False, reason="ours")
     ]
 
 
 def test_event_whose_ical_uid_another_user_linked_is_linked_not_recreated():
     copy = ev("e9", organizer_self=False, organizer="u@example.com", ical="x@google.com")
     got = plan(snap(google=[copy], shared={"x@google.com": "a7"}, connected={"u@example.com"}))
-    assert got == [
-        ReconcileEvent(
-            activity_id="a7",
-            event_id="e9",
-            etag="1",
-            fields=f(),
-            write_google=False,
-            write_crm=False,
-            reason="shared",
-        )
-    ]
+    assert got == [do.ReconcileEvent("a7", "e9", "1", f(), False, False, reason="shared")]
 
 
 def test_attendee_copy_is_left_to_a_connected_organizer():
@@ -134,9 +126,7 @@ def test_attendee_copy_is_left_to_a_connected_organizer():
 
 def test_attendee_copy_of_an_outside_organizer_is_imported():
     copy = ev(organizer_self=False, organizer="client@else.org")
-    assert plan(snap(google=[copy])) == [
-        ImportEvent(event_id="e1", etag="1", ical_uid="e1@google.com", fields=f())
-    ]
+    assert plan(snap(google=[copy])) == [do.ImportEvent("e1", "1", "e1@google.com", f())]
 
 
 # --- linked ------------------------------------------------------------------------------------
@@ -145,42 +135,14 @@ def test_attendee_copy_of_an_outside_organizer_is_imported():
 def test_no_change_plans_nothing_and_an_etag_move_only_refreshes():
     assert plan(snap([act()], [ev()], [link()])) == []
     got = plan(snap([act()], [ev(etag="2")], [link()]))
-    assert got == [
-        ReconcileEvent(
-            activity_id="a1",
-            event_id="e1",
-            etag="2",
-            fields=f(),
-            write_google=False,
-            write_crm=False,
-            reason="etag",
-        )
-    ]
+    assert got == [do.ReconcileEvent("a1", "e1", "2", f(), False, False, reason="etag")]
 
 
 def test_crm_edit_goes_to_google_and_google_edit_to_the_crm():
     got = plan(snap([act(fields=f(title="New"))], [], [link()]))
-    assert got == [
-        ReconcileEvent(
-            activity_id="a1",
-            event_id="e1",
-            etag="1",
-            fields=f(title="New"),
-            write_google=True,
-            write_crm=False,
-        )
-    ]
+    assert got == [do.ReconcileEvent("a1", "e1", "1", f(title="New"), True, False)]
     got = plan(snap([], [ev(fields=f(location="Room 2"), etag="2")], [link()]))
-    assert got == [
-        ReconcileEvent(
-            activity_id="a1",
-            event_id="e1",
-            etag="2",
-            fields=f(location="Room 2"),
-            write_google=False,
-            write_crm=True,
-        )
-    ]
+    assert got == [do.ReconcileEvent("a1", "e1", "2", f(location="Room 2"), False, True)]
 
 
 @pytest.mark.parametrize(("crm_later", "winner"), [(True, "CRM"), (False, "Google")])
@@ -194,32 +156,28 @@ def test_both_edit_the_same_field_most_recent_wins(crm_later, winner):
 
 def test_cancelled_in_google_cancels_the_activity():
     got = plan(snap([act()], [ev(cancelled=True)], [link()]))
-    assert got == [CancelActivity(activity_id="a1", event_id="e1")]
+    assert got == [do.CancelActivity("a1", "e1")]
 
 
 def test_tombstoned_link_never_comes_back_and_a_crm_edit_is_said_once():
     edited = act(fields=f(title="edited"))
     got = plan(snap([edited], [ev()], [link(tombstone=True)]))
-    assert got == [
-        NotPropagated(activity_id="a1", event_id="e1", fingerprint=edited.fp, cancelled=True)
-    ]
+    assert got == [do.NotPropagated("a1", "e1", edited.fp, cancelled=True)]
     assert plan(snap([edited], [ev()], [link(tombstone=True, not_propagated=edited.fp)])) == []
     assert plan(snap([act(fields=f(canceled=True))], [], [link(tombstone=True)])) == []
 
 
 def test_deleted_in_the_crm_deletes_the_organizers_event():
     got = plan(snap([act(gone=True)], [], [link()]))
-    assert got == [DeleteEvent(activity_id="a1", event_id="e1", etag="1")]
+    assert got == [do.DeleteEvent("a1", "e1", "1")]
     full = snap([act("a2")], [], [link(), link("a2", "e2")], crm_complete=True)
-    assert plan(full) == [
-        DeleteEvent(activity_id="a1", event_id="e1", etag="1")
-    ]  # absent from a full CRM read
+    assert plan(full) == [do.DeleteEvent("a1", "e1", "1")]  # absent from a full CRM read
 
 
 def test_deleted_in_the_crm_only_drops_an_attendees_link():
     copy = ev(organizer_self=False, organizer="boss@example.com")
     got = plan(snap([act(gone=True, owned=False)], [copy], [link()]))
-    assert got == [DropEventLink(activity_id="a1")]
+    assert got == [do.DropEventLink("a1")]
 
 
 def test_crm_edit_of_a_connected_organizers_meeting_is_left_to_them():
@@ -233,30 +191,18 @@ def test_crm_edit_reachable_only_through_a_read_only_copy_is_recorded_once():
     copy = ev(organizer_self=False, organizer="client@else.org")
     edited = act(fields=f(title="edited"), owned=True)
     got = plan(snap([edited], [copy], [link()]))
-    assert got == [NotPropagated(activity_id="a1", event_id="e1", fingerprint=edited.fp)]
+    assert got == [do.NotPropagated("a1", "e1", edited.fp)]
     assert plan(snap([edited], [copy], [link(not_propagated=edited.fp)])) == []
 
 
 def test_copy_changed_by_an_outside_organizer_updates_the_crm():
     copy = ev(organizer_self=False, organizer="client@else.org", fields=f(title="moved"), etag="2")
     got = plan(snap([act()], [copy], [link()]))
-    assert got == [
-        ReconcileEvent(
-            activity_id="a1",
-            event_id="e1",
-            etag="2",
-            fields=f(title="moved"),
-            write_google=False,
-            write_crm=True,
-            reason="copy",
-        )
-    ]
+    assert got == [do.ReconcileEvent("a1", "e1", "2", f(title="moved"), False, True, reason="copy")]
 
 
 def test_cancelled_in_google_and_gone_in_the_crm_drops_the_link():
-    assert plan(snap([act(gone=True)], [ev(cancelled=True)], [link()])) == [
-        DropEventLink(activity_id="a1")
-    ]
+    assert plan(snap([act(gone=True)], [ev(cancelled=True)], [link()])) == [do.DropEventLink("a1")]
 
 
 def test_a_removed_attendees_cancelled_copy_only_drops_their_link():
@@ -264,12 +210,10 @@ def test_a_removed_attendees_cancelled_copy_only_drops_their_link():
                           organizer_email="boss@example.com")  # fmt: skip
     tombstone = CalEvent("e1", "2", f(), "", False, "", True, True)  # minimal: id, status
     got = plan(snap([act(owned=False)], [tombstone], [copy_link], connected={"boss@example.com"}))
-    assert got == [DropEventLink(activity_id="a1")]
+    assert got == [do.DropEventLink("a1")]
     outside = EventLink("a1", "e1", "1", am.fingerprint(f()), f(), read_only=True,
                         organizer_email="client@else.org")  # fmt: skip
-    assert plan(snap([act()], [tombstone], [outside])) == [
-        CancelActivity(activity_id="a1", event_id="e1")
-    ]
+    assert plan(snap([act()], [tombstone], [outside])) == [do.CancelActivity("a1", "e1")]
 
 
 # --- the empty-side guard ------------------------------------------------------------------
@@ -284,22 +228,17 @@ def test_a_full_calendar_read_lacking_the_only_linked_event_stops_the_run():
         1,
         "activities",
     )
-    assert plan(lacking, force=True) == [CancelActivity(activity_id="a1", event_id="e1")]
+    assert plan(lacking, force=True) == [do.CancelActivity("a1", "e1")]
 
 
 def test_a_full_calendar_read_listing_one_linked_event_cancelled_does_not_stop_the_run():
     listed = snap([act(), act("a2")], [ev(cancelled=True)], [link(), link("a2", "e2")],
                   google_complete=True, gone={"e2"})  # fmt: skip
-    assert plan(listed) == [
-        CancelActivity(activity_id="a1", event_id="e1"),
-        CancelActivity(activity_id="a2", event_id="e2"),
-    ]
+    assert plan(listed) == [do.CancelActivity("a1", "e1"), do.CancelActivity("a2", "e2")]
 
 
 def test_gone_events_on_an_incremental_run_never_stop_it():
-    assert plan(snap([act()], [], [link()], gone={"e1"})) == [
-        CancelActivity(activity_id="a1", event_id="e1")
-    ]
+    assert plan(snap([act()], [], [link()], gone={"e1"})) == [do.CancelActivity("a1", "e1")]
 
 
 def test_linked_events_outside_a_full_reads_window_do_not_stop_the_run():
@@ -312,8 +251,8 @@ def test_a_full_crm_read_lacking_every_linked_activity_stops_the_run():
         plan(wiped)
     assert (stopped.value.side, stopped.value.links) == ("CRM", 2)
     assert plan(wiped, force=True) == [
-        DeleteEvent(activity_id="a1", event_id="e1", etag="1"),
-        DeleteEvent(activity_id="a2", event_id="e2", etag="1"),
+        do.DeleteEvent("a1", "e1", "1"),
+        do.DeleteEvent("a2", "e2", "1"),
     ]
 
 
@@ -327,8 +266,8 @@ def test_links_tombstoned_by_google_cancellations_do_not_count_for_the_guard():
 def test_instances_of_a_deleted_series_not_listed_are_cancelled():
     got = plan(snap([], [], [link("a1", "m_20260504T090000Z"), link("a2", "m_20260511T090000Z")],
                     gone={"m_20260504T090000Z", "m_20260511T090000Z"}))  # fmt: skip
-    assert got == [CancelActivity(activity_id="a1", event_id="m_20260504T090000Z"),
-                   CancelActivity(activity_id="a2", event_id="m_20260511T090000Z")]  # fmt: skip
+    assert got == [do.CancelActivity("a1", "m_20260504T090000Z"),
+                   do.CancelActivity("a2", "m_20260511T090000Z")]  # fmt: skip
 
 
 def test_the_echo_of_our_own_cancellation_is_not_a_cancellation_made_in_google():
@@ -336,64 +275,29 @@ def test_the_echo_of_our_own_cancellation_is_not_a_cancellation_made_in_google()
     canceled = act(fields=f(canceled=True))
     assert plan(snap([], [ev(fields=f(canceled=True), cancelled=True)], [synced])) == []
     assert plan(snap([canceled], [minimal()], [synced])) == [
-        ReconcileEvent(
-            activity_id="a1",
-            event_id="e1",
-            etag="2",
-            fields=f(canceled=True),
-            write_google=False,
-            write_crm=False,
-            reason="etag",
-        )
+        do.ReconcileEvent("a1", "e1", "2", f(canceled=True), False, False, reason="etag")
     ]
 
 
 def test_planning_again_an_activity_cancelled_in_the_crm_restores_its_event():
     synced = link(fields=f(canceled=True))
     got = plan(snap([act()], [minimal()], [synced]))
-    assert got == [
-        ReconcileEvent(
-            activity_id="a1",
-            event_id="e1",
-            etag="2",
-            fields=f(),
-            write_google=True,
-            write_crm=False,
-        )
-    ]
+    assert got == [do.ReconcileEvent("a1", "e1", "2", f(), True, False)]
     healed = link(fields=f(canceled=True), tombstone=True)  # tombstoned by an old echo
     assert plan(snap([act()], [], [healed])) == [
-        ReconcileEvent(
-            activity_id="a1",
-            event_id="e1",
-            etag="1",
-            fields=f(),
-            write_google=True,
-            write_crm=False,
-        )
+        do.ReconcileEvent("a1", "e1", "1", f(), True, False)
     ]
 
 
 def test_cancelled_on_both_sides_is_agreed_not_tombstoned():
     got = plan(snap([act(fields=f(canceled=True))], [ev(fields=f(canceled=True), cancelled=True,
                                                           etag="2")], [link()]))  # fmt: skip
-    assert got == [
-        ReconcileEvent(
-            activity_id="a1",
-            event_id="e1",
-            etag="2",
-            fields=f(canceled=True),
-            write_google=False,
-            write_crm=False,
-        )
-    ]
+    assert got == [do.ReconcileEvent("a1", "e1", "2", f(canceled=True), False, False)]
 
 
 def test_planned_again_after_google_lost_the_cancelled_event_gets_a_new_one():
     got = plan(snap([act()], [], [link(fields=f(canceled=True))], gone={"e1"}))
-    assert got == [InsertEvent(activity_id="a1", fields=f())]
+    assert got == [do.InsertEvent("a1", f())]
     still = plan(snap([act(fields=f(canceled=True))], [], [link(fields=f(canceled=True))],
                       gone={"e1"}))  # fmt: skip
-    assert still == [
-        DropEventLink(activity_id="a1")
-    ]  # over on both sides: no get on every full pass
+    assert still == [do.DropEventLink("a1")]  # over on both sides: no get on every full pass

@@ -21,9 +21,13 @@ from core.contacts_plan import (
 )
 from core.errors import SideEmpty
 from core.merge import Policy
+from tests.unit.actions import positional
 
 GROUP = "contactGroups/crm1"
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+
+# the actions, built positionally in their fields' order
+do = positional(CreatePerson, ImportPerson, Reconcile, LeaveGroup, Untag, DropLink, AmbiguousEmail)
 
 
 def f(**fields):
@@ -68,12 +72,12 @@ def snap(
 
 def test_first_push_creates_tagged_contacts_only():
     got = plan(snap([crm("c1"), crm("c2", tagged=False)]))
-    assert got == [CreatePerson(crm_id="c1", fields=f())]
+    assert got == [do.CreatePerson("c1", f())]
 
 
 def test_person_moved_into_group_is_imported():
     got = plan(snap(people=[person("people/c9", emails=("new@example.com",))]))
-    assert got == [ImportPerson(resource_name="people/c9", etag="e1", fields=f())]
+    assert got == [do.ImportPerson("people/c9", "e1", f())]
 
 
 def test_person_outside_group_is_ignored():
@@ -128,46 +132,18 @@ def test_no_change_on_either_side_plans_nothing():
 
 def test_echo_with_new_etag_only_refreshes_the_link():
     got = plan(snap([crm()], [person(etag="e2")], [link()]))
-    assert got == [
-        Reconcile(
-            crm_id="c1",
-            resource_name="people/c1",
-            etag="e2",
-            fields=f(),
-            write_google=False,
-            write_crm=False,
-            reason="etag",
-        )
-    ]
+    assert got == [do.Reconcile("c1", "people/c1", "e2", f(), False, False, reason="etag")]
 
 
 def test_crm_change_goes_to_google():
     got = plan(snap([crm(fields=f(jobTitle="CEO"))], [], [link()]))
-    assert got == [
-        Reconcile(
-            crm_id="c1",
-            resource_name="people/c1",
-            etag="e1",
-            fields=f(jobTitle="CEO"),
-            write_google=True,
-            write_crm=False,
-            person_fields=("organizations",),
-        )
-    ]
+    assert got == [do.Reconcile("c1", "people/c1", "e1", f(jobTitle="CEO"), True, False,
+                             person_fields=("organizations",))]  # fmt: skip
 
 
 def test_google_change_goes_to_crm():
     got = plan(snap([], [person(fields=f(notes="met at expo"), etag="e2")], [link()]))
-    assert got == [
-        Reconcile(
-            crm_id="c1",
-            resource_name="people/c1",
-            etag="e2",
-            fields=f(notes="met at expo"),
-            write_google=False,
-            write_crm=True,
-        )
-    ]
+    assert got == [do.Reconcile("c1", "people/c1", "e2", f(notes="met at expo"), False, True)]
 
 
 def test_both_sides_edit_different_fields_both_kept():
@@ -220,42 +196,40 @@ def test_most_recent_record_policy_drops_the_older_sides_other_edits():
 
 def test_deleted_in_google_untags_in_crm():
     assert plan(snap([], [person(deleted=True)], [link()])) == [
-        Untag(crm_id="c1", resource_name="people/c1", park=False)
+        do.Untag("c1", "people/c1", park=False)
     ]
 
 
 def test_left_the_group_untags_in_crm_and_parks_the_link():
     got = plan(snap([], [person(in_group=False, groups={"contactGroups/myContacts"})], [link()]))
-    assert got == [Untag(crm_id="c1", resource_name="people/c1")]
+    assert got == [do.Untag("c1", "people/c1")]
 
 
 def test_missing_from_a_complete_google_listing_untags():
     other = link("c2", "people/c2")
     got = plan(snap([], [person("people/c2")], [link(), other], google_complete=True))
-    assert got == [Untag(crm_id="c1", resource_name="people/c1", park=False)]
+    assert got == [do.Untag("c1", "people/c1", park=False)]
 
 
 def test_untagged_in_crm_leaves_the_group():
     got = plan(snap([crm(tagged=False)], [person(groups={GROUP, "contactGroups/myContacts"})],
                     [link()]))  # fmt: skip
-    assert got == [LeaveGroup(crm_id="c1", resource_name="people/c1", last_group=False)]
+    assert got == [do.LeaveGroup("c1", "people/c1", False)]
 
 
 def test_leaving_the_last_group_is_flagged_for_my_contacts_first():
     got = plan(snap([crm(tagged=False)], [person()], [link()]))
-    assert got == [LeaveGroup(crm_id="c1", resource_name="people/c1", last_group=True)]
+    assert got == [do.LeaveGroup("c1", "people/c1", True)]
 
 
 def test_deleted_in_crm_with_unknown_google_groups():
     other = link("c2", "people/c2")
     got = plan(snap([crm("c2")], [], [link(), other], crm_complete=True))
-    assert got == [LeaveGroup(crm_id="c1", resource_name="people/c1", last_group=None, park=False)]
+    assert got == [do.LeaveGroup("c1", "people/c1", None, park=False)]
 
 
 def test_gone_on_both_sides_drops_the_link():
-    assert plan(snap([crm(tagged=False)], [person(deleted=True)], [link()])) == [
-        DropLink(crm_id="c1")
-    ]
+    assert plan(snap([crm(tagged=False)], [person(deleted=True)], [link()])) == [do.DropLink("c1")]
 
 
 # --- the guard --------------------------------------------------------------------------------
@@ -344,9 +318,7 @@ def test_rejoin_merges_what_changed_while_parked():
 
 
 def test_retagged_contact_whose_old_person_is_gone_is_pushed_anew():
-    assert plan(snap([crm()], [person(deleted=True)], [parked()])) == [
-        CreatePerson(crm_id="c1", fields=f())
-    ]
+    assert plan(snap([crm()], [person(deleted=True)], [parked()])) == [do.CreatePerson("c1", f())]
 
 
 def test_parked_links_are_quiet_otherwise():
@@ -367,9 +339,9 @@ def test_most_recent_policy_keeps_a_one_sided_edit_whatever_the_record_times():
 def test_a_deleted_crm_contact_is_never_linked_by_email_or_by_our_id():
     gone = CrmContact("c5", f(), False, T0, frozenset({"ada@example.com"}), deleted=True)
     got = plan(snap([gone], [person("people/c9")], by_email={"ada@example.com": ("c5",)}))
-    assert got == [ImportPerson(resource_name="people/c9", etag="e1", fields=f())]
+    assert got == [do.ImportPerson("people/c9", "e1", f())]
     got = plan(snap([gone], [person("people/c9", crm_id="c5")]))
-    assert got == [ImportPerson(resource_name="people/c9", etag="e1", fields=f())]
+    assert got == [do.ImportPerson("people/c9", "e1", f())]
 
 
 def test_a_new_private_tag_may_take_every_contact_out_of_the_group_without_the_guard():
@@ -398,17 +370,7 @@ def test_a_yearless_google_birthday_with_the_crm_month_and_day_is_no_edit_on_eit
     synced = f(birthday="1815-12-10")
     yearless = replace(person(fields=f(), etag="e2"), yearless_birthday="--12-10")
     got = plan(snap([crm(fields=synced)], [yearless], [link(fields=synced)]))
-    assert got == [
-        Reconcile(
-            crm_id="c1",
-            resource_name="people/c1",
-            etag="e2",
-            fields=synced,
-            write_google=False,
-            write_crm=False,
-            reason="etag",
-        )
-    ]
+    assert got == [do.Reconcile("c1", "people/c1", "e2", synced, False, False, reason="etag")]
     edited = plan(snap([crm(fields=f(birthday="1815-12-10", jobTitle="Countess"))], [yearless],
                        [link(fields=synced)]))  # fmt: skip
     assert edited[0].person_fields == ("organizations",) and not edited[0].write_crm
@@ -451,8 +413,8 @@ def test_a_person_found_by_search_on_an_incremental_run_is_linked_the_same_way()
 def test_several_persons_with_its_emails_create_nothing_and_say_so():
     got = plan(snap([crm("c1")], [outside("people/c8"), outside("people/c9")],
                     google_complete=True))  # fmt: skip
-    assert got == [AmbiguousEmail(crm_id="c1", resource_names=("people/c8", "people/c9"),
-                                  reason="several Google contacts have its emails")]  # fmt: skip
+    assert got == [do.AmbiguousEmail("c1", ("people/c8", "people/c9"),
+                                  "several Google contacts have its emails")]  # fmt: skip
 
 
 def test_a_person_holding_the_emails_of_several_new_contacts_is_taken_by_none():
@@ -464,21 +426,21 @@ def test_a_person_holding_the_emails_of_several_new_contacts_is_taken_by_none():
 def test_a_person_linked_to_another_contact_is_never_taken_even_parked():
     other = link("c7", "people/c9")
     assert plan(snap([crm("c1")], [outside()], [parked("c7", "people/c9")])) == [
-        CreatePerson(crm_id="c1", fields=f())
+        do.CreatePerson("c1", f())
     ]
     got = plan(snap([crm("c1"), crm("c7")], [person("people/c9")], [other]))
-    assert CreatePerson(crm_id="c1", fields=f()) in got
+    assert do.CreatePerson("c1", f()) in got
 
 
 def test_a_person_with_only_other_emails_is_no_match():
     got = plan(snap([crm("c1")], [outside(emails=("ada@other.example",))], google_complete=True))
-    assert got[-1] == CreatePerson(crm_id="c1", fields=f())
+    assert got[-1] == do.CreatePerson("c1", f())
 
 
 def test_with_the_account_confirmed_an_only_contact_deleted_in_google_is_untagged():
     """A user whose one synced contact is gone on a full pass is not stuck (review)."""
     one = Snapshot({}, {}, {"c1": link()}, GROUP, google_complete=True, account_confirmed=True)
-    assert plan(one) == [Untag(crm_id="c1", resource_name="people/c1", park=False)]
+    assert plan(one) == [do.Untag("c1", "people/c1", park=False)]
     many = Snapshot({}, {}, {lk.crm_id: lk for lk in many_links()}, GROUP,
                     google_complete=True, account_confirmed=True)  # fmt: skip
     with pytest.raises(SideEmpty):

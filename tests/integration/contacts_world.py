@@ -14,11 +14,12 @@ from adapters.store_base import open_store
 from core import contact_mapping as cm
 from core import email_index
 from core.contacts_engine import ContactsEngine
-from core.model import CONTACTS, LINKS, SYNC_STATE, stamp
+from core.model import stamp
 from core.runs import Options, Report
 from functions import bootstrap, seed
 from functions.accounts import connect
 from functions.sync import google_credentials, run_contacts
+from tests.crm_side import CrmSide
 
 ALICE = seed.ALICE
 TAG = seed.ALICE_TAG
@@ -36,7 +37,7 @@ class SandboxTime:
         return self.sandbox.state.clock.now()
 
 
-class World:
+class World(CrmSide):
     def __init__(self, tmp: Path, sandbox: Any, google: Any) -> None:
         self.sandbox = sandbox
         self.clock = SandboxTime(sandbox)
@@ -73,41 +74,11 @@ class World:
         """One run through a directly built engine (fast retries)."""
         return self.engine().run(ALICE, Options(**options))
 
-    # --- the CRM side ------------------------------------------------------------------
-
-    def contact(self, crm_id: str) -> dict[str, Any]:
-        return self.store.get(CONTACTS, crm_id)
-
-    def edit_contact(self, crm_id: str, **fields: Any) -> None:
-        doc = self.contact(crm_id)
-        self.store.put(CONTACTS, crm_id, {**doc, **fields, "modifiedAt": self.now()})
-
-    def now(self) -> str:
-        return stamp(self.clock.now())
-
-    def tagged_ids(self) -> set[str]:
-        return {
-            d.id
-            for d in self.store.scan(CONTACTS, order_by="modifiedAt")
-            if TAG in d.data.get("tagIds", []) and not d.data.get("deletedAt")
-        }
-
-    def links(self) -> dict[str, str]:
-        """The active pairs, CRM id -> resource name (parked links left out)."""
-        docs = self.store.scan(LINKS, order_by="crmId")
-        return {d.data["crmId"]: d.data["googleId"] for d in docs if not d.data.get("parked")}
-
-    def state(self) -> dict[str, Any]:
-        return self.store.get(SYNC_STATE, f"{ALICE}:contacts") or {}
-
     # --- the Google side ----------------------------------------------------------------
 
     @property
     def people(self) -> Any:
         return self.google.people.people()
-
-    def group(self) -> str:
-        return self.state()["groupResourceName"]
 
     def persons(self) -> dict[str, dict[str, Any]]:
         out, page = {}, None

@@ -19,17 +19,17 @@ from adapters.store_base import open_store
 from core import contact_mapping as cm
 from core import email_index
 from core.contacts_engine import ContactsEngine
-from core.model import CONTACTS, LINKS, SYNC_STATE, stamp
 from core.runs import Options, Report
 from functions import bootstrap, seed
 from functions.accounts import save_connection
 from tests.contacts_machine import ContactsMachine
+from tests.crm_side import CrmSide
 from tests.fakes import MY_CONTACTS, FakeClock, FakePeople
 
 ALICE, TAG = seed.ALICE, seed.ALICE_TAG
 
 
-class FakeWorld:
+class FakeWorld(CrmSide):
     """``tests/integration/contacts_world.World`` with FakePeople for Google: the same
     CRM (the sample seed in SQLite), the same engine entry point, one FakeClock."""
 
@@ -48,32 +48,6 @@ class FakeWorld:
         engine = ContactsEngine(self.store, self.google, self.clock,
                                 new_id=lambda: uuid.uuid4().hex)  # fmt: skip
         return engine.run(ALICE, Options(**options))
-
-    # --- the CRM side (as World) --------------------------------------------------------
-
-    def contact(self, crm_id: str) -> dict[str, Any]:
-        return self.store.get(CONTACTS, crm_id)
-
-    def edit_contact(self, crm_id: str, **fields: Any) -> None:
-        doc = self.contact(crm_id)
-        self.store.put(CONTACTS, crm_id, {**doc, **fields, "modifiedAt": self.now()})
-
-    def now(self) -> str:
-        return stamp(self.clock.now())
-
-    def tagged_ids(self) -> set[str]:
-        return {
-            d.id
-            for d in self.store.scan(CONTACTS, order_by="modifiedAt")
-            if TAG in d.data.get("tagIds", []) and not d.data.get("deletedAt")
-        }
-
-    def links(self) -> dict[str, str]:
-        docs = self.store.scan(LINKS, order_by="crmId")
-        return {d.data["crmId"]: d.data["googleId"] for d in docs if not d.data.get("parked")}
-
-    def group(self) -> str:
-        return (self.store.get(SYNC_STATE, f"{ALICE}:contacts") or {})["groupResourceName"]
 
     # --- the Google side: what a user sees and does -------------------------------------
 

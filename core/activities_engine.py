@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from core import activity_mapping as am
-from core import email_index
+from core import email_index, pairs
 from core.activities_exec import ActivitiesExecutor, Gathered
 from core.activities_plan import ActivitySnapshot, CalEvent, CrmActivity, EventLink, plan
 from core.errors import ConfigError, SyncTokenExpired, UnknownUser
@@ -468,10 +468,8 @@ class ActivitiesEngine:
 
 
 def link_from_doc(doc: dict[str, Any]) -> EventLink:
-    fields = am.normalize(doc.get("fields") or {})
     others = doc.get("googleOnlyAttendees")
-    return EventLink(doc["crmId"], doc["googleId"], doc.get("googleEtag"),
-                     doc.get("fingerprint") or am.fingerprint(fields), fields,
+    return EventLink(*pairs.link_basics(doc, am.normalize),
                      bool(doc.get("tombstone")), doc.get("notPropagated"),
                      bool(doc.get("readOnly")), doc.get("organizerEmail") or "",
                      tuple(others) if others is not None else None)  # fmt: skip

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from core import contact_mapping as cm
-from core import email_index, person_patch
+from core import email_index, pairs, person_patch
 from core.apply import Apply, Links, Step, link_doc
 from core.contacts_plan import (
     AmbiguousEmail,
@@ -600,10 +600,7 @@ def contact_from_doc(contact: Any, tag_id: str) -> CrmContact:
 
 
 def link_from_doc(doc: dict[str, Any]) -> LinkRecord:
-    fields = cm.normalize(doc.get("fields") or {})
-    return LinkRecord(doc["crmId"], doc["googleId"], doc.get("googleEtag"),
-                      doc.get("fingerprint") or cm.fingerprint(fields), fields,
-                      bool(doc.get("parked")))  # fmt: skip
+    return LinkRecord(*pairs.link_basics(doc, cm.normalize), bool(doc.get("parked")))
 
 
 def _crm_changes(before: dict[str, Any], after: cm.ContactFields) -> dict[str, tuple[Any, Any]]:

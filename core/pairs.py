@@ -121,3 +121,15 @@ def refuse_empty(side: str, links: int, items: str, *, complete: bool, holds_any
     """Stop the run when a complete read of ``side`` holds none of the linked items."""
     if complete and not holds_any:
         raise SideEmpty(side, links, items)
+
+
+# --- links as stored ---------------------------------------------------------------------
+
+
+def link_basics(doc: Mapping[str, Any], normalize: Any) -> tuple[str, str, str | None, str, Any]:
+    """What every stored link holds, as its section's link record takes it first: the
+    CRM id, the Google id, the etag, the fingerprint and the synced fields (in normal
+    form; a link saved without a fingerprint gets theirs)."""
+    fields = normalize(doc.get("fields") or {})
+    fp = doc.get("fingerprint") or fingerprint(fields)
+    return doc["crmId"], doc["googleId"], doc.get("googleEtag"), fp, fields

@@ -1,5 +1,8 @@
 """Every error of an HTTP function answers JSON, never Flask's HTML page.
 
+``Rejected`` is a request refused for its input (status, message, problems by field,
+and a fixed ``code`` word), raised by the HTTP functions and the logic behind them.
+
 ``as_json`` is registered with ``functions_framework.errorhandler`` by ``main.py`` (the
 module each function's app loads), for what the functions do not answer themselves:
 an HTTP error keeps its status; Google's passing trouble is 503 with ``Retry-After``;
@@ -16,9 +19,21 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 
 from core import outcome
+from core.errors import CrmsyncError
 
 log = logging.getLogger("crmsync.http")
 RETRY_AFTER_SECONDS = 60
+
+
+class Rejected(CrmsyncError):
+    """Bad input: answered with ``status`` and a JSON error; nothing written or queued."""
+
+    def __init__(self, status: int, message: str, fields: dict[str, str] | None = None,
+                 code: str | None = None):  # fmt: skip
+        super().__init__(message)
+        self.status = status
+        self.fields = fields or {}  # problems by field path, for forms
+        self.code = code  # a fixed word for what went wrong (redirects carry it, not text)
 
 
 def as_json(error: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:

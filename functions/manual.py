@@ -28,7 +28,7 @@ from adapters.identity import NotSignedIn
 from functions import accounts, bootstrap, oauth, openapi
 from functions import manual_logic as api
 from functions import session as web
-from functions.webhook_logic import Rejected
+from functions.http_errors import Rejected
 
 PAGE = (Path(__file__).parent / "page.html").read_text()
 logs.setup()

@@ -31,8 +31,8 @@ from core.model import (
 from core.ports import DocumentStore, Filter
 from core.schedule import Job
 from functions import bootstrap
+from functions.http_errors import Rejected
 from functions.jobs import run_job
-from functions.webhook_logic import Rejected
 
 
 class ContactsIn(BaseModel):

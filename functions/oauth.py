@@ -20,9 +20,9 @@ from flask import make_response, redirect
 from adapters import logs
 from adapters.identity import NotSignedIn
 from functions import bootstrap
+from functions.http_errors import Rejected
 from functions.manual_logic import identify
 from functions.oauth_logic import NONCE_COOKIE, STATE_SECONDS, finish, start
-from functions.webhook_logic import Rejected
 
 logs.setup()
 

@@ -26,7 +26,7 @@ from core.model import USERS
 from core.ports import DocumentStore
 from functions import bootstrap
 from functions.accounts import save_connection
-from functions.webhook_logic import Rejected
+from functions.http_errors import Rejected
 
 STATE_SECONDS = 600
 AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"

@@ -27,7 +27,7 @@ from adapters.identity import verified_email
 from core.model import USERS
 from core.ports import DocumentStore, Filter
 from functions import bootstrap
-from functions.webhook_logic import Rejected
+from functions.http_errors import Rejected
 
 COOKIE = "crmsync_session"
 SESSION_SECONDS = 8 * 3600

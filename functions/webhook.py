@@ -11,8 +11,9 @@ import functions_framework
 from adapters import logs
 from adapters.queue import open_queue
 from functions import bootstrap
+from functions.http_errors import Rejected
 from functions.jobs import run_job
-from functions.webhook_logic import MAX_BODY, Rejected, accept, parse, verify
+from functions.webhook_logic import MAX_BODY, accept, parse, verify
 
 logs.setup()
 

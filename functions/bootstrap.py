@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.clock import SystemClock
-from adapters.store_base import open_store
+from adapters.stores import open_store
 from adapters.tokens import KMS_KEY, EnvelopeCipher, FernetCipher, KmsCipher, cipher_for
 from core.ports import Clock, DocumentStore
 

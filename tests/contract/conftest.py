@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.store_base import open_store
 from adapters.store_sqlite import SqliteStore
+from adapters.stores import open_store
 from core.ports import DocumentStore
 from tests import emulators
 

@@ -28,6 +28,7 @@ from core.errors import ConfigError, NotConnected, UnknownUser
 from core.model import GOOGLE_ACCOUNTS, SECTIONS, SYNC_STATE, USERS, stamp, state_id
 from core.ports import DocumentStore, Transaction
 from functions import bootstrap
+from functions.channels import CHANNELS, stop_channel
 
 log = logging.getLogger("crmsync.accounts")
 NOT_CONNECTED = "not_connected"
@@ -182,8 +183,6 @@ def _archive_all(store: DocumentStore, user_id: str, before: dict[str, dict[str,
         unlinked[section] = account_switch.archive(store, user_id, section, owner)
     channel = before[state_id(user_id, "activities")].get("channel")
     if channel and not stopped:
-        from functions.push import CHANNELS
-
         store.delete(CHANNELS, channel["id"])
     return unlinked
 
@@ -262,7 +261,6 @@ def _stop_channel(
     from adapters import google_api
     from adapters.calendar_api import CalendarApi
     from adapters.google_calls import Retry
-    from functions.push import stop_channel
 
     try:
         creds = google_api.credentials(

@@ -53,6 +53,7 @@ from core.ports import MAX_BATCH_WRITES, Doc, DocumentStore, Filter, no_progress
 from core.runs import Options, Report, chunked, claim
 from core.schedule import Job
 from functions import bootstrap
+from functions.channels import maintain_channel
 from functions.sync import changed, crm_page, run_sections
 
 log = logging.getLogger("crmsync.jobs")
@@ -142,8 +143,6 @@ def due_jobs(store: DocumentStore, now: datetime) -> list[Job]:
 
 def _keep_channels(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:
     """Calendar push channels due for upkeep (``renewAt`` passed): open, renew or stop."""
-    from functions.push import maintain_channel
-
     for doc in store.scan(SYNC_STATE, [Filter("renewAt", "<=", stamp(now))], order_by="renewAt"):
         user_id = doc.data.get("userId")
         if not user_id:

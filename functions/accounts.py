@@ -22,6 +22,7 @@ from typing import Any
 
 from adapters.clock import rfc3339
 from adapters.google_auth import TokenInfo, check_refresh_token, revoke_token
+from adapters.google_calls import Retry
 from core import account_switch, email_index, lease, schedule
 from core.account_switch import switch_all
 from core.errors import ConfigError, NotConnected, UnknownUser
@@ -258,16 +259,9 @@ def _stop_channel(
     channel = state.get("channel")
     if not channel or token is None:
         return False
-    from adapters import google_api
-    from adapters.calendar_api import CalendarApi
-    from adapters.google_calls import Retry
-
     try:
-        creds = google_api.credentials(
-            token, config.google_endpoint, config.oauth_client_id, config.oauth_client_secret
-        )
-        service = google_api.calendar_service(creds, config.google_endpoint)
-        calendar = CalendarApi(service, config.google_endpoint, Retry(attempts=2, base_seconds=0.2))
+        creds = bootstrap.credentials(config, token)
+        calendar = bootstrap.calendar_port(config, creds, Retry(attempts=2, base_seconds=0.2))
         stop_channel(store, calendar, channel)
     except Exception as exc:  # it expires by itself within days; pushes to it answer 404
         log.warning("disconnect: the push channel could not be stopped: %s", type(exc).__name__)

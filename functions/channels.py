@@ -18,7 +18,6 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters import google_api
 from adapters.calendar_api import CalendarApi
 from core.model import SYNC_SETTINGS, SYNC_STATE, SyncSettings, load, parse_timestamp, stamp
 from core.ports import DocumentStore, WatchPort
@@ -92,7 +91,4 @@ def renew_at(expires: datetime, now: datetime) -> datetime:
 
 
 def _calendar(config: bootstrap.Config, store: DocumentStore, user_id: str) -> CalendarApi:
-    creds = google_credentials(config, store, user_id)
-    return CalendarApi(
-        google_api.calendar_service(creds, config.google_endpoint), config.google_endpoint
-    )
+    return bootstrap.calendar_port(config, google_credentials(config, store, user_id))

@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.queue import open_queue
 from core import email_index, outcome, schedule
 from core.errors import (
     AuthRevoked,
@@ -90,7 +89,7 @@ def dispatch(config: bootstrap.Config, store: DocumentStore, *, send: Any = None
     if send is not None:
         send(jobs)
     else:
-        queue = open_queue(config.queue, lambda job: run_job(config, store, job))
+        queue = queue_for(config, store)
         full = [job for job in jobs if job.probe is None]
         for job in full:  # marked first: a slow queue does not get it twice
             schedule.update_state(store, schedule.state_id(job.user_id, job.section),
@@ -106,6 +105,11 @@ def dispatch(config: bootstrap.Config, store: DocumentStore, *, send: Any = None
             fields = {"step": step.__name__, "error": type(exc).__name__}
             log.warning("tick upkeep failed: %s", exc, extra={"fields": fields})
     return jobs
+
+
+def queue_for(config: bootstrap.Config, store: DocumentStore) -> Any:
+    """The configured queue (``bootstrap.queue``); inline, a job runs with ``run_job``."""
+    return bootstrap.queue(config, lambda job: run_job(config, store, job))
 
 
 def due_jobs(store: DocumentStore, now: datetime) -> list[Job]:

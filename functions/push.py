@@ -12,11 +12,10 @@ import hmac
 import functions_framework
 
 from adapters import logs
-from adapters.queue import open_queue
 from core.schedule import Job
 from functions import bootstrap
 from functions.channels import CHANNELS, token_hash
-from functions.jobs import run_job
+from functions.jobs import queue_for
 from functions.webhook_logic import claim
 
 logs.setup()
@@ -38,5 +37,5 @@ def calendar_push(request):
     job = Job(channel["userId"], "activities", "push")
     if not claim(store, job, bootstrap.clock().now()):
         return {"queued": False, "coalesced": True}, 200
-    open_queue(config.queue, lambda j: run_job(config, store, j)).send([job])
+    queue_for(config, store).send([job])
     return {"queued": True}, 200

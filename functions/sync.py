@@ -1,5 +1,5 @@
-"""Running one user's sync: builds the Google port from the stored connection and runs
-the engine. Shared by the CLI and the Cloud Functions.
+"""Running one user's sync: the Google port for the stored connection (built by
+``bootstrap``) and the engine. Shared by the CLI and the Cloud Functions.
 
 The user's ``users`` and ``googleAccounts`` documents are read once per run and handed
 to the engine. A warm instance keeps each connection's decrypted refresh token and its
@@ -14,13 +14,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adapters import google_api
-from adapters.calendar_api import CalendarApi
-from adapters.people_api import PeopleApi
 from core import probe as probe_rules
 from core.activities_engine import ActivitiesEngine
 from core.contacts_engine import ContactsEngine, crm_window
@@ -91,9 +87,7 @@ def _credentials_for(config: bootstrap.Config, user_id: str, ciphertext: str) ->
             creds = _CACHE.get(key)
         if creds is None:
             token = bootstrap.cipher(config).decrypt(ciphertext)
-            creds = google_api.credentials(
-                token, config.google_endpoint, config.oauth_client_id, config.oauth_client_secret
-            )
+            creds = bootstrap.credentials(config, token)
         with _LOCK:
             _CACHE[key] = creds
             _MAKING.pop(key, None)
@@ -116,47 +110,6 @@ def _preload(store: DocumentStore, user_id: str, preloaded: Preloaded | None) ->
     return pre
 
 
-def people_port(config: bootstrap.Config, creds: Any) -> PeopleApi:
-    return PeopleApi(google_api.people_service(creds, config.google_endpoint))
-
-
-def calendar_port(config: bootstrap.Config, creds: Any) -> CalendarApi:
-    service = google_api.calendar_service(creds, config.google_endpoint)
-    return CalendarApi(service, config.google_endpoint)
-
-
-POOL_SIZE = 32  # built ports kept per API: as many as the looks of a message, and some
-_POOLS: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
-
-
-@contextmanager
-def pooled_port(config: bootstrap.Config, api: str, creds: Any) -> Iterator[Any]:
-    """A People or Calendar port for one look, taken from a per-process pool and lent to
-    ``creds`` while the look lasts: building a google-api-python-client service and its
-    resources costs ~16 ms CPU, more than the rest of a look. A port serves one user
-    at a time; its HTTP client is handed back without credentials."""
-    key = (api, config.google_endpoint or "")
-    with _LOCK:
-        pool = _POOLS.setdefault(key, [])
-        taken = pool.pop() if pool else None
-    if taken is None:
-        http = google_api.authorized_http(creds)
-        if api == "people":
-            port: Any = PeopleApi(google_api.people_service(creds, config.google_endpoint, http))
-        else:
-            service = google_api.calendar_service(creds, config.google_endpoint, http)
-            port = CalendarApi(service, config.google_endpoint)
-        taken = (port, http)
-    taken[1].credentials = creds
-    try:
-        yield taken[0]
-    finally:
-        taken[1].credentials = None
-        with _LOCK:
-            if len(pool) < POOL_SIZE:
-                pool.append(taken)
-
-
 def run_contacts(
     config: bootstrap.Config,
     store: DocumentStore,
@@ -169,7 +122,7 @@ def run_contacts(
     creds = google_credentials(config, store, user_id, pre)
     engine = ContactsEngine(
         store,
-        people_port(config, creds),
+        bootstrap.people_port(config, creds),
         bootstrap.clock(),
         new_id=lambda: uuid.uuid4().hex,
         group_name=config.group_name,
@@ -191,7 +144,7 @@ def run_activities(
     creds = google_credentials(config, store, user_id, pre)
     engine = ActivitiesEngine(
         store,
-        calendar_port(config, creds),
+        bootstrap.calendar_port(config, creds),
         bootstrap.clock(),
         new_id=lambda: uuid.uuid4().hex,
         progress=progress,
@@ -273,7 +226,7 @@ def changed(config: bootstrap.Config, store: DocumentStore, job: Job,
     try:
         creds = _credentials_for(config, user_id, ciphertext)
         api = "people" if section == "contacts" else "calendar"
-        with pooled_port(config, api, creds) as port:
+        with bootstrap.pooled_port(config, api, creds) as port:
             moved = port.has_changes(probe.google_cursor)
     except GoogleError:  # the full run meets the same trouble and records it
         return "run", read

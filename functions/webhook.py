@@ -9,10 +9,9 @@ from __future__ import annotations
 import functions_framework
 
 from adapters import logs
-from adapters.queue import open_queue
 from functions import bootstrap
 from functions.http_errors import Rejected
-from functions.jobs import run_job
+from functions.jobs import queue_for
 from functions.webhook_logic import MAX_BODY, accept, parse, verify
 
 logs.setup()
@@ -32,7 +31,7 @@ def crm_webhook(request):
                request.headers.get("X-Crmsync-Signature"), body, now)  # fmt: skip
         payload = parse(body)
         store = bootstrap.shared_store(config)
-        queue = open_queue(config.queue, lambda job: run_job(config, store, job))
+        queue = queue_for(config, store)
         result = accept(store, payload, now, queue.send)
     except Rejected as rejected:
         return {"error": str(rejected)}, rejected.status

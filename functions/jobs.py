@@ -204,50 +204,67 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job,
     attempt = uuid.uuid4().hex[:12]  # this delivery: a redelivered message is another
     if job.trigger == "manual":  # the page follows it: one record, updated as it goes
         job = dataclasses.replace(job, run_id=job.run_id or uuid.uuid4().hex)
-        fields = {"userId": job.user_id, "section": job.section, "trigger": job.trigger}
-        verdict = claim(store, job.run_id, fields, attempt, bootstrap.clock().now())  # type: ignore[arg-type]
-        if verdict == "done":  # a redelivery of a run that has finished: acknowledged
-            log.info("run already finished; not run again", extra={"fields": {"runId": job.run_id}})
+        if not _claimed(store, job, attempt):
             return None
-        if verdict == "busy":  # its first delivery is still running: asked again later
-            raise RunUnderWay(job.run_id)  # type: ignore[arg-type]
         progress = RecordedProgress(store, job, attempt)
     options = Options(trigger=job.trigger, run_id=job.run_id, attempt=attempt)
     try:
-        preloaded = None
-        if job.probe is not None:
-            verdict, preloaded = looked or changed(config, store, job)
-            if verdict == "unchanged":
-                return UNCHANGED  # nothing changed on either side: nothing written
-        if job.trigger == "schedule":
-            raw = store.get(SYNC_SETTINGS, job.user_id)  # read once: the run uses it too
-            preloaded = {**(preloaded or {}), SYNC_SETTINGS: raw}
-            if _turned_off(store, job, raw):
-                return None  # auto sync was turned off (by the CRM itself): off the schedule
-        report = run_sections(config, store, job.user_id, job.section, options,
-                              progress, preloaded)[0]  # fmt: skip
-        log_run(report)
-        return report
+        return _run(config, store, job, options, progress, looked)
     except LeaseHeld as held:
         _record_skip(store, job, held)
     except FINAL as final:
-        fields = {
-            "userId": job.user_id,
-            "section": job.section,
-            "trigger": job.trigger,
-            "error": type(final).__name__,
-        }
-        log.error("sync not retried: %s", final, extra={"fields": fields})
-        if not getattr(final, "recorded", False):  # its run has said so already
-            _record_skip(store, job, final)
-        if job.trigger == "schedule" and not isinstance(final, SideEmpty):
-            _settle(store, job, final)
+        _give_up(store, job, final)
     except Exception as exc:
         if job.run_id and not getattr(exc, "recorded", False):  # its record says "running"
             _record_skip(store, job, exc)
             exc.recorded = True  # type: ignore[attr-defined]
         raise
     return None
+
+
+def _claimed(store: DocumentStore, job: Job, attempt: str) -> bool:
+    """Claim a run started by hand for this delivery; False for a redelivery of a run
+    that has finished (acknowledged), ``RunUnderWay`` while its first delivery runs."""
+    fields = {"userId": job.user_id, "section": job.section, "trigger": job.trigger}
+    verdict = claim(store, job.run_id, fields, attempt, bootstrap.clock().now())  # type: ignore[arg-type]
+    if verdict == "done":
+        log.info("run already finished; not run again", extra={"fields": {"runId": job.run_id}})
+        return False
+    if verdict == "busy":  # asked again later
+        raise RunUnderWay(job.run_id)  # type: ignore[arg-type]
+    return True
+
+
+def _run(config: bootstrap.Config, store: DocumentStore, job: Job, options: Options,
+         progress: Any, looked: tuple[str, dict] | None) -> Report | str | None:  # fmt: skip
+    """The job's run: ``UNCHANGED`` when its probe found nothing, None when its section
+    no longer syncs automatically, else its report."""
+    preloaded = None
+    if job.probe is not None:
+        verdict, preloaded = looked or changed(config, store, job)
+        if verdict == "unchanged":
+            return UNCHANGED  # nothing changed on either side: nothing written
+    if job.trigger == "schedule":
+        raw = store.get(SYNC_SETTINGS, job.user_id)  # read once: the run uses it too
+        preloaded = {**(preloaded or {}), SYNC_SETTINGS: raw}
+        if _turned_off(store, job, raw):
+            return None  # auto sync was turned off (by the CRM itself): off the schedule
+    report = run_sections(config, store, job.user_id, job.section, options,
+                          progress, preloaded)[0]  # fmt: skip
+    log_run(report)
+    return report
+
+
+def _give_up(store: DocumentStore, job: Job, final: Exception) -> None:
+    """An error a retry cannot cure: logged, recorded (unless its run has said so), and
+    a scheduled pair settled."""
+    fields = {"userId": job.user_id, "section": job.section, "trigger": job.trigger,
+              "error": type(final).__name__}  # fmt: skip
+    log.error("sync not retried: %s", final, extra={"fields": fields})
+    if not getattr(final, "recorded", False):  # its run has said so already
+        _record_skip(store, job, final)
+    if job.trigger == "schedule" and not isinstance(final, SideEmpty):
+        _settle(store, job, final)
 
 
 def _turned_off(store: DocumentStore, job: Job, raw: dict[str, Any] | None) -> bool:

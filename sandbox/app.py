@@ -1,7 +1,9 @@
 """The sandbox's request pipeline: routing, authentication, faults, quotas, stats.
 
 Every API module (``people``, ``calendar``, ``oauth``, ``control``) registers its
-routes on the shared ``Router`` with a discovery method id such as
+routes on the shared ``Router`` (``sandbox.routing``, with ``Call``, ``Reply`` and
+``ApiError``: the API modules import that, never this module) with a discovery method
+id such as
 ``people.people.connections.list``. ``Sandbox.dispatch`` runs one request through:
 
     route -> (API routes only) count -> latency -> auth -> fault -> quota -> handler

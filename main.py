@@ -9,7 +9,7 @@ import sys
 import functions_framework
 
 from functions.cli import main
-from functions.http_errors import as_json
+from functions.http_errors import HANDLERS
 from functions.manual import manual_sync
 from functions.oauth import oauth_callback, oauth_start
 from functions.push import calendar_push
@@ -26,8 +26,10 @@ __all__ = [
     "run_sync_job",
 ]
 
-# every error answers JSON (each function's app loads this module; a no-op elsewhere)
-functions_framework.errorhandler(Exception)(as_json)
+# errors are mapped here, once, for every function: create_app runs this module for each
+# app and points functions_framework.errorhandler at that app (a no-op elsewhere)
+for error, handler in HANDLERS.items():
+    functions_framework.errorhandler(error)(handler)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,14 +8,15 @@ depend on the backend lives here, written once:
   queries (one range field, which must be the ``order_by`` field);
 * ``BaseStore.scan``, built on ``query``;
 * ``BaseBatch`` and ``BaseTransaction``, which collect writes and leave only the
-  commit to the adapter;
-* ``open_store(url)``, the factory behind ``CRMSYNC_STORE``.
+  commit to the adapter.
+
+The factory behind ``CRMSYNC_STORE`` is ``adapters.stores.open_store``: it imports the
+adapters, which import this module (never the other way round).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
 import re
 import time
@@ -23,8 +24,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from core.errors import ConfigError, StoreError, TransactionConflict
-from core.ports import MAX_BATCH_WRITES, Doc, DocumentStore, Filter
+from core.errors import StoreError, TransactionConflict
+from core.ports import MAX_BATCH_WRITES, Doc, Filter
 
 RANGE_OPS = frozenset({"<", "<=", ">", ">="})
 ALL_OPS = RANGE_OPS | {"==", "array_contains"}
@@ -517,44 +518,3 @@ class BaseTransaction:
 
     def _read(self, collection: str, doc_id: str) -> dict[str, Any] | None:
         raise NotImplementedError
-
-
-# --- factory ------------------------------------------------------------------------
-
-SQLITE_PREFIX = "sqlite:///"
-
-
-def open_store(url: str) -> DocumentStore:
-    """The store named by ``url`` (the ``CRMSYNC_STORE`` setting).
-
-    * ``sqlite:///PATH``: a SQLite file (relative ``PATH`` is against the working
-      directory; ``sqlite:////abs/path`` is absolute); parent directories are created.
-    * ``firestore``: Firestore in project ``GOOGLE_CLOUD_PROJECT``; the client honours
-      ``FIRESTORE_EMULATOR_HOST``.
-    """
-    if not isinstance(url, str):
-        raise ConfigError(f"CRMSYNC_STORE must be a string, got {url!r}")
-    if url.startswith(SQLITE_PREFIX):
-        return _open_sqlite(url[len(SQLITE_PREFIX) :])
-    if url == "firestore":
-        return _open_firestore()
-    raise ConfigError(f"unsupported CRMSYNC_STORE {url!r}: use 'sqlite:///PATH' or 'firestore'")
-
-
-def _open_sqlite(path: str) -> DocumentStore:
-    if not path or path == ":memory:" or path.startswith("file:"):
-        raise ConfigError(
-            f"CRMSYNC_STORE sqlite:///{path}: give a file path, e.g. sqlite:///.crmsync/crmsync.db"
-        )
-    from adapters.store_sqlite import SqliteStore
-
-    return SqliteStore(path)
-
-
-def _open_firestore() -> DocumentStore:
-    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip()
-    if not project:
-        raise ConfigError("CRMSYNC_STORE=firestore needs GOOGLE_CLOUD_PROJECT to name the project")
-    from adapters.store_firestore import FirestoreStore
-
-    return FirestoreStore(project)

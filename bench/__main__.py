@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adapters import google_api
-from adapters.store_base import open_store
+from adapters.stores import open_store
 from bench.sandbox_proc import ExternalSandbox
 from core import contact_mapping as cm
 from core.ports import Filter

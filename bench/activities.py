@@ -15,7 +15,7 @@ from adapters import google_api
 from adapters.calendar_api import CalendarApi
 from adapters.clock import SystemClock
 from adapters.google_calls import Retry
-from adapters.store_base import open_store
+from adapters.stores import open_store
 from bench.sandbox_proc import ExternalSandbox
 from core.activities_engine import ActivitiesEngine
 from core.model import ACTIVITIES, stamp

@@ -21,7 +21,7 @@ from adapters import google_api
 from adapters.clock import SystemClock
 from adapters.google_calls import Retry
 from adapters.people_api import PeopleApi
-from adapters.store_base import open_store
+from adapters.stores import open_store
 from bench.sandbox_proc import ExternalSandbox
 from core import contact_mapping as cm
 from core.contacts_engine import ContactsEngine

@@ -518,7 +518,7 @@ def make_config(work: Path, endpoint: str | None) -> Any:
 
 
 def open_plain(config: Any) -> Any:
-    from adapters.store_base import open_store
+    from adapters.stores import open_store
 
     return open_store(config.store_url)
 

@@ -22,12 +22,14 @@ from typing import Any
 
 from adapters.clock import rfc3339
 from adapters.google_auth import TokenInfo, check_refresh_token, revoke_token
+from adapters.google_calls import Retry
 from core import account_switch, email_index, lease, schedule
 from core.account_switch import switch_all
 from core.errors import ConfigError, NotConnected, UnknownUser
 from core.model import GOOGLE_ACCOUNTS, SECTIONS, SYNC_STATE, USERS, stamp, state_id
 from core.ports import DocumentStore, Transaction
 from functions import bootstrap
+from functions.channels import CHANNELS, stop_channel
 
 log = logging.getLogger("crmsync.accounts")
 NOT_CONNECTED = "not_connected"
@@ -112,20 +114,10 @@ def disconnect(config: bootstrap.Config, store: DocumentStore, user_id: str) -> 
 
     Unknown user: ``UnknownUser``; no connection (never, or disconnected already):
     ``NotConnected``; nothing is written either way."""
-    user = store.get(USERS, user_id)
-    if user is None:
-        raise UnknownUser(user_id)
-    account = store.get(GOOGLE_ACCOUNTS, user_id)
-    ciphertext = (account or {}).get("refreshTokenCiphertext")
-    if not account or account.get("status") == NOT_CONNECTED or not ciphertext:
-        raise NotConnected(f"user {user_id} has no Google account connected: nothing to disconnect")
+    user, account = _connection(store, user_id)
+    ciphertext, email = account["refreshTokenCiphertext"], account.get("accountEmail") or None
     now = bootstrap.clock().now()
-    email = account.get("accountEmail") or None
-    try:
-        token: str | None = bootstrap.cipher(config).decrypt(ciphertext)
-    except ConfigError as exc:  # the key changed: no one can use (or revoke) this token
-        log.warning("disconnect: the stored token cannot be decrypted: %s", exc)
-        token = None
+    token = _token(config, ciphertext)
     holder = f"disconnect:{uuid.uuid4().hex}"
     before = _lease_all(store, user_id, holder, now)
     stopped = False
@@ -146,17 +138,11 @@ def disconnect(config: bootstrap.Config, store: DocumentStore, user_id: str) -> 
         _give_back(store, holder, before, now, channel_stopped=stopped)
         _mark_revoked(store, user_id, ciphertext)
         raise
-    if email and not replaced and email_index.norm(email) != email_index.norm(user.get("email")):
-        with store.batch() as batch:  # connect listed the user under its account's email
-            batch.remove_from_array(email_index.EMAIL_INDEX, email_index.key(email), "users",
-                                    [user_id])  # fmt: skip
+    if not replaced:
+        _unindex(store, user, user_id, email)
     schedule.unschedule(store, user_id)
-    if replaced:  # reconnected meanwhile: that connection stays, its pairs rejoin
-        fresh = (store.get(GOOGLE_ACCOUNTS, user_id) or {}).get("accountEmail")
-        if fresh:  # another account than the one just archived: it starts clean first
-            switch_all(store, user_id, fresh, email, now)
-        account_switch.resume(store, user_id, fresh, now)
-        schedule.reschedule(store, user_id, now, due_now=True)
+    if replaced:
+        _rejoin(store, user_id, email, now)
     log.info(
         "disconnected a Google account",
         extra={"fields": {"userId": user_id, "revoked": revoked, "unlinked": unlinked}},
@@ -171,6 +157,46 @@ def disconnect(config: bootstrap.Config, store: DocumentStore, user_id: str) -> 
     }
 
 
+def _connection(store: DocumentStore, user_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The user and their Google connection; ``UnknownUser``, or ``NotConnected`` (never
+    connected, or disconnected already)."""
+    user = store.get(USERS, user_id)
+    if user is None:
+        raise UnknownUser(user_id)
+    account = store.get(GOOGLE_ACCOUNTS, user_id) or {}
+    if account.get("status") == NOT_CONNECTED or not account.get("refreshTokenCiphertext"):
+        raise NotConnected(f"user {user_id} has no Google account connected: nothing to disconnect")
+    return user, account
+
+
+def _token(config: bootstrap.Config, ciphertext: str) -> str | None:
+    """The refresh token, or None when the key changed: no one can use (or revoke) it."""
+    try:
+        return bootstrap.cipher(config).decrypt(ciphertext)
+    except ConfigError as exc:
+        log.warning("disconnect: the stored token cannot be decrypted: %s", exc)
+        return None
+
+
+def _unindex(store: DocumentStore, user: dict[str, Any], user_id: str, email: str | None) -> None:
+    """Connect listed the user under its account's email: no more (unless it is the
+    user's CRM email too)."""
+    if email and email_index.norm(email) != email_index.norm(user.get("email")):
+        with store.batch() as batch:
+            batch.remove_from_array(email_index.EMAIL_INDEX, email_index.key(email), "users",
+                                    [user_id])  # fmt: skip
+
+
+def _rejoin(store: DocumentStore, user_id: str, email: str | None, now: datetime) -> None:
+    """Reconnected meanwhile: that connection stays, and its pairs rejoin (another account
+    than the one just archived starts clean first)."""
+    fresh = (store.get(GOOGLE_ACCOUNTS, user_id) or {}).get("accountEmail")
+    if fresh:
+        switch_all(store, user_id, fresh, email, now)
+    account_switch.resume(store, user_id, fresh, now)
+    schedule.reschedule(store, user_id, now, due_now=True)
+
+
 def _archive_all(store: DocumentStore, user_id: str, before: dict[str, dict[str, Any]],
                  email: str | None, stopped: bool) -> dict[str, int]:  # fmt: skip
     """Both sections' links archived (a reconnection to the account restores them); a
@@ -182,8 +208,6 @@ def _archive_all(store: DocumentStore, user_id: str, before: dict[str, dict[str,
         unlinked[section] = account_switch.archive(store, user_id, section, owner)
     channel = before[state_id(user_id, "activities")].get("channel")
     if channel and not stopped:
-        from functions.push import CHANNELS
-
         store.delete(CHANNELS, channel["id"])
     return unlinked
 
@@ -259,17 +283,9 @@ def _stop_channel(
     channel = state.get("channel")
     if not channel or token is None:
         return False
-    from adapters import google_api
-    from adapters.calendar_api import CalendarApi
-    from adapters.google_calls import Retry
-    from functions.push import stop_channel
-
     try:
-        creds = google_api.credentials(
-            token, config.google_endpoint, config.oauth_client_id, config.oauth_client_secret
-        )
-        service = google_api.calendar_service(creds, config.google_endpoint)
-        calendar = CalendarApi(service, config.google_endpoint, Retry(attempts=2, base_seconds=0.2))
+        creds = bootstrap.credentials(config, token)
+        calendar = bootstrap.calendar_port(config, creds, Retry(attempts=2, base_seconds=0.2))
         stop_channel(store, calendar, channel)
     except Exception as exc:  # it expires by itself within days; pushes to it answer 404
         log.warning("disconnect: the push channel could not be stopped: %s", type(exc).__name__)

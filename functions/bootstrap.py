@@ -1,21 +1,32 @@
 """The composition root: reads configuration from the environment and builds adapters.
 
-Every entry point (CLI, Cloud Functions) gets its store, token cipher, clock and
-Google endpoint from here, so swapping SQLite for Firestore or the sandbox for real
-Google is a configuration change only (DESIGN.md, "Configuration").
+Every entry point (CLI, Cloud Functions) gets its store, token cipher, clock, queue,
+Google credentials and People/Calendar ports from here, and nowhere else builds them:
+swapping SQLite for Firestore, Pub/Sub for inline runs, or the sandbox for real Google
+is a configuration change only (DESIGN.md, "Configuration"). What is costly to build
+(the store, a KMS envelope cipher, API clients) is a lazy per-process global.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from adapters import google_api
+from adapters.calendar_api import CalendarApi
 from adapters.clock import SystemClock
-from adapters.store_base import open_store
+from adapters.google_calls import Retry
+from adapters.people_api import PeopleApi
+from adapters.queue import InlineQueue, PubSubQueue, open_queue
+from adapters.stores import open_store
 from adapters.tokens import KMS_KEY, EnvelopeCipher, FernetCipher, KmsCipher, cipher_for
 from core.ports import Clock, DocumentStore
+from core.schedule import Job
 
 DEFAULT_STORE = "sqlite:///.crmsync/crmsync.db"
 STATE_DIR = Path(".crmsync")
@@ -100,3 +111,59 @@ def use_clock(replacement: Clock | None) -> None:
     the demo does this, to share the in-process sandbox's clock when it lets time pass."""
     global _CLOCK
     _CLOCK = replacement
+
+
+def queue(config: Config, runner: Callable[[Job], Any]) -> InlineQueue | PubSubQueue:
+    """Where jobs go (``CRMSYNC_QUEUE``); ``runner`` runs one job in process (inline)."""
+    return open_queue(config.queue, runner)
+
+
+def credentials(config: Config, refresh_token: str) -> Any:
+    """A connection's Google credentials, refreshed at the configured endpoint."""
+    return google_api.credentials(
+        refresh_token, config.google_endpoint, config.oauth_client_id, config.oauth_client_secret
+    )
+
+
+def people_port(config: Config, creds: Any) -> PeopleApi:
+    return PeopleApi(google_api.people_service(creds, config.google_endpoint))
+
+
+def calendar_port(config: Config, creds: Any, retry: Retry | None = None) -> CalendarApi:
+    service = google_api.calendar_service(creds, config.google_endpoint)
+    if retry is None:  # the adapter's own retry policy
+        return CalendarApi(service, config.google_endpoint)
+    return CalendarApi(service, config.google_endpoint, retry)
+
+
+POOL_SIZE = 32  # built ports kept per API: as many as the looks of a message, and some
+_POOLS: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
+_POOL_LOCK = threading.Lock()
+
+
+@contextmanager
+def pooled_port(config: Config, api: str, creds: Any) -> Iterator[Any]:
+    """A People or Calendar port for one look, taken from a per-process pool and lent to
+    ``creds`` while the look lasts: building a google-api-python-client service and its
+    resources costs ~16 ms CPU, more than the rest of a look. A port serves one user
+    at a time; its HTTP client is handed back without credentials."""
+    key = (api, config.google_endpoint or "")
+    with _POOL_LOCK:
+        pool = _POOLS.setdefault(key, [])
+        taken = pool.pop() if pool else None
+    if taken is None:
+        http = google_api.authorized_http(creds)
+        if api == "people":
+            port: Any = PeopleApi(google_api.people_service(creds, config.google_endpoint, http))
+        else:
+            service = google_api.calendar_service(creds, config.google_endpoint, http)
+            port = CalendarApi(service, config.google_endpoint)
+        taken = (port, http)
+    taken[1].credentials = creds
+    try:
+        yield taken[0]
+    finally:
+        taken[1].credentials = None
+        with _POOL_LOCK:
+            if len(pool) < POOL_SIZE:
+                pool.append(taken)

@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.queue import open_queue
 from core import email_index, outcome, schedule
 from core.errors import (
     AuthRevoked,
@@ -53,6 +52,7 @@ from core.ports import MAX_BATCH_WRITES, Doc, DocumentStore, Filter, no_progress
 from core.runs import Options, Report, chunked, claim
 from core.schedule import Job
 from functions import bootstrap
+from functions.channels import maintain_channel
 from functions.sync import changed, crm_page, run_sections
 
 log = logging.getLogger("crmsync.jobs")
@@ -89,7 +89,7 @@ def dispatch(config: bootstrap.Config, store: DocumentStore, *, send: Any = None
     if send is not None:
         send(jobs)
     else:
-        queue = open_queue(config.queue, lambda job: run_job(config, store, job))
+        queue = queue_for(config, store)
         full = [job for job in jobs if job.probe is None]
         for job in full:  # marked first: a slow queue does not get it twice
             schedule.update_state(store, schedule.state_id(job.user_id, job.section),
@@ -105,6 +105,11 @@ def dispatch(config: bootstrap.Config, store: DocumentStore, *, send: Any = None
             fields = {"step": step.__name__, "error": type(exc).__name__}
             log.warning("tick upkeep failed: %s", exc, extra={"fields": fields})
     return jobs
+
+
+def queue_for(config: bootstrap.Config, store: DocumentStore) -> Any:
+    """The configured queue (``bootstrap.queue``); inline, a job runs with ``run_job``."""
+    return bootstrap.queue(config, lambda job: run_job(config, store, job))
 
 
 def due_jobs(store: DocumentStore, now: datetime) -> list[Job]:
@@ -142,8 +147,6 @@ def due_jobs(store: DocumentStore, now: datetime) -> list[Job]:
 
 def _keep_channels(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:
     """Calendar push channels due for upkeep (``renewAt`` passed): open, renew or stop."""
-    from functions.push import maintain_channel
-
     for doc in store.scan(SYNC_STATE, [Filter("renewAt", "<=", stamp(now))], order_by="renewAt"):
         user_id = doc.data.get("userId")
         if not user_id:
@@ -201,50 +204,67 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job,
     attempt = uuid.uuid4().hex[:12]  # this delivery: a redelivered message is another
     if job.trigger == "manual":  # the page follows it: one record, updated as it goes
         job = dataclasses.replace(job, run_id=job.run_id or uuid.uuid4().hex)
-        fields = {"userId": job.user_id, "section": job.section, "trigger": job.trigger}
-        verdict = claim(store, job.run_id, fields, attempt, bootstrap.clock().now())  # type: ignore[arg-type]
-        if verdict == "done":  # a redelivery of a run that has finished: acknowledged
-            log.info("run already finished; not run again", extra={"fields": {"runId": job.run_id}})
+        if not _claimed(store, job, attempt):
             return None
-        if verdict == "busy":  # its first delivery is still running: asked again later
-            raise RunUnderWay(job.run_id)  # type: ignore[arg-type]
         progress = RecordedProgress(store, job, attempt)
     options = Options(trigger=job.trigger, run_id=job.run_id, attempt=attempt)
     try:
-        preloaded = None
-        if job.probe is not None:
-            verdict, preloaded = looked or changed(config, store, job)
-            if verdict == "unchanged":
-                return UNCHANGED  # nothing changed on either side: nothing written
-        if job.trigger == "schedule":
-            raw = store.get(SYNC_SETTINGS, job.user_id)  # read once: the run uses it too
-            preloaded = {**(preloaded or {}), SYNC_SETTINGS: raw}
-            if _turned_off(store, job, raw):
-                return None  # auto sync was turned off (by the CRM itself): off the schedule
-        report = run_sections(config, store, job.user_id, job.section, options,
-                              progress, preloaded)[0]  # fmt: skip
-        log_run(report)
-        return report
+        return _run(config, store, job, options, progress, looked)
     except LeaseHeld as held:
         _record_skip(store, job, held)
     except FINAL as final:
-        fields = {
-            "userId": job.user_id,
-            "section": job.section,
-            "trigger": job.trigger,
-            "error": type(final).__name__,
-        }
-        log.error("sync not retried: %s", final, extra={"fields": fields})
-        if not getattr(final, "recorded", False):  # its run has said so already
-            _record_skip(store, job, final)
-        if job.trigger == "schedule" and not isinstance(final, SideEmpty):
-            _settle(store, job, final)
+        _give_up(store, job, final)
     except Exception as exc:
         if job.run_id and not getattr(exc, "recorded", False):  # its record says "running"
             _record_skip(store, job, exc)
             exc.recorded = True  # type: ignore[attr-defined]
         raise
     return None
+
+
+def _claimed(store: DocumentStore, job: Job, attempt: str) -> bool:
+    """Claim a run started by hand for this delivery; False for a redelivery of a run
+    that has finished (acknowledged), ``RunUnderWay`` while its first delivery runs."""
+    fields = {"userId": job.user_id, "section": job.section, "trigger": job.trigger}
+    verdict = claim(store, job.run_id, fields, attempt, bootstrap.clock().now())  # type: ignore[arg-type]
+    if verdict == "done":
+        log.info("run already finished; not run again", extra={"fields": {"runId": job.run_id}})
+        return False
+    if verdict == "busy":  # asked again later
+        raise RunUnderWay(job.run_id)  # type: ignore[arg-type]
+    return True
+
+
+def _run(config: bootstrap.Config, store: DocumentStore, job: Job, options: Options,
+         progress: Any, looked: tuple[str, dict] | None) -> Report | str | None:  # fmt: skip
+    """The job's run: ``UNCHANGED`` when its probe found nothing, None when its section
+    no longer syncs automatically, else its report."""
+    preloaded = None
+    if job.probe is not None:
+        verdict, preloaded = looked or changed(config, store, job)
+        if verdict == "unchanged":
+            return UNCHANGED  # nothing changed on either side: nothing written
+    if job.trigger == "schedule":
+        raw = store.get(SYNC_SETTINGS, job.user_id)  # read once: the run uses it too
+        preloaded = {**(preloaded or {}), SYNC_SETTINGS: raw}
+        if _turned_off(store, job, raw):
+            return None  # auto sync was turned off (by the CRM itself): off the schedule
+    report = run_sections(config, store, job.user_id, job.section, options,
+                          progress, preloaded)[0]  # fmt: skip
+    log_run(report)
+    return report
+
+
+def _give_up(store: DocumentStore, job: Job, final: Exception) -> None:
+    """An error a retry cannot cure: logged, recorded (unless its run has said so), and
+    a scheduled pair settled."""
+    fields = {"userId": job.user_id, "section": job.section, "trigger": job.trigger,
+              "error": type(final).__name__}  # fmt: skip
+    log.error("sync not retried: %s", final, extra={"fields": fields})
+    if not getattr(final, "recorded", False):  # its run has said so already
+        _record_skip(store, job, final)
+    if job.trigger == "schedule" and not isinstance(final, SideEmpty):
+        _settle(store, job, final)
 
 
 def _turned_off(store: DocumentStore, job: Job, raw: dict[str, Any] | None) -> bool:

@@ -17,24 +17,30 @@ session cookie, and its writes carry ``X-CSRF-Token``.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import functions_framework
 from flask import redirect
+from pydantic import ValidationError
 
 from adapters import logs
 from adapters.identity import NotSignedIn
+from core.ports import DocumentStore
 from functions import accounts, bootstrap, oauth, openapi
 from functions import manual_logic as api
 from functions import session as web
-from functions.webhook_logic import Rejected
+from functions.http_errors import Rejected
 
 PAGE = (Path(__file__).parent / "page.html").read_text()
 logs.setup()
+Config = bootstrap.Config
 
 
-def _here(config: bootstrap.Config, request, path: str) -> str:
+def _here(config: Config, request, path: str) -> str:
     """An address of this function: ``CRMSYNC_PAGE_URL`` when configured (deployed: never
     the Host header), else its mount point (``/manual_sync`` under ``serve``), plus
     ``path``."""
@@ -42,105 +48,155 @@ def _here(config: bootstrap.Config, request, path: str) -> str:
     return root.rstrip("/") + path
 
 
-def _signin(request, config, store):
-    secure = request.scheme == "https"
-    if request.path.rstrip("/") == "/signin":
-        url, nonce = web.signin_url(
-            config, _here(config, request, "/signin/callback"), request.args.get("email")
-        )
-        response = redirect(url)
-        response.set_cookie(
-            web.SIGNIN_COOKIE,
-            nonce,
-            max_age=web.STATE_SECONDS,
-            httponly=True,
-            samesite="Lax",
-            secure=secure,
-        )
-        return response
+def _cookie(response, request, name: str, value: str, seconds: int):
+    response.set_cookie(name, value, max_age=seconds, httponly=True, samesite="Lax",
+                        secure=request.scheme == "https")  # fmt: skip
+    return response
+
+
+def _caller(request, config: Config, store: DocumentStore, body: api.SyncIn | None = None):
+    """(user id, session or None) of the signed-in caller; writes need the CSRF token."""
+    asked_for = request.args.get("userId") or (body.userId if body else None)
+    write = request.method in ("POST", "PUT")
+    return api.identify(config, store, request, write=write, asked_for=asked_for)
+
+
+def _sync_in(request) -> api.SyncIn:
     try:
-        user = web.finish_signin(
-            config,
-            store,
-            request.args.to_dict(),
-            _here(config, request, "/signin/callback"),
-            request.cookies.get(web.SIGNIN_COOKIE),
-        )
+        return api.SyncIn.model_validate_json(request.get_data() or b"{}")
+    except ValidationError as exc:  # a malformed body
+        raise Rejected(400, f"invalid request: {exc}") from None
+
+
+def _page(request, config: Config, store: DocumentStore):
+    return PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
+
+
+def _openapi(request, config: Config, store: DocumentStore):  # public: the API's description
+    return openapi.document(), 200
+
+
+def _signin_start(request, config: Config, store: DocumentStore):
+    callback = _here(config, request, "/signin/callback")
+    url, nonce = web.signin_url(config, callback, request.args.get("email"))
+    return _cookie(redirect(url), request, web.SIGNIN_COOKIE, nonce, web.STATE_SECONDS)
+
+
+def _signin_finish(request, config: Config, store: DocumentStore):
+    callback, cookie = _here(config, request, "/signin/callback"), web.SIGNIN_COOKIE
+    try:
+        user = web.finish_signin(config, store, request.args.to_dict(), callback,
+                                 request.cookies.get(cookie))  # fmt: skip
     except (Rejected, NotSignedIn) as failed:  # the browser gets the page, which says why
         # a fixed word, never text from the request
         code = getattr(failed, "code", None) or (
             "google_refused" if isinstance(failed, NotSignedIn) else "not_completed"
         )
-        back = _here(config, request, "/") + "?" + urlencode({"signin_error": code})
-        response = redirect(back)
-        response.delete_cookie(web.SIGNIN_COOKIE)
-        return response
-    response = redirect(_here(config, request, "/"))
-    response.set_cookie(
-        web.COOKIE,
-        web.new_session(config, user),
-        max_age=web.SESSION_SECONDS,
-        httponly=True,
-        samesite="Lax",
-        secure=secure,
-    )
-    response.delete_cookie(web.SIGNIN_COOKIE)
+        response = redirect(_here(config, request, "/") + "?" + urlencode({"signin_error": code}))
+    else:
+        response = redirect(_here(config, request, "/"))
+        _cookie(response, request, web.COOKIE, web.new_session(config, user), web.SESSION_SECONDS)
+    response.delete_cookie(cookie)
     return response
+
+
+def _signout(request, config: Config, store: DocumentStore):
+    response = redirect(_here(config, request, "/"))
+    response.delete_cookie(web.COOKIE)
+    return response
+
+
+# the browser's connection flow, on the page's own host: its session and nonce cookies
+# reach it (gen2 functions each have their own host)
+def _oauth_start(request, config: Config, store: DocumentStore):
+    return oauth.oauth_start(request)
+
+
+def _oauth_callback(request, config: Config, store: DocumentStore):
+    return oauth.oauth_callback(request)
+
+
+def _status(request, config: Config, store: DocumentStore):
+    user, session = _caller(request, config, store)
+    return {**api.status(store, user), "links": oauth.links(config, request),
+            "csrf": session["c"] if session else None}, 200  # fmt: skip
+
+
+def _settings(request, config: Config, store: DocumentStore):
+    user, _ = _caller(request, config, store)
+    return api.save_settings(store, user, request.get_data()), 200
+
+
+def _sync(request, config: Config, store: DocumentStore):
+    body = _sync_in(request)
+    user, _ = _caller(request, config, store, body)
+    return api.start_sync(config, store, user, body.section), 200
+
+
+def _preview(request, config: Config, store: DocumentStore):
+    body = _sync_in(request)
+    user, _ = _caller(request, config, store, body)
+    return api.preview(config, store, user, body.section), 200
+
+
+def _disconnect(request, config: Config, store: DocumentStore):
+    user, _ = _caller(request, config, store)
+    return accounts.disconnect(config, store, user), 200
+
+
+def _runs(request, config: Config, store: DocumentStore):
+    user, _ = _caller(request, config, store)
+    return {"runs": api.history(store, user)}, 200
+
+
+def _run(request, config: Config, store: DocumentStore, run_id: str):
+    user, _ = _caller(request, config, store)
+    return api.run_detail(store, user, run_id), 200
+
+
+def _no_route(request, config: Config, store: DocumentStore):
+    _caller(request, config, store)  # signed in first, as for every route of the API
+    return {"error": f"no route {request.method} {_path(request)}"}, 404
+
+
+Handler = Callable[..., Any]  # (request, config, store, **the path's parameters)
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", "/"): _page,
+    ("GET", "/openapi.json"): _openapi,
+    ("GET", "/signin"): _signin_start,
+    ("GET", "/signin/callback"): _signin_finish,
+    ("POST", "/signout"): _signout,
+    ("GET", "/oauth_start"): _oauth_start,
+    ("GET", "/oauth_callback"): _oauth_callback,
+    ("GET", "/status"): _status,
+    ("PUT", "/settings"): _settings,
+    ("POST", "/sync"): _sync,
+    ("POST", "/preview"): _preview,
+    ("POST", "/disconnect"): _disconnect,
+    ("GET", "/runs"): _runs,
+    ("GET", "/runs/<run_id>"): _run,
+}
+_MATCHERS = [
+    (method, re.compile(re.sub(r"<(\w+)>", r"(?P<\1>.+)", pattern)), handler)
+    for (method, pattern), handler in ROUTES.items()
+]
+
+
+def _path(request) -> str:
+    return request.path.rstrip("/") or "/"
+
+
+def route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    """The handler of (method, path), with the path's parameters; else ``_no_route``."""
+    for wanted, pattern, handler in _MATCHERS:
+        found = pattern.fullmatch(path)
+        if found and method == wanted:
+            return handler, found.groupdict()
+    return _no_route, {}
 
 
 @functions_framework.http
 def manual_sync(request):
     config = bootstrap.Config.from_env()
-    store = bootstrap.shared_store(config)
-    method, path = request.method, request.path.rstrip("/") or "/"
-    try:
-        if method == "GET" and path == "/":
-            return PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
-        if (method, path) == ("GET", "/openapi.json"):  # public: the API's description
-            return openapi.document(), 200
-        if method == "GET" and path in ("/signin", "/signin/callback"):
-            return _signin(request, config, store)
-        if method == "GET" and path in ("/oauth_start", "/oauth_callback"):
-            # the browser's connection flow, on the page's own host: its session and
-            # nonce cookies reach it (gen2 functions each have their own host)
-            handler = oauth.oauth_start if path == "/oauth_start" else oauth.oauth_callback
-            return handler(request)
-        if method == "POST" and path == "/signout":
-            response = redirect(_here(config, request, "/"))
-            response.delete_cookie(web.COOKIE)
-            return response
-        write = method in ("POST", "PUT")
-        body = (
-            api.SyncIn.model_validate_json(request.get_data() or b"{}")
-            if (path in ("/sync", "/preview"))
-            else None
-        )
-        user, session = api.identify(
-            config,
-            store,
-            request,
-            write=write,
-            asked_for=request.args.get("userId") or (body.userId if body else None),
-        )
-        if (method, path) == ("GET", "/status"):
-            return {**api.status(store, user), "links": oauth.links(config, request),
-                    "csrf": session["c"] if session else None}, 200  # fmt: skip
-        if (method, path) == ("POST", "/disconnect"):
-            return accounts.disconnect(config, store, user), 200
-        if (method, path) == ("PUT", "/settings"):
-            return api.save_settings(store, user, request.get_data()), 200
-        if (method, path) == ("POST", "/sync"):
-            return api.start_sync(config, store, user, body.section), 200
-        if (method, path) == ("POST", "/preview"):
-            return api.preview(config, store, user, body.section), 200
-        if (method, path) == ("GET", "/runs"):
-            return {"runs": api.history(store, user)}, 200
-        if method == "GET" and path.startswith("/runs/"):
-            return api.run_detail(store, user, path.removeprefix("/runs/")), 200
-        return {"error": f"no route {method} {path}"}, 404
-    except NotSignedIn as exc:
-        return {"error": str(exc)}, 401
-    except Rejected as rejected:
-        return {"error": str(rejected), "fields": rejected.fields}, rejected.status
-    except ValueError as exc:  # pydantic: a malformed body
-        return {"error": f"invalid request: {exc}"}, 400
+    handler, params = route(request.method, _path(request))
+    return handler(request, config, bootstrap.shared_store(config), **params)

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.identity import verified_email
-from adapters.queue import open_queue
 from core import outcome, schedule
 from core.lease import run_of
 from core.model import (
@@ -31,8 +30,8 @@ from core.model import (
 from core.ports import DocumentStore, Filter
 from core.schedule import Job
 from functions import bootstrap
-from functions.jobs import run_job
-from functions.webhook_logic import Rejected
+from functions.http_errors import Rejected
+from functions.jobs import queue_for
 
 
 class ContactsIn(BaseModel):
@@ -249,7 +248,7 @@ def start_sync(
                     "startedAt": queued, "queuedAt": queued, **outcome.QUEUED.fields(),
                 })  # fmt: skip
     try:
-        open_queue(config.queue, lambda job: run_job(config, store, job)).send(jobs)
+        queue_for(config, store).send(jobs)
     except Exception as exc:
         if not inline:  # never sent: its queued records would wait forever
             _unqueue(store, jobs, exc)

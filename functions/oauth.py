@@ -18,11 +18,10 @@ import functions_framework
 from flask import make_response, redirect
 
 from adapters import logs
-from adapters.identity import NotSignedIn
 from functions import bootstrap
+from functions.http_errors import Rejected
 from functions.manual_logic import identify
 from functions.oauth_logic import NONCE_COOKIE, STATE_SECONDS, finish, start
-from functions.webhook_logic import Rejected
 
 logs.setup()
 
@@ -58,12 +57,7 @@ def callback_uri(request, config: bootstrap.Config | None = None) -> str:
 def oauth_start(request):
     config = bootstrap.Config.from_env()
     store = bootstrap.shared_store(config)
-    try:
-        user, _ = identify(config, store, request, write=False)
-    except NotSignedIn as exc:
-        return {"error": str(exc)}, 401
-    except Rejected as rejected:
-        return {"error": str(rejected)}, rejected.status
+    user, _ = identify(config, store, request, write=False)
     url, nonce = start(
         config, store, user, callback_uri(request, config), request.args.get("email")
     )
@@ -91,11 +85,10 @@ def oauth_callback(request):
             request.cookies.get(NONCE_COOKIE),
         )
     except Rejected as rejected:
-        if _browser(request):  # back to the page, which says why: never raw JSON
-            page = links(config, request)["page"]
-            code = rejected.code or "not_completed"
-            return redirect(f"{page}?{urlencode({'connect_error': code})}")
-        return {"error": str(rejected), "code": rejected.code}, rejected.status
+        if not _browser(request):
+            raise  # answered by the error handler (functions.http_errors)
+        page = links(config, request)["page"]  # back to the page, which says why
+        return redirect(f"{page}?{urlencode({'connect_error': rejected.code or 'not_completed'})}")
     if _browser(request):  # back to the page
         return redirect(links(config, request)["page"])
     return {"connected": user, "status": "connected"}, 200

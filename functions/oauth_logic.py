@@ -1,42 +1,38 @@
 """Connecting a Google account: the authorization-code flow with PKCE.
 
-``start`` builds Google's consent URL. Its ``state`` is sealed with a Fernet key derived
-from the OAuth client secret (encrypted, as it carries the PKCE verifier; authenticated;
-time-stamped), holds the user id, and expires after 10 minutes: the callback needs no
-server-side session, and a forged, stale or altered state is refused. ``finish``
-exchanges the code, checks the grant (scopes, the account's email), and stores the
-refresh token encrypted.
+``start`` builds Google's consent URL. Its ``state`` is sealed (``adapters.google_auth``:
+encrypted, as it carries the PKCE verifier; authenticated; time-stamped), holds the user
+id, and expires after 10 minutes: the callback needs no server-side session, and a
+forged, stale or altered state is refused. ``finish`` exchanges the code, checks the
+grant (scopes, the account's email), and stores the refresh token encrypted.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import secrets
 from urllib.parse import urlencode
 
-from cryptography.fernet import Fernet, InvalidToken
-from google.auth import jwt
-from google.auth.transport.requests import Request
-
-from adapters.google_api import SCOPES, token_uri
-from adapters.google_auth import TokenInfo
+from adapters.google_api import SCOPES
+from adapters.google_auth import (
+    CodeRefused,
+    StateRefused,
+    authorization_uri,
+    exchange_code,
+    grant_info,
+    missing_scopes,
+    pkce,
+    seal,
+    unseal,
+)
 from core.model import USERS
 from core.ports import DocumentStore
 from functions import bootstrap
 from functions.accounts import save_connection
-from functions.webhook_logic import Rejected
+from functions.http_errors import Rejected
 
 STATE_SECONDS = 600
-AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"
-
-
-def state_cipher(config: bootstrap.Config) -> Fernet:
-    digest = hashlib.sha256(b"crmsync oauth state|" + config.oauth_client_secret.encode())
-    return Fernet(base64.urlsafe_b64encode(digest.digest()))
-
-
+STATE = "oauth state"  # what the sealed state is (its key is derived from it, too)
 NONCE_COOKIE = "crmsync_oauth"
 
 
@@ -51,32 +47,29 @@ def start(
     only from the browser that started the flow (no account-linking CSRF). Google's
     account chooser is hinted with ``login_hint`` (another account than the CRM email),
     else the user's CRM email."""
-    verifier, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(24)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    (verifier, challenge), nonce = pkce(), secrets.token_urlsafe(24)
     sealed = {"u": user_id, "v": verifier, "n": nonce}
-    state = state_cipher(config).encrypt(json.dumps(sealed).encode())
+    state = seal(config.oauth_client_secret, STATE, json.dumps(sealed).encode())
     user = store.get(USERS, user_id) or {}
-    base = f"{config.google_endpoint}/o/oauth2/v2/auth" if config.google_endpoint else AUTH_URL
     query = {
         "client_id": config.oauth_client_id,
         "redirect_uri": redirect_uri,
         "response_type": "code",
         "scope": " ".join(("openid", "email", *SCOPES)),
-        "state": state.decode(),
-        "code_challenge": challenge.rstrip(b"=").decode(),
+        "state": state,
+        "code_challenge": challenge,
         "code_challenge_method": "S256",
         "access_type": "offline",
         "prompt": "consent",
         "login_hint": (login_hint or "").strip()[:320] or user.get("email", ""),
     }
-    return f"{base}?{urlencode(query)}", nonce
+    return f"{authorization_uri(config.google_endpoint)}?{urlencode(query)}", nonce
 
 
 def open_state(config: bootstrap.Config, state: str | None, nonce: str | None) -> dict[str, str]:
     try:
-        raw = state_cipher(config).decrypt((state or "").encode(), ttl=STATE_SECONDS)
-        sealed = json.loads(raw)
-    except (InvalidToken, ValueError, TypeError):
+        sealed = json.loads(unseal(config.oauth_client_secret, STATE, state, STATE_SECONDS))
+    except (StateRefused, ValueError, TypeError):
         raise Rejected(
             400,
             "the sign-in state is forged, altered or expired; start again",
@@ -107,35 +100,18 @@ def finish(
         )
     if not args.get("code"):
         raise Rejected(400, "the callback carries no authorization code", code="not_completed")
-    response = Request().session.post(
-        token_uri(config.google_endpoint),
-        data={
-            "grant_type": "authorization_code",
-            "code": args["code"],
-            "redirect_uri": redirect_uri,
-            "client_id": config.oauth_client_id,
-            "client_secret": config.oauth_client_secret,
-            "code_verifier": sealed["v"],
-        },
-        timeout=30,
-    )
-    grant = response.json() if response.content else {}
-    if response.status_code != 200 or "refresh_token" not in grant:
-        raise Rejected(
-            400,
-            f"Google refused the code: {grant.get('error', response.status_code)}",
-            code="google_refused",
-        )
-    granted = set(grant.get("scope", "").split())
-    missing = [s for s in SCOPES if s not in granted and s.removesuffix(".events") not in granted]
+    try:
+        grant = exchange_code(
+            config.google_endpoint, config.oauth_client_id, config.oauth_client_secret,
+            args["code"], redirect_uri, needs="refresh_token", verifier=sealed["v"],
+        )  # fmt: skip
+    except CodeRefused as refused:
+        raise Rejected(400, str(refused), code="google_refused") from None
+    info = grant_info(grant)
+    missing = missing_scopes(set(info.scopes))
     if missing:
         raise Rejected(
             400, "access to " + ", ".join(missing) + " was not granted", code="scope_missing"
         )
-    email = (
-        jwt.decode(grant["id_token"], verify=False).get("email") if grant.get("id_token") else None
-    )
-    save_connection(
-        config, store, sealed["u"], grant["refresh_token"], TokenInfo(email, tuple(sorted(granted)))
-    )
+    save_connection(config, store, sealed["u"], grant["refresh_token"], info)
     return sealed["u"]

@@ -1,114 +1,24 @@
-"""Calendar push: channel upkeep, and the ``calendar_push`` receiver.
+"""``calendar_push``: Google's Calendar notifications for a user's push channel.
 
-``maintain_channel`` keeps one ``events.watch`` channel per user whose activities sync
-is on: opened when missing, renewed a day before it expires, stopped when the sync is
-turned off. The tick calls it only for the pairs whose ``renewAt`` has passed: the
-channel's renewal time, or now after a settings save or a connection. It needs
-``CRMSYNC_PUSH_URL``, the receiver's public address; without it,
-push is off and the schedule alone drives syncs. Channels are indexed in
-``pushChannels/{channelId}`` with a hash of their secret token.
-
-``calendar_push`` checks the channel id and token; ``sync`` messages are acknowledged,
-``exists`` messages queue a debounced activities sync. Unknown channel → 404, wrong
-token → 403, and nothing is queued.
+The channel id and token are checked (channels and their upkeep: ``functions.channels``);
+``sync`` messages are acknowledged, ``exists`` messages queue a debounced activities
+sync. Unknown channel → 404, wrong token → 403, and nothing is queued.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import logging
-import os
-import secrets
-import uuid
-from datetime import datetime, timedelta
-from typing import Any
 
 import functions_framework
 
-from adapters import google_api, logs
-from adapters.calendar_api import CalendarApi
-from adapters.queue import open_queue
-from core.model import SYNC_SETTINGS, SYNC_STATE, SyncSettings, load, parse_timestamp, stamp
-from core.ports import DocumentStore, WatchPort
-from core.schedule import Job, update_state
+from adapters import logs
+from core.schedule import Job
 from functions import bootstrap
-from functions.jobs import run_job
-from functions.sync import google_credentials
+from functions.channels import CHANNELS, token_hash
+from functions.jobs import queue_for
 from functions.webhook_logic import claim
 
-CHANNELS = "pushChannels"
-TTL = timedelta(days=7)
-RENEW_BEFORE = timedelta(days=1)
-MIN_RENEW = timedelta(hours=1)
-log = logging.getLogger("crmsync.push")
 logs.setup()
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def maintain_channel(
-    config: bootstrap.Config,
-    store: DocumentStore,
-    user_id: str,
-    now: datetime,
-    calendar: CalendarApi | None = None,
-) -> str:
-    """Open, renew or stop the user's channel; returns what it did."""
-    address = os.environ.get("CRMSYNC_PUSH_URL")
-    settings = load(SyncSettings, SYNC_SETTINGS, user_id, store.get(SYNC_SETTINGS, user_id) or {})
-    key = f"{user_id}:activities"
-    state = store.get(SYNC_STATE, key) or {}
-    channel = state.get("channel")
-    wanted = bool(address) and settings.activities.auto
-    fresh = channel and parse_timestamp(channel["expiresAt"]) - RENEW_BEFORE > now
-    if wanted and fresh:
-        renew = stamp(renew_at(parse_timestamp(channel["expiresAt"]), now))
-        update_state(store, key, {"renewAt": renew})
-        return "kept"
-    if not wanted and not channel:
-        update_state(store, key, {"renewAt": None})
-        return "none"
-    calendar = calendar or _calendar(config, store, user_id)
-    if channel:
-        stop_channel(store, calendar, channel)
-    new = None
-    if wanted:
-        token, channel_id = secrets.token_urlsafe(32), uuid.uuid4().hex
-        opened = calendar.watch(channel_id, token, address, int(TTL.total_seconds()))
-        expires = datetime.fromtimestamp(int(opened.get("expiration", 0)) / 1000, now.tzinfo)
-        new = {"id": channel_id, "resourceId": opened["resourceId"], "expiresAt": stamp(expires)}
-        store.put(
-            CHANNELS,
-            channel_id,
-            {"userId": user_id, "tokenHash": _hash(token), "expiresAt": new["expiresAt"]},
-        )
-    renew = stamp(renew_at(parse_timestamp(new["expiresAt"]), now)) if new else None
-    update_state(store, key, {"channel": new, "renewAt": renew})
-    return ("renewed" if channel else "opened") if wanted else "stopped"
-
-
-def stop_channel(store: DocumentStore, calendar: WatchPort, channel: dict[str, Any]) -> None:
-    """Stop a channel at Google (one already gone counts as stopped) and forget it, so
-    its notifications answer 404; the caller clears the state's ``channel``."""
-    calendar.stop(channel["id"], channel["resourceId"])
-    store.delete(CHANNELS, channel["id"])
-
-
-def renew_at(expires: datetime, now: datetime) -> datetime:
-    """A day before the channel expires; for a channel Google granted for less (or
-    without an expiry), half its life, and never sooner than an hour: a short channel
-    is not stopped and watched again at every tick."""
-    return max(expires - RENEW_BEFORE, now + (expires - now) / 2, now + MIN_RENEW)
-
-
-def _calendar(config: bootstrap.Config, store: DocumentStore, user_id: str) -> CalendarApi:
-    creds = google_credentials(config, store, user_id)
-    return CalendarApi(
-        google_api.calendar_service(creds, config.google_endpoint), config.google_endpoint
-    )
 
 
 @functions_framework.http
@@ -120,12 +30,12 @@ def calendar_push(request):
     if channel is None:
         return {"error": "unknown channel"}, 404
     token = request.headers.get("X-Goog-Channel-Token", "")
-    if not hmac.compare_digest(_hash(token), channel["tokenHash"]):
+    if not hmac.compare_digest(token_hash(token), channel["tokenHash"]):
         return {"error": "bad channel token"}, 403
     if request.headers.get("X-Goog-Resource-State") != "exists":
         return {"queued": False}, 200  # the 'sync' handshake, or a state we ignore
     job = Job(channel["userId"], "activities", "push")
     if not claim(store, job, bootstrap.clock().now()):
         return {"queued": False, "coalesced": True}, 200
-    open_queue(config.queue, lambda j: run_job(config, store, j)).send([job])
+    queue_for(config, store).send([job])
     return {"queued": True}, 200

@@ -60,22 +60,42 @@ def describe(action: Any, names: Mapping[str, str] | None = None) -> str:
     """One planned action in the user's words. Items are named by what they hold
     (a contact's name, an event's title), else by ``names`` (id -> name, from the
     CRM records and links), else by id."""
-    known = names or {}
+    who = _Namer(names or {})
+    return _contact_action(action, who) or _activity_action(action, who) or repr(action)
 
-    def who(ident: str, fields: Any = None, *alternatives: str) -> str:
+
+class _Namer:
+    """What to call an item: by what it holds, else by a known name, else by its id."""
+
+    def __init__(self, known: Mapping[str, str]) -> None:
+        self.known = known
+
+    def __call__(self, ident: str, fields: Any = None, *alternatives: str) -> str:
         if fields:
             name = display_name(fields) if "title" not in fields else fields.get("title")
             if name:
                 return name
         for key in (ident, *alternatives):
-            if known.get(key):
-                return known[key]
+            if self.known.get(key):
+                return self.known[key]
         return ident
 
-    def sides(r: Any) -> str:
-        on = [s for s, yes in (("Google", r.write_google), ("the CRM", r.write_crm)) if yes]
-        return " and ".join(on)
 
+def _sides(r: Any) -> str:
+    on = [s for s, yes in (("Google", r.write_google), ("the CRM", r.write_crm)) if yes]
+    return " and ".join(on)
+
+
+def _reconcile(r: Reconcile, who: _Namer) -> str:
+    name, where = who(r.crm_id, r.fields, r.resource_name), _sides(r)
+    if not where:
+        return f"link {name} to its Google contact"
+    how = {"email": "link by email and update", "clientData": "link again and update"}
+    extra = f"; edited on both sides: {', '.join(r.conflicts)}" if r.conflicts else ""
+    return f"{how.get(r.reason, 'update')} {name} in {where}{extra}"
+
+
+def _contact_action(action: Any, who: _Namer) -> str | None:
     match action:
         case CreatePerson(crm_id=crm_id, fields=fields):
             return f"add {who(crm_id, fields)} to Google (a new contact in the group)"
@@ -84,14 +104,7 @@ def describe(action: Any, names: Mapping[str, str] | None = None) -> str:
         case Reconcile(reason="etag", crm_id=crm_id, fields=fields):
             return f"note that {who(crm_id, fields)} changed nothing synced in Google"
         case Reconcile() as r:
-            name = who(r.crm_id, r.fields, r.resource_name)
-            how = {"email": "link by email and update", "clientData": "link again and update"}
-            where = sides(r)
-            verb = how.get(r.reason, "update")
-            extra = f"; edited on both sides: {', '.join(r.conflicts)}" if r.conflicts else ""
-            if not where:
-                return f"link {name} to its Google contact"
-            return f"{verb} {name} in {where}{extra}"
+            return _reconcile(r, who)
         case LeaveGroup(crm_id=crm_id, resource_name=name):
             return (f"take {who(crm_id, None, name)} out of the Google group "
                     "(untagged or deleted in the CRM)")  # fmt: skip
@@ -102,6 +115,11 @@ def describe(action: Any, names: Mapping[str, str] | None = None) -> str:
             return f"leave {who(crm_id)} out of Google: {why} ({len(found)} Google contacts)"
         case DropLink(crm_id=crm_id):
             return f"forget the link of {who(crm_id)} (gone on both sides)"
+    return None
+
+
+def _activity_action(action: Any, who: _Namer) -> str | None:
+    match action:
         case InsertEvent(activity_id=aid, fields=fields):
             return f"add {who(aid, fields)} to the Google calendar"
         case ImportEvent(event_id=eid, fields=fields):
@@ -109,8 +127,7 @@ def describe(action: Any, names: Mapping[str, str] | None = None) -> str:
         case ReconcileEvent(reason="etag", activity_id=aid, fields=fields):
             return f"note that {who(aid, fields)} changed nothing synced in Google"
         case ReconcileEvent() as r:
-            where = sides(r)
-            name = who(r.activity_id, r.fields, r.event_id)
+            where, name = _sides(r), who(r.activity_id, r.fields, r.event_id)
             return f"update {name} in {where}" if where else f"link {name} to its event"
         case CancelActivity(activity_id=aid, event_id=eid):
             return f"cancel {who(aid, None, eid)} in the CRM (cancelled in Google)"
@@ -121,7 +138,7 @@ def describe(action: Any, names: Mapping[str, str] | None = None) -> str:
             return f"forget the link of {who(aid)}"
         case NotPropagated(activity_id=aid):
             return f"note that the CRM edit of {who(aid)} cannot reach Google (a read-only copy)"
-    return repr(action)
+    return None
 
 
 def ids_of(action: Any) -> list[str]:

@@ -4,41 +4,37 @@ a sealed session cookie, and CSRF protection.
 * ``/signin`` sends the browser to Google's consent page for ``openid email``; the
   callback exchanges the code, verifies the ID token with google-auth (the same check
   as the API's bearer tokens) and maps its email to a CRM user.
-* The cookie holds ``{user, csrf}`` sealed with Fernet under a key derived from the
-  OAuth client secret; it is HttpOnly, SameSite=Lax, Secure over https, 8 hours.
+* The cookie holds ``{user, csrf}`` sealed (``adapters.google_auth.seal``: Fernet, under
+  a key derived from the OAuth client secret); it is HttpOnly, SameSite=Lax, Secure
+  over https, 8 hours.
 * Writes made with the cookie must carry ``X-CSRF-Token`` equal to the session's token
   (the page reads it from ``/status``); a cross-site form can neither read nor send it.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import json
 import secrets
 from urllib.parse import urlencode
 
-from cryptography.fernet import Fernet, InvalidToken
-from google.auth.transport.requests import Request
-
-from adapters.google_api import token_uri
+from adapters.google_auth import (
+    CodeRefused,
+    StateRefused,
+    authorization_uri,
+    exchange_code,
+    seal,
+    unseal,
+)
 from adapters.identity import verified_email
 from core.model import USERS
 from core.ports import DocumentStore, Filter
 from functions import bootstrap
-from functions.webhook_logic import Rejected
+from functions.http_errors import Rejected
 
 COOKIE = "crmsync_session"
 SESSION_SECONDS = 8 * 3600
 STATE_SECONDS = 600
-
-
-def _sealer(config: bootstrap.Config, label: bytes) -> Fernet:
-    digest = hashlib.sha256(b"crmsync " + label + b"|" + config.oauth_client_secret.encode())
-    return Fernet(base64.urlsafe_b64encode(digest.digest()))
-
-
 SIGNIN_COOKIE = "crmsync_signin"
 
 
@@ -46,8 +42,7 @@ def signin_url(config: bootstrap.Config, redirect_uri: str, email: str | None) -
     """Google's sign-in URL, and a nonce for an HttpOnly cookie that binds the state to
     this browser (no login CSRF)."""
     nonce = secrets.token_urlsafe(24)
-    state = _sealer(config, b"signin").encrypt(nonce.encode()).decode()
-    base = config.google_endpoint or "https://accounts.google.com"
+    state = seal(config.oauth_client_secret, "signin", nonce.encode())
     params = {
         "client_id": config.oauth_client_id,
         "redirect_uri": redirect_uri,
@@ -57,7 +52,7 @@ def signin_url(config: bootstrap.Config, redirect_uri: str, email: str | None) -
     }
     if email:
         params["login_hint"] = email
-    return f"{base}/o/oauth2/v2/auth?{urlencode(params)}", nonce
+    return f"{authorization_uri(config.google_endpoint)}?{urlencode(params)}", nonce
 
 
 def finish_signin(
@@ -69,16 +64,12 @@ def finish_signin(
 ) -> str:
     """The user id behind a completed sign-in, or ``Rejected``."""
     try:
-        sealed = (
-            _sealer(config, b"signin")
-            .decrypt(args.get("state", "").encode(), ttl=STATE_SECONDS)
-            .decode()
-        )
-    except InvalidToken:
+        sealed = unseal(config.oauth_client_secret, "signin", args.get("state"), STATE_SECONDS)
+    except StateRefused:
         raise Rejected(
             400, "the sign-in state is forged or expired; sign in again", code="state_expired"
         ) from None
-    if not nonce or not hmac.compare_digest(sealed, nonce):
+    if not nonce or not hmac.compare_digest(sealed, nonce.encode()):
         raise Rejected(
             400, "the sign-in was started in another browser; sign in again", code="other_browser"
         )
@@ -89,21 +80,16 @@ def finish_signin(
             f"sign-in was not completed: {args.get('error', 'no code')}",
             code="cancelled" if cancelled else "not_completed",
         )
-    answer = Request().session.post(
-        token_uri(config.google_endpoint),
-        data={
-            "grant_type": "authorization_code",
-            "code": args["code"],
-            "redirect_uri": redirect_uri,
-            "client_id": config.oauth_client_id,
-            "client_secret": config.oauth_client_secret,
-        },
-        timeout=30,
+    try:
+        grant = exchange_code(
+            config.google_endpoint, config.oauth_client_id, config.oauth_client_secret,
+            args["code"], redirect_uri, needs="id_token",
+        )  # fmt: skip
+    except CodeRefused:
+        raise Rejected(400, "Google did not confirm the sign-in", code="google_refused") from None
+    email = verified_email(
+        f"Bearer {grant['id_token']}", config.oauth_client_id, config.google_endpoint
     )
-    id_token = (answer.json() if answer.content else {}).get("id_token")
-    if answer.status_code != 200 or not id_token:
-        raise Rejected(400, "Google did not confirm the sign-in", code="google_refused")
-    email = verified_email(f"Bearer {id_token}", config.oauth_client_id, config.google_endpoint)
     found = store.query(USERS, [Filter("email", "==", email)])
     if not found:
         raise Rejected(403, f"{email} is not a CRM user", code="not_a_crm_user")
@@ -112,15 +98,15 @@ def finish_signin(
 
 def new_session(config: bootstrap.Config, user_id: str) -> str:
     payload = {"u": user_id, "c": secrets.token_urlsafe(24)}
-    return _sealer(config, b"session").encrypt(json.dumps(payload).encode()).decode()
+    return seal(config.oauth_client_secret, "session", json.dumps(payload).encode())
 
 
 def open_session(config: bootstrap.Config, cookie: str | None) -> dict[str, str] | None:
     if not cookie:
         return None
     try:
-        raw = _sealer(config, b"session").decrypt(cookie.encode(), ttl=SESSION_SECONDS)
-    except InvalidToken:
+        raw = unseal(config.oauth_client_secret, "session", cookie, SESSION_SECONDS)
+    except StateRefused:
         return None
     return json.loads(raw)
 

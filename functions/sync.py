@@ -1,5 +1,5 @@
-"""Running one user's sync: builds the Google port from the stored connection and runs
-the engine. Shared by the CLI and the Cloud Functions.
+"""Running one user's sync: the Google port for the stored connection (built by
+``bootstrap``) and the engine. Shared by the CLI and the Cloud Functions.
 
 The user's ``users`` and ``googleAccounts`` documents are read once per run and handed
 to the engine. A warm instance keeps each connection's decrypted refresh token and its
@@ -14,13 +14,10 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
-from adapters import google_api
-from adapters.calendar_api import CalendarApi
-from adapters.people_api import PeopleApi
 from core import probe as probe_rules
 from core.activities_engine import ActivitiesEngine
 from core.contacts_engine import ContactsEngine
@@ -31,6 +28,7 @@ from core.model import (
     CONTACTS,
     GOOGLE_ACCOUNTS,
     LINKS,
+    SECTIONS,
     SYNC_SETTINGS,
     SYNC_STATE,
     USERS,
@@ -92,9 +90,7 @@ def _credentials_for(config: bootstrap.Config, user_id: str, ciphertext: str) ->
             creds = _CACHE.get(key)
         if creds is None:
             token = bootstrap.cipher(config).decrypt(ciphertext)
-            creds = google_api.credentials(
-                token, config.google_endpoint, config.oauth_client_id, config.oauth_client_secret
-            )
+            creds = bootstrap.credentials(config, token)
         with _LOCK:
             _CACHE[key] = creds
             _MAKING.pop(key, None)
@@ -117,48 +113,8 @@ def _preload(store: DocumentStore, user_id: str, preloaded: Preloaded | None) ->
     return pre
 
 
-def people_port(config: bootstrap.Config, creds: Any) -> PeopleApi:
-    return PeopleApi(google_api.people_service(creds, config.google_endpoint))
-
-
-def calendar_port(config: bootstrap.Config, creds: Any) -> CalendarApi:
-    service = google_api.calendar_service(creds, config.google_endpoint)
-    return CalendarApi(service, config.google_endpoint)
-
-
-POOL_SIZE = 32  # built ports kept per API: as many as the looks of a message, and some
-_POOLS: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
-
-
-@contextmanager
-def pooled_port(config: bootstrap.Config, api: str, creds: Any) -> Iterator[Any]:
-    """A People or Calendar port for one look, taken from a per-process pool and lent to
-    ``creds`` while the look lasts: building a google-api-python-client service and its
-    resources costs ~16 ms CPU, more than the rest of a look. A port serves one user
-    at a time; its HTTP client is handed back without credentials."""
-    key = (api, config.google_endpoint or "")
-    with _LOCK:
-        pool = _POOLS.setdefault(key, [])
-        taken = pool.pop() if pool else None
-    if taken is None:
-        http = google_api.authorized_http(creds)
-        if api == "people":
-            port: Any = PeopleApi(google_api.people_service(creds, config.google_endpoint, http))
-        else:
-            service = google_api.calendar_service(creds, config.google_endpoint, http)
-            port = CalendarApi(service, config.google_endpoint)
-        taken = (port, http)
-    taken[1].credentials = creds
-    try:
-        yield taken[0]
-    finally:
-        taken[1].credentials = None
-        with _LOCK:
-            if len(pool) < POOL_SIZE:
-                pool.append(taken)
-
-
-def run_contacts(
+def run_section(
+    section: str,
     config: bootstrap.Config,
     store: DocumentStore,
     user_id: str,
@@ -166,42 +122,23 @@ def run_contacts(
     progress: Progress = no_progress,
     preloaded: Preloaded | None = None,
 ) -> Report:
+    """One run of ``section`` (contacts or activities) for the user."""
     pre = _preload(store, user_id, preloaded)
     creds = google_credentials(config, store, user_id, pre)
-    engine = ContactsEngine(
-        store,
-        people_port(config, creds),
-        bootstrap.clock(),
-        new_id=lambda: uuid.uuid4().hex,
-        group_name=config.group_name,
-        progress=progress,
-        preloaded=pre,
-    )
+    shared: dict[str, Any] = {"new_id": lambda: uuid.uuid4().hex, "progress": progress,
+                              "preloaded": pre}  # fmt: skip
+    if section == "contacts":
+        people = bootstrap.people_port(config, creds)
+        engine: Any = ContactsEngine(store, people, bootstrap.clock(), group_name=config.group_name,
+                                     **shared)  # fmt: skip
+    else:
+        engine = ActivitiesEngine(store, bootstrap.calendar_port(config, creds), bootstrap.clock(),
+                                  **shared)  # fmt: skip
     return engine.run(user_id, options)
 
 
-def run_activities(
-    config: bootstrap.Config,
-    store: DocumentStore,
-    user_id: str,
-    options: Options,
-    progress: Progress = no_progress,
-    preloaded: Preloaded | None = None,
-) -> Report:
-    pre = _preload(store, user_id, preloaded)
-    creds = google_credentials(config, store, user_id, pre)
-    engine = ActivitiesEngine(
-        store,
-        calendar_port(config, creds),
-        bootstrap.clock(),
-        new_id=lambda: uuid.uuid4().hex,
-        progress=progress,
-        preloaded=pre,
-    )
-    return engine.run(user_id, options)
-
-
-RUNNERS = {"contacts": run_contacts, "activities": run_activities}
+run_contacts = partial(run_section, "contacts")
+run_activities = partial(run_section, "activities")
 
 
 def run_sections(
@@ -214,8 +151,9 @@ def run_sections(
     preloaded: Preloaded | None = None,
 ) -> list[Report]:
     """``section`` is contacts, activities or all."""
-    names = list(RUNNERS) if section == "all" else [section]
-    return [RUNNERS[name](config, store, user_id, options, progress, preloaded) for name in names]
+    names = list(SECTIONS) if section == "all" else [section]
+    return [run_section(name, config, store, user_id, options, progress, preloaded)
+            for name in names]  # fmt: skip
 
 
 def changed(config: bootstrap.Config, store: DocumentStore, job: Job,
@@ -243,47 +181,77 @@ def changed(config: bootstrap.Config, store: DocumentStore, job: Job,
     assert probe is not None
     now = bootstrap.clock().now()
     read: dict[str, Any] = {}
-    ciphertext = probe.token_ciphertext  # a scheduled pair's state carries it
-    if not ciphertext:
-        account = read[GOOGLE_ACCOUNTS] = store.get(GOOGLE_ACCOUNTS, user_id)
-        if account is None or account.get("status") != "connected":
-            return "run", read
-        ciphertext = account.get("refreshTokenCiphertext")
-    moved_date = probe_rules.default_date_moved(
-        probe.sync_from_setting, probe.sync_from, probe.time_zone, now
-    )
-    if section == "activities" and moved_date:
+    ciphertext = _probe_ciphertext(store, job, read)
+    if ciphertext is None or _window_moved(job, now):
         return "run", read
-    collection = CONTACTS if section == "contacts" else ACTIVITIES
-    window = crm_window(probe.crm_cursor, probe.crm_read_at)
-    if crm is not None:  # the message's looks share one query (``crm_page``)
-        read_at = crm[0]
-        docs = [(i, d) for i, d in crm[1] if in_window(window, d)][: probe_rules.PAGE]
-    else:
-        read_at = stamp(now)
-        found = store.query(collection, window, order_by="modifiedAt", limit=probe_rules.PAGE)
-        docs = [(d.id, d.data) for d in found]
-    tag = probe.tag_id
-    verdict = probe_rules.crm_verdict(section, user_id, tag, docs, None)
-    if verdict == "unknown":
-        others = [i for i, d in docs if not probe_rules.relevant(section, user_id, tag, d)]
-        links = store.get_many(LINKS, [link_id(user_id, section, i) for i in others])
-        verdict = probe_rules.crm_verdict(section, user_id, tag, docs, set(links))
-    if verdict == "changed":
-        return "run", read
-    try:
-        creds = _credentials_for(config, user_id, ciphertext)
-        api = "people" if section == "contacts" else "calendar"
-        with pooled_port(config, api, creds) as port:
-            moved = port.has_changes(probe.google_cursor)
-    except GoogleError:  # the full run meets the same trouble and records it
-        return "run", read
-    if moved:
+    read_at, docs = _crm_docs(store, job, crm, now)
+    if _crm_changed(store, job, docs) or _google_changed(config, job, ciphertext):
         return "run", read
     if docs:  # only other users' records: the cursor moves past them, no run
         newest = max((d.get("modifiedAt") or "" for _, d in docs), default="")
         _advance_crm(store, state_id(user_id, section), probe.crm_cursor, newest, read_at)
     return "unchanged", read
+
+
+def _probe_ciphertext(store: DocumentStore, job: Job, read: dict[str, Any]) -> str | None:
+    """The connection's token ciphertext (a scheduled pair's state carries it), else the
+    account's, read into ``read``; None when the account is not connected."""
+    assert job.probe is not None
+    if job.probe.token_ciphertext:
+        return job.probe.token_ciphertext
+    account = read[GOOGLE_ACCOUNTS] = store.get(GOOGLE_ACCOUNTS, job.user_id)
+    if account is None or account.get("status") != "connected":
+        return None
+    return account.get("refreshTokenCiphertext")
+
+
+def _window_moved(job: Job, now: Any) -> bool:
+    """Activities whose default "sync from" date (today) moved since the last run."""
+    probe = job.probe
+    assert probe is not None
+    moved = probe_rules.default_date_moved(
+        probe.sync_from_setting, probe.sync_from, probe.time_zone, now
+    )
+    return job.section == "activities" and bool(moved)
+
+
+def _crm_docs(store: DocumentStore, job: Job, crm: Any,
+              now: Any) -> tuple[str, list[tuple[str, dict]]]:  # fmt: skip
+    """(read time, the CRM records past the pair's cursor): from the message's shared
+    query (``crm_page``) when there is one, else from this look's own."""
+    assert job.probe is not None
+    window = crm_window(job.probe.crm_cursor, job.probe.crm_read_at)
+    if crm is not None:
+        docs = [(i, d) for i, d in crm[1] if in_window(window, d)][: probe_rules.PAGE]
+        return crm[0], docs
+    collection = CONTACTS if job.section == "contacts" else ACTIVITIES
+    found = store.query(collection, window, order_by="modifiedAt", limit=probe_rules.PAGE)
+    return stamp(now), [(d.id, d.data) for d in found]
+
+
+def _crm_changed(store: DocumentStore, job: Job, docs: list[tuple[str, dict]]) -> bool:
+    """Whether a CRM record past the cursor concerns the user (their links decide
+    for the records that do not say so themselves)."""
+    user_id, section, tag = job.user_id, job.section, job.probe.tag_id  # type: ignore[union-attr]
+    verdict = probe_rules.crm_verdict(section, user_id, tag, docs, None)
+    if verdict == "unknown":
+        others = [i for i, d in docs if not probe_rules.relevant(section, user_id, tag, d)]
+        links = store.get_many(LINKS, [link_id(user_id, section, i) for i in others])
+        verdict = probe_rules.crm_verdict(section, user_id, tag, docs, set(links))
+    return verdict == "changed"
+
+
+def _google_changed(config: bootstrap.Config, job: Job, ciphertext: str) -> bool:
+    """One Google call past the sync token; any trouble counts as a change (the full run
+    meets the same trouble and records it)."""
+    assert job.probe is not None
+    try:
+        creds = _credentials_for(config, job.user_id, ciphertext)
+        api = "people" if job.section == "contacts" else "calendar"
+        with bootstrap.pooled_port(config, api, creds) as port:
+            return bool(port.has_changes(job.probe.google_cursor))
+    except GoogleError:
+        return True
 
 
 SHARED_PAGE = 200  # CRM records one query reads for all the looks of a message

@@ -1,7 +1,8 @@
 """``crm_webhook``: the CRM tells crmsync that records changed (HTTPS POST, signed).
 
-Thin entry point: check, parse, hand over to ``webhook_logic``; map ``Rejected`` to a
-JSON error. Answers 202 with what was queued, coalesced and replayed.
+Thin entry point: check, parse, hand over to ``webhook_logic`` (a ``Rejected`` is
+answered by the error handler, ``functions.http_errors``). Answers 202 with what was
+queued, coalesced and replayed.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 import functions_framework
 
 from adapters import logs
-from adapters.queue import open_queue
 from functions import bootstrap
-from functions.jobs import run_job
-from functions.webhook_logic import MAX_BODY, Rejected, accept, parse, verify
+from functions.http_errors import Rejected
+from functions.jobs import queue_for
+from functions.webhook_logic import MAX_BODY, accept, parse, verify
 
 logs.setup()
 
@@ -21,18 +22,13 @@ logs.setup()
 def crm_webhook(request):
     if request.method != "POST":
         return {"error": "use POST"}, 405
+    if (request.content_length or 0) > MAX_BODY:
+        raise Rejected(413, f"body larger than {MAX_BODY} bytes")
     config = bootstrap.Config.from_env()
-    try:
-        if (request.content_length or 0) > MAX_BODY:
-            raise Rejected(413, f"body larger than {MAX_BODY} bytes")
-        body = request.get_data()
-        now = bootstrap.clock().now()
-        verify(config.webhook_secret, request.headers.get("X-Crmsync-Timestamp"),
-               request.headers.get("X-Crmsync-Signature"), body, now)  # fmt: skip
-        payload = parse(body)
-        store = bootstrap.shared_store(config)
-        queue = open_queue(config.queue, lambda job: run_job(config, store, job))
-        result = accept(store, payload, now, queue.send)
-    except Rejected as rejected:
-        return {"error": str(rejected)}, rejected.status
-    return result, 202
+    body = request.get_data()
+    now = bootstrap.clock().now()
+    verify(config.webhook_secret, request.headers.get("X-Crmsync-Timestamp"),
+           request.headers.get("X-Crmsync-Signature"), body, now)  # fmt: skip
+    payload = parse(body)
+    store = bootstrap.shared_store(config)
+    return accept(store, payload, now, queue_for(config, store).send), 202

@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import AlreadyExists, CrmsyncError
+from core.errors import AlreadyExists
 from core.model import (
     ACTIVITIES,
     CONTACTS,
@@ -34,22 +34,12 @@ from core.model import (
 )
 from core.ports import DocumentStore, Filter, Transaction
 from core.schedule import Job
+from functions.http_errors import Rejected
 
 MAX_BODY = 256 * 1024
 MAX_SKEW = 300
 COALESCE = timedelta(seconds=30)
 EVENTS = "webhookEvents"
-
-
-class Rejected(CrmsyncError):
-    """Bad input: answered with ``status`` and a JSON error; nothing written or queued."""
-
-    def __init__(self, status: int, message: str, fields: dict[str, str] | None = None,
-                 code: str | None = None):  # fmt: skip
-        super().__init__(message)
-        self.status = status
-        self.fields = fields or {}  # problems by field path, for forms
-        self.code = code  # a fixed word for what went wrong (redirects carry it, not text)
 
 
 class Event(BaseModel):

@@ -14,7 +14,7 @@ import email
 import email.policy
 import secrets
 
-from sandbox.app import PLAIN, ApiError, Call, Reply, Router
+from sandbox.routing import PLAIN, ApiError, Call, Reply, Router
 
 MAX_PARTS = 1000
 REASONS = {

@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sandbox import calendar_ops as ops
-from sandbox.app import CALENDAR, PLAIN, Call, Reply, Router
 from sandbox.calendar_events import render
 from sandbox.calendar_list import list_events, list_instances, response_zone
 from sandbox.calendar_push import stop, watch
 from sandbox.calendar_store import CalendarStore
+from sandbox.routing import CALENDAR, PLAIN, Call, Reply, Router
 
 SCOPE = "https://www.googleapis.com/auth/calendar"
 EVENTS_SCOPE = "https://www.googleapis.com/auth/calendar.events"

@@ -16,7 +16,6 @@ import copy
 from datetime import timedelta
 from typing import Any
 
-from sandbox.app import ApiError, calendar_error
 from sandbox.calendar_recurrence import (
     Original,
     RecurrenceError,
@@ -28,6 +27,7 @@ from sandbox.calendar_recurrence import (
 )
 from sandbox.calendar_store import StoredEvent
 from sandbox.calendar_times import bad, check_range, instant, normalize_time, render_time
+from sandbox.routing import ApiError, calendar_error
 
 READ_ONLY = {
     "kind",

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.app import ApiError, Call, calendar_error
 from sandbox.calendar_events import duration, instance, render
 from sandbox.calendar_recurrence import (
     HORIZON,
@@ -33,6 +32,7 @@ from sandbox.calendar_recurrence import (
 from sandbox.calendar_store import SYNC_TOKEN_DAYS, CalendarState, CalendarStore, StoredEvent
 from sandbox.calendar_times import instant, query_time, sort_text, zone
 from sandbox.realism import Behaviours, page_length
+from sandbox.routing import ApiError, Call, calendar_error
 from sandbox.state import rfc3339
 
 DEFAULT_PAGE = 250

@@ -16,9 +16,8 @@ import copy
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sandbox.app import ApiError, Sandbox, calendar_error
 from sandbox.calendar_events import (
     READ_ONLY,
     check_attendee_edit,
@@ -36,7 +35,11 @@ from sandbox.calendar_push import notify
 from sandbox.calendar_recurrence import RecurrenceError, original_from_suffix, parse_series
 from sandbox.calendar_store import CalendarState, CalendarStore, StoredEvent, new_event_id
 from sandbox.calendar_times import bad
+from sandbox.routing import ApiError, calendar_error
 from sandbox.state import rfc3339
+
+if TYPE_CHECKING:  # annotations only: the sandbox that runs the request
+    from sandbox.app import Sandbox
 
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
 SEND_UPDATES = ("all", "externalOnly", "none")

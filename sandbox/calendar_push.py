@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import random
 from email.utils import formatdate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sandbox.app import Sandbox, calendar_error, is_loopback_url
 from sandbox.calendar_store import CalendarState, CalendarStore, Channel
 from sandbox.calendar_times import bad
+from sandbox.routing import calendar_error, is_loopback_url
+
+if TYPE_CHECKING:  # annotations only: the sandbox that runs the request
+    from sandbox.app import Sandbox
 
 DEFAULT_TTL_SECONDS = 604_800
 USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sandbox.app import ApiError, calendar_error
+from sandbox.routing import ApiError, calendar_error
 
 CALENDAR_TZ = "UTC"  # all-day dates sit on UTC midnights, whatever the calendar's zone
 _UTC_NAMES = {"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Etc/Zulu", "Zulu"}

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox import realism
-from sandbox.app import PLAIN, ApiError, Call, Fault, Reply, Router
+from sandbox.routing import PLAIN, ApiError, Call, Fault, Reply, Router, Stats
 from sandbox.state import ALL_SCOPES, rfc3339
 
 
@@ -62,8 +62,6 @@ def stats(call: Call) -> Reply:
 
 
 def reset_stats(call: Call) -> Reply:
-    from sandbox.app import Stats
-
     call.sandbox.stats = Stats()
     return Reply.json({})
 

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
-from sandbox.app import PLAIN, ApiError, Call, Reply, Router, auth_error
+from sandbox.routing import PLAIN, ApiError, Call, Reply, Router, auth_error
 from sandbox.state import RefreshGrant
 
 CODE_SECONDS = 600

@@ -19,7 +19,6 @@ import re
 from typing import Any
 
 from sandbox import people_groups, people_search
-from sandbox.app import PEOPLE, PLAIN, ApiError, Call, Reply, Router, fault_error, people_error
 from sandbox.people_fields import (
     UPDATABLE,
     bad,
@@ -42,6 +41,7 @@ from sandbox.people_store import (
     store_of,
 )
 from sandbox.realism import page_length
+from sandbox.routing import PEOPLE, PLAIN, ApiError, Call, Reply, Router, fault_error, people_error
 
 CONTACTS = "https://www.googleapis.com/auth/contacts"
 READ_SCOPES = (CONTACTS, "https://www.googleapis.com/auth/contacts.readonly")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sandbox.app import ApiError, people_error
+from sandbox.routing import ApiError, people_error
 
 DOCS_GET = "https://developers.google.com/people/api/rest/v1/people/get"
 DOCS_UPDATE = "https://developers.google.com/people/api/rest/v1/people/updateContact"

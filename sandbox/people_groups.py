@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.app import PEOPLE, Call, Reply, Router
 from sandbox.people_fields import (
     CREATE_GROUP_DEFAULT,
     CREATE_GROUP_FIELDS,
@@ -23,6 +22,7 @@ from sandbox.people_fields import (
     page_size,
 )
 from sandbox.people_store import KIND_GROUPS, Snapshot, render_group, store_of
+from sandbox.routing import PEOPLE, Call, Reply, Router
 
 MAX_MODIFY = 1000
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import re
 
-from sandbox.app import PEOPLE, Call, Reply, Router
 from sandbox.people_fields import DOCS_GET, READABLE, bad, parse_mask
 from sandbox.people_store import PeopleStore, PersonRecord, render_person, store_of
+from sandbox.routing import PEOPLE, Call, Reply, Router
 
 DEFAULT_PAGE = 10
 MAX_PAGE = 30

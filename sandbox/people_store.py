@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.app import Call, people_error
 from sandbox.people_fields import (
     DEPRECATED_GROUP,
     EXPIRED_TOKEN,
@@ -46,6 +45,7 @@ from sandbox.people_fields import (
     not_found,
     supplied_etags,
 )
+from sandbox.routing import Call, people_error
 from sandbox.state import rfc3339
 
 SYNC_TOKEN_SECONDS = 7 * 24 * 3600

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from adapters import google_api
-from adapters.store_base import open_store
 from adapters.store_sqlite import SqliteStore
+from adapters.stores import open_store
 from core.ports import DocumentStore
 from tests import emulators
 from tests.contract import google_targets as gt

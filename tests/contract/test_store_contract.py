@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from adapters.store_base import check_query, open_store
+from adapters.store_base import check_query
 from adapters.store_sqlite import SqliteStore, build_query
+from adapters.stores import open_store
 from core.errors import AlreadyExists, ConfigError, StoreError, TransactionConflict
 from core.ports import MAX_BATCH_WRITES, Doc, DocumentStore, Filter, Transaction
 

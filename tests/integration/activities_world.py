@@ -10,7 +10,7 @@ from typing import Any
 from adapters import google_api
 from adapters.calendar_api import CalendarApi
 from adapters.google_calls import Retry
-from adapters.store_base import open_store
+from adapters.stores import open_store
 from core import email_index
 from core.activities_engine import ActivitiesEngine
 from core.model import ACTIVITIES, LINKS, stamp

@@ -119,7 +119,7 @@ def cloud_env(tmp_path, sandbox, account, monkeypatch):
     import os
     from datetime import UTC, datetime
 
-    from adapters.store_base import open_store
+    from adapters.stores import open_store
     from functions import bootstrap, seed
     from functions.accounts import connect
 

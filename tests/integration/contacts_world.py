@@ -10,7 +10,7 @@ from typing import Any
 from adapters import google_api
 from adapters.google_calls import Retry
 from adapters.people_api import PeopleApi
-from adapters.store_base import open_store
+from adapters.stores import open_store
 from core import contact_mapping as cm
 from core import email_index
 from core.contacts_engine import ContactsEngine

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.store_base import open_store
+from adapters.stores import open_store
 from core.model import stamp
 from functions import bootstrap
 from functions.accounts import connect

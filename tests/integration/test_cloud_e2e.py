@@ -14,7 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 from functions_framework import create_app
 
-from adapters.store_base import open_store
+from adapters.stores import open_store
 from core import schedule
 from core.model import SYNC_RUNS, SYNC_STATE
 from functions import bootstrap, seed

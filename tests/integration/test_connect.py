@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from adapters.store_base import open_store
+from adapters.stores import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,9 +19,9 @@ from core.model import ACTIVITIES, CONTACTS, GOOGLE_ACCOUNTS, LINKS, SYNC_RUNS, 
 from core.runs import Options
 from functions import bootstrap, seed
 from functions.accounts import connect, disconnect
+from functions.channels import CHANNELS, maintain_channel
 from functions.jobs import dispatch
 from functions.manual_logic import status
-from functions.push import CHANNELS, maintain_channel
 from functions.sync import run_activities, run_contacts
 from tests.integration.crash import LaterClock
 from tests.integration.test_account_switch import group_members, tagged

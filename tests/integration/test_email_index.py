@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from adapters.store_base import check_doc_id, open_store
+from adapters.store_base import check_doc_id
+from adapters.stores import open_store
 from core import email_index as ix
 from core.model import CONTACTS, GOOGLE_ACCOUNTS, USERS, stamp
 from tests.integration.activities_world import CalendarWorld

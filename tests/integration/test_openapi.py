@@ -1,11 +1,10 @@
 """``functions/openapi.json``: a valid OpenAPI 3.1 document, held against the code: every
-route of the ``manual_sync`` router is documented and every documented one answered
+route of the ``manual_sync`` route table is documented and every documented one answered
 (with a documented status), the request schemas are the pydantic models', and real
 answers validate against the documented response schemas, with no undocumented field."""
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
 import re
@@ -38,38 +37,11 @@ def manual_sync_operations() -> set[tuple[str, str]]:
 
 
 def router_routes() -> set[tuple[str, str]]:
-    """The (METHOD, path) comparisons of ``manual_sync``'s router, read from its source."""
-    tree = ast.parse((ROOT / "functions" / "manual.py").read_text())
-    (function,) = [
-        n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "manual_sync"
-    ]
-    routes = set()
+    """The (METHOD, path) routes of ``manual_sync``'s route table (``functions.manual``), a
+    path parameter written as the document writes it (``/runs/<run_id>`` -> ``/runs/{id}``)."""
+    from functions.manual import ROUTES
 
-    def paths_of(node: ast.expr) -> list[str]:
-        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name):
-            value = node.comparators[0]
-            if isinstance(node.ops[0], ast.Eq) and isinstance(value, ast.Constant):
-                return [value.value]
-            if isinstance(node.ops[0], ast.In) and isinstance(value, ast.Tuple):
-                return [e.value for e in value.elts]  # type: ignore[attr-defined]
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "startswith":
-            return [node.args[0].value.rstrip("/") + "/{id}"]  # type: ignore[attr-defined]
-        raise AssertionError(f"a route test this reader does not know: {ast.unparse(node)}")
-
-    for node in ast.walk(function):
-        if not isinstance(node, ast.If):
-            continue
-        test = node.test
-        if isinstance(test, ast.Compare) and isinstance(test.left, ast.Tuple):  # (method, path)
-            method, path = (e.value for e in test.comparators[0].elts)  # type: ignore[attr-defined]
-            routes.add((method, path))
-        elif isinstance(test, ast.BoolOp) and isinstance(test.values[0], ast.Compare):
-            left = test.values[0]
-            if getattr(left.left, "id", None) != "method":
-                continue
-            method = left.comparators[0].value  # type: ignore[attr-defined]
-            routes |= {(method, p) for p in paths_of(test.values[1])}
-    return routes
+    return {(method, re.sub(r"<\w+>", "{id}", path)) for method, path in ROUTES}
 
 
 def _walk(node: Any):

@@ -14,7 +14,7 @@ from werkzeug.serving import make_server
 
 from core.model import SYNC_RUNS, SYNC_SETTINGS, SYNC_STATE
 from functions import bootstrap, seed
-from functions.push import CHANNELS, maintain_channel
+from functions.channels import CHANNELS, maintain_channel
 from tests.integration.test_scheduler import ROOT
 
 

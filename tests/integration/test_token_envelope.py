@@ -10,7 +10,7 @@ import threading
 import pytest
 from cryptography.fernet import Fernet
 
-from adapters.store_base import open_store
+from adapters.stores import open_store
 from adapters.tokens import TOKEN_KEYS, EnvelopeCipher, FernetCipher
 from core.errors import ConfigError
 

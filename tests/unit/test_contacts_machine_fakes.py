@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from adapters.google_auth import TokenInfo
-from adapters.store_base import open_store
+from adapters.stores import open_store
 from core import contact_mapping as cm
 from core import email_index
 from core.contacts_engine import ContactsEngine

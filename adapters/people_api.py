@@ -21,6 +21,7 @@ from core.errors import (
     AuthRevoked,
     EtagMismatch,
     GoogleError,
+    NotFound,
     QuotaExceeded,
     Unavailable,
 )
@@ -189,7 +190,9 @@ class PeopleApi:
             }
             try:
                 answer = self._run(self._people.batchUpdateContacts(body=body))
-            except EtagMismatch:  # one stale etag failed the call: find which, one by one
+            except (EtagMismatch, NotFound):
+                # one stale etag, or one person deleted since it was read, failed the whole
+                # call: find which, one by one (the others are written)
                 results += [self._update_one(name, person, fields) for name, person in part]
                 continue
             updated = answer.get("updateResult", {})

@@ -11,9 +11,9 @@ What they keep, as Google does:
 * People tokens expire 7 days (of the fake clock) after the full sync that began their
   chain; Calendar tokens after 28 days, or at once with ``expire_tokens()``;
 * People: a contact keeps at least one group (``MembersResult.last_group``), a stale
-  etag is that item's ``EtagMismatch``, an unknown person fails the whole update call
-  with ``NotFound`` (as the all-or-nothing ``batchUpdateContacts`` does) unless a stale
-  etag came first; groups are found by our ``clientData`` mark, else by name;
+  etag is that item's ``EtagMismatch`` and a deleted person that item's ``NotFound``
+  (the adapter retries an all-or-nothing ``batchUpdateContacts`` one by one); groups
+  are found by our ``clientData`` mark, else by name;
 * Calendar: client-chosen ids (``[a-v0-9]{5,1024}``; taken, even by a deleted event:
   409), ``If-Match`` patches and deletes (``EtagMismatch``), deletion is status
   ``cancelled`` (a second delete: ``NotFound``), full listings are the events
@@ -234,8 +234,8 @@ class FakePeople:
                 errors[name] = EtagMismatch(f"{name}: Request person.etag is different than "
                                             "the current person.etag.", status=400)  # fmt: skip
         first = next(iter(errors.values()), None)
-        if first is not None and not isinstance(first, EtagMismatch):
-            raise first  # the whole batch call fails; only a stale etag is retried one by one
+        if first is not None and not isinstance(first, EtagMismatch | NotFound):
+            raise first  # the whole call fails: a malformed request is not the item's
         results = []
         for name, body in items:
             if name in errors:

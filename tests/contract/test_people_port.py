@@ -129,13 +129,16 @@ def test_a_stale_etag_is_that_items_etag_mismatch_and_the_others_are_written(peo
     assert cm.from_person(after[fresh["resourceName"]])["givenName"] == "FromCrm"
 
 
-def test_updating_a_deleted_person_raises_not_found_for_the_call(people):
-    person = make(people)
-    name = person["resourceName"]
-    etag = people.port.get([name])[name]["etag"]
-    people.delete_person(name)
-    with pytest.raises(NotFound):
-        people.port.update([(name, {"etag": etag, "names": [{"givenName": "X"}]})], "names")
+def test_a_person_deleted_since_it_was_read_fails_its_item_only(people):
+    gone, kept = make(people)["resourceName"], make(people)["resourceName"]
+    read = people.port.get([gone, kept])
+    people.delete_person(gone)
+    results = {r.key: r for r in people.port.update(
+        [(n, {"etag": read[n]["etag"], "names": [{"givenName": "FromCrm"}]}) for n in (gone, kept)],
+        "names")}  # fmt: skip
+    assert isinstance(results[gone].error, NotFound) and results[gone].person is None
+    assert results[kept].error is None
+    assert cm.from_person(people.port.get([kept])[kept])["givenName"] == "FromCrm"
 
 
 # --- group membership --------------------------------------------------------------------

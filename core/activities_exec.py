@@ -16,7 +16,7 @@ The patch is conditional on the etag they were seen with, so they cannot be stal
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core import activity_mapping as am
@@ -82,7 +82,8 @@ class ActivitiesExecutor:
             Step(DropEventLink, self._drops, chunk=MAX_BATCH_WRITES),
             Step(NotPropagated, self._not_propagated),
         )  # fmt: skip
-        Apply(steps, self._reread, self.progress)(actions)
+        Apply(steps, reread=self._reread, retry_kinds=(ReconcileEvent, CancelActivity),
+              defer=self._defer, progress=self.progress)(actions)  # fmt: skip
 
     # --- documents ----------------------------------------------------------------------
 
@@ -340,12 +341,17 @@ class ActivitiesExecutor:
         events = {eid: self.to_event(raw) for eid, raw in fresh.items()}
         self.reread.update(events)
         ids = {a.activity_id for a in stale}
-        snap = ActivitySnapshot(
-            {k: v for k, v in self.snap.crm.items() if k in ids}, events,
-            {k: v for k, v in self.snap.links.items() if k in ids},
-            shared=self.snap.shared, connected=self.snap.connected,
-        )  # fmt: skip
+        snap = replace(self.snap, crm={k: v for k, v in self.snap.crm.items() if k in ids},
+                       google=events, links={k: v for k, v in self.snap.links.items() if k in ids},
+                       crm_complete=False, google_complete=False)  # fmt: skip
         return plan(snap, self.policy)
+
+    def _defer(self, actions: list[Any]) -> None:
+        """What a stale pair's re-plan asks beyond a reconcile or a cancellation: left
+        to the next run, which reads the activity again (and the event, changed since)."""
+        for action in actions:
+            if hasattr(action, "activity_id"):
+                self.log.retry_crm.add(action.activity_id)
 
     # --- cancellations, deletions, links ------------------------------------------------
 

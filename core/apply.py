@@ -6,8 +6,11 @@ hands each row its actions a chunk at a time (the row's ``chunk``: what one Goog
 and one store batch can take), says the progress after each chunk, and owns the
 stale-etag retry: a handler returns the actions Google refused as stale (a 412, or
 People's 400 FAILED_PRECONDITION); once the table has run, the executor re-reads
-those items and plans them again (``reread``), and the new actions run through the
-same table once more, where a second refusal is a failure the handler reports.
+those items and plans them again (``reread``), and the new actions of the kinds a
+retry may take (``retry_kinds``: what a stale pair can still need) run through the
+same table once more, where a second refusal is a failure the handler reports. Any
+other action the re-plan asks for is left to the next run (``defer``), which reads
+those records again with everything a run gathers.
 
 ``Links`` saves and removes each item's link document (``links/{user}:{section}:{id}``),
 and ``link_doc`` holds the fields every link carries, whatever its section.
@@ -40,18 +43,23 @@ class Step:
 
 class Apply:
     """Runs actions through ``steps``; stale ones are re-read, re-planned (``reread``:
-    the actions to take now) and run once more."""
+    the actions to take now) and those of ``retry_kinds`` run once more; the rest go
+    to ``defer``."""
 
-    def __init__(self, steps: Sequence[Step], reread: Callable[[list[Any]], list[Any]],
+    def __init__(self, steps: Sequence[Step], *, reread: Callable[[list[Any]], list[Any]],
+                 retry_kinds: tuple[type, ...], defer: Callable[[list[Any]], None],
                  progress: Progress) -> None:  # fmt: skip
         self.steps, self.reread, self.progress = steps, reread, progress
+        self.retry_kinds, self.defer = retry_kinds, defer
         self.done = self.total = 0
 
     def __call__(self, actions: Sequence[Any]) -> None:
         self.done, self.total = 0, len(actions)
         stale = self._pass(actions, retry=True)
         if stale:
-            self._pass(self.reread(stale), retry=False)
+            again = self.reread(stale)
+            self.defer([a for a in again if not isinstance(a, self.retry_kinds)])
+            self._pass([a for a in again if isinstance(a, self.retry_kinds)], retry=False)
 
     def _pass(self, actions: Sequence[Any], retry: bool) -> list[Any]:
         by_kind: dict[type, list[Any]] = {}

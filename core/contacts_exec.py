@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from core import contact_mapping as cm
@@ -59,6 +60,7 @@ from core.ports import (
 from core.runs import RunLog, chunked
 
 MY_CONTACTS = "contactGroups/myContacts"
+_LATER = CreatePerson | ImportPerson | AmbiguousEmail  # a pair planned again mid-run: next run
 STORE_CHUNK = MAX_BATCH_WRITES // 2  # each item may write its contact and its link
 
 
@@ -90,7 +92,9 @@ class ContactsExecutor:
             Step(DropLink, self._drops, chunk=MAX_BATCH_WRITES),
             Step(AmbiguousEmail, self._ambiguous),
         )  # fmt: skip
-        Apply(steps, self._reread, self.progress)(actions)
+        retry_kinds = (Reconcile, LeaveGroup, Untag, DropLink)
+        Apply(steps, reread=self._reread, retry_kinds=retry_kinds, defer=self._defer,
+              progress=self.progress)(actions)  # fmt: skip
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -228,6 +232,7 @@ class ContactsExecutor:
             return actions
         again = self._replan(unread, self.people.get([a.resource_name for a in unread]))
         self._now_instead(again)
+        self._defer([a for a in again if isinstance(a, _LATER)])
         rest = [a for a in actions if a not in unread]
         return rest + [a for a in again if isinstance(a, Reconcile)]
 
@@ -236,6 +241,16 @@ class ContactsExecutor:
         kinds = {Untag: self._untags, LeaveGroup: self._leaves, DropLink: self._drops}
         for kind, handle in kinds.items():
             handle([a for a in actions if isinstance(a, kind)], False)
+
+    def _defer(self, actions: list[Any]) -> None:
+        """A pair planned again mid-run that now needs a push, an import or a report:
+        left to the next run, which reads both records again (never done here on a
+        snapshot that lacks what a run gathers for them: searches, other contacts)."""
+        for action in actions:
+            if isinstance(action, ImportPerson):
+                self.log.retry_google.add(action.resource_name)
+            else:
+                self.log.retry_crm.add(action.crm_id)
 
     def _reread(self, stale: list[Reconcile]) -> list[Any]:
         """Someone edited these persons since we read them: re-read, plan them again."""
@@ -252,8 +267,9 @@ class ContactsExecutor:
         ids = [a.crm_id for a in actions]
         contacts = {i: self.snap.crm[i] for i in ids if i in self.snap.crm}
         links = {i: self.snap.links[i] for i in ids if i in self.snap.links}
-        return plan(Snapshot(contacts, people, links, self.group, by_email=self.snap.by_email),
-                    self.policy, force=True)  # fmt: skip
+        snap = replace(self.snap, crm=contacts, google=people, links=links, crm_complete=False,
+                       google_complete=False, found={})  # fmt: skip
+        return plan(snap, self.policy, force=True)
 
     def _google_updates(self, actions: list[Reconcile],
                         retry: bool) -> tuple[dict[str, Any], list[Reconcile]]:  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from core.activities_plan import ImportEvent, InsertEvent, ReconcileEvent
 from core.activity_mapping import import_id
+from core.runs import Options
 from functions.accounts import connect
 from tests.integration.activities_world import ALICE
 from tests.integration.test_activities_sync import world  # noqa: F401  (a fixture)
@@ -55,3 +56,32 @@ def test_the_event_of_a_malformed_activity_is_never_imported_as_a_second_activit
     assert not report.counts.get("imported"), report.counts
     assert {d.id for d in world.store.query(ACTIVITIES)} == before
     assert pushed in world.links()  # kept for when the activity is fixed
+
+
+def test_a_stale_patch_of_an_event_linked_again_to_its_import_makes_no_second_event(world):  # noqa: F811
+    """Found by review (issue 12): the event, linked again to its earlier import (its
+    link archived), is patched with the CRM's edit; Google refuses the patch as stale
+    (someone edited the event meanwhile). Planned again without the earlier import,
+    it became an import plus an insert: a second event, then a second activity."""
+    from core.model import LINKS, link_id
+    from tests.integration.races import EditsAfterListing
+
+    world.sync()
+    event = world.insert_event(summary="Vendor call", description="agenda")
+    world.sync()
+    activity_id = import_id(ALICE, event["id"])
+    world.store.delete(LINKS, link_id(ALICE, "activities", activity_id))  # archived
+    world.sandbox.advance(60)
+    world.edit_activity(activity_id, description="my CRM notes")
+    edit = lambda: world.patch_event(event["id"], location="Room 12")  # noqa: E731
+    port = EditsAfterListing(world.calendar_port(), edit)
+    first = world.engine(ALICE, calendar=port).run(ALICE, Options(full=True))
+    assert not first.counts.get("pushed") and not first.counts.get("imported"), first.counts
+    again = world.sync()
+    assert not again.counts.get("pushed") and not again.counts.get("imported"), again.counts
+    titles = [
+        e.get("summary") for e in world.events(ALICE).values() if e.get("status") != "cancelled"
+    ]
+    assert titles.count("Vendor call") == 1
+    assert [i for i in world.activities() if i.startswith("gcal-")] == [activity_id]
+    assert world.links()[activity_id]["googleId"] == event["id"]

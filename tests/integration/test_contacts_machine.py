@@ -56,6 +56,10 @@ class SandboxContactsMachine(ContactsMachine):
             resourceName=self.world.group(), body={change: [name]}
         ).execute()
 
+    def person_updated(self, name: str) -> str | None:
+        person = self.world.people.get(resourceName=name, personFields="metadata").execute()
+        return ((person.get("metadata") or {}).get("sources") or [{}])[0].get("updateTime")
+
 
 @pytest.mark.parametrize("profile", ["default", "realistic"])
 def test_contacts_state_machine(sandbox_server, tmp_path_factory, profile):

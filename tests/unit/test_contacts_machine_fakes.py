@@ -84,6 +84,10 @@ class FakeContactsMachine(ContactsMachine):
         change = {"add": [name]} if into else {"remove": [name]}
         self.world.google.modify_members(self.world.group(), **change)
 
+    def person_updated(self, name: str) -> str | None:
+        person = self.world.google.get([name]).get(name) or {}
+        return ((person.get("metadata") or {}).get("sources") or [{}])[0].get("updateTime")
+
 
 def test_contacts_state_machine_over_the_fakes(tmp_path_factory):
     class Machine(FakeContactsMachine):

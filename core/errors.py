@@ -12,6 +12,7 @@ entry points handle only these.
     ├── LeaseHeld                   another run holds this user's section
     ├── SideEmpty                   one side suddenly dropped every link (guard; --force)
     ├── AccountChanged              a dry run found the Google account switched
+    ├── UndoRefused                 a run that cannot be undone (unknown, another user's...)
     └── GoogleError                 the Google side refused or failed
         ├── AuthRevoked             refresh token revoked or expired (invalid_grant)
         ├── QuotaExceeded           429 / rate-limit 403, after bounded retries
@@ -117,6 +118,10 @@ class AccountChanged(CrmsyncError):
         )
         self.old = old
         self.new = new
+
+
+class UndoRefused(CrmsyncError):
+    """A run that cannot be taken back; the message says why."""
 
 
 class GoogleError(CrmsyncError):

@@ -33,6 +33,7 @@ from core.errors import (
     SideEmpty,
     SyncTokenExpired,
     Unavailable,
+    UndoRefused,
     UnknownUser,
 )
 from core.lease import run_of
@@ -100,8 +101,20 @@ def last_word(record: Mapping[str, Any]) -> datetime | None:
     return parse_timestamp(str(since)) if since else None
 
 
+CONFLICT = "UndoConflict"  # an item an undo left alone: changed again since its run
+
+
+def _left_alone(n: int) -> str:
+    return (f"{n} item{'s' if n != 1 else ''} changed again since that run and "
+            f"{'were' if n != 1 else 'was'} left as {'they are' if n != 1 else 'it is'}; "
+            "see the details.")  # fmt: skip
+
+
 def of_counts(counts: Mapping[str, int], errors: Sequence[Any]) -> Outcome:
     """A run that finished: what it changed, and whether items failed."""
+    conflicts = sum(1 for e in errors if isinstance(e, Mapping) and e.get("kind") == CONFLICT)
+    if conflicts and conflicts == len(errors):
+        return Outcome("done", "undo_conflicts", _left_alone(conflicts))
     if errors:
         n = len(errors)
         return Outcome("done", "item_errors",
@@ -132,6 +145,8 @@ def of_error(error: BaseException) -> Outcome:
             return Outcome("failed", "google_unavailable", BUSY, 503)
         case SideEmpty():
             return Outcome("failed", "side_empty", str(error), 409)
+        case UndoRefused():
+            return Outcome("skipped", "undo_refused", str(error), 409)
         case AccountChanged():
             return Outcome("skipped", "account_changed",
                            "The Google account changed; start a sync to begin afresh "

@@ -81,6 +81,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_undo(args: argparse.Namespace) -> int:
+    from core.ports import no_progress
+    from core.runs import Options
+    from functions.report import ProgressPrinter, render, to_json
+    from functions.undo import undo
+
+    config = bootstrap.Config.from_env()
+    progress = no_progress if args.json else ProgressPrinter(sys.stderr)
+    store = bootstrap.store(config)
+    try:
+        report = undo(config, store, args.run_id, Options(dry_run=args.dry_run), progress)
+    finally:
+        store.close()
+    print(to_json(report) if args.json else render(report))
+    failed = [e for e in report.errors if e.get("kind") != "UndoConflict"]
+    return 1 if failed else 0
+
+
 def cmd_run_due(args: argparse.Namespace) -> int:
     from functions.jobs import dispatch
 
@@ -151,6 +169,13 @@ def parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--json", action="store_true", help="print the result as JSON")
     sync.set_defaults(run=cmd_sync)
+
+    undo = commands.add_parser("undo", help="take a contacts sync run back (its own user's)")
+    undo.add_argument("run_id", metavar="RUN_ID", help="the run's id (syncRuns/{id})")
+    undo.add_argument("--dry-run", action="store_true",
+                      help="print what the undo would do, change nothing")  # fmt: skip
+    undo.add_argument("--json", action="store_true", help="print the result as JSON")
+    undo.set_defaults(run=cmd_undo)
 
     due = commands.add_parser("run-due", help="start every due sync once (what the scheduler does)")
     due.set_defaults(run=cmd_run_due)

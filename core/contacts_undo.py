@@ -1,0 +1,104 @@
+"""Undo of a contacts run: a run of its own (trigger ``undo``) through the shared shell
+(``core.runs.run_section``: the section's lease, a run record, a journal of its own).
+
+    settings  as a contacts run (the private tag, the interval)
+    gather    the run's record and journal; the CRM contacts, links and persons it
+              names, as they are now (one read each, by id)
+    plan      ``core.undo.plan_undo`` (pure): the sync's own actions, and conflicts
+    execute   the contacts executor; a person edited between our read and our write
+              (a stale etag) is a conflict too, never merged
+
+The section's cursors do not move: what the undo writes is read back by the next
+sync as the pair's last synced state (nothing to do), and a record changed since
+that run is left alone and listed, item by item (``UndoConflict``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core import runs
+from core.contacts_engine import ContactsEngine, ContactsSettings
+from core.contacts_exec import ContactsExecutor, contact_from_doc, link_from_doc, person_from_api
+from core.contacts_plan import Snapshot
+from core.errors import UndoRefused
+from core.model import CONTACTS, LINKS, SYNC_RUNS, Contact, link_id, load_each
+from core.outcome import CONFLICT
+from core.runs import Options, Report, RunLog
+from core.undo import Current, UndoPlan, items, plan_undo
+
+
+class ContactsUndo(ContactsEngine):
+    """``ContactsEngine`` whose sync takes run ``undo_of`` back."""
+
+    def __init__(self, *args: Any, undo_of: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.undo_of = undo_of
+
+    def sync(self, settings: ContactsSettings, state: dict[str, Any], options: Options,
+             log: RunLog, report: Report) -> dict[str, Any]:  # fmt: skip
+        entries = self.journal(settings.user_id)
+        current = self.current(settings, state, entries)
+        undo = plan_undo(entries, current)
+        report.plan = undo.actions
+        self.progress(f"planned {len(undo.actions)} actions to take run {self.undo_of} back")
+        _say(undo, log)
+        if not options.dry_run:
+            snap = Snapshot(current.crm, current.google, current.links, current.group)
+            UndoExecutor(self.store, self.people, self.clock, user_id=settings.user_id,
+                         tag_id=settings.tag_id, group=current.group, policy=options.policy,
+                         log=log, progress=self.progress).run(undo.actions, snap)  # fmt: skip
+        return {}  # the cursors stay: the next sync reads what the undo wrote
+
+    def journal(self, user_id: str) -> list[dict[str, Any]]:
+        """The journal of the run to undo, after checking it may be undone."""
+        record = self.store.get(SYNC_RUNS, self.undo_of)
+        if record is None or record.get("userId") != user_id:
+            raise UndoRefused(f"no run {self.undo_of} of this user")  # another's: not said
+        if record.get("section") != "contacts":
+            raise UndoRefused(f"run {self.undo_of} is not a contacts run")
+        if record.get("outcome") in ("queued", "running"):
+            raise UndoRefused(f"run {self.undo_of} has not finished; undo it once it has")
+        if record.get("journalLost"):
+            raise UndoRefused(f"run {self.undo_of} kept no journal of its changes")
+        return runs.journal(self.store, self.undo_of, int(record.get("itemPages") or 0))
+
+    def current(self, settings: ContactsSettings, state: dict[str, Any],
+                entries: list[dict[str, Any]]) -> Current:  # fmt: skip
+        """The pairs the journal names, as they are now."""
+        group = state.get("groupResourceName") or ""
+        touched = items(entries)
+        crm_ids = [i.crm_id for i in touched]
+        docs = self.store.get_many(CONTACTS, crm_ids)
+        good, _ = load_each(Contact, CONTACTS, sorted(docs.items()))
+        crm = {c.id: contact_from_doc(c, settings.tag_id) for c in good}
+        keys = [link_id(settings.user_id, "contacts", i) for i in crm_ids]
+        links = {d["crmId"]: link_from_doc(d) for d in self.store.get_many(LINKS, keys).values()}
+        names = sorted({i.google_id for i in touched if i.google_id})
+        google = {n: person_from_api(p, group) for n, p in self.people.get(names).items()}
+        return Current(crm, google, links, group)
+
+
+class UndoExecutor(ContactsExecutor):
+    """The contacts executor, except that a stale etag is a conflict: the person was
+    edited after the undo read it, and an undo never merges into a later change."""
+
+    def _reread(self, stale: list[Any]) -> list[Any]:
+        for action in stale:
+            self.log.errors.append({"id": action.crm_id, "kind": CONFLICT,
+                                    "message": "changed in Google while the undo ran; "
+                                               "left as it is",
+                                    "googleIds": [action.resource_name]})  # fmt: skip
+        return []
+
+
+def _say(undo: UndoPlan, log: RunLog) -> None:
+    """Conflicts item by item; and how many pairs the next sync links again."""
+    for c in undo.conflicts:
+        message = f"{c.name or c.crm_id}: not taken back: {c.reason}"
+        log.errors.append({"id": c.crm_id, "kind": CONFLICT, "googleIds": [c.google_id],
+                           "message": message})  # fmt: skip
+    if undo.conflicts:
+        log.count("conflicts", len(undo.conflicts))
+    if undo.redone:  # the contact is still tagged, or the person still in the group
+        log.count("relinkedByNextSync", len(undo.redone))

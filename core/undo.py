@@ -1,0 +1,226 @@
+"""Taking a contacts run back: ``plan_undo(entries, now) -> UndoPlan``, pure.
+
+A run's journal (``core.runs.RunLog.note``) says, item by item, what the run wrote:
+the side, the pair's ids and, for an update, each synced field it set as (before,
+after). Undo turns each pair's entries back into the sync's own actions, executed by
+the contacts executor in a run of its own (trigger ``undo``), whose journal can be
+undone in turn:
+
+    entry                                   undo
+    updatedInCrm / updatedInGoogle          the fields' before-values on both sides
+                                            (Reconcile: the pair converges on them)
+    pushed, rejoinedGroup, linkedByEmail    the person leaves the group (LeaveGroup,
+      (Google side)                         the link parked)
+    imported, retagged, linkedByEmail       the contact loses the tag (Untag, the link
+      (CRM side)                            parked)
+    untagged                                the contact is tagged again (Reconcile+tag)
+    removedFromGroup                        the person rejoins the group (Reconcile+join)
+
+An item changed again since the run is never overwritten: a field the run set that
+no longer holds the run's after-value, on the side that holds it, or a pair linked
+otherwise since, makes the whole item a ``Conflict``, listed and left alone. A pair
+already back where the run found it (dissolved again, say) needs nothing.
+
+The sync's rules still hold after an undo: a contact that stays tagged is pushed
+again by the next sync, a person left in the group imported again; an undo takes
+back what a run wrote, the cause of it is the user's to change (``UndoPlan.redone``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core import contact_mapping as cm
+from core.contacts_plan import (
+    CrmContact,
+    LeaveGroup,
+    LinkRecord,
+    Person,
+    Reconcile,
+    Untag,
+    Why,
+)
+
+LEAVE = frozenset({"pushed", "rejoinedGroup"})  # the run put the person in the group
+UNTAG = frozenset({"imported", "retagged"})  # the run tagged the contact
+# entries whose fields the undo restores, and the side that holds the run's after-values
+FIELDS_OF = {"updatedInCrm": "crm", "updatedInGoogle": "google", "imported": "crm"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conflict:
+    """An item changed again since the run: left alone, said item by item."""
+
+    crm_id: str
+    google_id: str
+    name: str
+    reason: str
+
+
+@dataclass
+class Item:
+    """One pair's entries in the run's journal, combined."""
+
+    crm_id: str
+    google_id: str = ""
+    name: str = ""
+    before: dict[str, Any] = field(default_factory=dict)  # field -> the value to restore
+    crm_only: bool = False  # an import over an earlier contact: only the CRM goes back
+    after: dict[str, dict[str, Any]] = field(default_factory=dict)  # side -> field -> after
+    leave: bool = False
+    untag: bool = False
+    retag: bool = False
+    rejoin: bool = False
+
+
+@dataclass(frozen=True)
+class UndoPlan:
+    actions: list[Any]
+    conflicts: list[Conflict]
+    unchanged: list[str]  # CRM ids whose pair is already as the run found it
+    redone: list[str]  # CRM ids the next sync would link again (their cause remains)
+
+
+@dataclass(frozen=True)
+class Current:
+    """The pairs' records as they are now."""
+
+    crm: Mapping[str, CrmContact]
+    google: Mapping[str, Person]  # by resource name
+    links: Mapping[str, LinkRecord]  # by CRM id (parked ones too)
+    group: str
+
+
+def items(entries: Iterable[Mapping[str, Any]]) -> list[Item]:
+    """The journal's entries, combined per pair, in the order the run met them."""
+    found: dict[str, Item] = {}
+    for entry in entries:
+        crm_id = entry.get("crmId")
+        if not crm_id:
+            continue
+        item = found.setdefault(crm_id, Item(crm_id))
+        item.google_id = entry.get("googleId") or item.google_id
+        item.name = entry.get("name") or item.name
+        _take(item, entry)
+    return list(found.values())
+
+
+def _take(item: Item, entry: Mapping[str, Any]) -> None:
+    change, side = entry.get("change"), entry.get("side")
+    for name, values in (entry.get("fields") or {}).items():
+        if name in cm.FIELDS and change in FIELDS_OF:
+            item.before.setdefault(name, values.get("before"))
+            item.after.setdefault(FIELDS_OF[change], {})[name] = values.get("after")
+    was_tagged = ((entry.get("fields") or {}).get("tagged") or {}).get("before") is True
+    item.crm_only |= change == "imported"
+    item.leave |= change in LEAVE or (change == "linkedByEmail" and side == "google")
+    item.untag |= (change in UNTAG and not was_tagged) or (change == "linkedByEmail"
+                                                           and side == "crm")  # fmt: skip
+    item.retag |= change == "untagged"
+    item.rejoin |= change == "removedFromGroup"
+
+
+def plan_undo(entries: Iterable[Mapping[str, Any]], now: Current) -> UndoPlan:
+    actions: list[Any] = []
+    conflicts: list[Conflict] = []
+    unchanged: list[str] = []
+    for item in items(entries):
+        problem = _conflict(item, now)
+        if problem:
+            conflicts.append(Conflict(crm_id=item.crm_id, google_id=item.google_id,
+                                      name=item.name, reason=problem))  # fmt: skip
+            continue
+        mine = _undo(item, now)
+        actions += mine
+        if not mine:
+            unchanged.append(item.crm_id)
+    redone = [a.crm_id for a in actions if _redone(a, now)]
+    return UndoPlan(actions, conflicts, unchanged, redone)
+
+
+def _conflict(item: Item, now: Current) -> str:
+    """Why the item cannot be taken back without overwriting a later change ("": it can)."""
+    link = now.links.get(item.crm_id)
+    if link is not None and item.google_id and link.resource_name != item.google_id:
+        return f"linked to another Google contact ({link.resource_name}) since"
+    after = {k: v for side in item.after.values() for k, v in side.items()}
+    if not after:
+        return ""
+    for where, held in _sides(item, now):
+        if held is None:
+            return f"the contact no longer exists in {where}"
+        changed = sorted(k for k, v in after.items() if held.get(k) != v)
+        if changed:
+            return f"changed again in {where} since the run: {', '.join(changed)}"
+    return ""
+
+
+def _sides(item: Item, now: Current) -> list[tuple[str, Any]]:
+    """Where the run left the pair at its after-values, with the fields held there now
+    (None: gone): both sides of a reconcile; the CRM alone for an import."""
+    contact, person = now.crm.get(item.crm_id), now.google.get(item.google_id)
+    sides = [("the CRM", contact.fields if contact else None)]
+    if not item.crm_only:
+        base = contact.fields if contact else {}
+        sides.append(("Google", person.view(base) if person else None))
+    return sides
+
+
+def _undo(item: Item, now: Current) -> list[Any]:
+    link = now.links.get(item.crm_id)
+    contact, person = now.crm.get(item.crm_id), now.google.get(item.google_id)
+    actions: list[Any] = []
+    if item.before and contact is not None and person is not None:
+        actions.append(_restore(item, contact, person))
+    in_pair = link is not None and not link.parked
+    if item.leave and in_pair and person is not None and person.in_group:
+        last = person.groups <= {now.group}
+        actions.append(LeaveGroup(crm_id=item.crm_id, resource_name=item.google_id,
+                                  last_group=last))  # fmt: skip
+    elif item.untag and in_pair and contact is not None and contact.tagged:
+        actions.append(Untag(crm_id=item.crm_id, resource_name=item.google_id))
+    back = _back(item, contact, person, link)
+    if back is not None:
+        actions.append(back)
+    return actions
+
+
+def _restore(item: Item, contact: CrmContact, person: Person) -> Reconcile:
+    """Both sides back to the fields' before-values (the pair converges on them); an
+    import over an earlier contact gives the CRM its values back, and leaves Google's."""
+    target = cm.normalize({**contact.fields, **item.before})
+    google = person.view(target)
+    to_write = () if item.crm_only else cm.changed_person_fields(google, target)
+    return Reconcile(crm_id=item.crm_id, resource_name=item.google_id, etag=person.etag,
+                     fields=target, write_google=bool(to_write),
+                     write_crm=target != contact.fields, person_fields=to_write)  # fmt: skip
+
+
+def _back(item: Item, contact: CrmContact | None, person: Person | None,
+          link: LinkRecord | None) -> Reconcile | None:  # fmt: skip
+    """A pair the run dissolved comes back: tagged again, or back in the group."""
+    parked = link is not None and link.parked
+    if not (item.retag or item.rejoin) or not parked or contact is None or person is None:
+        return None
+    if person.deleted or contact.deleted:
+        return None
+    tag = item.retag and not contact.tagged
+    join = item.rejoin and not person.in_group
+    if not (tag or join):
+        return None
+    return Reconcile(crm_id=item.crm_id, resource_name=item.google_id, etag=person.etag,
+                     fields=link.fields, write_google=False, write_crm=False, tag=tag,
+                     join_group=join, reason=Why.REJOINED)  # fmt: skip
+
+
+def _redone(action: Any, now: Current) -> bool:
+    """A pair dissolved by the undo whose cause remains: the next sync links it again."""
+    if isinstance(action, LeaveGroup):
+        contact = now.crm.get(action.crm_id)
+        return contact is not None and contact.tagged
+    if isinstance(action, Untag):
+        person = now.google.get(action.resource_name)
+        return person is not None and person.in_group and not person.deleted
+    return False

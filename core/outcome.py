@@ -23,6 +23,9 @@ from core.errors import (
     AccountChanged,
     AuthRevoked,
     ConfigError,
+    ConnectedByAdministrator,
+    DelegationRevoked,
+    DelegationSuspended,
     GoogleError,
     LeaseHeld,
     MalformedDocument,
@@ -40,6 +43,10 @@ from core.model import parse_timestamp
 
 Kind = Literal["done", "skipped", "failed", "queued"]
 RECONNECT = "Google no longer accepts the connection: reconnect your Google account."
+DELEGATION = ("Your administrator's delegation for crmsync was revoked, so Google no longer "
+              "accepts it; ask your administrator to restore it.")  # fmt: skip
+BY_ADMINISTRATOR = ("Your administrator connected your Google account for crmsync "
+                    "(domain-wide delegation); only your administrator can end it.")  # fmt: skip
 BUSY = "Google is busy or unavailable; try again in a minute."
 RETRY = "Try again later; if it keeps failing, tell your administrator."
 ALLOW = ("Google refused access: reconnect your Google account and allow access to "
@@ -118,6 +125,10 @@ def of_error(error: BaseException) -> Outcome:
             return Outcome("skipped", "no_tag",
                            "Choose a private tag for contacts in the sync settings, "
                            "then save.", 400)  # fmt: skip
+        case ConnectedByAdministrator():
+            return Outcome("skipped", "connected_by_administrator", BY_ADMINISTRATOR, 409)
+        case DelegationSuspended():
+            return Outcome("skipped", "reauth_required", DELEGATION, 409)
         case ReauthRequired():
             return Outcome("skipped", "reauth_required", RECONNECT, 409)
         case NotConnected():
@@ -126,6 +137,8 @@ def of_error(error: BaseException) -> Outcome:
             return Outcome("skipped", "busy",
                            "Another sync of this section is under way; its result "
                            "appears in the history.", 409)  # fmt: skip
+        case DelegationRevoked():
+            return Outcome("failed", "reauth_required", DELEGATION, 409)
         case AuthRevoked():
             return Outcome("failed", "reauth_required", RECONNECT, 409)
         case QuotaExceeded() | Unavailable() | SyncTokenExpired():

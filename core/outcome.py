@@ -120,15 +120,13 @@ def of_counts(counts: Mapping[str, int], errors: Sequence[Any]) -> Outcome:
 
 def of_error(error: BaseException) -> Outcome:
     """A run, preview or request that met ``error``."""
+    if isinstance(error, (ConnectedByAdministrator, DelegationSuspended, DelegationRevoked)):
+        return _of_delegation(error)
     match error:
         case NoTag():
             return Outcome("skipped", "no_tag",
                            "Choose a private tag for contacts in the sync settings, "
                            "then save.", 400)  # fmt: skip
-        case ConnectedByAdministrator():
-            return Outcome("skipped", "connected_by_administrator", BY_ADMINISTRATOR, 409)
-        case DelegationSuspended():
-            return Outcome("skipped", "reauth_required", DELEGATION, 409)
         case ReauthRequired():
             return Outcome("skipped", "reauth_required", RECONNECT, 409)
         case NotConnected():
@@ -137,8 +135,6 @@ def of_error(error: BaseException) -> Outcome:
             return Outcome("skipped", "busy",
                            "Another sync of this section is under way; its result "
                            "appears in the history.", 409)  # fmt: skip
-        case DelegationRevoked():
-            return Outcome("failed", "reauth_required", DELEGATION, 409)
         case AuthRevoked():
             return Outcome("failed", "reauth_required", RECONNECT, 409)
         case QuotaExceeded() | Unavailable() | SyncTokenExpired():
@@ -159,3 +155,12 @@ def of_error(error: BaseException) -> Outcome:
         case GoogleError():
             return Outcome("failed", "google_error", RETRY, 502)
     return Outcome("failed", "internal", RETRY, 500)
+
+
+def _of_delegation(error: BaseException) -> Outcome:
+    """The administrator's connection (domain-wide delegation): the user cannot end it,
+    and only the administrator can restore it once Google refuses it."""
+    if isinstance(error, ConnectedByAdministrator):
+        return Outcome("skipped", "connected_by_administrator", BY_ADMINISTRATOR, 409)
+    kind: Kind = "skipped" if isinstance(error, DelegationSuspended) else "failed"
+    return Outcome(kind, "reauth_required", DELEGATION, 409)

@@ -375,3 +375,19 @@ def test_delegated_refusals_are_marked_as_such(crm, sandbox, key):
 
     with pytest.raises(DelegationRefused):
         creds.refresh(Request())
+
+
+def test_a_scheduled_look_finds_the_delegated_connection_with_no_token(crm):
+    from adapters.delegation import DelegatedCredentials
+    from core.schedule import Job, Probe
+    from functions.sync import _credentials_for, _probe_ciphertext
+
+    config, store = crm
+    delegation.ensure(config, store, seed.ALICE)
+    read: dict[str, Any] = {}
+    job = Job(seed.ALICE, "contacts", "scheduled", probe=Probe("g", "c"))
+    key = _probe_ciphertext(store, job, read)
+    assert key == "delegated:alice@example.com"
+    creds = _credentials_for(config, seed.ALICE, key)
+    assert isinstance(creds, DelegatedCredentials)
+    check(creds)  # Google grants it

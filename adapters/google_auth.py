@@ -37,6 +37,7 @@ from google.auth import exceptions as auth_exceptions
 from google.auth import jwt
 from google.auth.transport.requests import Request
 
+from adapters.delegation import DelegationRefused, refusal
 from adapters.google_api import SCOPES, credentials, token_uri
 from core.errors import AuthRevoked, CrmsyncError, GoogleError, QuotaExceeded, Unavailable
 
@@ -170,7 +171,10 @@ def _broader(scope: str) -> str:
 
 
 def auth_error(exc: Exception) -> GoogleError:
-    """``invalid_grant`` means revoked or expired: the user must reconnect."""
+    """``invalid_grant`` means revoked or expired: the user must reconnect. A refused
+    grant of delegated credentials is the administrator's to fix (``adapters.delegation``)."""
+    if isinstance(exc, DelegationRefused):
+        return refusal(exc)
     text = str(exc)
     if "invalid_grant" in text:
         return AuthRevoked(

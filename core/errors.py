@@ -9,12 +9,17 @@ entry points handle only these.
     ├── MalformedDocument           a stored document fails validation (names doc + field)
     ├── UnknownUser                 no users/{id}
     ├── NotConnected                the user has no usable Google connection
+    │   └── ReauthRequired          the stored connection is marked reauth_required
+    │       └── DelegationSuspended one the administrator made (domain-wide delegation)
     ├── LeaseHeld                   another run holds this user's section
+    ├── ConnectedByAdministrator    the user may not end the administrator's connection
     ├── SideEmpty                   one side suddenly dropped every link (guard; --force)
     ├── AccountChanged              a dry run found the Google account switched
     ├── UndoRefused                 a run that cannot be undone (unknown, another user's...)
     └── GoogleError                 the Google side refused or failed
         ├── AuthRevoked             refresh token revoked or expired (invalid_grant)
+        │   └── DelegationRevoked   Google refuses the administrator's delegation for
+        │                           the user (unauthorized_client, invalid_grant)
         ├── QuotaExceeded           429 / rate-limit 403, after bounded retries
         ├── Unavailable             5xx, after bounded retries
         ├── SyncTokenExpired        People 400 EXPIRED_SYNC_TOKEN or Calendar 410
@@ -77,6 +82,17 @@ class ReauthRequired(NotConnected):
     """The connection is marked ``reauth_required``: Google refused its token before."""
 
 
+class DelegationSuspended(ReauthRequired):
+    """A connection the administrator made (domain-wide delegation) is marked
+    ``reauth_required``: Google refused the delegation before; only the administrator
+    can restore it."""
+
+
+class ConnectedByAdministrator(CrmsyncError):
+    """The Google connection is the Workspace administrator's (domain-wide delegation):
+    the user cannot disconnect it."""
+
+
 class LeaseHeld(CrmsyncError):
     """Another run of the same user and section is under way: this one does nothing."""
 
@@ -133,6 +149,11 @@ class GoogleError(CrmsyncError):
 
 class AuthRevoked(GoogleError):
     pass
+
+
+class DelegationRevoked(AuthRevoked):
+    """The JWT-bearer grant for a user of a delegated domain was refused: the Workspace
+    administrator revoked crmsync's domain-wide delegation, or took scopes from it."""
 
 
 class QuotaExceeded(GoogleError):

@@ -23,6 +23,9 @@ from core.errors import (
     AccountChanged,
     AuthRevoked,
     ConfigError,
+    ConnectedByAdministrator,
+    DelegationRevoked,
+    DelegationSuspended,
     GoogleError,
     LeaseHeld,
     MalformedDocument,
@@ -41,6 +44,10 @@ from core.model import parse_timestamp
 
 Kind = Literal["done", "skipped", "failed", "queued"]
 RECONNECT = "Google no longer accepts the connection: reconnect your Google account."
+DELEGATION = ("Your administrator's delegation for crmsync was revoked, so Google no longer "
+              "accepts it; ask your administrator to restore it.")  # fmt: skip
+BY_ADMINISTRATOR = ("Your administrator connected your Google account for crmsync "
+                    "(domain-wide delegation); only your administrator can end it.")  # fmt: skip
 BUSY = "Google is busy or unavailable; try again in a minute."
 RETRY = "Try again later; if it keeps failing, tell your administrator."
 ALLOW = ("Google refused access: reconnect your Google account and allow access to "
@@ -126,6 +133,8 @@ def of_counts(counts: Mapping[str, int], errors: Sequence[Any]) -> Outcome:
 
 def of_error(error: BaseException) -> Outcome:
     """A run, preview or request that met ``error``."""
+    if isinstance(error, (ConnectedByAdministrator, DelegationSuspended, DelegationRevoked)):
+        return _of_delegation(error)
     match error:
         case NoTag():
             return Outcome("skipped", "no_tag",
@@ -161,3 +170,12 @@ def of_error(error: BaseException) -> Outcome:
         case GoogleError():
             return Outcome("failed", "google_error", RETRY, 502)
     return Outcome("failed", "internal", RETRY, 500)
+
+
+def _of_delegation(error: BaseException) -> Outcome:
+    """The administrator's connection (domain-wide delegation): the user cannot end it,
+    and only the administrator can restore it once Google refuses it."""
+    if isinstance(error, ConnectedByAdministrator):
+        return Outcome("skipped", "connected_by_administrator", BY_ADMINISTRATOR, 409)
+    kind: Kind = "skipped" if isinstance(error, DelegationSuspended) else "failed"
+    return Outcome(kind, "reauth_required", DELEGATION, 409)

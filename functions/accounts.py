@@ -9,6 +9,8 @@ user is unknown or Google refuses the token.
 ``disconnect`` revokes the token at Google, stops the Calendar push channel, archives
 the links and clears the sync state of both sections (``core.account_switch``), takes
 the pairs off the schedule, and leaves ``googleAccounts/{userId}`` ``not_connected``.
+A connection the administrator made (domain-wide delegation) is refused (409): the
+user cannot end it.
 The CRM keeps every record and tag, Google every contact, group and event. A later
 connection to the same account rejoins the archived pairs; to another, starts clean.
 """
@@ -21,11 +23,12 @@ from datetime import datetime
 from typing import Any
 
 from adapters.clock import rfc3339
+from adapters.delegation import ADMINISTRATOR
 from adapters.google_auth import TokenInfo, check_refresh_token, revoke_token
 from adapters.google_calls import Retry
 from core import account_switch, email_index, lease, schedule
 from core.account_switch import switch_all
-from core.errors import ConfigError, NotConnected, UnknownUser
+from core.errors import ConfigError, ConnectedByAdministrator, NotConnected, UnknownUser
 from core.model import GOOGLE_ACCOUNTS, SECTIONS, SYNC_STATE, USERS, stamp, state_id
 from core.ports import DocumentStore, Transaction
 from functions import bootstrap
@@ -61,12 +64,18 @@ def save_connection(
     config: bootstrap.Config,
     store: DocumentStore,
     user_id: str,
-    refresh_token: str,
+    refresh_token: str | None,
     info: TokenInfo,
+    *,
+    delegated_by: str | None = None,
 ) -> None:
     """Store the token encrypted; a (re)connection is ``connected`` again. A different
     Google account than before starts clean (``core.account_switch``): its cursors,
-    group and links are reset, the old account's links archived; the CRM keeps all."""
+    group and links are reset, the old account's links archived; the CRM keeps all.
+
+    ``delegated_by``: the connection is the administrator's domain-wide delegation (that
+    service account's email, ``functions.delegation``): no token is stored, and the
+    document says ``connectedBy: administrator``."""
     stored = store.get(GOOGLE_ACCOUNTS, user_id) or {}
     # after a disconnect the account is remembered as previousAccountEmail
     previous = stored.get("accountEmail") or stored.get("previousAccountEmail")
@@ -77,17 +86,17 @@ def save_connection(
     account_switch.resume(store, user_id, info.account_email, now)
     user_email = (store.get(USERS, user_id) or {}).get("email") or ""
     with store.batch() as batch:  # the account and its email index entries together
-        batch.put(
-            GOOGLE_ACCOUNTS,
-            user_id,
-            {
-                "accountEmail": info.account_email,
-                "scopes": list(info.scopes),
-                "refreshTokenCiphertext": bootstrap.cipher(config).encrypt(refresh_token),
-                "status": "connected",
-                "connectedAt": rfc3339(bootstrap.clock().now()),
-            },
-        )
+        doc: dict[str, Any] = {
+            "accountEmail": info.account_email,
+            "scopes": list(info.scopes),
+            "status": "connected",
+            "connectedAt": rfc3339(bootstrap.clock().now()),
+        }
+        if delegated_by:
+            doc |= {"connectedBy": ADMINISTRATOR, "delegatedBy": delegated_by}
+        else:
+            doc["refreshTokenCiphertext"] = bootstrap.cipher(config).encrypt(refresh_token or "")
+        batch.put(GOOGLE_ACCOUNTS, user_id, doc)
         email_index.index_user(batch, user_id, [user_email, info.account_email or ""], store)
     # connected again: its pairs are back on the schedule, and due at once
     schedule.reschedule(store, user_id, bootstrap.clock().now(), due_now=True)
@@ -113,7 +122,8 @@ def disconnect(config: bootstrap.Config, store: DocumentStore, user_id: str) -> 
        the user's CRM email too); take the pairs off the schedule.
 
     Unknown user: ``UnknownUser``; no connection (never, or disconnected already):
-    ``NotConnected``; nothing is written either way."""
+    ``NotConnected``; the administrator's connection: ``ConnectedByAdministrator``; nothing
+    is written either way."""
     user, account = _connection(store, user_id)
     ciphertext, email = account["refreshTokenCiphertext"], account.get("accountEmail") or None
     now = bootstrap.clock().now()
@@ -164,6 +174,11 @@ def _connection(store: DocumentStore, user_id: str) -> tuple[dict[str, Any], dic
     if user is None:
         raise UnknownUser(user_id)
     account = store.get(GOOGLE_ACCOUNTS, user_id) or {}
+    if account.get("connectedBy") == ADMINISTRATOR:
+        raise ConnectedByAdministrator(
+            f"user {user_id}'s Google connection is the administrator's domain-wide "
+            "delegation: the user cannot disconnect it"
+        )
     if account.get("status") == NOT_CONNECTED or not account.get("refreshTokenCiphertext"):
         raise NotConnected(f"user {user_id} has no Google account connected: nothing to disconnect")
     return user, account

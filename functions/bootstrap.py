@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters import google_api
+from adapters import delegation, google_api
 from adapters.calendar_api import CalendarApi
 from adapters.clock import SystemClock
 from adapters.google_calls import Retry
@@ -25,6 +25,7 @@ from adapters.people_api import PeopleApi
 from adapters.queue import InlineQueue, PubSubQueue, open_queue
 from adapters.stores import open_store
 from adapters.tokens import KMS_KEY, EnvelopeCipher, FernetCipher, KmsCipher, cipher_for
+from core.errors import ConfigError
 from core.ports import Clock, DocumentStore
 from core.schedule import Job
 
@@ -49,6 +50,10 @@ class Config:
     oauth_start_url: str | None = None
     page_url: str | None = None
     state_dir: Path = STATE_DIR
+    # Workspace domain-wide delegation (functions.delegation): the service account's
+    # JSON key (or a path to it) and the domains whose users it acts for
+    delegation_key: str | None = None
+    delegation_domains: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -66,7 +71,14 @@ class Config:
             oauth_redirect_uri=env.get("CRMSYNC_OAUTH_REDIRECT_URI") or None,
             oauth_start_url=env.get("CRMSYNC_OAUTH_START_URL") or None,
             page_url=env.get("CRMSYNC_PAGE_URL") or None,
+            delegation_key=env.get("CRMSYNC_DELEGATION_KEY") or None,
+            delegation_domains=domains(env.get("CRMSYNC_DELEGATION_DOMAINS") or ""),
         )
+
+
+def domains(text: str) -> tuple[str, ...]:
+    """``example.com, example.org`` (commas or spaces) as lower-case domain names."""
+    return tuple(sorted({d.strip().lstrip("@").lower() for d in text.replace(",", " ").split()}))
 
 
 def store(config: Config) -> DocumentStore:
@@ -123,6 +135,27 @@ def credentials(config: Config, refresh_token: str) -> Any:
     return google_api.credentials(
         refresh_token, config.google_endpoint, config.oauth_client_id, config.oauth_client_secret
     )
+
+
+_DELEGATION_KEYS: dict[str, dict[str, Any]] = {}
+
+
+def delegation_key(config: Config) -> dict[str, Any] | None:
+    """The delegation's service account key, read once per process; None when no
+    delegation is configured (``CRMSYNC_DELEGATION_KEY`` and its domains)."""
+    if not (config.delegation_key and config.delegation_domains):
+        return None
+    if config.delegation_key not in _DELEGATION_KEYS:
+        _DELEGATION_KEYS[config.delegation_key] = delegation.key_info(config.delegation_key)
+    return _DELEGATION_KEYS[config.delegation_key]
+
+
+def delegated_credentials(config: Config, email: str) -> Any:
+    """Credentials acting as ``email`` through the administrator's delegation."""
+    info = delegation_key(config)
+    if info is None:
+        raise ConfigError("no domain-wide delegation is configured (CRMSYNC_DELEGATION_KEY)")
+    return delegation.credentials(info, email, config.google_endpoint)
 
 
 def people_port(config: Config, creds: Any) -> PeopleApi:

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from adapters import logs
 from adapters.identity import NotSignedIn
 from core.ports import DocumentStore
-from functions import accounts, bootstrap, oauth, openapi
+from functions import accounts, bootstrap, delegation, oauth, openapi
 from functions import manual_logic as api
 from functions import session as web
 from functions.http_errors import Rejected
@@ -118,6 +118,7 @@ def _oauth_callback(request, config: Config, store: DocumentStore):
 
 def _status(request, config: Config, store: DocumentStore):
     user, session = _caller(request, config, store)
+    delegation.ensure(config, store, user)  # a delegated domain's user: connected now
     return {**api.status(store, user), "links": oauth.links(config, request),
             "csrf": session["c"] if session else None}, 200  # fmt: skip
 

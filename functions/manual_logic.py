@@ -101,8 +101,9 @@ def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
     user = store.get(USERS, user_id) or {}
     settings = store.get(SYNC_SETTINGS, user_id) or {}
     connection = account.get("status", "not_connected")
+    by = account.get("connectedBy")  # "administrator": domain-wide delegation
     for section in SECTIONS:
-        sections[section]["ready"] = _ready(section, connection, settings)
+        sections[section]["ready"] = _ready(section, connection, settings, by)
     return {
         "userId": user_id,
         "displayName": user.get("displayName") or user.get("email"),
@@ -111,6 +112,7 @@ def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
         "account": {
             "status": account.get("status", "not_connected"),
             "accountEmail": account.get("accountEmail"),
+            "connectedBy": by,  # "administrator" (delegation: no disconnect), else None
             # the latest switch of Google account: {from, to, at, archived, restored}
             "switched": max(switches, key=lambda s: s["at"], default=None),
         },
@@ -119,14 +121,15 @@ def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
     }
 
 
-def _ready(section: str, connection: str, settings: dict[str, Any]) -> dict[str, Any]:
+def _ready(section: str, connection: str, settings: dict[str, Any],
+           by: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Whether a sync of the section can start, and if not the next step (the page
     disables Start and Preview and says why)."""
-    from core.errors import NoTag, NotConnected, ReauthRequired
+    from core.errors import DelegationSuspended, NoTag, NotConnected, ReauthRequired
 
     problem: Exception | None = None
     if connection == "reauth_required":
-        problem = ReauthRequired()
+        problem = DelegationSuspended() if by == "administrator" else ReauthRequired()
     elif connection != "connected":
         problem = NotConnected()
     elif section == "contacts" and not ((settings.get("contacts") or {}).get("tagId")):

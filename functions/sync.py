@@ -14,14 +14,20 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 from core import probe as probe_rules
 from core.activities_engine import ActivitiesEngine
 from core.contacts_engine import ContactsEngine
-from core.errors import GoogleError, NotConnected, ReauthRequired, UnknownUser
+from core.errors import (
+    DelegationSuspended,
+    GoogleError,
+    NotConnected,
+    ReauthRequired,
+    UnknownUser,
+)
 from core.gather import crm_window
 from core.model import (
     ACTIVITIES,
@@ -42,8 +48,9 @@ from core.model import (
 from core.ports import DocumentStore, Filter, Progress, Transaction, no_progress
 from core.runs import Options, Report
 from core.schedule import Job
-from functions import bootstrap
+from functions import bootstrap, delegation
 
+DELEGATED = "delegated:"  # a probe's connection key for a delegated account
 CACHE_SIZE = 2048  # connections; a few KiB each (the refresh and access tokens)
 _CACHE: OrderedDict[tuple[str, ...], Any] = OrderedDict()
 _LOCK = threading.Lock()
@@ -68,6 +75,8 @@ def google_credentials(
 def _credentials(config: bootstrap.Config, user_id: str, raw: dict[str, Any] | None) -> Any:
     if raw is None or raw.get("status") == "not_connected":  # never, or disconnected
         raise NotConnected(f"user {user_id} has not connected a Google account")
+    if delegation.is_delegated(raw):
+        return _delegated(config, user_id, raw)
     account = load(GoogleAccount, GOOGLE_ACCOUNTS, user_id, raw)
     if account.status == "reauth_required":
         raise ReauthRequired(
@@ -76,9 +85,28 @@ def _credentials(config: bootstrap.Config, user_id: str, raw: dict[str, Any] | N
     return _credentials_for(config, user_id, account.refreshTokenCiphertext)
 
 
+def _delegated(config: bootstrap.Config, user_id: str, raw: dict[str, Any]) -> Any:
+    """The credentials of a connection the administrator made (``functions.delegation``)."""
+    if raw.get("status") == "reauth_required":
+        raise DelegationSuspended(
+            f"user {user_id}'s connection by the administrator's domain-wide delegation "
+            "was refused by Google; the administrator must restore the delegation"
+        )
+    email = raw.get("accountEmail") or ""
+    key = ("delegated", user_id, email, config.google_endpoint or "", str(config.delegation_key))
+    return _cached(key, lambda: bootstrap.delegated_credentials(config, email))
+
+
 def _credentials_for(config: bootstrap.Config, user_id: str, ciphertext: str) -> Any:
+    if ciphertext.startswith(DELEGATED):  # a probe's key for a delegated connection
+        return _delegated(config, user_id, {"accountEmail": ciphertext.removeprefix(DELEGATED)})
     key = (user_id, ciphertext, config.google_endpoint or "", config.oauth_client_id,
            str(config.token_key))  # fmt: skip
+    return _cached(key, lambda: bootstrap.credentials(config, bootstrap.cipher(config).decrypt(
+        ciphertext)))  # fmt: skip
+
+
+def _cached(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
     with _LOCK:
         creds = _CACHE.get(key)
         if creds is not None:
@@ -89,8 +117,7 @@ def _credentials_for(config: bootstrap.Config, user_id: str, ciphertext: str) ->
         with _LOCK:
             creds = _CACHE.get(key)
         if creds is None:
-            token = bootstrap.cipher(config).decrypt(ciphertext)
-            creds = bootstrap.credentials(config, token)
+            creds = make()
         with _LOCK:
             _CACHE[key] = creds
             _MAKING.pop(key, None)
@@ -124,6 +151,9 @@ def run_section(
 ) -> Report:
     """One run of ``section`` (contacts or activities) for the user."""
     pre = _preload(store, user_id, preloaded)
+    # a user of a delegated domain with no connection of their own: the administrator's
+    pre[GOOGLE_ACCOUNTS] = delegation.ensure(config, store, user_id, pre[USERS],
+                                             pre[GOOGLE_ACCOUNTS], read=False)  # fmt: skip
     creds = google_credentials(config, store, user_id, pre)
     shared: dict[str, Any] = {"new_id": lambda: uuid.uuid4().hex, "progress": progress,
                               "preloaded": pre}  # fmt: skip
@@ -202,6 +232,8 @@ def _probe_ciphertext(store: DocumentStore, job: Job, read: dict[str, Any]) -> s
     account = read[GOOGLE_ACCOUNTS] = store.get(GOOGLE_ACCOUNTS, job.user_id)
     if account is None or account.get("status") != "connected":
         return None
+    if delegation.is_delegated(account):  # no token: the key names the delegated account
+        return DELEGATED + (account.get("accountEmail") or "")
     return account.get("refreshTokenCiphertext")
 
 

@@ -43,12 +43,18 @@ locals {
     CRMSYNC_OAUTH_REDIRECT_URI = "${local.urls["manual_sync"]}/oauth_callback"
     CRMSYNC_OAUTH_START_URL    = "${local.urls["manual_sync"]}/oauth_start"
     CRMSYNC_PAGE_URL           = "${local.urls["manual_sync"]}/"
+    # Workspace domain-wide delegation: the domains it acts for ("" = none)
+    CRMSYNC_DELEGATION_DOMAINS = join(",", var.delegation_domains)
     GOOGLE_CLOUD_PROJECT       = var.project
   }
   secrets = {
     CRMSYNC_WEBHOOK_SECRET      = google_secret_manager_secret.webhook.secret_id
     CRMSYNC_OAUTH_CLIENT_SECRET = google_secret_manager_secret.oauth_client.secret_id
   }
+  # the delegation's service account key, only when a domain is delegated
+  delegated          = length(var.delegation_domains) > 0
+  delegation_secrets = local.delegated ? { CRMSYNC_DELEGATION_KEY = google_secret_manager_secret.delegation[0].secret_id } : {}
+  runtime_secrets    = merge(local.secrets, local.delegation_secrets)
 }
 
 # --- source -----------------------------------------------------------------------------
@@ -112,7 +118,7 @@ resource "google_kms_crypto_key_iam_member" "runtime_tokens" {
 }
 
 resource "google_secret_manager_secret_iam_member" "runtime_secrets" {
-  for_each  = local.secrets
+  for_each  = local.runtime_secrets
   secret_id = each.value
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${google_service_account.runtime.email}"
@@ -231,6 +237,22 @@ resource "google_secret_manager_secret" "oauth_client" {
 resource "google_secret_manager_secret_version" "oauth_client" {
   secret      = google_secret_manager_secret.oauth_client.id
   secret_data = var.oauth_client_secret
+}
+
+# the Workspace domain-wide delegation's service account key (JSON), read by the functions
+# as CRMSYNC_DELEGATION_KEY; the administrator authorizes its client id in the Admin console
+resource "google_secret_manager_secret" "delegation" {
+  count     = local.delegated ? 1 : 0
+  secret_id = "crmsync-delegation-key"
+  replication {
+    auto {}
+  }
+}
+
+resource "google_secret_manager_secret_version" "delegation" {
+  count       = local.delegated ? 1 : 0
+  secret      = google_secret_manager_secret.delegation[0].id
+  secret_data = var.delegation_key
 }
 
 resource "google_kms_key_ring" "crmsync" {
@@ -370,7 +392,7 @@ resource "google_cloudfunctions2_function" "fn" {
     ingress_settings      = each.value == "" ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     environment_variables = local.environment
     dynamic "secret_environment_variables" {
-      for_each = local.secrets
+      for_each = local.runtime_secrets
       content {
         key        = secret_environment_variables.key
         project_id = var.project

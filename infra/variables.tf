@@ -32,6 +32,19 @@ variable "webhook_secret" {
   sensitive   = true
 }
 
+variable "delegation_domains" {
+  description = "Workspace domains whose CRM users crmsync acts for through domain-wide delegation (no per-user OAuth); empty: none."
+  type        = list(string)
+  default     = []
+}
+
+variable "delegation_key" {
+  description = "JSON key of the service account the Workspace administrator authorized for domain-wide delegation; kept in Secret Manager. Needed when delegation_domains is set."
+  type        = string
+  sensitive   = true
+  default     = ""
+}
+
 variable "group_name" {
   description = "Name of the Google contact group the sync uses."
   type        = string

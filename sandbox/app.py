@@ -28,7 +28,7 @@ from collections import defaultdict
 from typing import Any
 from urllib.parse import parse_qs
 
-from sandbox import batch, calendar, control, oauth, people, realism
+from sandbox import batch, calendar, control, delegation, oauth, people, realism
 from sandbox.routing import (
     CALENDAR,
     PEOPLE,
@@ -97,6 +97,7 @@ class Sandbox:
         self.reset()
         for module in (control, oauth, people, calendar, batch):
             module.register(self.router)
+        delegation.register_routes(self.router)
 
     def reset(self) -> None:
         """Forget every account, token, fault and counter; the clock goes back to real time."""

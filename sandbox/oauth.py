@@ -2,7 +2,8 @@
 
 * ``GET /o/oauth2/v2/auth`` approves at once for the ``login_hint`` account and
   redirects to ``redirect_uri`` with ``code`` and ``state`` (PKCE S256/plain kept).
-* ``POST /token``: ``authorization_code`` and ``refresh_token`` grants; an ``id_token``
+* ``POST /token``: ``authorization_code``, ``refresh_token`` and (``sandbox.delegation``)
+  JWT-bearer grants; an ``id_token``
   when ``openid`` was granted. Revoked or unknown refresh tokens: 400 ``invalid_grant``;
   so are, with ``Behaviours.testing_mode_refresh_expiry``, refresh tokens 7 days old
   (sandbox time) unless they hold only openid/email/profile scopes.
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
+from sandbox import delegation
 from sandbox.routing import PLAIN, ApiError, Call, Reply, Router, auth_error
 from sandbox.state import RefreshGrant
 
@@ -187,6 +189,8 @@ def token(call: Call) -> Reply:
         return _code_grant(call, form)
     if grant_type == "refresh_token":
         return _refresh_grant(call, form)
+    if grant_type == delegation.JWT_BEARER:
+        return delegation.jwt_grant(call, form)
     raise oauth_error("unsupported_grant_type", f"Invalid grant_type: {grant_type}")
 
 

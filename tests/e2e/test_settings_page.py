@@ -7,6 +7,7 @@ screenshot in tests/e2e/artifacts/ named after it and the screen."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 import uuid
@@ -427,3 +428,34 @@ def test_a_sync_under_way_is_followed_after_a_reload(screen, site, sandbox):
     expect(screen.locator("[data-sync=contacts]")).to_be_enabled()
     sandbox.control("DELETE", "/_sandbox/faults", None)
     shot(screen, "12-followed-after-reload")
+
+
+def test_a_connection_by_the_administrator_cannot_be_disconnected_and_its_revocation_is_said(
+    screen, site, cloud_env, sandbox, tmp_path, monkeypatch
+):
+    from tests.integration.test_delegation import DOMAIN, delegate, service_key
+
+    info, public = service_key()
+    key_file = tmp_path / "delegation-key.json"
+    key_file.write_text(json.dumps(info))
+    monkeypatch.setenv("CRMSYNC_DELEGATION_KEY", str(key_file))
+    monkeypatch.setenv("CRMSYNC_DELEGATION_DOMAINS", DOMAIN)
+    delegate(sandbox, public)
+    cloud_env.delete(GOOGLE_ACCOUNTS, seed.ALICE)  # no OAuth connection of her own
+    sign_in(screen, site)
+    expect(screen.locator("#account-status")).to_contain_text("Connected by your administrator")
+    expect(screen.locator("#disconnect")).to_be_hidden()
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done: pushed to Google 4")
+    shot(screen, "12a-connected-by-administrator")
+    sandbox.control("DELETE", f"/_sandbox/delegations/{info['client_email']}")
+    sandbox.advance(3601)  # the access token issued before lives its hour
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("ask your administrator to restore it")
+    banner = screen.get_by_role("alert").filter(has_text="delegation for crmsync was revoked")
+    expect(banner).to_be_visible()
+    expect(screen.get_by_role("button", name="Reconnect your Google account")).to_be_hidden()
+    expect(screen.locator("[data-sync=contacts]")).to_be_disabled()
+    expect(screen.locator("#why-contacts")).to_contain_text("ask your administrator")
+    assert cloud_env.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "reauth_required"
+    shot(screen, "12b-delegation-revoked")

@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from google.auth import exceptions as auth_exceptions
-from google.auth.transport.requests import Request
 from google.oauth2 import service_account
 
-from adapters.google_api import SCOPES, token_uri
+from adapters.google_api import SCOPES, grant_now, token_uri
 from core.errors import ConfigError, DelegationRevoked, GoogleError
 
 ADMINISTRATOR = "administrator"  # googleAccounts.connectedBy of a delegated connection
@@ -84,12 +83,7 @@ def credentials(info: dict[str, Any], subject: str, endpoint: str | None) -> Del
 def check(creds: DelegatedCredentials) -> None:
     """One grant, now: ``DelegationRevoked`` when Google refuses the delegation for the
     user, ``GoogleError`` when the endpoint cannot be reached or fails otherwise."""
-    try:
-        creds.refresh(Request())
-    except auth_exceptions.RefreshError as exc:
-        raise refusal(exc) from None
-    except auth_exceptions.TransportError as exc:
-        raise GoogleError(f"cannot reach Google's token endpoint: {exc}") from None
+    grant_now(creds, refusal)
 
 
 def refusal(exc: auth_exceptions.RefreshError) -> GoogleError:

@@ -9,13 +9,18 @@ because ``new_batch_http_request()`` ignores ``api_endpoint``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import google_auth_httplib2
 import httplib2
+from google.auth import exceptions as auth_exceptions
+from google.auth.transport.requests import Request
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 from googleapiclient.http import BatchHttpRequest
+
+from core.errors import GoogleError
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 SCOPES = (
@@ -97,3 +102,14 @@ def new_batch(api: str, endpoint: str | None, callback: Any = None) -> BatchHttp
         else "https://people.googleapis.com/batch"
     )
     return BatchHttpRequest(callback=callback, batch_uri=uri)
+
+
+def grant_now(creds: Any, refused: Callable[[Exception], Exception]) -> None:
+    """One grant, now: ``refused(error)`` is raised when Google refuses it, a
+    ``GoogleError`` when its token endpoint cannot be reached."""
+    try:
+        creds.refresh(Request())
+    except auth_exceptions.RefreshError as exc:
+        raise refused(exc) from None
+    except auth_exceptions.TransportError as exc:
+        raise GoogleError(f"cannot reach Google's token endpoint: {exc}") from None

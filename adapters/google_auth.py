@@ -38,7 +38,7 @@ from google.auth import jwt
 from google.auth.transport.requests import Request
 
 from adapters.delegation import DelegationRefused, refusal
-from adapters.google_api import SCOPES, credentials, token_uri
+from adapters.google_api import SCOPES, credentials, grant_now, token_uri
 from core.errors import AuthRevoked, CrmsyncError, GoogleError, QuotaExceeded, Unavailable
 
 GOOGLE_AUTH_URI = "https://accounts.google.com/o/oauth2/v2/auth"
@@ -145,12 +145,7 @@ def check_refresh_token(
     refresh_token: str, endpoint: str | None, client_id: str, client_secret: str
 ) -> TokenInfo:
     creds = credentials(refresh_token, endpoint, client_id, client_secret, scopes=SCOPES)
-    try:
-        creds.refresh(Request())
-    except auth_exceptions.RefreshError as exc:
-        raise auth_error(exc) from None
-    except auth_exceptions.TransportError as exc:
-        raise GoogleError(f"cannot reach Google's token endpoint: {exc}") from None
+    grant_now(creds, auth_error)
     missing = missing_scopes(set(creds.granted_scopes or ()))
     if missing:
         raise GoogleError(

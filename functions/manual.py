@@ -10,6 +10,7 @@
     POST /preview {"section"}  the dry-run plan; changes nothing
     POST /disconnect         revoke the Google connection; the CRM keeps every record
     GET  /runs, /runs/<id>   the last 20 runs, and one run's details
+    POST /runs/<id>/undo {"dryRun"}  take a contacts run back (or say what that would do)
 
 API clients send a Google ID token (``Authorization: Bearer``); the page uses the
 session cookie, and its writes carry ``X-CSRF-Token``.
@@ -155,6 +156,15 @@ def _run(request, config: Config, store: DocumentStore, run_id: str):
     return api.run_detail(store, user, run_id), 200
 
 
+def _undo(request, config: Config, store: DocumentStore, run_id: str):
+    try:
+        body = api.UndoIn.model_validate_json(request.get_data() or b"{}")
+    except ValidationError as exc:  # a malformed body
+        raise Rejected(400, f"invalid request: {exc}") from None
+    user, _ = _caller(request, config, store)
+    return api.undo_run(config, store, user, run_id, body.dryRun), 200
+
+
 def _no_route(request, config: Config, store: DocumentStore):
     _caller(request, config, store)  # signed in first, as for every route of the API
     return {"error": f"no route {request.method} {_path(request)}"}, 404
@@ -176,6 +186,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/disconnect"): _disconnect,
     ("GET", "/runs"): _runs,
     ("GET", "/runs/<run_id>"): _run,
+    ("POST", "/runs/<run_id>/undo"): _undo,
 }
 _MATCHERS = [
     (method, re.compile(re.sub(r"<(\w+)>", r"(?P<\1>.+)", pattern)), handler)

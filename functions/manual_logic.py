@@ -60,6 +60,11 @@ class SyncIn(BaseModel):
     userId: str | None = None
 
 
+class UndoIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dryRun: bool = False
+
+
 def caller(
     config: bootstrap.Config, store: DocumentStore, header: str | None, asked_for: str | None = None
 ) -> str:
@@ -432,3 +437,28 @@ def preview(
     total = sum(s["total"] for s in sections)
     return {"outcome": "done", "reason": "planned" if total else "no_changes",
             "hint": None, "total": total, "sections": sections}  # fmt: skip
+
+
+def undo_run(config: bootstrap.Config, store: DocumentStore, user_id: str, run_id: str,
+             dry_run: bool) -> dict[str, Any]:  # fmt: skip
+    """Take one of the user's runs back (inline), or say exactly what that would do
+    (``dry_run``): the outcome, the undo's own run id, its actions in the user's words,
+    and each item left alone because it changed again since (a conflict)."""
+    from core.errors import UndoRefused
+    from core.runs import Options
+    from functions.report import describe, ids_of
+    from functions.undo import undo
+
+    try:
+        report = undo(config, store, run_id, Options(dry_run=dry_run), user_id=user_id)
+    except UndoRefused as refused:
+        if str(refused).startswith("no run"):  # another user's run is never said to exist
+            raise Rejected(404, "no such run") from None
+        raise
+    known = names(store, report.section, sorted({i for a in report.plan for i in ids_of(a)}))
+    return {**report.outcome, "runId": None if dry_run else report.run_id,
+            "undoOf": run_id, "dryRun": dry_run, "total": len(report.plan),
+            "actions": [describe(a, known) for a in report.plan[:PREVIEW_SHOWN]],
+            "counts": report.counts, "changes": labelled(report.section, report.counts),
+            "conflicts": [e for e in report.errors if e.get("kind") == "UndoConflict"],
+            "errors": [e for e in report.errors if e.get("kind") != "UndoConflict"]}  # fmt: skip

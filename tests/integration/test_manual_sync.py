@@ -300,3 +300,20 @@ def test_every_bad_setting_is_said_at_the_first_save(api):
     fields = answer.get_json()["fields"]
     assert set(fields) == {"activities.intervalMinutes", "activities.syncFrom"}
     assert "on or after" in fields["activities.syncFrom"]
+
+
+def test_a_run_is_taken_back_by_its_own_user_after_a_preview_of_the_undo(api):
+    ran = api("POST", "/sync", body={"section": "contacts"}).get_json()["runs"][0]
+    path = f"/runs/{ran['runId']}/undo"
+    assert api("POST", path, email="bob@example.com", body={}).status_code == 404  # not his
+    preview = api("POST", path, body={"dryRun": True}).get_json()
+    assert preview["dryRun"] and preview["total"] == 4 and preview["runId"] is None
+    assert any("Ada Lovelace" in text for text in preview["actions"])
+    assert len(_records(api)) == 1  # a preview records nothing
+    done = api("POST", path, body={}).get_json()
+    assert (done["outcome"], done["undoOf"]) == ("done", ran["runId"])
+    assert done["counts"]["removedFromGroup"] == 4 and done["conflicts"] == []
+    record = api.store.get(SYNC_RUNS, done["runId"])
+    assert record["trigger"] == "undo" and record["userId"] == seed.ALICE
+    assert api("POST", path, body={"dryRun": "soon"}).status_code == 400
+    assert api("POST", "/runs/no-such-run/undo", body={}).status_code == 404

@@ -459,3 +459,24 @@ def test_a_connection_by_the_administrator_cannot_be_disconnected_and_its_revoca
     expect(screen.locator("#why-contacts")).to_contain_text("ask your administrator")
     assert cloud_env.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "reauth_required"
     shot(screen, "12b-delegation-revoked")
+
+
+def test_a_run_is_previewed_then_undone_from_its_details(screen, site, cloud_env):
+    sign_in(screen, site)
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done")
+    _edit(cloud_env, CONTACTS, "c-ada", jobTitle="Countess of Lovelace")
+    screen.locator("[data-sync=contacts]").click()
+    expect(screen.locator("#progress")).to_contain_text("Done: updated in Google 1")
+    screen.locator("#history tr").first.get_by_role("button", name=re.compile("Details")).click()
+    undo = screen.locator("#undo")
+    undo.get_by_role("button", name="Preview taking this run back").click()
+    expect(undo).to_contain_text("The undo would take 1 action(s)")
+    expect(undo).to_contain_text("Ada Lovelace")
+    assert cloud_env.get(CONTACTS, "c-ada")["jobTitle"] == "Countess of Lovelace"  # a preview
+    shot(screen, "16a-undo-preview")
+    undo.get_by_role("button", name="Take this run back").click()
+    expect(undo).to_contain_text("Undone:")
+    expect(screen.locator("#history tr").first).to_contain_text("Contacts")
+    assert cloud_env.get(CONTACTS, "c-ada")["jobTitle"] != "Countess of Lovelace"
+    shot(screen, "16b-undone")

@@ -28,6 +28,7 @@ from functions import bootstrap, seed
 from functions.accounts import connect
 from functions.report import summary_line
 from functions.sync import run_activities, run_contacts
+from functions.undo import undo
 from sandbox import SandboxServer
 
 DEMO_DIR = Path(".crmsync/demo")
@@ -225,14 +226,34 @@ def walk(d: Demo) -> int:
             lambda: seed.ALICE_TAG in hedy_in_crm().get("tagIds", [])))  # fmt: skip
 
     def edit_each_side() -> Report:
+        s["ada_title"] = d.contact("c-ada").get("jobTitle")
         d.edit_contact("c-ada", jobTitle="Countess of Lovelace")
         d.edit_person(d.person_of("c-grace")["resourceName"], notes="Found the first bug")
-        return d.sync()
+        s["edits"] = d.sync()
+        return s["edits"]
 
     w.step("Edit Ada in the CRM and Grace in Google; sync", edit_each_side,
            ("Ada's new title reached Google",
             lambda: cm.from_person(d.person_of("c-ada"))["jobTitle"] == "Countess of Lovelace"),
            ("Grace's new note reached the CRM",
+            lambda: d.contact("c-grace").get("notes") == "Found the first bug"))  # fmt: skip
+
+    def undo_edits() -> Report:
+        s["undo"] = undo(d.config, d.store, s["edits"].run_id, Options())
+        return s["undo"]
+
+    w.step("Undo that sync (python main.py undo RUN_ID)", undo_edits,
+           ("Ada's title is back, in the CRM and in Google",
+            lambda: d.contact("c-ada").get("jobTitle") == s["ada_title"]
+            == cm.from_person(d.person_of("c-ada"))["jobTitle"]),
+           ("Grace's note is gone again on both sides",
+            lambda: not d.contact("c-grace").get("notes")
+            and not cm.from_person(d.person_of("c-grace"))["notes"]))  # fmt: skip
+    w.step("Undo the undo", lambda: undo(d.config, d.store, s["undo"].run_id, Options()),
+           ("Ada's new title is back on both sides",
+            lambda: d.contact("c-ada").get("jobTitle") == "Countess of Lovelace"
+            == cm.from_person(d.person_of("c-ada"))["jobTitle"]),
+           ("and Grace's note",
             lambda: d.contact("c-grace").get("notes") == "Found the first bug"))  # fmt: skip
 
     def edit_different_fields() -> Report:

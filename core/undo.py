@@ -148,12 +148,25 @@ def _conflict(item: Item, now: Current) -> str:
     after = {k: v for side in item.after.values() for k, v in side.items()}
     if not after:
         return ""
+    if link is None or link.parked:
+        return "no longer synced with its Google contact"
     for where, held in _sides(item, now):
-        if held is None:
-            return f"the contact no longer exists in {where}"
-        changed = sorted(k for k, v in after.items() if held.get(k) != v)
-        if changed:
-            return f"changed again in {where} since the run: {', '.join(changed)}"
+        problem = _changed_since(where, held, after, link.fields)
+        if problem:
+            return problem
+    return ""
+
+
+def _changed_since(where: str, held: Any, after: Mapping[str, Any], synced: Any) -> str:
+    """Why one side's fields (``held``; None: gone) cannot be written back ("": they can)."""
+    if held is None:
+        return f"the contact no longer exists in {where}"
+    changed = sorted(k for k, v in after.items() if held.get(k) != v)
+    if changed:
+        return f"changed again in {where} since the run: {', '.join(changed)}"
+    pending = sorted(k for k in cm.FIELDS if held.get(k) != synced.get(k))
+    if pending:  # an edit the sync has not carried over yet: never overwritten
+        return f"changed in {where} since its last sync: {', '.join(pending)}"
     return ""
 
 
@@ -189,7 +202,8 @@ def _undo(item: Item, now: Current) -> list[Any]:
 
 def _restore(item: Item, contact: CrmContact, person: Person) -> Reconcile:
     """Both sides back to the fields' before-values (the pair converges on them); an
-    import over an earlier contact gives the CRM its values back, and leaves Google's."""
+    import over an earlier contact gives the CRM its values back, and leaves Google's.
+    Both sides hold the same fields here (``_conflict``: nothing pending)."""
     target = cm.normalize({**contact.fields, **item.before})
     google = person.view(target)
     to_write = () if item.crm_only else cm.changed_person_fields(google, target)

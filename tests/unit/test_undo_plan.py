@@ -82,3 +82,23 @@ def test_an_untag_and_a_removal_from_the_group_come_back():
 def test_a_pair_already_back_where_the_run_found_it_needs_nothing():
     undo = plan_undo([entry("pushed", "google")], now(in_group=False, parked=True))
     assert undo.actions == [] and undo.unchanged == ["c1"] and not undo.conflicts
+
+
+def test_an_edit_not_yet_synced_on_either_side_makes_the_item_a_conflict():
+    """The undo writes whole person fields (jobTitle and company share one): an edit the
+    sync has not carried over yet would be overwritten, so the item is left alone."""
+    run = [entry("updatedInGoogle", "google", jobTitle=("Eng", "CEO"))]
+    synced = f(jobTitle="CEO")
+    pending_google = now(synced, f(jobTitle="CEO", company="Google-side edit"))
+    undo = plan_undo(run, pending_google)
+    assert undo.actions == [] and "company" in undo.conflicts[0].reason
+    pending_crm = now(f(jobTitle="CEO", notes="CRM edit"), synced)
+    pending_crm.links["c1"] = LinkRecord("c1", "people/1", "e1", fingerprint(synced), synced)
+    undo = plan_undo(run, pending_crm)
+    assert undo.actions == [] and "notes" in undo.conflicts[0].reason
+
+
+def test_a_pair_no_longer_synced_keeps_its_fields():
+    undo = plan_undo([entry("updatedInCrm", "crm", jobTitle=("Eng", "CEO"))],
+                     now(f(jobTitle="CEO"), f(jobTitle="CEO"), parked=True))  # fmt: skip
+    assert undo.actions == [] and "no longer synced" in undo.conflicts[0].reason

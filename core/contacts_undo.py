@@ -8,9 +8,11 @@
     execute   the contacts executor; a person edited between our read and our write
               (a stale etag) is a conflict too, never merged
 
-The section's cursors do not move: what the undo writes is read back by the next
-sync as the pair's last synced state (nothing to do), and a record changed since
-that run is left alone and listed, item by item (``UndoConflict``).
+The section's cursors do not move. The pairs the undo touched are read again by the
+next sync (its retry ids): restored fields are then the pair's last synced state
+(nothing to do), and what the sync's rules still ask for is done (a contact still
+tagged is pushed again). A record changed since that run is left alone and listed,
+item by item (``UndoConflict``).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class ContactsUndo(ContactsEngine):
             UndoExecutor(self.store, self.people, self.clock, user_id=settings.user_id,
                          tag_id=settings.tag_id, group=current.group, policy=options.policy,
                          log=log, progress=self.progress).run(undo.actions, snap)  # fmt: skip
-        return {}  # the cursors stay: the next sync reads what the undo wrote
+        return _read_again(undo, state)  # the cursors stay
 
     def journal(self, user_id: str) -> list[dict[str, Any]]:
         """The journal of the run to undo, after checking it may be undone."""
@@ -90,6 +92,16 @@ class UndoExecutor(ContactsExecutor):
                                                "left as it is",
                                     "googleIds": [action.resource_name]})  # fmt: skip
         return []
+
+
+def _read_again(undo: UndoPlan, state: dict[str, Any]) -> dict[str, Any]:
+    """The pairs the undo touched, for the next sync to read again whatever its cursors
+    say: the sync's rules apply to them at once (a contact still tagged is pushed
+    again, a person still in the group imported again; restored fields are settled)."""
+    crm = {a.crm_id for a in undo.actions}
+    google = {a.resource_name for a in undo.actions}
+    return {"retryCrm": sorted(crm | set(state.get("retryCrm") or [])),
+            "retryGoogle": sorted(google | set(state.get("retryGoogle") or []))}  # fmt: skip
 
 
 def _say(undo: UndoPlan, log: RunLog) -> None:

@@ -77,6 +77,7 @@ class ContactsMachine(RuleBasedStateMachine):
         self.google_time: dict[str, float] = {}
         self.deleted_people: set[str] = set()
         self.deleted_contacts: set[str] = set()
+        self.last_run: str | None = None  # the run an undo_last takes back
         self.steps: list[str] = []  # our own log: hypothesis cannot print a flaky failure's
 
     def teardown(self) -> None:
@@ -200,9 +201,22 @@ class ContactsMachine(RuleBasedStateMachine):
         """A run right after the edits, before Google's deltas show them (realistic
         profile): nothing may be lost or doubled; the next settled sync converges."""
         self.steps.append("sync_at_once()")
-        self.world.run()
+        self.last_run = self.world.run().run_id
         self.check_no_duplicates()
         self.forget_settled()
+
+    @rule()
+    def undo_last(self) -> None:
+        """The last run taken back (an undo's undo, when the last run was an undo):
+        items with edits not synced yet are left alone, so the pending edits stay the
+        newest; the next sync re-links what is still tagged or in the group."""
+        self.steps.append("undo_last()")
+        if self.last_run is None:
+            return
+        report = self.world.undo(self.last_run)
+        assert not [e for e in report.errors if e.get("kind") != "UndoConflict"], report.errors
+        self.last_run = report.run_id
+        self.check_no_duplicates()
 
     def forget_settled(self) -> None:
         """A field a run left equal on both sides of a pair is settled: its edits so far
@@ -224,7 +238,7 @@ class ContactsMachine(RuleBasedStateMachine):
         self.steps.append("sync()")
         before = {**self.world.links()}
         self.settle()  # minutes pass: Google's deltas catch up with the edits
-        self.world.run()
+        self.last_run = self.world.run().run_id
         self.check_newest_edit_survives(before)
         again = self.world.run()
         assert again.plan == [], f"a second sync still planned {again.plan}"

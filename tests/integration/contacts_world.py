@@ -74,6 +74,12 @@ class World(CrmSide):
         """One run through a directly built engine (fast retries)."""
         return self.engine().run(ALICE, Options(**options))
 
+    def undo(self, run_id: str, **options: Any) -> Report:
+        """Run ``run_id`` taken back (``functions.undo``, as the CLI does)."""
+        from functions.undo import undo
+
+        return undo(self.config, self.store, run_id, Options(**options))
+
     # --- the Google side ----------------------------------------------------------------
 
     @property

@@ -19,6 +19,7 @@ from adapters.stores import open_store
 from core import contact_mapping as cm
 from core import email_index
 from core.contacts_engine import ContactsEngine
+from core.contacts_undo import ContactsUndo
 from core.runs import Options, Report
 from functions import bootstrap, seed
 from functions.accounts import save_connection
@@ -48,6 +49,11 @@ class FakeWorld(CrmSide):
         engine = ContactsEngine(self.store, self.google, self.clock,
                                 new_id=lambda: uuid.uuid4().hex)  # fmt: skip
         return engine.run(ALICE, Options(**options))
+
+    def undo(self, run_id: str) -> Report:
+        engine = ContactsUndo(self.store, self.google, self.clock,
+                              new_id=lambda: uuid.uuid4().hex, undo_of=run_id)  # fmt: skip
+        return engine.run(ALICE, Options(trigger="undo"))
 
     # --- the Google side: what a user sees and does -------------------------------------
 

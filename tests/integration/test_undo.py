@@ -132,3 +132,16 @@ def test_the_command_line_prints_the_undo(world, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "nothing was changed" in out and "Ada Lovelace" in out
     assert world.contact("c-ada")["jobTitle"] == "Countess"
+
+
+def test_the_next_sync_applies_the_rules_to_what_the_undo_touched(world):
+    """The pairs an undo touched are read again by the next sync, whatever its cursors:
+    contacts still tagged go back into the group (an incremental sync would not have
+    looked at them, and the group would have stayed without its tagged contacts)."""
+    first = world.sync()
+    take_back(world, first.run_id)
+    assert world.members() == set()
+    again = world.sync()
+    assert again.counts.get("rejoinedGroup") == 4, again.counts
+    assert world.members() == set(world.links().values()) and len(world.links()) == 4
+    assert world.sync().plan == []

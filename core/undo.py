@@ -68,6 +68,7 @@ class Item:
     name: str = ""
     before: dict[str, Any] = field(default_factory=dict)  # field -> the value to restore
     crm_only: bool = False  # an import over an earlier contact: only the CRM goes back
+    problems: list[str] = field(default_factory=list)  # why its fields cannot go back
     after: dict[str, dict[str, Any]] = field(default_factory=dict)  # side -> field -> after
     leave: bool = False
     untag: bool = False
@@ -97,29 +98,52 @@ def items(entries: Iterable[Mapping[str, Any]]) -> list[Item]:
     """The journal's entries, combined per pair, in the order the run met them."""
     found: dict[str, Item] = {}
     for entry in entries:
-        crm_id = entry.get("crmId")
-        if not crm_id:
-            continue
+        crm_id = entry.get("crmId") if isinstance(entry, Mapping) else None
+        if not crm_id or not isinstance(crm_id, str):
+            continue  # not an item of ours (a malformed entry changes nothing)
         item = found.setdefault(crm_id, Item(crm_id))
-        item.google_id = entry.get("googleId") or item.google_id
-        item.name = entry.get("name") or item.name
+        item.google_id = _text(entry.get("googleId")) or item.google_id
+        item.name = _text(entry.get("name")) or item.name
         _take(item, entry)
     return list(found.values())
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _take(item: Item, entry: Mapping[str, Any]) -> None:
     change, side = entry.get("change"), entry.get("side")
-    for name, values in (entry.get("fields") or {}).items():
-        if name in cm.FIELDS and change in FIELDS_OF:
-            item.before.setdefault(name, values.get("before"))
-            item.after.setdefault(FIELDS_OF[change], {})[name] = values.get("after")
-    was_tagged = ((entry.get("fields") or {}).get("tagged") or {}).get("before") is True
+    fields = entry.get("fields") if isinstance(entry.get("fields"), Mapping) else {}
+    if change in FIELDS_OF:
+        _take_fields(item, FIELDS_OF[change], fields, entry.get("fieldsOmitted") or [])
+    tagged = fields.get("tagged")
+    was_tagged = isinstance(tagged, Mapping) and tagged.get("before") is True
     item.crm_only |= change == "imported"
     item.leave |= change in LEAVE or (change == "linkedByEmail" and side == "google")
     item.untag |= (change in UNTAG and not was_tagged) or (change == "linkedByEmail"
                                                            and side == "crm")  # fmt: skip
     item.retag |= change == "untagged"
     item.rejoin |= change == "removedFromGroup"
+
+
+def _take_fields(item: Item, side: str, fields: Mapping[str, Any], omitted: Any) -> None:
+    """A field update's values: the before-value to restore, the after-value that must
+    still hold. What cannot be restored safely is the item's problem: values the
+    journal left out (too large), a field merged from both sides (each side had its
+    own value before), a yearless Google birthday (the CRM cannot hold one)."""
+    if omitted:
+        item.problems.append(f"the run kept no values for: {', '.join(map(str, omitted))}")
+    for name, values in fields.items():
+        if name not in cm.FIELDS or not isinstance(values, Mapping):
+            continue
+        before = values.get("before")
+        if name in item.before and item.before[name] != before:
+            item.problems.append(f"{name} was merged from both sides' values")
+        if name == "birthday" and isinstance(before, str) and before.startswith("--"):
+            item.problems.append("a birthday without a year cannot be restored")
+        item.before.setdefault(name, before)
+        item.after.setdefault(side, {})[name] = values.get("after")
 
 
 def plan_undo(entries: Iterable[Mapping[str, Any]], now: Current) -> UndoPlan:
@@ -145,10 +169,13 @@ def _conflict(item: Item, now: Current) -> str:
     link = now.links.get(item.crm_id)
     if link is not None and item.google_id and link.resource_name != item.google_id:
         return f"linked to another Google contact ({link.resource_name}) since"
+    if item.problems:
+        return "; ".join(dict.fromkeys(item.problems))
     after = {k: v for side in item.after.values() for k, v in side.items()}
     if not after:
         return ""
-    if link is None or link.parked:
+    contact = now.crm.get(item.crm_id)
+    if link is None or link.parked or (contact is not None and not contact.tagged):
         return "no longer synced with its Google contact"
     for where, held in _sides(item, now):
         problem = _changed_since(where, held, after, link.fields)
@@ -224,8 +251,10 @@ def _back(item: Item, contact: CrmContact | None, person: Person | None,
     join = item.rejoin and not person.in_group
     if not (tag or join):
         return None
+    # the contact's fields as they are now (a tag write carries them): edits made while
+    # the pair was apart are kept, and the next sync merges them with Google's
     return Reconcile(crm_id=item.crm_id, resource_name=item.google_id, etag=person.etag,
-                     fields=link.fields, write_google=False, write_crm=False, tag=tag,
+                     fields=contact.fields, write_google=False, write_crm=False, tag=tag,
                      join_group=join, reason=Why.REJOINED)  # fmt: skip
 
 

@@ -1,0 +1,179 @@
+"""Found by the independent review of the undo (issue 13): each a behaviour an undo
+must keep, on the sandbox through the real client."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import contact_mapping as cm
+from core.runs import Options
+from functions.undo import undo
+from tests.integration.contacts_world import TAG, World
+
+
+@pytest.fixture
+def world(tmp_path, sandbox, account):
+    w = World(tmp_path, sandbox, account)
+    yield w
+    w.close()
+
+
+def take_back(world, run_id, **options):
+    return undo(world.config, world.store, run_id, Options(**options))
+
+
+def test_an_undo_never_overwrites_a_later_google_edit_of_a_field_the_run_did_not_set(world):
+    world.sync()
+    world.edit_contact("c-ada", jobTitle="Countess")
+    edited = world.sync()  # run sets jobTitle in Google
+    name = world.links()["c-ada"]
+    world.edit_person(name, notes="written in Google after the run")  # not synced yet
+    report = take_back(world, edited.run_id)
+    assert [e["id"] for e in report.errors] == ["c-ada"] and "notes" in report.errors[0]["message"]
+    assert cm.from_person(world.person_of("c-ada"))["notes"] == "written in Google after the run"
+
+
+def test_an_undone_untag_keeps_the_crm_edits_made_while_the_pair_was_apart(world):
+    world.sync()
+    name = world.links()["c-ada"]
+    world.google.people.contactGroups().members().modify(
+        resourceName="contactGroups/myContacts", body={"resourceNamesToAdd": [name]}
+    ).execute()
+    world.google.people.contactGroups().members().modify(
+        resourceName=world.group(), body={"resourceNamesToRemove": [name]}
+    ).execute()
+    world.sandbox.settle()
+    untagged = world.sync()
+    assert untagged.counts.get("untagged") == 1, untagged.counts
+    world.edit_contact("c-ada", jobTitle="Edited in the CRM while untagged")
+    report = take_back(world, untagged.run_id)
+    assert report.counts.get("retagged") == 1, report.counts
+    assert world.contact("c-ada")["jobTitle"] == "Edited in the CRM while untagged"
+
+
+def test_a_list_merged_from_both_sides_is_listed_not_undone(world):
+    world.sync()
+    name = world.links()["c-alan"]
+    c = world.contact("c-alan")
+    world.edit_contact("c-alan", emails=c["emails"] + [{"value": "crm@x.example"}])
+    p = cm.from_person(world.person_of("c-alan"))
+    world.edit_person(name, emails=p["emails"] + [{"value": "google@x.example"}])
+    merged = world.sync()
+    report = take_back(world, merged.run_id)
+    assert [e["id"] for e in report.errors] == ["c-alan"] and "merged" in report.errors[0][
+        "message"
+    ]
+    crm = {e["value"] for e in world.contact("c-alan")["emails"]}
+    google = {e["value"] for e in cm.from_person(world.person_of("c-alan"))["emails"]}
+    assert "crm@x.example" in crm and "google@x.example" in google  # left as they are
+
+
+@pytest.mark.parametrize("kind", ["push", "import", "untag", "leave"])
+def test_a_normal_sync_after_an_undo(world, kind):
+    first = world.sync()
+    if kind == "push":
+        run = first
+    elif kind == "import":
+        world.create_person("Hedy", "hedy@lamarr.example", in_group=True)
+        world.sandbox.settle()
+        run = world.sync()
+    elif kind == "untag":
+        name = world.links()["c-ada"]
+        world.google.people.contactGroups().members().modify(
+            resourceName="contactGroups/myContacts", body={"resourceNamesToAdd": [name]}
+        ).execute()
+        world.google.people.contactGroups().members().modify(
+            resourceName=world.group(), body={"resourceNamesToRemove": [name]}
+        ).execute()
+        world.sandbox.settle()
+        run = world.sync()
+    else:
+        c = world.contact("c-ada")
+        world.edit_contact("c-ada", tagIds=[t for t in c["tagIds"] if t != TAG])
+        run = world.sync()
+    persons_before = len(world.persons())
+    back = take_back(world, run.run_id)
+    assert not back.errors, back.errors
+    world.sandbox.settle()
+    nxt = world.sync()
+    again = world.sync()
+    assert len(world.persons()) == persons_before  # no duplicate created
+    assert not nxt.errors and again.plan == []
+
+
+def check_pairs(w):
+    links = w.links()
+    persons = w.persons()
+    members = {n for n, p in persons.items() if w.group() in cm.group_names(p)}
+    assert set(links) == w.tagged_ids(), "links != tagged CRM contacts"
+    assert set(links.values()) == members, "links != group members"
+
+
+@pytest.mark.parametrize("kind", ["push", "import", "untag", "leave", "edit"])
+def test_pairs_consistent_after_undo_and_two_syncs(world, kind):
+    first = world.sync()
+    if kind == "push":
+        run = first
+    elif kind == "import":
+        world.create_person("Hedy", "hedy@lamarr.example", in_group=True)
+        world.sandbox.settle()
+        run = world.sync()
+    elif kind == "untag":
+        name = world.links()["c-ada"]
+        world.google.people.contactGroups().members().modify(
+            resourceName="contactGroups/myContacts", body={"resourceNamesToAdd": [name]}
+        ).execute()
+        world.google.people.contactGroups().members().modify(
+            resourceName=world.group(), body={"resourceNamesToRemove": [name]}
+        ).execute()
+        world.sandbox.settle()
+        run = world.sync()
+    elif kind == "leave":
+        c = world.contact("c-ada")
+        world.edit_contact("c-ada", tagIds=[t for t in c["tagIds"] if t != TAG])
+        run = world.sync()
+    else:
+        world.edit_contact("c-ada", jobTitle="Countess")
+        run = world.sync()
+    take_back(world, run.run_id)
+    world.sandbox.settle()
+    world.sync()
+    world.sandbox.settle()
+    world.sync()
+    check_pairs(world)
+
+
+def test_an_edit_over_a_yearless_birthday_is_listed_not_undone(world):
+    world.sync()
+    name = world.links()["c-ada"]
+    person = world.people.get(resourceName=name, personFields=cm.PERSON_FIELDS).execute()
+    body = {"etag": person["etag"], "birthdays": [{"date": {"month": 12, "day": 10}}]}
+    world.people.updateContact(
+        resourceName=name, updatePersonFields="birthdays", body=body
+    ).execute()
+    world.sandbox.settle()
+    world.sync()
+    world.edit_contact("c-ada", birthday="1815-12-11")
+    run = world.sync()
+    back = take_back(world, run.run_id)  # never a crash on the "--12-10" Google held
+    assert [e["id"] for e in back.errors] == ["c-ada"], back.errors
+    assert "without a year" in back.errors[0]["message"]
+    assert world.contact("c-ada").get("birthday") == "1815-12-11"  # left as it is
+
+
+@pytest.mark.parametrize("how", ["deleted", "untagged"])
+def test_an_edit_of_a_pair_that_left_the_sync_since_is_listed_not_undone(world, how):
+    world.sync()
+    world.edit_contact("c-ada", jobTitle="Countess")
+    run = world.sync()
+    if how == "deleted":
+        world.edit_contact("c-ada", deletedAt=world.now())
+    else:
+        c = world.contact("c-ada")
+        world.edit_contact("c-ada", tagIds=[t for t in c["tagIds"] if t != TAG])
+    assert world.sync().counts.get("removedFromGroup") == 1
+    back = take_back(world, run.run_id)
+    assert not back.plan, "the undo wrote to a pair no longer synced"
+    assert "no longer synced" in back.errors[0]["message"]
+    world.sandbox.settle()
+    assert not world.sync().plan

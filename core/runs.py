@@ -311,11 +311,13 @@ def _final_state(report: Report, updates: dict[str, Any] | None, ok: bool) -> di
 
 def _release_terms(report: Report, shell: Shell, ok: bool, finished: datetime) -> dict[str, Any]:
     """What the lease's release settles besides the state (``lease.release``): the due
-    mark served or moved one interval on, and the retry lists the run took in."""
+    mark served or moved one interval on, and the retry lists the run took in. An undo
+    is no sync: a sync due (a settings change asked for one) stays due."""
     retry = stamp(finished + (shell.every or RETRY_AFTER))
+    syncs = report.trigger != "undo"
     return {
-        "due_served": report.started_at if ok else None,
-        "due_retry": None if ok else (report.started_at, retry),
+        "due_served": report.started_at if ok and syncs else None,
+        "due_retry": None if ok or not syncs else (report.started_at, retry),
         "consumed": {key: shell.before.get(key) or [] for key in ("retryCrm", "retryGoogle")},
     }
 

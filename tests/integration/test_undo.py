@@ -145,3 +145,14 @@ def test_the_next_sync_applies_the_rules_to_what_the_undo_touched(world):
     assert again.counts.get("rejoinedGroup") == 4, again.counts
     assert world.members() == set(world.links().values()) and len(world.links()) == 4
     assert world.sync().plan == []
+
+
+def test_an_undo_leaves_a_sync_that_is_due_still_due(world):
+    from core.model import SYNC_STATE, stamp
+
+    edited = world.sync()
+    due = stamp(world.clock.now())
+    sid = "u-alice:contacts"
+    world.store.put(SYNC_STATE, sid, {**world.store.get(SYNC_STATE, sid), "nextDueAt": due})
+    take_back(world, edited.run_id)
+    assert world.store.get(SYNC_STATE, sid)["nextDueAt"] == due  # the sync still runs

@@ -55,12 +55,15 @@ class DelegatedCredentials(service_account.Credentials):
 def key_info(key: str) -> dict[str, Any]:
     """The service account's key: ``key`` is the JSON key itself (as Secret Manager hands
     it to the function) or the path of a file that holds it. ``ConfigError`` otherwise."""
-    text = key.strip()
+    text = key.strip().lstrip("\ufeff")
     if not text.startswith("{"):
         try:
-            text = Path(text).read_text()
-        except OSError as exc:
-            raise ConfigError(f"CRMSYNC_DELEGATION_KEY: cannot read {key!r}: {exc}") from None
+            text = Path(text).read_text().lstrip("\ufeff")
+        except (OSError, ValueError):  # never the value in a message: it may be the key
+            raise ConfigError(
+                "CRMSYNC_DELEGATION_KEY is neither a service account JSON key "
+                "nor the path of a readable file that holds one"
+            ) from None
     try:
         info = json.loads(text)
     except ValueError:

@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ class Config:
     state_dir: Path = STATE_DIR
     # Workspace domain-wide delegation (functions.delegation): the service account's
     # JSON key (or a path to it) and the domains whose users it acts for
-    delegation_key: str | None = None
+    delegation_key: str | None = field(default=None, repr=False)  # a secret: never printed
     delegation_domains: tuple[str, ...] = ()
 
     @classmethod

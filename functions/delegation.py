@@ -37,7 +37,7 @@ from adapters.google_api import SCOPES
 from adapters.google_auth import TokenInfo
 from core.errors import DelegationRevoked, GoogleError
 from core.model import GOOGLE_ACCOUNTS, USERS, parse_timestamp, stamp
-from core.ports import DocumentStore
+from core.ports import DocumentStore, Filter
 from functions import bootstrap
 
 log = logging.getLogger("crmsync.delegation")
@@ -74,10 +74,14 @@ def ensure(
         user, account = store.get(USERS, user_id), store.get(GOOGLE_ACCOUNTS, user_id)
     email = (user or {}).get("email")
     current = dict(account) if account is not None else None
-    if not covers(config, email) or (current or {}).get("status") == "connected":
+    if not covers(config, email) or _working(current, email):
         return current
     now = bootstrap.clock().now()
     if is_delegated(current) and _asked_lately(current, now):
+        return current
+    if _claimed(store, user_id, email):  # type: ignore[arg-type]
+        log.warning("the delegation does not serve %s: another CRM user has its mailbox",
+                    user_id)  # fmt: skip
         return current
     creds = bootstrap.delegated_credentials(config, email)  # type: ignore[arg-type]
     try:
@@ -94,6 +98,24 @@ def ensure(
     save_connection(config, store, user_id, None, info, delegated_by=creds.service_account_email)
     log.info("connected by the administrator's delegation", extra={"fields": {"userId": user_id}})
     return store.get(GOOGLE_ACCOUNTS, user_id)
+
+
+def _working(account: Mapping[str, Any] | None, email: str | None) -> bool:
+    """A connection that works, and (the administrator's) is the user's own mailbox."""
+    if (account or {}).get("status") != "connected":
+        return False
+    mailbox = (account or {}).get("accountEmail") or ""
+    return not is_delegated(account) or mailbox.lower() == (email or "").lower()
+
+
+def _claimed(store: DocumentStore, user_id: str, email: str) -> bool:
+    """Another CRM user has this email, or a connection to this mailbox: the subject of
+    a delegated grant is a mailbox, and it is never one user's and another's."""
+    users = store.query(USERS, [Filter("email", "==", email)])
+    accounts = store.query(GOOGLE_ACCOUNTS, [Filter("accountEmail", "==", email)])
+    return any(d.id != user_id for d in users) or any(
+        d.id != user_id and d.data.get("status") == "connected" for d in accounts
+    )
 
 
 def _asked_lately(account: Mapping[str, Any], now: Any) -> bool:

@@ -69,13 +69,15 @@ def google_credentials(
     if user is None:
         raise UnknownUser(user_id)
     raw = pre["googleAccounts"] if "googleAccounts" in pre else store.get(GOOGLE_ACCOUNTS, user_id)
-    return _credentials(config, user_id, raw)
+    return _credentials(config, user_id, raw, user.get("email"))
 
 
-def _credentials(config: bootstrap.Config, user_id: str, raw: dict[str, Any] | None) -> Any:
+def _credentials(config: bootstrap.Config, user_id: str, raw: dict[str, Any] | None,
+                 email: str | None = None) -> Any:  # fmt: skip
     if raw is None or raw.get("status") == "not_connected":  # never, or disconnected
         raise NotConnected(f"user {user_id} has not connected a Google account")
     if delegation.is_delegated(raw):
+        _still_covered(config, user_id, raw, email)
         return _delegated(config, user_id, raw)
     account = load(GoogleAccount, GOOGLE_ACCOUNTS, user_id, raw)
     if account.status == "reauth_required":
@@ -83,6 +85,19 @@ def _credentials(config: bootstrap.Config, user_id: str, raw: dict[str, Any] | N
             f"user {user_id}'s Google connection was revoked or expired; reconnect it"
         )
     return _credentials_for(config, user_id, account.refreshTokenCiphertext)
+
+
+def _still_covered(config: bootstrap.Config, user_id: str, raw: dict[str, Any],
+                   email: str | None) -> None:  # fmt: skip
+    """A delegated connection acts as the mailbox it was made for, only while the
+    delegation still covers the user's CRM email and that email is still the mailbox's
+    (a domain taken out of the configuration, or a CRM email changed, ends it)."""
+    mailbox = raw.get("accountEmail") or ""
+    if not delegation.covers(config, email) or (email or "").lower() != mailbox.lower():
+        raise NotConnected(
+            f"user {user_id}'s connection by the administrator's delegation no longer "
+            "applies (its domains, or the user's CRM email, changed); connect a Google account"
+        )
 
 
 def _delegated(config: bootstrap.Config, user_id: str, raw: dict[str, Any]) -> Any:

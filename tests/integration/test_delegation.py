@@ -36,7 +36,7 @@ from core.runs import Options
 from functions import bootstrap, delegation, seed
 from functions.accounts import connect, disconnect
 from functions.manual_logic import status
-from functions.sync import forget_credentials, run_activities, run_contacts
+from functions.sync import forget_credentials, google_credentials, run_activities, run_contacts
 
 DOMAIN = "example.com"
 CLIENT = "crmsync-dwd@crmsync-test.iam.gserviceaccount.com"
@@ -391,3 +391,53 @@ def test_a_scheduled_look_finds_the_delegated_connection_with_no_token(crm):
     creds = _credentials_for(config, seed.ALICE, key)
     assert isinstance(creds, DelegatedCredentials)
     check(creds)  # Google grants it
+
+
+# --- found by the independent review (issue 13) ----------------------------------------
+
+
+def test_a_mailbox_another_crm_user_claims_is_never_delegated_to_a_second_user(crm):
+    """The grant's subject is a mailbox: a second CRM user given the same email (a CRM
+    edit) must not sync the first user's contacts and calendar."""
+    config, store = crm
+    delegation.ensure(config, store, seed.ALICE)
+    store.put(USERS, seed.BOB, {**store.get(USERS, seed.BOB), "email": "alice@example.com"})
+    account = delegation.ensure(config, store, seed.BOB)
+    assert account is None or account.get("status") != "connected"
+
+
+def test_a_changed_crm_email_moves_the_delegated_connection_to_the_new_mailbox(crm, make_account):
+    config, store = crm
+    delegation.ensure(config, store, seed.ALICE)
+    make_account("carol@example.com")
+    store.put(USERS, seed.ALICE, {**store.get(USERS, seed.ALICE), "email": "carol@example.com"})
+    with pytest.raises(NotConnected):  # never the old mailbox any more
+        google_credentials(config, store, seed.ALICE)
+    account = delegation.ensure(config, store, seed.ALICE)
+    assert account["accountEmail"] == "carol@example.com" and account["status"] == "connected"
+
+
+def test_a_domain_taken_out_of_the_configuration_ends_its_delegated_connections(crm):
+    import dataclasses
+
+    config, store = crm
+    delegation.ensure(config, store, seed.ALICE)
+    forget_credentials()
+    narrowed = dataclasses.replace(config, delegation_domains=("other.example",))
+    with pytest.raises(NotConnected, match="no longer applies"):
+        google_credentials(narrowed, store, seed.ALICE)
+
+
+def test_the_key_is_never_repeated_in_an_error(tmp_path):
+    import base64
+
+    from adapters.delegation import key_info
+    from core.errors import ConfigError
+
+    secret = json.dumps({"client_email": "x@y", "private_key": "-----BEGIN PRIVATE KEY-----"})
+    for value in (base64.b64encode(secret.encode()).decode(), "\ufeff" + secret + "}"):
+        with pytest.raises(ConfigError) as caught:
+            key_info(value)
+        assert "PRIVATE" not in str(caught.value) and value[:12] not in str(caught.value)
+    assert key_info("\ufeff" + secret)["client_email"] == "x@y"  # a BOM is no key
+    assert "delegation_key" not in repr(bootstrap.Config(delegation_key=secret))

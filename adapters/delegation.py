@@ -95,7 +95,8 @@ def refusal(exc: auth_exceptions.RefreshError) -> GoogleError:
     text = str(exc.args[0] if exc.args else exc)
     body = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
     word = body.get("error") or text.partition(":")[0]
-    if word not in REFUSALS or exc.retryable:
+    skew = "short-lived token" in text  # our clock, not the administrator's choice
+    if word not in REFUSALS or exc.retryable or skew:
         return GoogleError(f"Google's token endpoint refused the delegated grant: {text}")
     return DelegationRevoked(
         f"Google refused crmsync's domain-wide delegation ({text}); the Workspace "

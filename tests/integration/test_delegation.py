@@ -441,3 +441,17 @@ def test_the_key_is_never_repeated_in_an_error(tmp_path):
         assert "PRIVATE" not in str(caught.value) and value[:12] not in str(caught.value)
     assert key_info("\ufeff" + secret)["client_email"] == "x@y"  # a BOM is no key
     assert "delegation_key" not in repr(bootstrap.Config(delegation_key=secret))
+
+
+def test_a_clock_skew_refusal_is_passing_trouble_not_a_revocation():
+    from google.auth import exceptions as auth_exceptions
+
+    from adapters.delegation import refusal
+
+    skew = auth_exceptions.RefreshError(
+        "invalid_grant: Invalid JWT: Token must be a short-lived token (60 minutes) and in "
+        "a reasonable timeframe.", {"error": "invalid_grant"})  # fmt: skip
+    assert not isinstance(refusal(skew), DelegationRevoked)
+    revoked = auth_exceptions.RefreshError(f"unauthorized_client: {UNAUTHORIZED}",
+                                           {"error": "unauthorized_client"})  # fmt: skip
+    assert isinstance(refusal(revoked), DelegationRevoked)

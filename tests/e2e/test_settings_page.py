@@ -141,7 +141,9 @@ def _edit(store, collection, doc_id, **changes):
     store.put(collection, doc_id, {**doc, **changes, "modifiedAt": later})
 
 
-def test_the_history_names_each_change_with_its_fields(screen, site, cloud_env):
+def _ada_edited_and_synced(screen, site, cloud_env):
+    """Signed in, a first sync, Ada's title edited in the CRM, a second sync; the
+    second run's details open."""
     sign_in(screen, site)
     screen.locator("[data-sync=contacts]").click()
     expect(screen.locator("#progress")).to_contain_text("Done")
@@ -149,6 +151,10 @@ def test_the_history_names_each_change_with_its_fields(screen, site, cloud_env):
     screen.locator("[data-sync=contacts]").click()
     expect(screen.locator("#progress")).to_contain_text("Done: updated in Google 1")
     screen.locator("#history tr").first.get_by_role("button", name=re.compile("Details")).click()
+
+
+def test_the_history_names_each_change_with_its_fields(screen, site, cloud_env):
+    _ada_edited_and_synced(screen, site, cloud_env)
     detail = screen.locator("#detail")
     expect(detail).to_contain_text("Ada Lovelace: updated in Google")
     expect(detail).to_contain_text("Job title: ")  # the page's words, not the field's name
@@ -462,13 +468,7 @@ def test_a_connection_by_the_administrator_cannot_be_disconnected_and_its_revoca
 
 
 def test_a_run_is_previewed_then_undone_from_its_details(screen, site, cloud_env):
-    sign_in(screen, site)
-    screen.locator("[data-sync=contacts]").click()
-    expect(screen.locator("#progress")).to_contain_text("Done")
-    _edit(cloud_env, CONTACTS, "c-ada", jobTitle="Countess of Lovelace")
-    screen.locator("[data-sync=contacts]").click()
-    expect(screen.locator("#progress")).to_contain_text("Done: updated in Google 1")
-    screen.locator("#history tr").first.get_by_role("button", name=re.compile("Details")).click()
+    _ada_edited_and_synced(screen, site, cloud_env)
     undo = screen.locator("#undo")
     undo.get_by_role("button", name="Preview taking this run back").click()
     expect(undo).to_contain_text("The undo would take 1 action(s)")

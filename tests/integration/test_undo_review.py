@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the tests take the imported world fixture by name)
 """Found by the independent review of the undo (issue 13): each a behaviour an undo
 must keep, on the sandbox through the real client."""
 
@@ -6,20 +7,8 @@ from __future__ import annotations
 import pytest
 
 from core import contact_mapping as cm
-from core.runs import Options
-from functions.undo import undo
-from tests.integration.contacts_world import TAG, World
-
-
-@pytest.fixture
-def world(tmp_path, sandbox, account):
-    w = World(tmp_path, sandbox, account)
-    yield w
-    w.close()
-
-
-def take_back(world, run_id, **options):
-    return undo(world.config, world.store, run_id, Options(**options))
+from tests.integration.contacts_world import TAG
+from tests.integration.test_undo import take_back, world  # noqa: F401  (a fixture)
 
 
 def test_an_undo_never_overwrites_a_later_google_edit_of_a_field_the_run_did_not_set(world):
@@ -34,16 +23,7 @@ def test_an_undo_never_overwrites_a_later_google_edit_of_a_field_the_run_did_not
 
 
 def test_an_undone_untag_keeps_the_crm_edits_made_while_the_pair_was_apart(world):
-    world.sync()
-    name = world.links()["c-ada"]
-    world.google.people.contactGroups().members().modify(
-        resourceName="contactGroups/myContacts", body={"resourceNamesToAdd": [name]}
-    ).execute()
-    world.google.people.contactGroups().members().modify(
-        resourceName=world.group(), body={"resourceNamesToRemove": [name]}
-    ).execute()
-    world.sandbox.settle()
-    untagged = world.sync()
+    untagged = a_run_of(world, "untag")
     assert untagged.counts.get("untagged") == 1, untagged.counts
     world.edit_contact("c-ada", jobTitle="Edited in the CRM while untagged")
     report = take_back(world, untagged.run_id)
@@ -68,15 +48,16 @@ def test_a_list_merged_from_both_sides_is_listed_not_undone(world):
     assert "crm@x.example" in crm and "google@x.example" in google  # left as they are
 
 
-@pytest.mark.parametrize("kind", ["push", "import", "untag", "leave"])
-def test_a_normal_sync_after_an_undo(world, kind):
+def a_run_of(world, kind):
+    """The run an undo takes back: a first push, an import, an untag (the person left
+    the group), a leave (the contact untagged), or an edit."""
     first = world.sync()
     if kind == "push":
-        run = first
+        return first
     elif kind == "import":
         world.create_person("Hedy", "hedy@lamarr.example", in_group=True)
         world.sandbox.settle()
-        run = world.sync()
+        return world.sync()
     elif kind == "untag":
         name = world.links()["c-ada"]
         world.google.people.contactGroups().members().modify(
@@ -86,11 +67,19 @@ def test_a_normal_sync_after_an_undo(world, kind):
             resourceName=world.group(), body={"resourceNamesToRemove": [name]}
         ).execute()
         world.sandbox.settle()
-        run = world.sync()
-    else:
+        return world.sync()
+    elif kind == "leave":
         c = world.contact("c-ada")
         world.edit_contact("c-ada", tagIds=[t for t in c["tagIds"] if t != TAG])
-        run = world.sync()
+        return world.sync()
+    else:
+        world.edit_contact("c-ada", jobTitle="Countess")
+        return world.sync()
+
+
+@pytest.mark.parametrize("kind", ["push", "import", "untag", "leave"])
+def test_a_normal_sync_after_an_undo(world, kind):
+    run = a_run_of(world, kind)
     persons_before = len(world.persons())
     back = take_back(world, run.run_id)
     assert not back.errors, back.errors
@@ -111,30 +100,7 @@ def check_pairs(w):
 
 @pytest.mark.parametrize("kind", ["push", "import", "untag", "leave", "edit"])
 def test_pairs_consistent_after_undo_and_two_syncs(world, kind):
-    first = world.sync()
-    if kind == "push":
-        run = first
-    elif kind == "import":
-        world.create_person("Hedy", "hedy@lamarr.example", in_group=True)
-        world.sandbox.settle()
-        run = world.sync()
-    elif kind == "untag":
-        name = world.links()["c-ada"]
-        world.google.people.contactGroups().members().modify(
-            resourceName="contactGroups/myContacts", body={"resourceNamesToAdd": [name]}
-        ).execute()
-        world.google.people.contactGroups().members().modify(
-            resourceName=world.group(), body={"resourceNamesToRemove": [name]}
-        ).execute()
-        world.sandbox.settle()
-        run = world.sync()
-    elif kind == "leave":
-        c = world.contact("c-ada")
-        world.edit_contact("c-ada", tagIds=[t for t in c["tagIds"] if t != TAG])
-        run = world.sync()
-    else:
-        world.edit_contact("c-ada", jobTitle="Countess")
-        run = world.sync()
+    run = a_run_of(world, kind)
     take_back(world, run.run_id)
     world.sandbox.settle()
     world.sync()

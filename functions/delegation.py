@@ -42,6 +42,8 @@ from functions import bootstrap
 
 log = logging.getLogger("crmsync.delegation")
 RETRY_REVOKED = timedelta(minutes=1)  # a refused delegation is asked again this often
+RESTORE_EVERY = timedelta(minutes=15)  # the tick asks again for revoked ones this often
+RESTORE_PER_TICK = 50  # grants a tick may ask for: a large domain is served in turns
 
 
 def is_delegated(account: Mapping[str, Any] | None) -> bool:
@@ -133,3 +135,27 @@ def _refused(
     updated = {**account, "status": "reauth_required", "delegationCheckedAt": stamp(now)}  # type: ignore[dict-item]
     store.put(GOOGLE_ACCOUNTS, user_id, updated)
     return updated
+
+
+def restore_revoked(config: bootstrap.Config, store: DocumentStore, now: Any) -> int:
+    """The tick's upkeep: delegated connections Google refused are asked again (every
+    ``RESTORE_EVERY``, ``RESTORE_PER_TICK`` at a time), so that users whose
+    administrator restored the delegation sync again without a step of theirs (a
+    restored connection is rescheduled, due at once). Returns how many came back.
+    No delegation configured: nothing is read."""
+    if not (config.delegation_key and config.delegation_domains):
+        return 0
+    where = [Filter("connectedBy", "==", ADMINISTRATOR),
+             Filter("status", "==", "reauth_required")]  # fmt: skip
+    asked = 0
+    back = 0
+    for doc in store.query(GOOGLE_ACCOUNTS, where):
+        checked = doc.data.get("delegationCheckedAt")
+        if checked and parse_timestamp(checked) + RESTORE_EVERY > now:
+            continue
+        if asked >= RESTORE_PER_TICK:
+            break
+        asked += 1
+        account = ensure(config, store, doc.id)
+        back += (account or {}).get("status") == "connected"
+    return back

@@ -98,13 +98,20 @@ def dispatch(config: bootstrap.Config, store: DocumentStore, *, send: Any = None
         looks = [job for job in jobs if job.probe is not None]
         queue.send_batched(looks, BATCH, lambda batch: run_batch(config, store, batch))
     store.put(schedule.SCHEDULE, schedule.TICKS, {"lastTickAt": stamp(now)})
-    for step in (_keep_channels, _catch_up_index, _forget_checks, _forget_runs, _sweep):
+    for step in (_keep_channels, _catch_up_index, _forget_checks, _forget_runs, _sweep,
+                 _restore_delegations):  # fmt: skip
         try:
             step(config, store, now)
         except Exception as exc:
             fields = {"step": step.__name__, "error": type(exc).__name__}
             log.warning("tick upkeep failed: %s", exc, extra={"fields": fields})
     return jobs
+
+
+def _restore_delegations(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:
+    from functions import delegation
+
+    delegation.restore_revoked(config, store, now)
 
 
 def queue_for(config: bootstrap.Config, store: DocumentStore) -> Any:

@@ -455,3 +455,30 @@ def test_a_clock_skew_refusal_is_passing_trouble_not_a_revocation():
     revoked = auth_exceptions.RefreshError(f"unauthorized_client: {UNAUTHORIZED}",
                                            {"error": "unauthorized_client"})  # fmt: skip
     assert isinstance(refusal(revoked), DelegationRevoked)
+
+
+def test_the_tick_brings_users_back_once_the_administrator_restores_the_delegation(
+    crm, sandbox, key
+):
+    """Found by review: a revoked delegation marked its users reauth_required and took
+    them off the schedule, and only a visit of each user's page could bring them back."""
+    from functions.jobs import dispatch
+
+    config, store = crm
+    bootstrap.use_clock(sandbox.state.clock)
+    run_contacts(config, store, seed.ALICE, Options())
+    sandbox.control("DELETE", f"/_sandbox/delegations/{CLIENT}")
+    sandbox.advance(3601)  # the access token issued before lives out its hour
+    with pytest.raises(DelegationRevoked):
+        run_contacts(config, store, seed.ALICE, Options())
+    assert store.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "reauth_required"
+    jobs: list = []
+    dispatch(config, store, send=jobs.extend)  # still revoked: asked, refused, left
+    assert store.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "reauth_required"
+    delegate(sandbox, key[1])  # the administrator restores it
+    sandbox.advance(60 * 16)
+    dispatch(config, store, send=jobs.extend)
+    assert store.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "connected"
+    sandbox.advance(60)
+    dispatch(config, store, send=jobs.extend)
+    assert any(j.user_id == seed.ALICE for j in jobs), "no scheduled run after the restoration"

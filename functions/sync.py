@@ -114,7 +114,10 @@ def _delegated(config: bootstrap.Config, user_id: str, raw: dict[str, Any]) -> A
 
 def _credentials_for(config: bootstrap.Config, user_id: str, ciphertext: str) -> Any:
     if ciphertext.startswith(DELEGATED):  # a probe's key for a delegated connection
-        return _delegated(config, user_id, {"accountEmail": ciphertext.removeprefix(DELEGATED)})
+        mailbox = ciphertext.removeprefix(DELEGATED)
+        if not delegation.covers(config, mailbox):  # its domain taken out since
+            raise NotConnected(f"user {user_id}'s delegated connection no longer applies")
+        return _delegated(config, user_id, {"accountEmail": mailbox})
     key = (user_id, ciphertext, config.google_endpoint or "", config.oauth_client_id,
            str(config.token_key))  # fmt: skip
     return _cached(key, lambda: bootstrap.credentials(config, bootstrap.cipher(config).decrypt(

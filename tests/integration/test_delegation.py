@@ -391,6 +391,11 @@ def test_a_scheduled_look_finds_the_delegated_connection_with_no_token(crm):
     creds = _credentials_for(config, seed.ALICE, key)
     assert isinstance(creds, DelegatedCredentials)
     check(creds)  # Google grants it
+    import dataclasses
+
+    narrowed = dataclasses.replace(config, delegation_domains=("other.example",))
+    with pytest.raises(NotConnected):  # a domain taken out: the look acts as no one
+        _credentials_for(narrowed, seed.ALICE, key)
 
 
 # --- found by the independent review (issue 13) ----------------------------------------

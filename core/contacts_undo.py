@@ -24,9 +24,10 @@ from core.contacts_engine import ContactsEngine, ContactsSettings
 from core.contacts_exec import ContactsExecutor, contact_from_doc, link_from_doc, person_from_api
 from core.contacts_plan import Snapshot
 from core.errors import UndoRefused
-from core.model import CONTACTS, LINKS, SYNC_RUNS, Contact, link_id, load_each
+from core.model import CONTACTS, LINKS, SYNC_RUNS, Contact, link_id, load_each, state_id
 from core.outcome import CONFLICT
 from core.runs import Options, Report, RunLog
+from core.schedule import update_state
 from core.undo import Current, UndoPlan, items, plan_undo
 
 
@@ -45,12 +46,16 @@ class ContactsUndo(ContactsEngine):
         report.plan = undo.actions
         self.progress(f"planned {len(undo.actions)} actions to take run {self.undo_of} back")
         _say(undo, log)
+        again = _read_again(undo, state)
         if not options.dry_run:
+            # saved before any write: an undo that fails half-way still has the pairs it
+            # touched read again by the next sync
+            update_state(self.store, state_id(settings.user_id, "contacts"), again)
             snap = Snapshot(current.crm, current.google, current.links, current.group)
             UndoExecutor(self.store, self.people, self.clock, user_id=settings.user_id,
                          tag_id=settings.tag_id, group=current.group, policy=options.policy,
                          log=log, progress=self.progress).run(undo.actions, snap)  # fmt: skip
-        return _read_again(undo, state)  # the cursors stay
+        return again  # the cursors stay
 
     def journal(self, user_id: str) -> list[dict[str, Any]]:
         """The journal of the run to undo, after checking it may be undone."""
@@ -113,4 +118,4 @@ def _say(undo: UndoPlan, log: RunLog) -> None:
     if undo.conflicts:
         log.count("conflicts", len(undo.conflicts))
     if undo.redone:  # the contact is still tagged, or the person still in the group
-        log.count("relinkedByNextSync", len(undo.redone))
+        log.count("redoneByNextSync", len(undo.redone))

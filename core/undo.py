@@ -178,17 +178,20 @@ def _conflict(item: Item, now: Current) -> str:
     if link is None or link.parked or (contact is not None and not contact.tagged):
         return "no longer synced with its Google contact"
     for where, held in _sides(item, now):
-        problem = _changed_since(where, held, after, link.fields)
+        problem = _changed_since(where, held, after, item.before, link.fields)
         if problem:
             return problem
     return ""
 
 
-def _changed_since(where: str, held: Any, after: Mapping[str, Any], synced: Any) -> str:
-    """Why one side's fields (``held``; None: gone) cannot be written back ("": they can)."""
+def _changed_since(where: str, held: Any, after: Mapping[str, Any], before: Mapping[str, Any],
+                   synced: Any) -> str:  # fmt: skip
+    """Why one side's fields (``held``; None: gone) cannot be written back ("": they can).
+    A field holding the run's after-value goes back; one back at its before-value
+    already (an undo done before) stays; any other value is a later change."""
     if held is None:
         return f"the contact no longer exists in {where}"
-    changed = sorted(k for k, v in after.items() if held.get(k) != v)
+    changed = sorted(k for k, v in after.items() if held.get(k) not in (v, before.get(k)))
     if changed:
         return f"changed again in {where} since the run: {', '.join(changed)}"
     pending = sorted(k for k in cm.FIELDS if held.get(k) != synced.get(k))
@@ -211,20 +214,32 @@ def _sides(item: Item, now: Current) -> list[tuple[str, Any]]:
 def _undo(item: Item, now: Current) -> list[Any]:
     link = now.links.get(item.crm_id)
     contact, person = now.crm.get(item.crm_id), now.google.get(item.google_id)
-    actions: list[Any] = []
-    if item.before and contact is not None and person is not None:
-        actions.append(_restore(item, contact, person))
-    in_pair = link is not None and not link.parked
-    if item.leave and in_pair and person is not None and person.in_group:
+    found = [_fields_back(item, contact, person), _apart(item, now, link, contact, person),
+             _back(item, contact, person, link)]  # fmt: skip
+    return [a for a in found if a is not None]
+
+
+def _fields_back(item: Item, contact: CrmContact | None,
+                 person: Person | None) -> Reconcile | None:  # fmt: skip
+    """The fields the run set, back (None: none, or back already: an undo done before)."""
+    if not item.before or contact is None or person is None:
+        return None
+    if all(contact.fields.get(k) == v for k, v in item.before.items()):
+        return None
+    return _restore(item, contact, person)
+
+
+def _apart(item: Item, now: Current, link: LinkRecord | None, contact: CrmContact | None,
+           person: Person | None) -> LeaveGroup | Untag | None:  # fmt: skip
+    """A pair the run made: the person leaves the group, or the contact loses the tag."""
+    if link is None or link.parked:
+        return None
+    if item.leave and person is not None and person.in_group:
         last = person.groups <= {now.group}
-        actions.append(LeaveGroup(crm_id=item.crm_id, resource_name=item.google_id,
-                                  last_group=last))  # fmt: skip
-    elif item.untag and in_pair and contact is not None and contact.tagged:
-        actions.append(Untag(crm_id=item.crm_id, resource_name=item.google_id))
-    back = _back(item, contact, person, link)
-    if back is not None:
-        actions.append(back)
-    return actions
+        return LeaveGroup(crm_id=item.crm_id, resource_name=item.google_id, last_group=last)
+    if item.untag and contact is not None and contact.tagged:
+        return Untag(crm_id=item.crm_id, resource_name=item.google_id)
+    return None
 
 
 def _restore(item: Item, contact: CrmContact, person: Person) -> Reconcile:
@@ -259,11 +274,18 @@ def _back(item: Item, contact: CrmContact | None, person: Person | None,
 
 
 def _redone(action: Any, now: Current) -> bool:
-    """A pair dissolved by the undo whose cause remains: the next sync links it again."""
+    """A pair the undo dissolved, or brought back, whose cause remains on the side it
+    left alone: the next sync does what the run did again (links it again, or
+    dissolves it again)."""
+    contact, person = now.crm.get(action.crm_id), now.google.get(action.resource_name)
+    tagged = contact is not None and contact.tagged
+    in_group = person is not None and person.in_group and not person.deleted
     if isinstance(action, LeaveGroup):
-        contact = now.crm.get(action.crm_id)
-        return contact is not None and contact.tagged
+        return tagged
     if isinstance(action, Untag):
-        person = now.google.get(action.resource_name)
-        return person is not None and person.in_group and not person.deleted
+        return in_group
+    if isinstance(action, Reconcile) and (action.tag or action.join_group):
+        return (action.tag and not in_group and not action.join_group) or (
+            action.join_group and not tagged and not action.tag
+        )
     return False

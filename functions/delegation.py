@@ -85,7 +85,7 @@ def ensure(
         log.warning("the delegation does not serve %s: another CRM user has its mailbox",
                     user_id)  # fmt: skip
         return current
-    creds = bootstrap.delegated_credentials(config, email)  # type: ignore[arg-type]
+    creds = bootstrap.delegated_credentials(config, email.lower())  # type: ignore[union-attr]
     try:
         delegation.check(creds)
     except DelegationRevoked as exc:
@@ -96,7 +96,7 @@ def ensure(
         return current
     from functions.accounts import save_connection  # accounts imports the sync modules
 
-    info = TokenInfo(email, tuple(sorted(SCOPES)))
+    info = TokenInfo(email.lower(), tuple(sorted(SCOPES)))  # type: ignore[union-attr]
     save_connection(config, store, user_id, None, info, delegated_by=creds.service_account_email)
     log.info("connected by the administrator's delegation", extra={"fields": {"userId": user_id}})
     return store.get(GOOGLE_ACCOUNTS, user_id)
@@ -111,13 +111,24 @@ def _working(account: Mapping[str, Any] | None, email: str | None) -> bool:
 
 
 def _claimed(store: DocumentStore, user_id: str, email: str) -> bool:
-    """Another CRM user has this email, or a connection to this mailbox: the subject of
-    a delegated grant is a mailbox, and it is never one user's and another's."""
-    users = store.query(USERS, [Filter("email", "==", email)])
-    accounts = store.query(GOOGLE_ACCOUNTS, [Filter("accountEmail", "==", email)])
-    return any(d.id != user_id for d in users) or any(
-        d.id != user_id and d.data.get("status") == "connected" for d in accounts
-    )
+    """Another CRM user has this email, or a connection to this mailbox, in any letter
+    case: the subject of a delegated grant is a mailbox (Google reads it case-blind),
+    and it is never one user's and another's. The email index answers case-blind
+    (users by CRM email and by connected account); the exact spellings are asked too,
+    for what the index has not caught up with yet."""
+    from core import email_index
+
+    found = email_index.lookup(store, [email])
+    if any(u != user_id for u in found.users.get(email_index.norm(email), [])):
+        return True
+    for spelling in {email, email.lower()}:
+        users = store.query(USERS, [Filter("email", "==", spelling)])
+        accounts = store.query(GOOGLE_ACCOUNTS, [Filter("accountEmail", "==", spelling)])
+        if any(d.id != user_id for d in users) or any(
+            d.id != user_id and d.data.get("status") == "connected" for d in accounts
+        ):
+            return True
+    return False
 
 
 def _asked_lately(account: Mapping[str, Any], now: Any) -> bool:
@@ -157,5 +168,17 @@ def restore_revoked(config: bootstrap.Config, store: DocumentStore, now: Any) ->
             break
         asked += 1
         account = ensure(config, store, doc.id)
-        back += (account or {}).get("status") == "connected"
+        if (account or {}).get("status") == "connected":
+            back += 1
+        else:  # asked, whatever kept it refused: the next ones get their turn
+            _stamp_asked(store, doc.id, now)
     return back
+
+
+def _stamp_asked(store: DocumentStore, user_id: str, now: Any) -> None:
+    def stamp_it(tx: Any) -> None:
+        account = tx.get(GOOGLE_ACCOUNTS, user_id)
+        if is_delegated(account) and account.get("status") == "reauth_required":  # type: ignore[union-attr]
+            tx.put(GOOGLE_ACCOUNTS, user_id, {**account, "delegationCheckedAt": stamp(now)})  # type: ignore[dict-item]
+
+    store.transaction(stamp_it)

@@ -487,3 +487,39 @@ def test_the_tick_brings_users_back_once_the_administrator_restores_the_delegati
     sandbox.advance(60)
     dispatch(config, store, send=jobs.extend)
     assert any(j.user_id == seed.ALICE for j in jobs), "no scheduled run after the restoration"
+
+
+def test_a_mailbox_claimed_in_another_letter_case_is_never_delegated_twice(crm):
+    config, store = crm
+    delegation.ensure(config, store, seed.ALICE)
+    store.put(USERS, seed.BOB, {**store.get(USERS, seed.BOB), "email": "Alice@Example.com"})
+    account = delegation.ensure(config, store, seed.BOB)
+    assert account is None or account.get("status") != "connected"
+
+
+def test_refused_accounts_that_stay_refused_do_not_starve_the_others(crm, sandbox, key,
+                                                                      monkeypatch):  # fmt: skip
+    """Found by review: an account the tick could not restore (its user outside the
+    domains now) was asked first at every tick, and with the per-tick limit reached,
+    a restorable user never got a turn."""
+    from functions.jobs import dispatch
+
+    config, store = crm
+    bootstrap.use_clock(sandbox.state.clock)
+    monkeypatch.setattr(delegation, "RESTORE_PER_TICK", 1)
+    run_contacts(config, store, seed.ALICE, Options())
+    gone = {"email": "gone@other.example", "displayName": "Gone", "timeZone": "UTC"}
+    store.put(USERS, "a-gone", gone)  # sorts before u-alice
+    store.put(GOOGLE_ACCOUNTS, "a-gone", {**store.get(GOOGLE_ACCOUNTS, seed.ALICE),
+                                          "accountEmail": "gone@other.example",
+                                          "status": "reauth_required"})  # fmt: skip
+    sandbox.control("DELETE", f"/_sandbox/delegations/{CLIENT}")
+    sandbox.advance(3601)
+    with pytest.raises(DelegationRevoked):
+        run_contacts(config, store, seed.ALICE, Options())
+    delegate(sandbox, key[1])
+    sandbox.advance(60 * 16)
+    for _ in range(3):  # a tick a minute
+        dispatch(config, store, send=lambda jobs: None)
+        sandbox.advance(60)
+    assert store.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "connected"

@@ -94,7 +94,7 @@ def test_a_first_push_taken_back_leaves_the_group_and_says_the_next_sync_redoes_
     assert first.counts["pushed"] == 4
     report = take_back(world, first.run_id)
     assert report.counts["removedFromGroup"] == 4
-    assert report.counts["relinkedByNextSync"] == 4  # the contacts are still tagged
+    assert report.counts["redoneByNextSync"] == 4  # the contacts are still tagged
     assert world.members() == set() and world.links() == {}  # parked
     people = {cm.client_data_id(p) for p in world.persons().values()}
     assert {"c-ada", "c-grace", "c-alan", "c-katherine"} <= people  # nothing deleted
@@ -110,7 +110,7 @@ def test_an_import_taken_back_untags_the_contact(world):
     report = take_back(world, imported.run_id)
     assert report.counts["untagged"] == 1
     assert TAG not in world.contact(crm_id)["tagIds"]
-    assert report.counts["relinkedByNextSync"] == 1  # the person is still in the group
+    assert report.counts["redoneByNextSync"] == 1  # the person is still in the group
 
 
 def test_only_a_finished_contacts_run_of_the_caller_can_be_undone(world):

@@ -143,3 +143,22 @@ def test_an_edit_of_a_pair_that_left_the_sync_since_is_listed_not_undone(world, 
     assert "no longer synced" in back.errors[0]["message"]
     world.sandbox.settle()
     assert not world.sync().plan
+
+
+@pytest.mark.parametrize("kind", ["untag", "leave"])
+def test_an_undone_dissolution_the_next_sync_redoes_is_said(world, kind):
+    """The contact tagged again while its person stays out of the group (or the person
+    put back while the contact stays untagged): the next sync dissolves the pair again,
+    and the undo says so."""
+    run = a_run_of(world, kind)
+    back = take_back(world, run.run_id)
+    assert back.counts.get("redoneByNextSync") == 1, back.counts
+
+
+def test_undoing_a_run_twice_finds_it_undone_not_in_conflict(world):
+    world.sync()
+    world.edit_contact("c-ada", jobTitle="Countess")
+    edited = world.sync()
+    take_back(world, edited.run_id)
+    again = take_back(world, edited.run_id)
+    assert again.errors == [] and again.plan == [], (again.errors, again.plan)

@@ -17,6 +17,7 @@ item by item (``UndoConflict``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from core import runs
@@ -24,7 +25,16 @@ from core.contacts_engine import ContactsEngine, ContactsSettings
 from core.contacts_exec import ContactsExecutor, contact_from_doc, link_from_doc, person_from_api
 from core.contacts_plan import Snapshot
 from core.errors import UndoRefused
-from core.model import CONTACTS, LINKS, SYNC_RUNS, Contact, link_id, load_each, state_id
+from core.model import (
+    CONTACTS,
+    LINKS,
+    SYNC_RUNS,
+    Contact,
+    link_id,
+    load_each,
+    parse_timestamp,
+    state_id,
+)
 from core.outcome import CONFLICT
 from core.runs import Options, Report, RunLog
 from core.schedule import update_state
@@ -40,8 +50,8 @@ class ContactsUndo(ContactsEngine):
 
     def sync(self, settings: ContactsSettings, state: dict[str, Any], options: Options,
              log: RunLog, report: Report) -> dict[str, Any]:  # fmt: skip
-        entries = self.journal(settings.user_id)
-        current = self.current(settings, state, entries)
+        entries, ended = self.journal(settings.user_id)
+        current = self.current(settings, state, entries, ended)
         undo = plan_undo(entries, current)
         report.plan = undo.actions
         self.progress(f"planned {len(undo.actions)} actions to take run {self.undo_of} back")
@@ -57,8 +67,9 @@ class ContactsUndo(ContactsEngine):
                          log=log, progress=self.progress).run(undo.actions, snap)  # fmt: skip
         return again  # the cursors stay
 
-    def journal(self, user_id: str) -> list[dict[str, Any]]:
-        """The journal of the run to undo, after checking it may be undone."""
+    def journal(self, user_id: str) -> tuple[list[dict[str, Any]], datetime | None]:
+        """The journal of the run to undo, and when it ended, after checking it may be
+        undone."""
         record = self.store.get(SYNC_RUNS, self.undo_of)
         if record is None or record.get("userId") != user_id:
             raise UndoRefused(f"no run {self.undo_of} of this user")  # another's: not said
@@ -68,10 +79,12 @@ class ContactsUndo(ContactsEngine):
             raise UndoRefused(f"run {self.undo_of} has not finished; undo it once it has")
         if record.get("journalLost"):
             raise UndoRefused(f"run {self.undo_of} kept no journal of its changes")
-        return runs.journal(self.store, self.undo_of, int(record.get("itemPages") or 0))
+        entries = runs.journal(self.store, self.undo_of, int(record.get("itemPages") or 0))
+        ended = record.get("finishedAt")
+        return entries, parse_timestamp(ended) if ended else None
 
     def current(self, settings: ContactsSettings, state: dict[str, Any],
-                entries: list[dict[str, Any]]) -> Current:  # fmt: skip
+                entries: list[dict[str, Any]], ended: datetime | None) -> Current:  # fmt: skip
         """The pairs the journal names, as they are now."""
         group = state.get("groupResourceName") or ""
         touched = items(entries)
@@ -83,7 +96,7 @@ class ContactsUndo(ContactsEngine):
         links = {d["crmId"]: link_from_doc(d) for d in self.store.get_many(LINKS, keys).values()}
         names = sorted({i.google_id for i in touched if i.google_id})
         google = {n: person_from_api(p, group) for n, p in self.people.get(names).items()}
-        return Current(crm, google, links, group)
+        return Current(crm, google, links, group, ended)
 
 
 class UndoExecutor(ContactsExecutor):

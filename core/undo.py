@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from core import contact_mapping as cm
@@ -92,6 +93,7 @@ class Current:
     google: Mapping[str, Person]  # by resource name
     links: Mapping[str, LinkRecord]  # by CRM id (parked ones too)
     group: str
+    since: datetime | None = None  # when the run ended: a record written after it changed
 
 
 def items(entries: Iterable[Mapping[str, Any]]) -> list[Item]:
@@ -166,21 +168,47 @@ def plan_undo(entries: Iterable[Mapping[str, Any]], now: Current) -> UndoPlan:
 
 def _conflict(item: Item, now: Current) -> str:
     """Why the item cannot be taken back without overwriting a later change ("": it can)."""
-    link = now.links.get(item.crm_id)
-    if link is not None and item.google_id and link.resource_name != item.google_id:
-        return f"linked to another Google contact ({link.resource_name}) since"
-    if item.problems:
-        return "; ".join(dict.fromkeys(item.problems))
+    problem = _relinked(item, now) or "; ".join(dict.fromkeys(item.problems))
     after = {k: v for side in item.after.values() for k, v in side.items()}
-    if not after:
-        return ""
+    if problem or not after:
+        return problem
+    link = now.links.get(item.crm_id)
     contact = now.crm.get(item.crm_id)
     if link is None or link.parked or (contact is not None and not contact.tagged):
         return "no longer synced with its Google contact"
+    if _back_already(item, now):
+        return ""  # an undo done before: nothing to write, nothing to overwrite
     for where, held in _sides(item, now):
         problem = _changed_since(where, held, after, item.before, link.fields)
         if problem:
             return problem
+    written = _written_since(item, now)
+    return f"saved again in {written} since the run" if written else ""
+
+
+def _relinked(item: Item, now: Current) -> str:
+    link = now.links.get(item.crm_id)
+    if link is not None and item.google_id and link.resource_name != item.google_id:
+        return f"linked to another Google contact ({link.resource_name}) since"
+    return ""
+
+
+def _back_already(item: Item, now: Current) -> bool:
+    """Both sides hold the fields' before-values (an undo of this run done before)."""
+    return all(held is not None and all(held.get(k) == v for k, v in item.before.items())
+               for _, held in _sides(item, now))  # fmt: skip
+
+
+def _written_since(item: Item, now: Current) -> str:
+    """Where the pair was saved after the run ended (even with the same values: a later
+    save is a later word, never overwritten), "" if nowhere."""
+    contact, person = now.crm.get(item.crm_id), now.google.get(item.google_id)
+    if now.since is None:
+        return ""
+    if contact is not None and contact.modified_at > now.since:
+        return "the CRM"
+    if not item.crm_only and person is not None and person.updated_at is not None:
+        return "Google" if person.updated_at > now.since else ""
     return ""
 
 

@@ -213,10 +213,33 @@ class ContactsMachine(RuleBasedStateMachine):
         self.steps.append("undo_last()")
         if self.last_run is None:
             return
-        report = self.world.undo(self.last_run)
+        undone = self.last_run
+        report = self.world.undo(undone)
         assert not [e for e in report.errors if e.get("kind") != "UndoConflict"], report.errors
         self.last_run = report.run_id
         self.check_no_duplicates()
+        self.check_restored(undone, report)
+
+    def check_restored(self, undone: str, report: Any) -> None:
+        """Each pair whose fields the undo took back holds, on both sides, the values
+        the undone run's journal says they had before it."""
+        from core.model import SYNC_RUNS
+        from core.runs import journal
+
+        record = self.world.store.get(SYNC_RUNS, undone) or {}
+        before: dict[str, dict[str, Any]] = {}
+        for entry in journal(self.world.store, undone, int(record.get("itemPages") or 0)):
+            for name, values in (entry.get("fields") or {}).items():
+                if name in cm.FIELDS:
+                    before.setdefault(entry["crmId"], {}).setdefault(name, values["before"])
+        persons = self.world.persons()
+        for action in report.plan:
+            if not (getattr(action, "write_crm", False) or getattr(action, "write_google", False)):
+                continue
+            crm = cm.normalize(self.world.contact(action.crm_id))
+            google = cm.from_person(persons[action.resource_name])
+            for name, value in before.get(action.crm_id, {}).items():
+                assert crm[name] == value == google[name], (action.crm_id, name, self.steps)
 
     def forget_settled(self) -> None:
         """A field a run left equal on both sides of a pair is settled: its edits so far

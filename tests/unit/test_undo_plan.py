@@ -102,3 +102,18 @@ def test_a_pair_no_longer_synced_keeps_its_fields():
     undo = plan_undo([entry("updatedInCrm", "crm", jobTitle=("Eng", "CEO"))],
                      now(f(jobTitle="CEO"), f(jobTitle="CEO"), parked=True))  # fmt: skip
     assert undo.actions == [] and "no longer synced" in undo.conflicts[0].reason
+
+
+def test_a_pair_saved_again_after_the_run_even_with_the_same_values_is_left_alone():
+    """Found by the state machine: a CRM save after the run that kept the run's values
+    (the user set a field to what it held) is a later word, never overwritten."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    run = [entry("updatedInGoogle", "google", jobTitle=("Eng", "CEO"))]
+    state = now(f(jobTitle="CEO"), f(jobTitle="CEO"))
+    saved_after = replace(state, since=T0 - timedelta(minutes=1))
+    undo = plan_undo(run, saved_after)
+    assert undo.actions == [] and "saved again in the CRM" in undo.conflicts[0].reason
+    before_it = replace(state, since=T0 + timedelta(minutes=1))
+    assert len(plan_undo(run, before_it).actions) == 1

@@ -10,6 +10,7 @@ import base64
 import json
 import re
 import threading
+import time
 import uuid
 
 import pytest
@@ -141,13 +142,14 @@ def _edit(store, collection, doc_id, **changes):
     store.put(collection, doc_id, {**doc, **changes, "modifiedAt": later})
 
 
-def _ada_edited_and_synced(screen, site, cloud_env):
-    """Signed in, a first sync, Ada's title edited in the CRM, a second sync; the
-    second run's details open."""
+def _ada_edited_and_synced(screen, site, cloud_env, wait: float = 0):
+    """Signed in, a first sync, Ada's title edited in the CRM, a second sync (after
+    ``wait`` seconds: the edit is stamped 2 s ahead); the second run's details open."""
     sign_in(screen, site)
     screen.locator("[data-sync=contacts]").click()
     expect(screen.locator("#progress")).to_contain_text("Done")
     _edit(cloud_env, CONTACTS, "c-ada", jobTitle="Countess of Lovelace")
+    time.sleep(wait)
     screen.locator("[data-sync=contacts]").click()
     expect(screen.locator("#progress")).to_contain_text("Done: updated in Google 1")
     screen.locator("#history tr").first.get_by_role("button", name=re.compile("Details")).click()
@@ -468,7 +470,8 @@ def test_a_connection_by_the_administrator_cannot_be_disconnected_and_its_revoca
 
 
 def test_a_run_is_previewed_then_undone_from_its_details(screen, site, cloud_env):
-    _ada_edited_and_synced(screen, site, cloud_env)
+    # the run must end after the edit's stamp: a contact saved after the run is left alone
+    _ada_edited_and_synced(screen, site, cloud_env, wait=2.2)
     undo = screen.locator("#undo")
     undo.get_by_role("button", name="Preview taking this run back").click()
     expect(undo).to_contain_text("The undo would take 1 action(s)")

@@ -253,6 +253,13 @@ resource "google_secret_manager_secret_version" "delegation" {
   count       = local.delegated ? 1 : 0
   secret      = google_secret_manager_secret.delegation[0].id
   secret_data = var.delegation_key
+
+  lifecycle {
+    precondition {
+      condition     = trimspace(var.delegation_key) != ""
+      error_message = "delegation_domains is set, but delegation_key is empty: give the service account's JSON key (or leave delegation_domains empty)."
+    }
+  }
 }
 
 resource "google_kms_key_ring" "crmsync" {

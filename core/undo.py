@@ -242,17 +242,16 @@ def _sides(item: Item, now: Current) -> list[tuple[str, Any]]:
 def _undo(item: Item, now: Current) -> list[Any]:
     link = now.links.get(item.crm_id)
     contact, person = now.crm.get(item.crm_id), now.google.get(item.google_id)
-    found = [_fields_back(item, contact, person), _apart(item, now, link, contact, person),
+    found = [_fields_back(item, now), _apart(item, now, link, contact, person),
              _back(item, contact, person, link)]  # fmt: skip
     return [a for a in found if a is not None]
 
 
-def _fields_back(item: Item, contact: CrmContact | None,
-                 person: Person | None) -> Reconcile | None:  # fmt: skip
-    """The fields the run set, back (None: none, or back already: an undo done before)."""
-    if not item.before or contact is None or person is None:
-        return None
-    if all(contact.fields.get(k) == v for k, v in item.before.items()):
+def _fields_back(item: Item, now: Current) -> Reconcile | None:
+    """The fields the run set, back (None: none, or back already on both sides: an undo
+    done before; ``_conflict`` asks the same)."""
+    contact, person = now.crm.get(item.crm_id), now.google.get(item.google_id)
+    if not item.before or contact is None or person is None or _back_already(item, now):
         return None
     return _restore(item, contact, person)
 

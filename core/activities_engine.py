@@ -235,7 +235,7 @@ class ActivitiesEngine:
                log: RunLog, account_confirmed: bool = False) -> ActivitiesGathered:  # fmt: skip
         user_id = settings.user.id
         now = self.clock.now()
-        window = _window(settings, now)
+        window = sync_window(settings, now)
         full = options.full or state.get("syncFrom") != settings.sync_from
         changes = self._listing(None if full else state.get("googleCursor"), window)
         directory = self._directory(settings, options)
@@ -309,24 +309,36 @@ class ActivitiesEngine:
         """Unlinked events an earlier run imported: the activity an import would write
         exists (an account switch archived its link; the user's other account attends
         the same meeting). They are linked again; an import would overwrite the CRM's
-        edits and push a second event. Read only for unlinked events: one batched read."""
+        edits and push a second event. An activity deleted or taken out of the calendar
+        since maps to "": the user took it out of the CRM, the event is left alone. Read
+        only for unlinked events: one batched read."""
         linked = {link.event_id for link in links.values()}
         wanted = {eid: am.import_id(settings.user.id, eid) for eid, event in events.items()
                   if eid not in linked and not event.cancelled and event.in_window}  # fmt: skip
         missing = sorted(set(wanted.values()) - set(activities))
-        malformed: set[str] = set()  # linked, never written over: the run reports it
-        if missing:
-            docs = self.store.get_many(ACTIVITIES, missing)
-            good, bad = load_each(Activity, ACTIVITIES, list(docs.items()))
-            for problem in bad:
-                log.skip(problem.doc_id, str(problem))
-                malformed.add(problem.doc_id)
-            for activity in good:
-                found = self._crm(activity, settings, directory)
-                if found is not None:
-                    activities[activity.id] = found
+        # malformed ones are linked, never written over: the run reports them
+        malformed = self._read_more(settings, missing, activities, directory, log)
         live = {aid for aid, a in activities.items() if not a.gone} | malformed
-        return {eid: aid for eid, aid in wanted.items() if aid in live}
+        return {eid: (aid if aid in live else "") for eid, aid in wanted.items()
+                if aid in activities or aid in live}  # fmt: skip
+
+    def _read_more(self, settings: ActivitiesSettings, ids: list[str],
+                   activities: dict[str, CrmActivity], directory: Directory,
+                   log: RunLog) -> set[str]:  # fmt: skip
+        """Read these activities into ``activities``; returns the malformed ones' ids
+        (each reported)."""
+        if not ids:
+            return set()
+        good, bad = load_each(
+            Activity, ACTIVITIES, list(self.store.get_many(ACTIVITIES, ids).items())
+        )
+        for problem in bad:
+            log.skip(problem.doc_id, str(problem))
+        for activity in good:
+            found = self._crm(activity, settings, directory)
+            if found is not None:
+                activities[activity.id] = found
+        return {problem.doc_id for problem in bad}
 
     def _crm(self, activity: Activity, settings: ActivitiesSettings,
              directory: Directory) -> CrmActivity | None:  # fmt: skip
@@ -530,7 +542,7 @@ def to_cal_event(event: dict[str, Any], directory: Directory, pair: dict[str, se
     )
 
 
-def _window(settings: ActivitiesSettings, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+def sync_window(settings: ActivitiesSettings, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """[syncFrom in the user's zone, now + HORIZON), in UTC."""
     start = dt.datetime.combine(dt.date.fromisoformat(settings.sync_from), dt.time(),
                                 settings.time_zone)  # fmt: skip

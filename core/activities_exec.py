@@ -73,7 +73,12 @@ class ActivitiesExecutor:
         self.snap, self.directory = gathered.snap, gathered.directory
         self.raw, self.to_event = gathered.raw, gathered.to_event
         self.reread: dict[str, CalEvent] = {}  # events read again (a 412), replanned against
-        steps = (
+        Apply(self.steps(), reread=self._reread, retry_kinds=(ReconcileEvent, CancelActivity),
+              defer=self._defer, progress=self.progress)(actions)  # fmt: skip
+
+    def steps(self) -> list[Step]:
+        """The table: each action type's handler, in the order they apply."""
+        return [
             Step(InsertEvent, self._inserts, chunk=200),
             Step(ImportEvent, self._imports, chunk=STORE_CHUNK),
             Step(ReconcileEvent, self._reconciles, chunk=200),
@@ -81,9 +86,7 @@ class ActivitiesExecutor:
             Step(DeleteEvent, self._deletes, chunk=200),
             Step(DropEventLink, self._drops, chunk=MAX_BATCH_WRITES),
             Step(NotPropagated, self._not_propagated),
-        )  # fmt: skip
-        Apply(steps, reread=self._reread, retry_kinds=(ReconcileEvent, CancelActivity),
-              defer=self._defer, progress=self.progress)(actions)  # fmt: skip
+        ]  # fmt: skip
 
     # --- documents ----------------------------------------------------------------------
 
@@ -215,18 +218,20 @@ class ActivitiesExecutor:
         with self.store.batch() as batch:
             for action in part:
                 activity_id = ids[action.event_id]
-                base = current.get(activity_id) or {"organizerId": self.user.id,
-                                                     "showInCalendar": True}  # fmt: skip
+                base = current.get(activity_id) or {"organizerId": self.user.id}
+                # an import over one deleted since brings it back (only an undo asks it)
+                base = {k: v for k, v in base.items() if k != "deletedAt"}
+                base["showInCalendar"] = True
                 batch.put(ACTIVITIES, activity_id, self._activity_doc(base, action.fields))
                 link = self._link(activity_id, None, action.event_id, action.etag, action.fields)
                 self.links.put(batch, activity_id, link)
         self.log.count("imported", len(part))
         for action in part:
             activity_id = ids[action.event_id]
-            earlier = current.get(activity_id)  # an earlier import, kept: its fields said
-            changes = None
+            earlier = current.get(activity_id)  # an earlier import, kept: every field said
+            changes = None  # (none: the activity is new, or comes back)
             if earlier and not earlier.get("deletedAt"):
-                changes = _changes(self._doc_fields(activity_id, earlier), action.fields)
+                changes = every_field(self._doc_fields(activity_id, earlier), action.fields)
             self.log.note("imported", "crm", crm_id=activity_id, google_id=action.event_id,
                           name=action.fields["title"], fields=changes)  # fmt: skip
 
@@ -365,7 +370,7 @@ class ActivitiesExecutor:
                     # every synced field as it was, so that it can be restored
                     before = self._doc_fields(action.activity_id, doc)
                     notes.append((action, before.get("title"),
-                                  _all(before, {**before, "canceled": True})))  # fmt: skip
+                                  every_field(before, {**before, "canceled": True})))  # fmt: skip
                     doc = {**doc, "status": "canceled", "modifiedAt": self._now()}
                     batch.put(ACTIVITIES, action.activity_id, doc)
                 link = self.snap.links.get(action.activity_id)
@@ -395,7 +400,7 @@ class ActivitiesExecutor:
             before = self._google_before(action.activity_id, action.event_id)
             self.log.note("deletedInGoogle", "google", crm_id=action.activity_id,
                           google_id=action.event_id, name=before.get("title"),
-                          fields=_all(before, {}))  # fmt: skip
+                          fields=every_field(before, {}))  # fmt: skip
 
     def _google_before(self, activity_id: str, event_id: str) -> am.ActivityFields:
         """The event's synced fields as the plan saw them (what was synced, when the run
@@ -463,7 +468,7 @@ def _changes(before: am.ActivityFields, after: am.ActivityFields) -> dict[str, t
     return {k: (before.get(k), after.get(k)) for k in am.FIELDS if before.get(k) != after.get(k)}
 
 
-def _all(before: am.ActivityFields, after: am.ActivityFields) -> dict[str, tuple[Any, Any]]:
+def every_field(before: am.ActivityFields, after: am.ActivityFields) -> dict[str, tuple[Any, Any]]:
     """Every synced field, (before, after): what a removal or cancellation needs to be
     taken back."""
     return {k: (before.get(k), after.get(k)) for k in am.FIELDS} if before else {}

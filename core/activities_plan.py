@@ -30,9 +30,12 @@ organizer's calendar can be written (DESIGN.md, "Sync semantics / Activities").
     unlinked event in the window
       carries our activity id              -> ReconcileEvent (a retried insert, or the
                                               copy of an activity another user pushed)
+        ... deleted or hidden in the CRM   -> nothing (linking it would delete it)
       its iCalUID is linked by any user    -> ReconcileEvent (one meeting, one activity)
       an earlier import of it exists       -> ReconcileEvent (linked again, never
                                               imported over the CRM's edits)
+      ... deleted or hidden in the CRM     -> nothing (the user took it out; an undo
+                                              of the import)
       U organizes it                       -> ImportEvent
       U attends; organizer is a connected
         CRM user                           -> nothing (the organizer's sync owns it)
@@ -126,7 +129,9 @@ class ActivitySnapshot:
     # the Google account is the one the links were made with (core.runs.Report)
     account_confirmed: bool = False
     # unlinked events an earlier run imported: event id -> the activity an import of it
-    # would write, which exists (after an account switch archived the links, say)
+    # would write, which exists (after an account switch archived the links, say); ""
+    # when that activity was deleted or taken out of the calendar since (an undo of
+    # the import, or the user's): the event is not imported again
     imported: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -456,12 +461,17 @@ def _read_only(
 
 
 def _unlinked_event(snap: ActivitySnapshot, event: CalEvent, claimed: set[str]) -> Any:
-    ours = event.activity_id if event.activity_id in snap.crm else None
+    mine = snap.crm.get(event.activity_id) if event.activity_id else None
+    if mine is not None and mine.gone:
+        return None  # its activity was deleted or hidden: never linked to be deleted
+    ours = event.activity_id if mine is not None else None
     shared = snap.shared.get(event.ical_uid)
     imported = snap.imported.get(event.id)
     for activity_id, reason in ((ours, Why.OURS), (shared, Why.SHARED), (imported, Why.IMPORTED)):
         if activity_id and activity_id not in claimed:
             return _first_link(activity_id, snap.crm.get(activity_id), event, reason)
+    if imported == "":
+        return None  # its import was deleted or hidden in the CRM: not imported again
     if event.organizer_self or event.organizer_email not in snap.connected:
         return ImportEvent(
             event_id=event.id, etag=event.etag, ical_uid=event.ical_uid, fields=event.fields

@@ -36,9 +36,28 @@ from core.model import (
     state_id,
 )
 from core.outcome import CONFLICT
+from core.ports import DocumentStore
 from core.runs import Options, Report, RunLog
 from core.schedule import update_state
 from core.undo import Current, UndoPlan, items, plan_undo
+
+
+def undoable(store: DocumentStore, run_id: str, user_id: str,
+             section: str) -> tuple[list[dict[str, Any]], datetime | None]:  # fmt: skip
+    """The journal of run ``run_id`` and when it ended, after checking that it is
+    ``user_id``'s finished ``section`` run that kept its journal (``UndoRefused``)."""
+    record = store.get(SYNC_RUNS, run_id)
+    if record is None or record.get("userId") != user_id:
+        raise UndoRefused(f"no run {run_id} of this user")  # another's: not said
+    if record.get("section") != section:
+        raise UndoRefused(f"run {run_id} is not a {section} run")
+    if record.get("outcome") in ("queued", "running"):
+        raise UndoRefused(f"run {run_id} has not finished; undo it once it has")
+    if record.get("journalLost"):
+        raise UndoRefused(f"run {run_id} kept no journal of its changes")
+    entries = runs.journal(store, run_id, int(record.get("itemPages") or 0))
+    ended = record.get("finishedAt")
+    return entries, parse_timestamp(ended) if ended else None
 
 
 class ContactsUndo(ContactsEngine):
@@ -55,7 +74,7 @@ class ContactsUndo(ContactsEngine):
         undo = plan_undo(entries, current)
         report.plan = undo.actions
         self.progress(f"planned {len(undo.actions)} actions to take run {self.undo_of} back")
-        _say(undo, log)
+        say(undo, log)
         again = _read_again(undo, state)
         if not options.dry_run:
             # saved before any write: an undo that fails half-way still has the pairs it
@@ -68,20 +87,7 @@ class ContactsUndo(ContactsEngine):
         return again  # the cursors stay
 
     def journal(self, user_id: str) -> tuple[list[dict[str, Any]], datetime | None]:
-        """The journal of the run to undo, and when it ended, after checking it may be
-        undone."""
-        record = self.store.get(SYNC_RUNS, self.undo_of)
-        if record is None or record.get("userId") != user_id:
-            raise UndoRefused(f"no run {self.undo_of} of this user")  # another's: not said
-        if record.get("section") != "contacts":
-            raise UndoRefused(f"run {self.undo_of} is not a contacts run")
-        if record.get("outcome") in ("queued", "running"):
-            raise UndoRefused(f"run {self.undo_of} has not finished; undo it once it has")
-        if record.get("journalLost"):
-            raise UndoRefused(f"run {self.undo_of} kept no journal of its changes")
-        entries = runs.journal(self.store, self.undo_of, int(record.get("itemPages") or 0))
-        ended = record.get("finishedAt")
-        return entries, parse_timestamp(ended) if ended else None
+        return undoable(self.store, self.undo_of, user_id, "contacts")
 
     def current(self, settings: ContactsSettings, state: dict[str, Any],
                 entries: list[dict[str, Any]], ended: datetime | None) -> Current:  # fmt: skip
@@ -122,7 +128,7 @@ def _read_again(undo: UndoPlan, state: dict[str, Any]) -> dict[str, Any]:
             "retryGoogle": sorted(google | set(state.get("retryGoogle") or []))}  # fmt: skip
 
 
-def _say(undo: UndoPlan, log: RunLog) -> None:
+def say(undo: UndoPlan, log: RunLog) -> None:
     """Conflicts item by item; and how many pairs the next sync links again."""
     for c in undo.conflicts:
         message = f"{c.name or c.crm_id}: not taken back: {c.reason}"

@@ -75,6 +75,8 @@ class Item:
     untag: bool = False
     retag: bool = False
     rejoin: bool = False
+    changes: set[str] = field(default_factory=set)  # the entries' change keys
+    whole: dict[str, dict[str, Any]] = field(default_factory=dict)  # change -> every field before
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,11 @@ class Current:
     since: datetime | None = None  # when the run ended: a record written after it changed
 
 
-def items(entries: Iterable[Mapping[str, Any]]) -> list[Item]:
-    """The journal's entries, combined per pair, in the order the run met them."""
+def items(entries: Iterable[Mapping[str, Any]], fields_of: Mapping[str, str] = FIELDS_OF,
+          known: Iterable[str] = cm.FIELDS) -> list[Item]:  # fmt: skip
+    """The journal's entries, combined per pair, in the order the run met them.
+    ``fields_of``: the entries whose fields go back, and the side holding their
+    after-values; ``known``: the section's synced fields."""
     found: dict[str, Item] = {}
     for entry in entries:
         crm_id = entry.get("crmId") if isinstance(entry, Mapping) else None
@@ -106,7 +111,7 @@ def items(entries: Iterable[Mapping[str, Any]]) -> list[Item]:
         item = found.setdefault(crm_id, Item(crm_id))
         item.google_id = _text(entry.get("googleId")) or item.google_id
         item.name = _text(entry.get("name")) or item.name
-        _take(item, entry)
+        _take(item, entry, fields_of, frozenset(known))
     return list(found.values())
 
 
@@ -114,11 +119,16 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _take(item: Item, entry: Mapping[str, Any]) -> None:
+def _take(item: Item, entry: Mapping[str, Any], fields_of: Mapping[str, str],
+          known: frozenset[str]) -> None:  # fmt: skip
     change, side = entry.get("change"), entry.get("side")
     fields = entry.get("fields") if isinstance(entry.get("fields"), Mapping) else {}
-    if change in FIELDS_OF:
-        _take_fields(item, FIELDS_OF[change], fields, entry.get("fieldsOmitted") or [])
+    if isinstance(change, str):
+        item.changes.add(change)
+        item.whole[change] = {k: v.get("before") for k, v in fields.items()
+                              if k in known and isinstance(v, Mapping)}  # fmt: skip
+    if change in fields_of:
+        _take_fields(item, fields_of[change], fields, entry.get("fieldsOmitted") or [], known)
     tagged = fields.get("tagged")
     was_tagged = isinstance(tagged, Mapping) and tagged.get("before") is True
     item.crm_only |= change == "imported"
@@ -129,7 +139,8 @@ def _take(item: Item, entry: Mapping[str, Any]) -> None:
     item.rejoin |= change == "removedFromGroup"
 
 
-def _take_fields(item: Item, side: str, fields: Mapping[str, Any], omitted: Any) -> None:
+def _take_fields(item: Item, side: str, fields: Mapping[str, Any], omitted: Any,
+                 known: frozenset[str]) -> None:  # fmt: skip
     """A field update's values: the before-value to restore, the after-value that must
     still hold. What cannot be restored safely is the item's problem: values the
     journal left out (too large), a field merged from both sides (each side had its
@@ -137,7 +148,7 @@ def _take_fields(item: Item, side: str, fields: Mapping[str, Any], omitted: Any)
     if omitted:
         item.problems.append(f"the run kept no values for: {', '.join(map(str, omitted))}")
     for name, values in fields.items():
-        if name not in cm.FIELDS or not isinstance(values, Mapping):
+        if name not in known or not isinstance(values, Mapping):
             continue
         before = values.get("before")
         if name in item.before and item.before[name] != before:
@@ -179,7 +190,7 @@ def _conflict(item: Item, now: Current) -> str:
     if _back_already(item, now):
         return ""  # an undo done before: nothing to write, nothing to overwrite
     for where, held in _sides(item, now):
-        problem = _changed_since(where, held, after, item.before, link.fields)
+        problem = changed_since(where, held, after, item.before, link.fields)
         if problem:
             return problem
     written = _written_since(item, now)
@@ -212,17 +223,17 @@ def _written_since(item: Item, now: Current) -> str:
     return ""
 
 
-def _changed_since(where: str, held: Any, after: Mapping[str, Any], before: Mapping[str, Any],
-                   synced: Any) -> str:  # fmt: skip
+def changed_since(where: str, held: Any, after: Mapping[str, Any], before: Mapping[str, Any],
+                   synced: Any, known: Iterable[str] = cm.FIELDS) -> str:  # fmt: skip
     """Why one side's fields (``held``; None: gone) cannot be written back ("": they can).
     A field holding the run's after-value goes back; one back at its before-value
     already (an undo done before) stays; any other value is a later change."""
     if held is None:
-        return f"the contact no longer exists in {where}"
+        return f"no longer exists in {where}"
     changed = sorted(k for k, v in after.items() if held.get(k) not in (v, before.get(k)))
     if changed:
         return f"changed again in {where} since the run: {', '.join(changed)}"
-    pending = sorted(k for k in cm.FIELDS if held.get(k) != synced.get(k))
+    pending = sorted(k for k in known if held.get(k) != synced.get(k))
     if pending:  # an edit the sync has not carried over yet: never overwritten
         return f"changed in {where} since its last sync: {', '.join(pending)}"
     return ""

@@ -1,11 +1,13 @@
 """Undo of a sync run (``python main.py undo RUN_ID``): the run's section taken back
-by a run of its own, for the run's own user (``core.contacts_undo``)."""
+by a run of its own, for the run's own user (``core.contacts_undo``,
+``core.activities_undo``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
 
+from core.activities_undo import ActivitiesUndo
 from core.contacts_undo import ContactsUndo
 from core.errors import UndoRefused
 from core.model import SYNC_RUNS
@@ -23,11 +25,13 @@ def undo(config: bootstrap.Config, store: DocumentStore, run_id: str, options: O
     owner = (record or {}).get("userId")
     if record is None or (user_id is not None and owner != user_id):
         raise UndoRefused(f"no run {run_id}" + (" of this user" if user_id else ""))
-    if record.get("section") != "contacts":
-        raise UndoRefused(f"run {run_id} is an activities run: only contacts runs can be "
-                          "undone so far")  # fmt: skip
     creds = google_credentials(config, store, owner)
-    engine = ContactsUndo(store, bootstrap.people_port(config, creds), bootstrap.clock(),
-                          new_id=lambda: uuid.uuid4().hex, group_name=config.group_name,
-                          progress=progress, undo_of=run_id)  # fmt: skip
+    common = {"new_id": lambda: uuid.uuid4().hex, "progress": progress, "undo_of": run_id}
+    engine: ContactsUndo | ActivitiesUndo
+    if record.get("section") == "activities":
+        engine = ActivitiesUndo(store, bootstrap.calendar_port(config, creds), bootstrap.clock(),
+                                **common)  # fmt: skip
+    else:
+        engine = ContactsUndo(store, bootstrap.people_port(config, creds), bootstrap.clock(),
+                              group_name=config.group_name, **common)  # fmt: skip
     return engine.run(owner, dataclasses.replace(options, trigger="undo"))

@@ -170,7 +170,7 @@ def parser() -> argparse.ArgumentParser:
     sync.add_argument("--json", action="store_true", help="print the result as JSON")
     sync.set_defaults(run=cmd_sync)
 
-    undo = commands.add_parser("undo", help="take a contacts sync run back (its own user's)")
+    undo = commands.add_parser("undo", help="take a sync run back (its own user's)")
     undo.add_argument("run_id", metavar="RUN_ID", help="the run's id (syncRuns/{id})")
     undo.add_argument("--dry-run", action="store_true",
                       help="print what the undo would do, change nothing")  # fmt: skip

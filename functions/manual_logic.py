@@ -446,7 +446,7 @@ def undo_run(config: bootstrap.Config, store: DocumentStore, user_id: str, run_i
     and each item left alone because it changed again since (a conflict)."""
     from core.errors import UndoRefused
     from core.runs import Options
-    from functions.report import describe, ids_of
+    from functions.report import describe_undo, ids_of
     from functions.undo import undo
 
     try:
@@ -458,7 +458,7 @@ def undo_run(config: bootstrap.Config, store: DocumentStore, user_id: str, run_i
     known = names(store, report.section, sorted({i for a in report.plan for i in ids_of(a)}))
     return {**report.outcome, "runId": None if dry_run else report.run_id,
             "undoOf": run_id, "dryRun": dry_run, "total": len(report.plan),
-            "actions": [describe(a, known) for a in report.plan[:PREVIEW_SHOWN]],
+            "actions": [describe_undo(a, known) for a in report.plan[:PREVIEW_SHOWN]],
             "counts": report.counts, "changes": labelled(report.section, report.counts),
             "conflicts": [e for e in report.errors if e.get("kind") == "UndoConflict"],
             "errors": [e for e in report.errors if e.get("kind") != "UndoConflict"]}  # fmt: skip

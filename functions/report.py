@@ -26,6 +26,7 @@ from core.contacts_plan import (
     Reconcile,
     Untag,
 )
+from core.event_undo import RemoveImport
 from core.runs import Report
 
 LABELS = {
@@ -42,6 +43,7 @@ LABELS = {
     "linked": "linked to an existing activity",
     "canceled": "canceled in the CRM",
     "deletedInGoogle": "deleted in Google",
+    "removedFromCrm": "deleted in the CRM (an import taken back)",
     "notPropagated": "not propagated (read-only copy)",
     "ambiguous": "not pushed (ambiguous)",
     "skipped": "skipped (malformed)",
@@ -52,7 +54,8 @@ SECTION_KEYS = {
                  "conflicts", "retagged", "rejoinedGroup", "untagged", "removedFromGroup",
                  "ambiguous", "skipped", "errors"),
     "activities": ("pushed", "imported", "linked", "updatedInGoogle", "updatedInCrm", "conflicts",
-                   "canceled", "deletedInGoogle", "notPropagated", "skipped", "errors"),
+                   "canceled", "deletedInGoogle", "removedFromCrm", "notPropagated", "skipped",
+                   "errors"),
 }  # fmt: skip
 
 
@@ -62,6 +65,14 @@ def describe(action: Any, names: Mapping[str, str] | None = None) -> str:
     CRM records and links), else by id."""
     who = _Namer(names or {})
     return _contact_action(action, who) or _activity_action(action, who) or repr(action)
+
+
+def describe_undo(action: Any, names: Mapping[str, str] | None = None) -> str:
+    """An undo's action in the user's words: as a sync's, without the cause a sync
+    would have for it (the parenthesis at the end): an undo's cause is the undone run."""
+    text = describe(action, names)
+    cut = text.rfind(" (")
+    return text[:cut] if cut > 0 and text.endswith(")") else text
 
 
 class _Namer:
@@ -136,6 +147,8 @@ def _activity_action(action: Any, who: _Namer) -> str | None:
                     "(deleted or no longer shown in the calendar in the CRM)")  # fmt: skip
         case DropEventLink(activity_id=aid):
             return f"forget the link of {who(aid)}"
+        case RemoveImport(activity_id=aid, event_id=eid):
+            return f"delete {who(aid, None, eid)} from the CRM; its Google event stays"
         case NotPropagated(activity_id=aid):
             return f"note that the CRM edit of {who(aid)} cannot reach Google (a read-only copy)"
     return None
@@ -152,7 +165,8 @@ def render(report: Report) -> str:
     lines = [f"{report.section} sync {kind} for {report.user_id} ({scope}, run {report.run_id})"]
     if report.dry_run:
         lines.append(f"plan: {len(report.plan)} action(s); nothing was changed")
-        lines += [f"  - {describe(a)}" for a in report.plan]
+        say = describe_undo if report.trigger == "undo" else describe
+        lines += [f"  - {say(a)}" for a in report.plan]
     else:
         keys = SECTION_KEYS.get(report.section, tuple(LABELS))
         width = max(len(LABELS[key]) for key in keys)

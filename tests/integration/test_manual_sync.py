@@ -317,3 +317,14 @@ def test_a_run_is_taken_back_by_its_own_user_after_a_preview_of_the_undo(api):
     assert record["trigger"] == "undo" and record["userId"] == seed.ALICE
     assert api("POST", path, body={"dryRun": "soon"}).status_code == 400
     assert api("POST", "/runs/no-such-run/undo", body={}).status_code == 404
+
+
+def test_an_activities_run_is_taken_back_through_the_api_in_the_user_s_words(api):
+    ran = api("POST", "/sync", body={"section": "activities"}).get_json()["runs"][0]
+    path = f"/runs/{ran['runId']}/undo"
+    preview = api("POST", path, body={"dryRun": True}).get_json()
+    assert preview["total"] == 2 and preview["outcome"] == "done", preview
+    assert all(text.startswith("delete ") and not text.endswith(")") for text in preview["actions"])
+    done = api("POST", path, body={}).get_json()
+    assert done["counts"]["deletedInGoogle"] == 2 and done["counts"]["redoneByNextSync"] == 2
+    assert {c["key"] for c in done["changes"]} >= {"deletedInGoogle"}

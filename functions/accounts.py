@@ -124,10 +124,10 @@ def disconnect(config: bootstrap.Config, store: DocumentStore, user_id: str) -> 
     Unknown user: ``UnknownUser``; no connection (never, or disconnected already):
     ``NotConnected``; the administrator's connection: ``ConnectedByAdministrator``; nothing
     is written either way."""
-    user, account = _connection(store, user_id)
-    ciphertext, email = account["refreshTokenCiphertext"], account.get("accountEmail") or None
+    user, account = _connection(config, store, user_id)
+    ciphertext, email = account.get("refreshTokenCiphertext"), account.get("accountEmail") or None
     now = bootstrap.clock().now()
-    token = _token(config, ciphertext)
+    token = _token(config, ciphertext) if ciphertext else None  # none: the administrator's
     holder = f"disconnect:{uuid.uuid4().hex}"
     before = _lease_all(store, user_id, holder, now)
     stopped = False
@@ -146,7 +146,8 @@ def disconnect(config: bootstrap.Config, store: DocumentStore, user_id: str) -> 
         # the token is revoked already: the account says so (reconnect or disconnect
         # again), and the leases go back, so that a retry is not refused as "busy"
         _give_back(store, holder, before, now, channel_stopped=stopped)
-        _mark_revoked(store, user_id, ciphertext)
+        if ciphertext:  # the administrator's connection had no token to revoke
+            _mark_revoked(store, user_id, ciphertext)
         raise
     if not replaced:
         _unindex(store, user, user_id, email)
@@ -167,18 +168,27 @@ def disconnect(config: bootstrap.Config, store: DocumentStore, user_id: str) -> 
     }
 
 
-def _connection(store: DocumentStore, user_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _connection(config: bootstrap.Config, store: DocumentStore,
+                user_id: str) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """The user and their Google connection; ``UnknownUser``, or ``NotConnected`` (never
-    connected, or disconnected already)."""
+    connected, or disconnected already). The administrator's connection is theirs to
+    end (``ConnectedByAdministrator``) while the delegation covers the user's email;
+    once it no longer does (its domain, or the key, taken out of the configuration),
+    the user can end it: nothing else would."""
+    from functions.delegation import covers  # delegation imports this module's callers
+
     user = store.get(USERS, user_id)
     if user is None:
         raise UnknownUser(user_id)
     account = store.get(GOOGLE_ACCOUNTS, user_id) or {}
-    if account.get("connectedBy") == ADMINISTRATOR:
+    delegated = account.get("connectedBy") == ADMINISTRATOR
+    if delegated and covers(config, user.get("email")):
         raise ConnectedByAdministrator(
             f"user {user_id}'s Google connection is the administrator's domain-wide "
             "delegation: the user cannot disconnect it"
         )
+    if delegated and account.get("status") != NOT_CONNECTED:
+        return user, account
     if account.get("status") == NOT_CONNECTED or not account.get("refreshTokenCiphertext"):
         raise NotConnected(f"user {user_id} has no Google account connected: nothing to disconnect")
     return user, account
@@ -313,7 +323,7 @@ def _finish(
     user_id: str,
     holder: str,
     before: dict[str, dict[str, Any]],
-    ciphertext: str,
+    ciphertext: str | None,
     email: str | None,
     now: datetime,
 ) -> bool:

@@ -120,7 +120,7 @@ def _oauth_callback(request, config: Config, store: DocumentStore):
 def _status(request, config: Config, store: DocumentStore):
     user, session = _caller(request, config, store)
     delegation.ensure(config, store, user)  # a delegated domain's user: connected now
-    return {**api.status(store, user), "links": oauth.links(config, request),
+    return {**api.status(store, user, config), "links": oauth.links(config, request),
             "csrf": session["c"] if session else None}, 200  # fmt: skip
 
 

@@ -79,7 +79,12 @@ def caller(
     return user_id
 
 
-def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
+def status(store: DocumentStore, user_id: str,
+           config: bootstrap.Config | None = None) -> dict[str, Any]:  # fmt: skip
+    """The page's state. A connection the administrator made that the delegation no
+    longer covers (``config`` says) is shown as the user's own: theirs to end or to
+    replace (``functions.accounts.disconnect`` lets them)."""
+    from functions.delegation import covers
     from functions.jobs import last_checked
 
     account = store.get(GOOGLE_ACCOUNTS, user_id) or {}
@@ -107,6 +112,8 @@ def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
     settings = store.get(SYNC_SETTINGS, user_id) or {}
     connection = account.get("status", "not_connected")
     by = account.get("connectedBy")  # "administrator": domain-wide delegation
+    ended = by == "administrator" and config is not None and not covers(config, user.get("email"))
+    by = None if ended else by
     for section in SECTIONS:
         sections[section]["ready"] = _ready(section, connection, settings, by)
     return {
@@ -118,6 +125,7 @@ def status(store: DocumentStore, user_id: str) -> dict[str, Any]:
             "status": account.get("status", "not_connected"),
             "accountEmail": account.get("accountEmail"),
             "connectedBy": by,  # "administrator" (delegation: no disconnect), else None
+            "delegationEnded": ended,  # the administrator's, no longer covering the user
             # the latest switch of Google account: {from, to, at, archived, restored}
             "switched": max(switches, key=lambda s: s["at"], default=None),
         },

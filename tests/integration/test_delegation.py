@@ -433,6 +433,25 @@ def test_a_domain_taken_out_of_the_configuration_ends_its_delegated_connections(
         google_credentials(narrowed, store, seed.ALICE)
 
 
+def test_a_delegated_connection_no_longer_covered_is_the_users_to_end(crm):
+    import dataclasses
+
+    from functions import manual_logic
+
+    config, store = crm
+    delegation.ensure(config, store, seed.ALICE)
+    assert manual_logic.status(store, seed.ALICE, config)["account"]["connectedBy"] == (
+        "administrator"
+    )
+    narrowed = dataclasses.replace(config, delegation_domains=("other.example",))
+    shown = manual_logic.status(store, seed.ALICE, narrowed)["account"]
+    assert shown["connectedBy"] is None and shown["delegationEnded"] is True
+    answer = disconnect(narrowed, store, seed.ALICE)
+    assert answer["outcome"] == "done" and answer["revoked"] is False  # no token of theirs
+    assert store.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "not_connected"
+    assert delegation.ensure(narrowed, store, seed.ALICE)["status"] == "not_connected"
+
+
 def test_the_key_is_never_repeated_in_an_error(tmp_path):
     import base64
 

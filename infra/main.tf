@@ -420,6 +420,13 @@ resource "google_cloudfunctions2_function" "fn" {
       service_account_email = google_service_account.invoker.email
     }
   }
+  # "latest" of each secret must exist, and be readable, before an instance starts
+  depends_on = [
+    google_secret_manager_secret_version.webhook,
+    google_secret_manager_secret_version.oauth_client,
+    google_secret_manager_secret_version.delegation,
+    google_secret_manager_secret_iam_member.runtime_secrets,
+  ]
   lifecycle {
     # local.urls assumes the Cloud Run service is named as the function (short name or
     # projects/P/locations/R/services/NAME)

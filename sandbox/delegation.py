@@ -32,6 +32,10 @@ The grant checks, in Google's order and with its answers (``oauth_error`` bodies
    "Client is unauthorized to retrieve access tokens using this method, or client not
    authorized for any of the scopes requested." (so after a revocation); ``sub`` must
    be a sandbox account: else 400 ``invalid_grant`` "Invalid email or User ID".
+   Sources: a ``sub`` outside every delegating Workspace (a consumer Gmail account)
+   answers ``unauthorized_client`` as an unauthorized client does, as reported in
+   googleapis/google-auth-library-nodejs#1001 and googleapis/google-api-php-client#950
+   (observed behaviour; Google's reference names only the error codes).
    Without ``sub`` the token is the service account's own (its own sandbox account).
 
 Success: ``{"access_token", "expires_in": 3599, "scope", "token_type": "Bearer"}``; the

@@ -451,13 +451,21 @@ def walk_calendar(d: Demo, w: Walkthrough) -> None:
         d.calendar.events().delete(
             calendarId="primary", eventId=s["lunch"], sendUpdates="none"
         ).execute()
-        return d.sync_calendar()
+        s["cancel"] = d.sync_calendar()
+        return s["cancel"]
 
     w.step(
         "Alice cancels the lunch in Google; sync",
         cancel,
         ("the activity is canceled, not deleted", lambda: lunch().get("status") == "canceled"),
     )
+    w.step(
+        "That was the wrong lunch: undo that sync",
+        lambda: undo(d.config, d.store, s["cancel"].run_id, Options()),
+        ("the event is back in her calendar",
+         lambda: d.event(s["lunch"])["status"] == "confirmed"),
+        ("and the activity is planned again", lambda: lunch().get("status") == "planned"),
+    )  # fmt: skip
 
     def delete() -> Report:
         d.edit_activity("a-offsite", deletedAt=stamp(d.now()))

@@ -1,5 +1,5 @@
 """Activities sync benchmarks: HTTP requests and API calls (from the sandbox's counter)
-for a first push of N activities, the no-op run after it, and CPU."""
+for a first push of N activities, the no-op run after it, the undo of the push, and CPU."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from adapters.google_calls import Retry
 from adapters.stores import open_store
 from bench.sandbox_proc import ExternalSandbox
 from core.activities_engine import ActivitiesEngine
+from core.activities_undo import ActivitiesUndo
 from core.model import ACTIVITIES, stamp
+from core.runs import Options
 
 USER = "u-bench"
 
@@ -73,11 +75,18 @@ def bench_activities(rows: list[tuple[str, str, str]], n: int = 1000) -> None:
             Retry(attempts=3, base_seconds=0.01),
         )
         engine = ActivitiesEngine(store, calendar, SystemClock(), new_id=lambda: uuid.uuid4().hex)
-        labels = ("first push", "no-op run (reads the push's echoes)", "no-op run, steady state")
+        labels = ("first push", "no-op run (reads the push's echoes)", "no-op run, steady state",
+                  "undo of the first push (every event deleted)")  # fmt: skip
+        pushed = ""
         for label in labels:
             _control(server.url, "/_sandbox/stats", method="DELETE")
             cpu = time.process_time()
-            engine.run(USER)
+            if label.startswith("undo"):
+                ActivitiesUndo(store, calendar, SystemClock(), new_id=lambda: uuid.uuid4().hex,
+                               undo_of=pushed).run(USER, Options(trigger="undo"))  # fmt: skip
+            else:
+                ran = engine.run(USER).run_id
+                pushed = pushed or ran
             cpu = time.process_time() - cpu
             stats = _control(server.url, "/_sandbox/stats")
             calls = ", ".join(

@@ -3,6 +3,7 @@
 * first push of N tagged contacts (N = 1,000 and 25,000);
 * a no-op run right after;
 * a run where 1% of the contacts changed (half in the CRM, half in Google);
+* the undo of that run (its edits back on both sides);
 * the pure planner alone on 25,000 linked pairs with 1% changed.
 """
 
@@ -26,7 +27,9 @@ from bench.sandbox_proc import ExternalSandbox
 from core import contact_mapping as cm
 from core.contacts_engine import ContactsEngine
 from core.contacts_plan import CrmContact, LinkRecord, Person, Snapshot, plan
+from core.contacts_undo import ContactsUndo
 from core.model import CONTACTS, stamp
+from core.runs import Options
 
 USER, TAG = "u-bench", "t-bench"
 
@@ -70,13 +73,17 @@ class Bench:
                     batch.put(CONTACTS, f"c{i:06d}", _contact(i, now))
         self.n = n
 
-    def run(self) -> tuple[int, float, dict[str, int]]:
+    def run(self, undo_of: str | None = None) -> tuple[int, float, dict[str, int]]:
+        """One run (the undo of run ``undo_of`` if given); the run's id is ``last``."""
         _control(self.url, "/_sandbox/stats", method="DELETE")
-        engine = ContactsEngine(
-            self.store, self.people, SystemClock(), new_id=lambda: uuid.uuid4().hex
-        )
+        new_id = lambda: uuid.uuid4().hex  # noqa: E731
+        engine: ContactsEngine = ContactsEngine(self.store, self.people, SystemClock(),
+                                                new_id=new_id)  # fmt: skip
+        if undo_of:
+            engine = ContactsUndo(self.store, self.people, SystemClock(), new_id=new_id,
+                                  undo_of=undo_of)  # fmt: skip
         cpu = time.process_time()
-        engine.run(USER)
+        self.last = engine.run(USER, Options(trigger="undo") if undo_of else Options()).run_id
         cpu = time.process_time() - cpu
         stats = _control(self.url, "/_sandbox/stats")
         return stats["total"], cpu, stats["byMethod"]
@@ -120,6 +127,9 @@ def bench_engine(rows: list[tuple[str, str, str]], sizes: tuple[int, ...]) -> No
             total, cpu, calls = bench.run()
             figures = f"{total} People calls ({_describe(calls)}); {cpu:.2f} s CPU"
             rows.append(("contacts: run with 1% changed", f"{n:,}", figures))
+            total, cpu, calls = bench.run(undo_of=bench.last)
+            figures = f"{total} People calls ({_describe(calls)}); {cpu:.2f} s CPU"
+            rows.append(("contacts: undo of that run", f"{n:,}", figures))
             bench.store.close()
 
 

@@ -250,7 +250,7 @@ class ActivitiesEngine:
             links |= self._series_links(user_id, raw, links)
         for bad in log.skipped_ids:
             links.pop(bad, None)  # a malformed activity is skipped, never taken as deleted
-        raw |= self._copies_to_link(activities, events, links)
+        raw |= self._copies_to_link(user_id, activities, events, links)
         gone = self._gone(raw, links, window, changes.complete, options.force)
         directory.add_events(raw.values())  # events read since (copies, gets)
         directory.add(link.organizer_email for link in links.values())
@@ -294,7 +294,7 @@ class ActivitiesEngine:
         read = crm_changes(self.store, ACTIVITIES, Activity, cursor=cursor,
                            read_at=state.get("crmReadAt"), also=pointed, log=log,
                            take=good.append)  # fmt: skip
-        directory.add_users(_users_in_play(good, user_id))
+        directory.add_users(users_in_play(good, user_id))
         mine = {a.id: self._crm(a, settings, directory) for a in good}
         found = {k: v for k, v in mine.items() if v is not None}
         now = self.clock.now()
@@ -386,7 +386,8 @@ class ActivitiesEngine:
                          if d.data.get("section") == "activities"]  # fmt: skip
         return {d["crmId"]: link_from_doc(d) for d in docs}
 
-    def _copies_to_link(self, activities: dict[str, CrmActivity], events: dict[str, CalEvent],
+    def _copies_to_link(self, user_id: str, activities: dict[str, CrmActivity],
+                        events: dict[str, CalEvent],
                         links: dict[str, EventLink]) -> dict[str, dict[str, Any]]:  # fmt: skip
         """Meetings U takes part in that their organizer's sync has linked but U has not:
         U's calendar copy shares the organizer's event id, so read it, whatever the order
@@ -395,6 +396,7 @@ class ActivitiesEngine:
         keys = [link_id(a.organizer_id, "activities", a.id) for a in waiting]
         found = self.store.get_many(LINKS, keys) if keys else {}
         wanted = [d["googleId"] for d in found.values() if d["googleId"] not in events]
+        wanted += _imports_to_link(user_id, activities, events, links)
         return self.calendar.get(wanted) if wanted else {}
 
     def _series_links(self, user_id: str, raw: dict[str, dict[str, Any]],
@@ -503,6 +505,18 @@ def pair_known(links: dict[str, EventLink], activities: dict[str, CrmActivity],
     return out
 
 
+def _imports_to_link(user_id: str, activities: dict[str, CrmActivity],
+                     events: dict[str, CalEvent],
+                     links: dict[str, EventLink]) -> list[str]:  # fmt: skip
+    """The events of unlinked imports in scope (an import an undo took back, restored
+    in the CRM since): read, so that they are linked again, never pushed as a second
+    event of one meeting."""
+    mine = am.import_id(user_id, "")
+    return [a.id.removeprefix(mine) for a in activities.values()
+            if a.id.startswith(mine) and a.in_scope and a.id not in links
+            and a.id.removeprefix(mine) not in events]  # fmt: skip
+
+
 def _z(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -553,7 +567,7 @@ def _deleted(event: dict[str, Any] | None) -> bool:
     return event is None or event.get("status") == "cancelled"
 
 
-def _users_in_play(activities: list[Activity], user_id: str) -> set[str]:
+def users_in_play(activities: list[Activity], user_id: str) -> set[str]:
     """The CRM users of the user's own activities and those it takes part in: their
     organizers, and participants named by user id alone."""
     ours = [a for a in activities if a.organizerId == user_id

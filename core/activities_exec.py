@@ -62,6 +62,10 @@ class Gathered:
 
 
 class ActivitiesExecutor:
+    # a sync deletes the event whatever its etag (the activity is gone; the deletion
+    # propagates); an undo deletes only the event as it read it
+    conditional_deletes = False
+
     def __init__(self, store: DocumentStore, calendar: CalendarPort, clock: Clock, *, user: User,
                  policy: Policy, log: RunLog, progress: Progress) -> None:  # fmt: skip
         self.store, self.calendar, self.clock = store, calendar, clock
@@ -98,7 +102,7 @@ class ActivitiesExecutor:
         event = event or {}
         source = event or self.raw.get(event_id, {})
         before = self.snap.links.get(activity_id)
-        if source:
+        if source and "organizer" in source:  # not a minimal cancelled instance: id only
             organizer = source.get("organizer") or {}
             read_only = not organizer.get("self")
             organizer_email = (organizer.get("email") or "").lower()
@@ -319,6 +323,8 @@ class ActivitiesExecutor:
                         if doc is None:
                             self.log.fail(action.activity_id, "CRM activity vanished")
                             continue
+                        if self._saved_since_read(action.activity_id, doc):
+                            continue
                         batch.put(ACTIVITIES, action.activity_id,
                                   self._activity_doc(doc, action.fields))  # fmt: skip
                     link = self._link(action.activity_id, written.get(action.activity_id),
@@ -337,6 +343,12 @@ class ActivitiesExecutor:
                 if action.reason in (Why.OURS, Why.SHARED, Why.IMPORTED):  # an event we know
                     self.log.count("linked")
                     self.log.note("linked", "google", **ids)
+
+    def _saved_since_read(self, activity_id: str, doc: dict[str, Any]) -> bool:
+        """Whether the activity must be left as it is, saved since the plan read it (a
+        sync writes the merge over it: the CRM has no etag, and the next run merges
+        again; an undo never does, ``core.activities_undo``)."""
+        return False
 
     def _reread(self, stale: list[ReconcileEvent]) -> list[Any]:
         """Edited in Google since we read them: re-read these events, plan them again."""
@@ -384,7 +396,8 @@ class ActivitiesExecutor:
                           google_id=action.event_id, name=title, fields=fields)  # fmt: skip
 
     def _deletes(self, actions: list[DeleteEvent], retry: bool) -> None:
-        writes = [EventWrite("delete", a.event_id) for a in actions]
+        etag = self.conditional_deletes
+        writes = [EventWrite("delete", a.event_id, etag=a.etag if etag else None) for a in actions]
         results = self.calendar.write(writes) if writes else []
         gone, deleted = [], []
         for action, result in zip(actions, results, strict=True):
@@ -392,8 +405,7 @@ class ActivitiesExecutor:
                 gone.append(action.activity_id)  # a 404 or 410: already deleted, done
                 deleted.append(action)
             else:
-                self.log.fail(action.activity_id, f"delete in Google failed: {result.error}",
-                              crm_id=action.activity_id)  # fmt: skip
+                self._not_deleted(action, result.error)
         self._unlink(gone)
         self.log.count("deletedInGoogle", len(gone))
         for action in deleted:  # every synced field the event held, so that it can be restored
@@ -401,6 +413,10 @@ class ActivitiesExecutor:
             self.log.note("deletedInGoogle", "google", crm_id=action.activity_id,
                           google_id=action.event_id, name=before.get("title"),
                           fields=every_field(before, {}))  # fmt: skip
+
+    def _not_deleted(self, action: DeleteEvent, error: Any) -> None:
+        self.log.fail(action.activity_id, f"delete in Google failed: {error}",
+                      crm_id=action.activity_id)  # fmt: skip
 
     def _google_before(self, activity_id: str, event_id: str) -> am.ActivityFields:
         """The event's synced fields as the plan saw them (what was synced, when the run

@@ -30,12 +30,15 @@ organizer's calendar can be written (DESIGN.md, "Sync semantics / Activities").
     unlinked event in the window
       carries our activity id              -> ReconcileEvent (a retried insert, or the
                                               copy of an activity another user pushed)
-        ... deleted or hidden in the CRM   -> nothing (linking it would delete it)
       its iCalUID is linked by any user    -> ReconcileEvent (one meeting, one activity)
       an earlier import of it exists       -> ReconcileEvent (linked again, never
                                               imported over the CRM's edits)
-      ... deleted or hidden in the CRM     -> nothing (the user took it out; an undo
-                                              of the import)
+      ... (any of these three) whose
+        activity is deleted or hidden in
+        the CRM                            -> nothing: linking it would delete the
+                                              event (the user's, or an undone
+                                              import's); but the event our own insert
+                                              made is linked, and goes with it
       U organizes it                       -> ImportEvent
       U attends; organizer is a connected
         CRM user                           -> nothing (the organizer's sync owns it)
@@ -51,6 +54,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+from core import activity_mapping as am
 from core import pairs
 from core.activity_mapping import ActivityFields, fingerprint
 from core.merge import Policy
@@ -461,15 +465,15 @@ def _read_only(
 
 
 def _unlinked_event(snap: ActivitySnapshot, event: CalEvent, claimed: set[str]) -> Any:
-    mine = snap.crm.get(event.activity_id) if event.activity_id else None
-    if mine is not None and mine.gone:
-        return None  # its activity was deleted or hidden: never linked to be deleted
-    ours = event.activity_id if mine is not None else None
+    ours = event.activity_id if event.activity_id in snap.crm else None
     shared = snap.shared.get(event.ical_uid)
     imported = snap.imported.get(event.id)
     for activity_id, reason in ((ours, Why.OURS), (shared, Why.SHARED), (imported, Why.IMPORTED)):
         if activity_id and activity_id not in claimed:
-            return _first_link(activity_id, snap.crm.get(activity_id), event, reason)
+            activity = snap.crm.get(activity_id)
+            if activity is not None and activity.gone and not _our_insert(event, activity_id):
+                return None  # deleted or hidden in the CRM: linking it would delete it
+            return _first_link(activity_id, activity, event, reason)
     if imported == "":
         return None  # its import was deleted or hidden in the CRM: not imported again
     if event.organizer_self or event.organizer_email not in snap.connected:
@@ -477,6 +481,14 @@ def _unlinked_event(snap: ActivitySnapshot, event: CalEvent, claimed: set[str]) 
             event_id=event.id, etag=event.etag, ical_uid=event.ical_uid, fields=event.fields
         )
     return None  # the organizer is a connected CRM user: their sync imports it
+
+
+def _our_insert(event: CalEvent, activity_id: str) -> bool:
+    """The event is the one our insert made for the activity (its id derives from the
+    activity's): a mirror of the activity, which goes where the activity goes. Any
+    other event (one the user made, imported) is never deleted for an activity's sake
+    unless a link says they are one pair."""
+    return event.id == am.event_id(activity_id)
 
 
 def _first_link(activity_id: str, activity: CrmActivity | None, event: CalEvent,

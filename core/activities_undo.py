@@ -26,13 +26,15 @@ from core.activities_engine import (
     pair_known,
     sync_window,
     to_cal_event,
+    users_in_play,
 )
 from core.activities_exec import ActivitiesExecutor, Gathered, every_field
-from core.activities_plan import ActivitySnapshot, CrmActivity
+from core.activities_plan import ActivitySnapshot, CrmActivity, DeleteEvent
 from core.apply import Step
 from core.contacts_undo import say, undoable
+from core.errors import EtagMismatch
 from core.event_undo import Current, RemoveImport, plan_undo
-from core.model import ACTIVITIES, LINKS, Activity, link_id, load_each, state_id
+from core.model import ACTIVITIES, LINKS, Activity, link_id, load_each, parse_timestamp, state_id
 from core.outcome import CONFLICT
 from core.runs import Options, Report, RunLog
 from core.schedule import update_state
@@ -48,7 +50,8 @@ class ActivitiesUndo(ActivitiesEngine):
 
     def sync(self, settings: ActivitiesSettings, state: dict[str, Any], options: Options,
              log: RunLog, report: Report) -> dict[str, Any]:  # fmt: skip
-        entries, ended = undoable(self.store, self.undo_of, settings.user.id, "activities")
+        entries, ended = undoable(self.store, self.undo_of, settings.user.id, "activities",
+                                  report.account_email)  # fmt: skip
         gathered, current = self.current(settings, options, entries, ended)
         undo = plan_undo(entries, current)
         report.plan = undo.actions
@@ -74,6 +77,7 @@ class ActivitiesUndo(ActivitiesEngine):
         docs = self.store.get_many(ACTIVITIES, ids)
         good, _ = load_each(Activity, ACTIVITIES, sorted(docs.items()))
         directory = self._directory(settings, options)
+        directory.add_users(users_in_play(good, user_id))  # as a sync resolves them
         found = {a.id: self._crm(a, settings, directory) for a in good}
         activities: dict[str, CrmActivity] = {k: v for k, v in found.items() if v is not None}
         keys = [link_id(user_id, "activities", i) for i in ids]
@@ -91,19 +95,42 @@ class ActivitiesUndo(ActivitiesEngine):
 
 
 class UndoExecutor(ActivitiesExecutor):
-    """The activities executor, plus the removal of an import; a stale etag is a
-    conflict: the event was edited after the undo read it."""
+    """The activities executor, plus the removal of an import. An item saved after the
+    undo read it is a conflict, left as it is: an event (a stale etag, on a patch or a
+    delete), or an activity (a ``modifiedAt`` past the one read)."""
+
+    conditional_deletes = True
 
     def steps(self) -> list[Step]:
         return [*super().steps(), Step(RemoveImport, self._remove_imports)]
 
     def _reread(self, stale: list[Any]) -> list[Any]:
         for action in stale:
-            self.log.errors.append({"id": action.activity_id, "kind": CONFLICT,
-                                    "message": "changed in Google while the undo ran; "
-                                               "left as it is",
-                                    "googleIds": [action.event_id]})  # fmt: skip
+            self._conflict(action.activity_id, action.event_id, "Google")
         return []
+
+    def _not_deleted(self, action: DeleteEvent, error: Any) -> None:
+        if isinstance(error, EtagMismatch):
+            self._conflict(action.activity_id, action.event_id, "Google")
+        else:
+            super()._not_deleted(action, error)
+
+    def _saved_since_read(self, activity_id: str, doc: dict[str, Any]) -> bool:
+        read = self.snap.crm.get(activity_id)
+        try:
+            saved = parse_timestamp(doc.get("modifiedAt") or "")
+        except ValueError:
+            saved = None
+        if read is None or saved is None or saved <= read.modified_at:
+            return False
+        self._conflict(activity_id, "", "the CRM")
+        return True
+
+    def _conflict(self, activity_id: str, event_id: str, where: str) -> None:
+        self.log.errors.append({"id": activity_id, "kind": CONFLICT,
+                                "message": f"changed in {where} while the undo ran; "
+                                           "left as it is",
+                                "googleIds": [event_id] if event_id else []})  # fmt: skip
 
     def _remove_imports(self, part: list[RemoveImport], retry: bool) -> None:
         """Each imported activity deleted in the CRM (``deletedAt``), its link gone, in
@@ -115,6 +142,8 @@ class UndoExecutor(ActivitiesExecutor):
             for action in part:
                 doc = current.get(action.activity_id)
                 if doc is None or doc.get("deletedAt"):
+                    continue
+                if self._saved_since_read(action.activity_id, doc):
                     continue
                 batch.put(ACTIVITIES, action.activity_id,
                           {**doc, "deletedAt": now, "modifiedAt": now})  # fmt: skip

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from core import runs
+from core.account_switch import same_account
 from core.contacts_engine import ContactsEngine, ContactsSettings
 from core.contacts_exec import ContactsExecutor, contact_from_doc, link_from_doc, person_from_api
 from core.contacts_plan import Snapshot
@@ -42,15 +43,21 @@ from core.schedule import update_state
 from core.undo import Current, UndoPlan, items, plan_undo
 
 
-def undoable(store: DocumentStore, run_id: str, user_id: str,
-             section: str) -> tuple[list[dict[str, Any]], datetime | None]:  # fmt: skip
+def undoable(store: DocumentStore, run_id: str, user_id: str, section: str,
+             account: str | None) -> tuple[list[dict[str, Any]], datetime | None]:  # fmt: skip
     """The journal of run ``run_id`` and when it ended, after checking that it is
-    ``user_id``'s finished ``section`` run that kept its journal (``UndoRefused``)."""
+    ``user_id``'s finished ``section`` run that kept its journal, made with the Google
+    account connected now (``account``; ids in Google are the account's own): else
+    ``UndoRefused``."""
     record = store.get(SYNC_RUNS, run_id)
     if record is None or record.get("userId") != user_id:
         raise UndoRefused(f"no run {run_id} of this user")  # another's: not said
     if record.get("section") != section:
         raise UndoRefused(f"run {run_id} is not a {section} run")
+    made_with = record.get("accountEmail")
+    if made_with and account and not same_account(made_with, account):
+        raise UndoRefused(f"run {run_id} was made with the Google account {made_with}, not "
+                          f"{account}: connect {made_with} again to undo it")  # fmt: skip
     if record.get("outcome") in ("queued", "running"):
         raise UndoRefused(f"run {run_id} has not finished; undo it once it has")
     if record.get("journalLost"):
@@ -69,7 +76,8 @@ class ContactsUndo(ContactsEngine):
 
     def sync(self, settings: ContactsSettings, state: dict[str, Any], options: Options,
              log: RunLog, report: Report) -> dict[str, Any]:  # fmt: skip
-        entries, ended = self.journal(settings.user_id)
+        entries, ended = undoable(self.store, self.undo_of, settings.user_id, "contacts",
+                                  report.account_email)  # fmt: skip
         current = self.current(settings, state, entries, ended)
         undo = plan_undo(entries, current)
         report.plan = undo.actions
@@ -85,9 +93,6 @@ class ContactsUndo(ContactsEngine):
                          tag_id=settings.tag_id, group=current.group, policy=options.policy,
                          log=log, progress=self.progress).run(undo.actions, snap)  # fmt: skip
         return again  # the cursors stay
-
-    def journal(self, user_id: str) -> tuple[list[dict[str, Any]], datetime | None]:
-        return undoable(self.store, self.undo_of, user_id, "contacts")
 
     def current(self, settings: ContactsSettings, state: dict[str, Any],
                 entries: list[dict[str, Any]], ended: datetime | None) -> Current:  # fmt: skip

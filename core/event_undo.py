@@ -9,8 +9,9 @@ journal can be undone in turn:
                                     side only on an event U organizes)
     pushed                          the event is deleted (DeleteEvent; the link goes)
     imported                        the activity the import created is deleted in the
-                                    CRM (RemoveImport; the link goes). An import over
-                                    an earlier one gives the CRM its values back.
+                                    CRM (RemoveImport; the link goes; the sync leaves
+                                    the event alone since). An import over an earlier
+                                    one gives the CRM its values back.
     canceled                        the event and the activity are restored as they
                                     were (ReconcileEvent: the event confirmed again,
                                     the link no longer a tombstone)
@@ -27,7 +28,12 @@ As for contacts, an item saved on either side after the run ended, or holding an
 the sync has not carried over, is never overwritten: it is a ``Conflict``, listed and
 left alone. An item that holds the run's before-values already needs nothing. The
 sync's rules still hold afterwards: an activity still in the calendar is pushed again
-by the next sync, an event still in the calendar imported again (``UndoPlan.redone``).
+by the next sync, an event restored for an activity still deleted or hidden deleted
+again (``UndoPlan.redone``). An event whose import was taken back stays unlinked: the
+sync never imports it again (``core.activities_plan``), so the undo holds.
+
+A run made with another Google account than the one connected now is refused
+(``core.contacts_undo.undoable``): event ids are the account's own.
 """
 
 from __future__ import annotations
@@ -189,8 +195,8 @@ def _unimport(item: Item, now: Current) -> _Found:
     problem = _pending(link, event=event, activity=activity) or _saved_since(now, activity, event)
     if problem:
         return _Found([], problem)
-    redone = event is not None and event.in_window and not event.cancelled
-    return _Found([RemoveImport(activity_id=item.crm_id, event_id=item.google_id)], redone=redone)
+    # never redone: the sync leaves an event alone whose import was deleted in the CRM
+    return _Found([RemoveImport(activity_id=item.crm_id, event_id=item.google_id)])
 
 
 def _restore(item: Item, now: Current) -> _Found:
@@ -208,7 +214,7 @@ def _restore(item: Item, now: Current) -> _Found:
     if not event.cancelled:
         back = link is not None and link.event_id == event.id and event.fields == target
         return _Found([], "" if back else "restored in Google since the run")
-    if not event.organizer_self:
+    if not _organizes(event, link, canceled):
         return _Found([], "only its organizer can restore the event in Google")
     problem = _restore_link(item, link, activity, canceled) or _saved_since(now, activity, event)
     if problem:
@@ -217,6 +223,15 @@ def _restore(item: Item, now: Current) -> _Found:
                              fields=target, write_google=True,
                              write_crm=canceled)  # fmt: skip
     return _Found([restore], redone=not canceled and not _live(activity))
+
+
+def _organizes(event: CalEvent, link: EventLink | None, canceled: bool) -> bool:
+    """U organizes the event. A cancelled instance of a series says no more than its id
+    (no organizer): the link says whose calendar held it; and the run deleted an event
+    only as its organizer (``DeleteEvent``)."""
+    if event.organizer_self or not canceled:
+        return True
+    return link is not None and not link.read_only and not event.organizer_email
 
 
 def _restore_link(item: Item, link: EventLink | None, activity: CrmActivity | None,

@@ -76,6 +76,7 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     plan: list[Any] = field(default_factory=list)
+    account_email: str | None = None  # the Google account the run worked with
     # the Google account is known and the one the section's state was built with: a
     # side that lists none of the links is then the user's doing, not another account
     account_confirmed: bool = False
@@ -172,7 +173,7 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     sid = state_id(user_id, section.name)  # type: ignore[arg-type]
     preloaded = getattr(section, "preloaded", None) or {}
     connection = _connection(store, preloaded, user_id)
-    account = connection.get("accountEmail")
+    account = report.account_email = connection.get("accountEmail")
     state = _starting_state(store, sid, report, account, started)
     log = RunLog()
     shell = Shell(settings.interval, state,
@@ -334,6 +335,7 @@ def _run_record(report: Report, ok: bool) -> dict[str, Any]:
         "startedAt": report.started_at, "finishedAt": report.finished_at,
         "counts": report.counts, "errors": report.errors[:MAX_RECORDED_ERRORS],
         "plan": report.plan_summary(), "ok": ok, **report.outcome,
+        **({"accountEmail": report.account_email} if report.account_email else {}),
     }  # fmt: skip
 
 

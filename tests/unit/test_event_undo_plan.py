@@ -253,3 +253,16 @@ def test_an_unlinked_event_whose_import_was_removed_is_not_imported_again():
 def test_an_unlinked_event_carrying_a_deleted_activity_s_id_is_never_linked():
     gone = act(in_scope=False, gone=True)
     assert plan(snap([gone], [ev(activity_id="a1")])) == []
+
+
+def test_the_event_our_own_insert_made_is_linked_and_goes_with_its_deleted_activity():
+    gone = act(in_scope=False, gone=True)
+    mirror = ev(am.event_id("a1"), activity_id="a1")
+    [linked] = plan(snap([gone], [mirror]))
+    assert isinstance(linked, ReconcileEvent) and linked.activity_id == "a1"
+
+
+def test_an_unlinked_event_of_a_shared_meeting_whose_activity_is_gone_is_never_linked():
+    gone = act("a9", in_scope=False, gone=True)
+    shared = snap([gone], [ev(ical="meet@x")], shared={"meet@x": "a9"})
+    assert plan(shared) == []

@@ -34,11 +34,11 @@ from core.apply import Step
 from core.contacts_undo import say, undoable
 from core.errors import EtagMismatch
 from core.event_undo import Current, RemoveImport, plan_undo
-from core.model import ACTIVITIES, LINKS, Activity, link_id, load_each, parse_timestamp, state_id
+from core.model import ACTIVITIES, LINKS, Activity, link_id, load_each, state_id
 from core.outcome import CONFLICT
 from core.runs import Options, Report, RunLog
 from core.schedule import update_state
-from core.undo import UndoPlan, items
+from core.undo import UndoPlan, items, saved_after
 
 
 class ActivitiesUndo(ActivitiesEngine):
@@ -117,11 +117,7 @@ class UndoExecutor(ActivitiesExecutor):
 
     def _saved_since_read(self, activity_id: str, doc: dict[str, Any]) -> bool:
         read = self.snap.crm.get(activity_id)
-        try:
-            saved = parse_timestamp(doc.get("modifiedAt") or "")
-        except ValueError:
-            saved = None
-        if read is None or saved is None or saved <= read.modified_at:
+        if read is None or not saved_after(read.modified_at, doc):
             return False
         self._conflict(activity_id, "", "the CRM")
         return True

@@ -365,6 +365,8 @@ class ContactsExecutor:
                 if action.crm_id not in current:
                     self.log.fail(action.crm_id, "CRM contact vanished during the run")
                     continue
+                if self._saved_since_read(action.crm_id, current[action.crm_id]):
+                    continue
                 doc = self._contact_doc(current[action.crm_id], action.fields,
                                         tag=True if action.tag else None)  # fmt: skip
             person = written.get(action.crm_id)
@@ -422,19 +424,29 @@ class ContactsExecutor:
         if not part:
             return
         current = self.store.get_many(CONTACTS, [a.crm_id for a in part])
+        done = []
         with self.store.batch() as batch:
             for action in part:
                 doc = current.get(action.crm_id)
+                if doc is not None and self._saved_since_read(action.crm_id, doc):
+                    continue
                 if doc is not None and self.tag_id in doc.get("tagIds", []):
                     tags = [t for t in doc["tagIds"] if t != self.tag_id]
                     batch.put(CONTACTS, action.crm_id,
                               {**doc, "tagIds": tags, "modifiedAt": self._now()})  # fmt: skip
                 self._unlink_in(batch, action)
-        self.log.count("untagged", len(part))
-        for action in part:
+                done.append(action)
+        self.log.count("untagged", len(done))
+        for action in done:
             name = self._name_of(action.crm_id)
             self.log.note("untagged", "crm", crm_id=action.crm_id,
                           google_id=action.resource_name, name=name)  # fmt: skip
+
+    def _saved_since_read(self, crm_id: str, doc: dict[str, Any]) -> bool:
+        """Whether the contact must be left as it is, saved since the plan read it (a
+        sync writes over it: the CRM has no etag, and the next run merges again; an
+        undo never does, ``core.contacts_undo``)."""
+        return False
 
     def _name_of(self, crm_id: str) -> str:
         """The pair's name as last synced (else as the CRM holds it), for the journal."""

@@ -40,7 +40,7 @@ from core.outcome import CONFLICT
 from core.ports import DocumentStore
 from core.runs import Options, Report, RunLog
 from core.schedule import update_state
-from core.undo import Current, UndoPlan, items, plan_undo
+from core.undo import Current, UndoPlan, items, plan_undo, saved_after
 
 
 def undoable(store: DocumentStore, run_id: str, user_id: str, section: str,
@@ -111,8 +111,18 @@ class ContactsUndo(ContactsEngine):
 
 
 class UndoExecutor(ContactsExecutor):
-    """The contacts executor, except that a stale etag is a conflict: the person was
-    edited after the undo read it, and an undo never merges into a later change."""
+    """The contacts executor, except that an item saved after the undo read it is a
+    conflict, left as it is: a person (a stale etag) or a contact (a ``modifiedAt``
+    past the one read). An undo never merges into a later change."""
+
+    def _saved_since_read(self, crm_id: str, doc: dict[str, Any]) -> bool:
+        read = self.snap.crm.get(crm_id)
+        if read is None or not saved_after(read.modified_at, doc):
+            return False
+        self.log.errors.append({"id": crm_id, "kind": CONFLICT,
+                                "message": "changed in the CRM while the undo ran; left as it is",
+                                "googleIds": []})  # fmt: skip
+        return True
 
     def _reread(self, stale: list[Any]) -> list[Any]:
         for action in stale:

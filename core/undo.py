@@ -327,3 +327,15 @@ def _redone(action: Any, now: Current) -> bool:
             action.join_group and not tagged and not action.tag
         )
     return False
+
+
+def saved_after(read_at: datetime | None, doc: Mapping[str, Any]) -> bool:
+    """The CRM document was saved after ``read_at`` (when the undo read it): an edit
+    made while the undo ran, never written over. Unknown times say no."""
+    stamp = doc.get("modifiedAt")
+    if read_at is None or not isinstance(stamp, str):
+        return False
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")) > read_at
+    except ValueError:
+        return False

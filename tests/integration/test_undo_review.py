@@ -162,3 +162,41 @@ def test_undoing_a_run_twice_finds_it_undone_not_in_conflict(world):
     take_back(world, edited.run_id)
     again = take_back(world, edited.run_id)
     assert again.errors == [] and again.plan == [], (again.errors, again.plan)
+
+
+class EditBeforeWriting:
+    """A People port whose first update is preceded by the user's CRM edit: the edit
+    lands between the undo's read and its write."""
+
+    def __init__(self, port, edit):
+        self.port, self.edit, self.done = port, edit, False
+
+    def __getattr__(self, name):
+        return getattr(self.port, name)
+
+    def update(self, *args, **kwargs):
+        if not self.done:
+            self.done = True
+            self.edit()
+        return self.port.update(*args, **kwargs)
+
+
+def test_a_contact_edited_in_the_crm_while_the_undo_runs_keeps_the_edit(world):
+    import uuid
+
+    from core.contacts_undo import ContactsUndo
+    from core.runs import Options
+    from tests.integration.contacts_world import ALICE
+
+    world.sync()
+    name = world.links()["c-ada"]
+    world.edit_person(name, notes="Found a moth")
+    edited = world.sync()
+    assert edited.counts["updatedInCrm"] == 1
+    note = lambda: world.edit_contact("c-ada", jobTitle="Typed in the CRM meanwhile")  # noqa: E731
+    port = EditBeforeWriting(world.people_port(), note)
+    engine = ContactsUndo(world.store, port, world.clock, new_id=lambda: uuid.uuid4().hex,
+                          undo_of=edited.run_id)  # fmt: skip
+    report = engine.run(ALICE, Options(trigger="undo"))
+    assert [e["kind"] for e in report.errors] == ["UndoConflict"], report.errors
+    assert world.contact("c-ada")["jobTitle"] == "Typed in the CRM meanwhile"

@@ -327,8 +327,9 @@ class ActivitiesExecutor:
                             continue
                         batch.put(ACTIVITIES, action.activity_id,
                                   self._activity_doc(doc, action.fields))  # fmt: skip
+                    fields, extra = _link_fields(action)
                     link = self._link(action.activity_id, written.get(action.activity_id),
-                                      action.event_id, action.etag, action.fields)  # fmt: skip
+                                      action.event_id, action.etag, fields, **extra)  # fmt: skip
                     self.links.put(batch, action.activity_id, link)
                     stored.append(action)
             for action in stored:
@@ -477,6 +478,14 @@ class ActivitiesExecutor:
                              notPropagated=fp, readOnly=read_only,
                              tombstone=tombstone)  # fmt: skip
             self.store.put(LINKS, self.links.key(activity_id), doc)
+
+
+def _link_fields(action: ReconcileEvent) -> tuple[am.ActivityFields, dict[str, Any]]:
+    """The fields a reconciled pair's link keeps, and its other keys: as written, or
+    for Google's cancellation put back (``tombstone``), as they were before it."""
+    if action.tombstone:
+        return {**action.fields, "canceled": False}, {"tombstone": True}
+    return action.fields, {}
 
 
 def _changes(before: am.ActivityFields, after: am.ActivityFields) -> dict[str, tuple[Any, Any]]:

@@ -177,6 +177,9 @@ class ReconcileEvent:
     write_crm: bool
     conflicts: tuple[str, ...] = ()
     reason: Why = Why.CHANGED
+    # the pair is left as Google's cancellation leaves it (an undo putting one back):
+    # the link a tombstone over the fields as they were before it
+    tombstone: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

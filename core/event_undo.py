@@ -143,9 +143,10 @@ def _saved_since(now: Current, activity: CrmActivity | None, event: CalEvent | N
     return ""
 
 
-def _linked_here(item: Item, link: EventLink | None) -> str:
-    """Why the item's pair is not the run's any more ("": it is)."""
-    if link is None or link.dead:
+def _linked_here(item: Item, link: EventLink | None, dead_too: bool = False) -> str:
+    """Why the item's pair is not the run's any more ("": it is). ``dead_too``: a
+    tombstone is the run's (it put Google's cancellation back)."""
+    if link is None or (link.dead and not dead_too):
         return "no longer synced with its Google event"
     if link.event_id != item.google_id:
         return f"linked to another Google event ({link.event_id}) since"
@@ -272,7 +273,7 @@ def _fields_back(item: Item, now: Current) -> _Found:
     """The fields the run set go back, on the sides that held them (Google's only on an
     event U organizes; an import over an earlier one: the CRM's alone)."""
     activity, event, link = _records(item, now)
-    problem = _linked_here(item, link)
+    problem = _linked_here(item, link, dead_too=_cancelled_both(item, True))
     if problem or link is None:
         return _Found([], problem)
     if activity is None or activity.gone:
@@ -295,16 +296,30 @@ def _restore_fields(item: Item, activity: CrmActivity, event: CalEvent | None,
     etag = event.etag if event is not None else (link.etag or "")
     restore = ReconcileEvent(activity_id=item.crm_id, event_id=item.google_id, etag=etag,
                              fields=target, write_google=write_google,
-                             write_crm=target != activity.fields)  # fmt: skip
+                             write_crm=target != activity.fields,
+                             tombstone=_cancelled_both(item, False))  # fmt: skip
     redone = event is not None and not write_google and event.fields != target
     return _Found([restore], redone=redone)
 
 
+def _cancelled_both(item: Item, cancelled: bool) -> bool:
+    """The run set ``canceled`` to ``cancelled`` on both sides, from the other value:
+    only an undo does that. Setting it False, an undo restored a cancellation made in
+    Google (taken back, it is Google's cancellation again: a tombstone); setting it
+    True, it put one back (the tombstone is the run's own)."""
+    sides = [item.after.get(side, {}) for side in ("crm", "google")]
+    return item.before.get("canceled") is (not cancelled) and all(
+        "canceled" in side and side["canceled"] is cancelled for side in sides
+    )
+
+
 def _fields_changed(item: Item, sides: list[tuple[str, Any]], link: EventLink) -> str:
-    """A side whose fields changed since the run, or since their last sync ("": none)."""
+    """A side whose fields changed since the run, or since their last sync ("": none).
+    A tombstone's pair was last synced as cancelled."""
     after = {k: v for side in item.after.values() for k, v in side.items()}
+    synced = {**link.fields, "canceled": True} if link.dead else link.fields
     for where, held in sides:
-        problem = changed_since(where, held, after, item.before, link.fields, am.FIELDS)
+        problem = changed_since(where, held, after, item.before, synced, am.FIELDS)
         if problem:
             return problem
     return ""

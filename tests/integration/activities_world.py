@@ -60,6 +60,17 @@ class CalendarWorld:
     def sync(self, user: str = ALICE, **options: Any) -> Report:
         return self.engine(user).run(user, Options(**options))
 
+    def undo(self, run_id: str, **options: Any) -> Report:
+        """Run ``run_id`` taken back (``functions.undo``, as the CLI does), on the world's
+        one clock: the undo's stamps must be comparable with the runs' and Google's."""
+        from functions.undo import undo
+
+        bootstrap.use_clock(self.clock)
+        try:
+            return undo(self.config, self.store, run_id, Options(**options))
+        finally:
+            bootstrap.use_clock(None)
+
     # --- CRM ----------------------------------------------------------------------------
 
     def now(self) -> str:

@@ -277,7 +277,7 @@ def _fields_back(item: Item, now: Current) -> _Found:
     if problem or link is None:
         return _Found([], problem)
     if activity is None or activity.gone:
-        return _Found([], "no longer exists in the CRM")
+        return _without_activity(item, now)
     # Google's side is written back only on an event U organizes
     mine = event if event is not None and event.organizer_self and not item.crm_only else None
     sides = [("the CRM", activity.fields)] + ([("Google", mine.fields)] if mine else [])
@@ -300,6 +300,22 @@ def _restore_fields(item: Item, activity: CrmActivity, event: CalEvent | None,
                              tombstone=_cancelled_both(item, False))  # fmt: skip
     redone = event is not None and not write_google and event.fields != target
     return _Found([restore], redone=redone)
+
+
+def _without_activity(item: Item, now: Current) -> _Found:
+    """The activity is deleted or hidden: an event an undo restored for it goes again
+    (the undo of that undo); any other item cannot go back."""
+    if _restored_deleted(item):
+        return _unpush(item, now)
+    return _Found([], "no longer exists in the CRM")
+
+
+def _restored_deleted(item: Item) -> bool:
+    """The run (an undo) restored, in Google alone, an event deleted because its
+    activity had left the calendar."""
+    google = item.after.get("google") or {}
+    return (item.before.get("canceled") is True and "crm" not in item.after
+            and google.get("canceled") is False)  # fmt: skip
 
 
 def _cancelled_both(item: Item, cancelled: bool) -> bool:

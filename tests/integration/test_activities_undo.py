@@ -164,6 +164,17 @@ def test_an_event_deleted_because_the_activity_left_the_calendar_is_restored(wor
     assert world.sync().counts["deletedInGoogle"] == 1
 
 
+def test_undoing_the_restore_of_a_deleted_event_deletes_it_again(world):
+    world.sync()
+    world.edit_activity("a-kickoff", showInCalendar=False)
+    deleted = world.sync()
+    restored = take_back(world, deleted.run_id)
+    again = take_back(world, restored.run_id)
+    assert not again.errors and again.counts["deletedInGoogle"] == 1, again.errors
+    assert world.event(KICKOFF)["status"] == "cancelled" and "a-kickoff" not in world.links()
+    assert world.sync().plan == []
+
+
 def test_an_item_changed_again_since_the_run_is_left_alone_and_listed(world):
     world.sync()
     world.edit_activity("a-kickoff", title="Kick-off (moved)")

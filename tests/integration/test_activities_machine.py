@@ -340,11 +340,12 @@ def test_activities_state_machine(sandbox_server, tmp_path_factory, profile):
     Machine.profile = profile
 
     wanted = max(50, settings().max_examples)
+    thorough = settings().max_examples > 100  # make test-thorough: longer histories
     run_state_machine_as_test(
         Machine,
         settings=settings(
             max_examples=wanted,
-            stateful_step_count=10,
+            stateful_step_count=25 if thorough else 10,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),

@@ -26,7 +26,9 @@ organizer's calendar can be written (DESIGN.md, "Sync semantics / Activities").
       changed, U holds a read-only copy    -> Google's changes to the CRM only when no
                                               connected organizer syncs it; CRM edits
                                               NotPropagated (once per version)
-    unlinked activity in scope, U owns it  -> InsertEvent (id derived from the activity)
+    unlinked activity in scope, U owns it  -> InsertEvent (id derived from the activity),
+                                              but not U's import of another organizer's
+                                              meeting Google lists cancelled for U
     unlinked event in the window
       carries our activity id              -> ReconcileEvent (a retried insert, or the
                                               copy of an activity another user pushed)
@@ -222,10 +224,22 @@ def plan(snap: ActivitySnapshot, policy: Policy = Policy.FIELD_MOST_RECENT,
     actions = _linked_pairs(snap, policy)
     claimed = set(snap.links)
     actions += _unlinked_events(snap, claimed)
-    to_insert = [i for i, a in snap.crm.items() if i not in claimed and a.in_scope and a.owned]
+    to_insert = [i for i, a in snap.crm.items()
+                 if i not in claimed and a.in_scope and a.owned and not _left(snap, a)]  # fmt: skip
     return actions + [
         InsertEvent(activity_id=i, fields=snap.crm[i].fields) for i in sorted(to_insert)
     ]
+
+
+def _left(snap: ActivitySnapshot, activity: CrmActivity) -> bool:
+    """The activity is U's import of another organizer's meeting, which Google now
+    lists cancelled in U's calendar (U was removed, or it was called off): it is never
+    created again as U's own event."""
+    prefix = am.import_id(activity.organizer_id, "")
+    if not activity.id.startswith(prefix):
+        return False
+    event = snap.google.get(activity.id.removeprefix(prefix))
+    return event is not None and event.cancelled and not event.organizer_self
 
 
 def _linked_pairs(snap: ActivitySnapshot, policy: Policy) -> list:
@@ -362,7 +376,9 @@ def _remove(snap: ActivitySnapshot, link: EventLink, activity: CrmActivity | Non
             event: CalEvent | None) -> Any:  # fmt: skip
     """Deleted in the CRM, or taken out of the calendar: the event goes from the
     organizer's calendar when U owns it; otherwise only the link goes."""
-    owner = event.organizer_self if event else (activity.owned if activity else True)
+    # unread: the link says whose calendar held it (an import of an attendee's copy is
+    # the user's activity, never the user's event to delete)
+    owner = event.organizer_self if event else not link.read_only
     if owner and not _cancelled(snap, link):
         etag = event.etag if event else link.etag
         return DeleteEvent(activity_id=link.activity_id, event_id=link.event_id, etag=etag)
@@ -474,7 +490,7 @@ def _unlinked_event(snap: ActivitySnapshot, event: CalEvent, claimed: set[str]) 
     for activity_id, reason in ((ours, Why.OURS), (shared, Why.SHARED), (imported, Why.IMPORTED)):
         if activity_id and activity_id not in claimed:
             activity = snap.crm.get(activity_id)
-            if activity is not None and activity.gone and not _our_insert(event, activity_id):
+            if activity is not None and activity.gone and not _our_insert(event, activity):
                 return None  # deleted or hidden in the CRM: linking it would delete it
             return _first_link(activity_id, activity, event, reason)
     if imported == "":
@@ -486,12 +502,14 @@ def _unlinked_event(snap: ActivitySnapshot, event: CalEvent, claimed: set[str]) 
     return None  # the organizer is a connected CRM user: their sync imports it
 
 
-def _our_insert(event: CalEvent, activity_id: str) -> bool:
-    """The event is the one our insert made for the activity (its id derives from the
-    activity's): a mirror of the activity, which goes where the activity goes. Any
-    other event (one the user made, imported) is never deleted for an activity's sake
-    unless a link says they are one pair."""
-    return event.id == am.event_id(activity_id)
+def _our_insert(event: CalEvent, activity: CrmActivity) -> bool:
+    """The event is the one our insert made for the activity on U's calendar (its id
+    derives from the activity's; an attendee's copy shares that id, but not U's
+    organizing), not restored in Google since the activity went (a later word of the
+    user's): a mirror of the activity, which goes where the activity goes. Any other
+    event is never deleted for an activity's sake unless a link says they are one."""
+    later = event.updated_at is not None and event.updated_at > activity.modified_at
+    return event.organizer_self and event.id == am.event_id(activity.id) and not later
 
 
 def _first_link(activity_id: str, activity: CrmActivity | None, event: CalEvent,

@@ -114,6 +114,8 @@ def status(store: DocumentStore, user_id: str,
     by = account.get("connectedBy")  # "administrator": domain-wide delegation
     ended = by == "administrator" and config is not None and not covers(config, user.get("email"))
     by = None if ended else by
+    if ended and connection == "connected":  # syncs stop: the user connects their own
+        connection = "reauth_required"
     for section in SECTIONS:
         sections[section]["ready"] = _ready(section, connection, settings, by)
     return {
@@ -122,7 +124,7 @@ def status(store: DocumentStore, user_id: str,
         "timeZone": _zone(user.get("timeZone")),
         "privateTags": private_tags(store, user_id),
         "account": {
-            "status": account.get("status", "not_connected"),
+            "status": connection,
             "accountEmail": account.get("accountEmail"),
             "connectedBy": by,  # "administrator" (delegation: no disconnect), else None
             "delegationEnded": ended,  # the administrator's, no longer covering the user

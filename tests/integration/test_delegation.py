@@ -446,6 +446,7 @@ def test_a_delegated_connection_no_longer_covered_is_the_users_to_end(crm):
     narrowed = dataclasses.replace(config, delegation_domains=("other.example",))
     shown = manual_logic.status(store, seed.ALICE, narrowed)["account"]
     assert shown["connectedBy"] is None and shown["delegationEnded"] is True
+    assert shown["status"] == "reauth_required"  # its syncs stop: connect your own account
     answer = disconnect(narrowed, store, seed.ALICE)
     assert answer["outcome"] == "done" and answer["revoked"] is False  # no token of theirs
     assert store.get(GOOGLE_ACCOUNTS, seed.ALICE)["status"] == "not_connected"

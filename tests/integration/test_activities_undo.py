@@ -18,6 +18,7 @@ KICKOFF = am.event_id("a-kickoff")
 @pytest.fixture
 def world(tmp_path, sandbox, make_account):
     w = CalendarWorld(tmp_path, sandbox, make_account)
+    w.make_account = make_account  # a third person, or another account of Alice's
     yield w
     w.close()
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the tests take the imported world fixture by name)
 """The independent review of the activities undo: each finding, as the scenario that
 showed it, on the sandbox through the real client (``test_activities_undo`` holds the
 undo's rows)."""
@@ -14,28 +15,10 @@ from core.errors import UndoRefused
 from core.model import ACTIVITIES
 from core.runs import Options
 from functions.accounts import connect
-from functions.undo import undo
-from tests.integration.activities_world import ALICE, BOB, CalendarWorld
+from tests.integration.activities_world import ALICE, BOB
+from tests.integration.test_activities_undo import delete_event, take_back, world  # noqa: F401
 
 KICKOFF = am.event_id("a-kickoff")
-
-
-@pytest.fixture
-def world(tmp_path, sandbox, make_account):
-    w = CalendarWorld(tmp_path, sandbox, make_account)
-    w.make_account = make_account
-    yield w
-    w.close()
-
-
-def take_back(world, run_id, **options):
-    return undo(world.config, world.store, run_id, Options(**options))
-
-
-def delete_event(world, event_id):
-    world.google[ALICE].calendar.events().delete(
-        calendarId="primary", eventId=event_id, sendUpdates="none"
-    ).execute()
 
 
 class EditFirst:

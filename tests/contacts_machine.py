@@ -259,25 +259,35 @@ class ContactsMachine(RuleBasedStateMachine):
     @rule()
     def sync(self) -> None:
         self.steps.append("sync()")
-        before = {**self.world.links()}
+        before, synced = {**self.world.links()}, self.world.synced()
         self.settle()  # minutes pass: Google's deltas catch up with the edits
         self.last_run = self.world.run().run_id
-        self.check_newest_edit_survives(before)
+        self.check_newest_edit_survives(before, synced)
         again = self.world.run()
-        assert again.plan == [], f"a second sync still planned {again.plan}"
-        self.check_pairs()
+        # a contact whose email several Google contacts share is said every run until
+        # the user resolves it: a standing report, not a change
+        ambiguous = {a.crm_id for a in again.plan if type(a).__name__ == "AmbiguousEmail"}
+        changes = [a for a in again.plan if type(a).__name__ != "AmbiguousEmail"]
+        assert changes == [], f"a second sync still planned {changes}"
+        self.check_pairs(ambiguous)
         self.crm_edits.clear()
         self.google_edits.clear()
 
-    def check_newest_edit_survives(self, links_before: dict[str, str]) -> None:
+    def check_newest_edit_survives(self, links_before: dict[str, str],
+                                   synced: dict[str, dict[str, Any]]) -> None:  # fmt: skip
+        """An edit that leaves a field at its last synced value (``synced``) changed
+        nothing on its side: the other side's change of that field wins, whatever the
+        record times (DESIGN.md: changed on one side only)."""
         links = self.world.links()
         for crm_id, name in links_before.items():
             if links.get(crm_id) != name:
                 continue  # the pair was dissolved (deleted or untagged): no value to check
-            expected = dict(self.google_edits.get(name, {}))
+            was = synced.get(crm_id, {})
+            expected = {f: v for f, v in self.google_edits.get(name, {}).items()
+                        if v != was.get(f)}  # fmt: skip
             crm_newer = self.crm_time.get(crm_id, 0) >= self.google_time.get(name, 0)
             for field, value in self.crm_edits.get(crm_id, {}).items():
-                if field not in expected or crm_newer:
+                if value != was.get(field) and (field not in expected or crm_newer):
                     expected[field] = value
             contact = cm.normalize(self.world.contact(crm_id))
             for field, value in expected.items():
@@ -289,12 +299,12 @@ class ContactsMachine(RuleBasedStateMachine):
                     self.steps[-25:],
                 )
 
-    def check_pairs(self) -> None:
+    def check_pairs(self, ambiguous: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         w = self.world
         links = w.links()
         persons = w.persons()
         members = {n for n, p in persons.items() if w.group() in cm.group_names(p)}
-        assert set(links) == w.tagged_ids(), "links != tagged CRM contacts"
+        assert set(links) == w.tagged_ids() - ambiguous, "links != tagged CRM contacts"
         assert set(links.values()) == members, "links != group members"
         assert len(set(links.values())) == len(links), "a person linked twice"
         for crm_id, name in links.items():

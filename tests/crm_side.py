@@ -36,6 +36,12 @@ class CrmSide:
         docs = self.store.scan(LINKS, order_by="crmId")
         return {d.data["crmId"]: d.data["googleId"] for d in docs if not d.data.get("parked")}
 
+    def synced(self) -> dict[str, dict[str, Any]]:
+        """The active pairs' fields as last synced (their links'), by CRM id."""
+        docs = self.store.scan(LINKS, order_by="crmId")
+        return {d.data["crmId"]: d.data.get("fields") or {} for d in docs
+                if not d.data.get("parked")}  # fmt: skip
+
     def state(self) -> dict[str, Any]:
         return self.store.get(SYNC_STATE, f"{ALICE}:contacts") or {}
 

@@ -191,8 +191,11 @@ class ContactsEngine:
             links = self._all_links(user_id, crm, persons)
         else:
             links = self._links_for(user_id, crm, persons)
-        for bad in log.skipped_ids:
-            links.pop(bad, None)  # a malformed record is skipped, never taken as deleted
+        for bad in log.skipped_ids:  # a malformed record is skipped, never taken as
+            link = links.pop(bad, None)  # deleted; its pair waits, unplanned: its person
+            if link is not None:  # is never taken for an unlinked one (and imported),
+                persons.pop(link.resource_name, None)  # and read again next run (its
+                log.retry_google.add(link.resource_name)  # changes are not lost)
         self._fetch_parked(crm, persons, links, group)
         by_email = self._by_email(settings, crm, persons, links, complete_crm, options.dry_run)
         snapshot = Snapshot(

@@ -213,7 +213,8 @@ def plan(snap: Snapshot, policy: Policy = Policy.FIELD_MOST_RECENT, force: bool 
     actions = _linked_pairs(snap, active, policy)
     _guard(snap, active, actions, force)
     found = _Unlinked(snap, policy, active)
-    actions += [found.person(snap.google[name]) for name in found.people()]
+    people = [found.person(snap.google[name]) for name in found.people()]
+    actions += [a for a in people if a is not None]
     return actions + found.contacts(actions)
 
 
@@ -230,11 +231,24 @@ def _linked_pairs(snap: Snapshot, active: Mapping[str, LinkRecord], policy: Poli
     return [a for _, found in sorted(planned, key=_first) for a in found]
 
 
+def _ours_elsewhere(snap: Snapshot, person: Person) -> bool:
+    """The person carries our clientData id of a CRM contact this run has not linked it
+    to: not read (skipped as malformed, say), or taken by another person. Imported, it
+    would be a second CRM contact of one; left alone instead. A contact deleted in the
+    CRM is the exception: the user moving its person into the group asks to import it."""
+    if not person.crm_id:
+        return False
+    contact = snap.crm.get(person.crm_id)
+    return contact is None or not contact.deleted
+
+
 class _Unlinked:
     """The unlinked records of one plan, each tried against an ordered tuple of
     matchers, the first that answers wins (the module's table):
 
         a person in the group   parked link -> our clientData id -> an email -> import
+                                (not a person carrying the clientData id of a contact that
+                                is not known deleted: left alone)
         a tagged contact        parked link -> a person with our clientData id -> push
 
     ``claimed`` holds the CRM contacts taken so far, so that none is taken twice."""
@@ -258,6 +272,8 @@ class _Unlinked:
             if action is not None:
                 self.claimed.add(action.crm_id)
                 return action
+        if _ours_elsewhere(self.snap, person):
+            return None
         return ImportPerson(
             resource_name=person.resource_name, etag=person.etag, fields=person.fields
         )

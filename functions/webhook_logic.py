@@ -112,14 +112,21 @@ def _linked_users(store: DocumentStore, record_id: str, section: str) -> set[str
     return {d.data["userId"] for d in docs if d.data.get("section") == section}
 
 
-def first_seen(store: DocumentStore, event_id: str, now: datetime) -> bool:
-    """Record the event id; False when it was seen before (a replay)."""
-    try:
-        with store.batch() as batch:
-            batch.create(EVENTS, event_id, {"receivedAt": stamp(now)})
-    except AlreadyExists:
-        return False
-    return True
+def seen(store: DocumentStore, event_ids: list[str]) -> set[str]:
+    """The event ids recorded before (replays)."""
+    return set(store.get_many(EVENTS, sorted(set(event_ids))))
+
+
+def record(store: DocumentStore, event_ids: list[str], now: datetime) -> None:
+    """Record the event ids, once their work is queued: a delivery whose queueing
+    failed is not recorded, so the CRM's retry queues it again. A concurrent delivery
+    that recorded one first is no failure (its work is queued too)."""
+    for event_id in event_ids:
+        try:
+            with store.batch() as batch:
+                batch.create(EVENTS, event_id, {"receivedAt": stamp(now)})
+        except AlreadyExists:
+            continue
 
 
 def claim(store: DocumentStore, job: Job, now: datetime) -> bool:
@@ -138,6 +145,19 @@ def claim(store: DocumentStore, job: Job, now: datetime) -> bool:
     return store.transaction(mark)
 
 
+def release(store: DocumentStore, job: Job, now: datetime) -> None:
+    """Undo ``claim`` after the job could not be sent: the CRM's retry is not taken for
+    a coalesced duplicate of a job that never left."""
+    key = f"{job.user_id}:{job.section}"
+
+    def unmark(tx: Transaction) -> None:
+        state = tx.get(SYNC_STATE, key) or {}
+        if state.get("queuedAt") == stamp(now):
+            tx.put(SYNC_STATE, key, {k: v for k, v in state.items() if k != "queuedAt"})
+
+    store.transaction(unmark)
+
+
 def note_deleted(store: DocumentStore, job: Job, record_id: str) -> None:
     """A record deleted for good leaves no trace in the CRM's change feed: tell the next
     run of (user, section) to look it up, and find it gone."""
@@ -154,22 +174,27 @@ def note_deleted(store: DocumentStore, job: Job, record_id: str) -> None:
 def accept(
     store: DocumentStore, payload: Payload, now: datetime, send: Callable[[list[Job]], object]
 ) -> dict[str, object]:
-    """Validate every event first (nothing is written if one is bad), then record the
-    new event ids, coalesce, and send one job per affected (user, section)."""
+    """Validate every event first (nothing is written if one is bad); coalesce, and send
+    one job per affected (user, section); then record the event ids. A failure to send
+    (or, inline, to run) records nothing and releases the claims: the CRM's retry of
+    the delivery is served, not answered "replayed"."""
     plans = [(event, affected(store, event)) for event in payload.events]
-    jobs: set[Job] = set()
-    replayed = []
-    for event, event_jobs in plans:
-        if first_seen(store, event.eventId, now):
-            jobs |= event_jobs
-        else:
-            replayed.append(event.eventId)
-    for event, event_jobs in plans:
-        if event.change == "deleted" and event.eventId not in replayed:
+    before = seen(store, [event.eventId for event, _ in plans])
+    fresh = [(event, jobs) for event, jobs in plans if event.eventId not in before]
+    replayed = [event.eventId for event, _ in plans if event.eventId in before]
+    jobs: set[Job] = set().union(*(event_jobs for _, event_jobs in fresh))
+    for event, event_jobs in fresh:
+        if event.change == "deleted":
             for job in event_jobs:
                 note_deleted(store, job, event.recordId)
     queued = [job for job in sorted(jobs) if claim(store, job, now)]
-    send(queued)
+    try:
+        send(queued)
+    except BaseException:
+        for job in queued:
+            release(store, job, now)
+        raise
+    record(store, sorted({event.eventId for event, _ in fresh}), now)
     return {
         "queued": [{"userId": j.user_id, "section": j.section} for j in queued],
         "coalesced": len(jobs) - len(queued),

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from core.errors import StoreError, TransactionConflict
+from core.model import id_problem
 from core.ports import MAX_BATCH_WRITES, Doc, Filter
 
 RANGE_OPS = frozenset({"<", "<=", ">", ">="})
 ALL_OPS = RANGE_OPS | {"==", "array_contains"}
 MAX_DOC_BYTES = 1_048_576  # Firestore's limit, counted as Firestore counts
-MAX_ID_BYTES = 1_500
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FIELD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_RE = re.compile(r"__.*__")
@@ -60,10 +60,9 @@ def _check_name(what: str, name: object) -> None:
     if not isinstance(name, str) or not name:
         raise StoreError(f"{what} must be a non-empty string, got {name!r}")
     _check_utf8(name, what)
-    if "/" in name or name in (".", "..") or RESERVED_RE.fullmatch(name):
-        raise StoreError(f"{what} {name!r} is not allowed (no '/', '.', '..' or __x__)")
-    if len(name.encode()) > MAX_ID_BYTES:
-        raise StoreError(f"{what} {name[:40]!r}... is longer than {MAX_ID_BYTES} bytes")
+    problem = id_problem(name)  # Firestore's rules, as the doors check them too
+    if problem:
+        raise StoreError(f"{what} {name[:40]!r} {problem}")
 
 
 def check_field(field: str) -> str:

@@ -86,6 +86,33 @@ def _email(value: str) -> str:
     return value.strip()
 
 
+MAX_ID_BYTES = 1_500  # Firestore's limit on a document id
+_RESERVED = re.compile(r"__.*__")
+
+
+def id_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a document id (Firestore's rules, which the SQLite store
+    keeps too: no "/", not "." or "..", not "__x__", at most 1,500 bytes of UTF-8), or
+    None. What comes in as an id is checked with it at the door."""
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    if "/" in value or value in (".", "..") or _RESERVED.fullmatch(value):
+        return "may not contain '/', nor be '.', '..' or __x__"
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        return "is not valid text"
+    return f"is longer than {MAX_ID_BYTES} bytes" if size > MAX_ID_BYTES else None
+
+
+def _doc_id(value: str) -> str:
+    problem = id_problem(value)
+    if problem:
+        raise ValueError(f"an id {problem}")
+    return value
+
+
+DocId = Annotated[str, AfterValidator(_doc_id)]
 Timestamp = Annotated[str, AfterValidator(_timestamp)]
 UtcTimestamp = Annotated[str, AfterValidator(_utc_timestamp)]
 Date = Annotated[str, AfterValidator(_date)]
@@ -219,7 +246,7 @@ class ContactSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
     auto: bool = False
     intervalMinutes: Annotated[int, Field(ge=5, le=1440)] = 60
-    tagId: str | None = None
+    tagId: DocId | None = None
 
 
 class ActivitySettings(BaseModel):

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from adapters import logs
 from adapters.identity import NotSignedIn
+from core.model import id_problem
 from core.ports import DocumentStore
 from functions import accounts, bootstrap, delegation, oauth, openapi
 from functions import manual_logic as api
@@ -151,9 +152,16 @@ def _runs(request, config: Config, store: DocumentStore):
     return {"runs": api.history(store, user)}, 200
 
 
+def _known_run(run_id: str) -> str:
+    """A run id as the path gives it; one no run can have is no run."""
+    if id_problem(run_id):
+        raise Rejected(404, "no such run")
+    return run_id
+
+
 def _run(request, config: Config, store: DocumentStore, run_id: str):
     user, _ = _caller(request, config, store)
-    return api.run_detail(store, user, run_id), 200
+    return api.run_detail(store, user, _known_run(run_id)), 200
 
 
 def _undo(request, config: Config, store: DocumentStore, run_id: str):
@@ -162,7 +170,7 @@ def _undo(request, config: Config, store: DocumentStore, run_id: str):
     except ValidationError as exc:  # a malformed body
         raise Rejected(400, f"invalid request: {exc}") from None
     user, _ = _caller(request, config, store)
-    return api.undo_run(config, store, user, run_id, body.dryRun), 200
+    return api.undo_run(config, store, user, _known_run(run_id), body.dryRun), 200
 
 
 def _no_route(request, config: Config, store: DocumentStore):

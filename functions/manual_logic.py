@@ -24,6 +24,7 @@ from core.model import (
     SYNC_STATE,
     TAGS,
     USERS,
+    DocId,
     stamp,
     sync_from_problem,
 )
@@ -38,7 +39,7 @@ class ContactsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     auto: bool = False
     intervalMinutes: int = Field(60, ge=5, le=1440)
-    tagId: str | None = None
+    tagId: DocId | None = None
 
 
 class ActivitiesIn(BaseModel):

@@ -12,6 +12,7 @@ import hmac
 import functions_framework
 
 from adapters import logs
+from core.model import id_problem
 from core.schedule import Job
 from functions import bootstrap
 from functions.channels import CHANNELS, token_hash
@@ -26,7 +27,8 @@ def calendar_push(request):
     config = bootstrap.Config.from_env()
     store = bootstrap.shared_store(config)
     channel_id = request.headers.get("X-Goog-Channel-ID", "")
-    channel = store.get(CHANNELS, channel_id) if channel_id else None
+    known = channel_id and id_problem(channel_id) is None  # an id no channel can have
+    channel = store.get(CHANNELS, channel_id) if known else None
     if channel is None:
         return {"error": "unknown channel"}, 404
     token = request.headers.get("X-Goog-Channel-Token", "")

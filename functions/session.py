@@ -112,4 +112,5 @@ def open_session(config: bootstrap.Config, cookie: str | None) -> dict[str, str]
 
 
 def csrf_ok(session: dict[str, str], header: str | None) -> bool:
-    return bool(header) and hmac.compare_digest(session["c"], header or "")
+    given = (header or "").encode("utf-8", "replace")  # any text: compared as bytes
+    return bool(header) and hmac.compare_digest(str(session["c"]).encode(), given)

@@ -29,6 +29,7 @@ from core.model import (
     SYNC_STATE,
     TAGS,
     USERS,
+    DocId,
     parse_timestamp,
     stamp,
 )
@@ -44,11 +45,11 @@ EVENTS = "webhookEvents"
 
 class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    eventId: str = Field(min_length=1, max_length=200)
+    eventId: DocId = Field(min_length=1, max_length=200)
     entity: Literal["contact", "activity"]
-    recordId: str = Field(min_length=1, max_length=500)
+    recordId: DocId = Field(min_length=1, max_length=500)
     change: Literal["created", "updated", "deleted"]
-    userIds: list[str] | None = Field(default=None, max_length=100)
+    userIds: list[DocId] | None = Field(default=None, max_length=100)
 
 
 class Payload(BaseModel):
@@ -68,7 +69,8 @@ def verify(
     if abs(now.timestamp() - int(timestamp)) > MAX_SKEW:
         raise Rejected(401, "X-Crmsync-Timestamp is more than 5 minutes away from now")
     expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    if not signature or not hmac.compare_digest(signature, "sha256=" + expected.hexdigest()):
+    given = (signature or "").encode("utf-8", "replace")  # any text: compared as bytes
+    if not signature or not hmac.compare_digest(given, f"sha256={expected.hexdigest()}".encode()):
         raise Rejected(401, "bad X-Crmsync-Signature")
 
 

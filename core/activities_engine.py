@@ -246,6 +246,9 @@ class ActivitiesEngine:
         activities, next_cursor = self._activities(settings, crm_cursor, state, events,
                                                    directory, log)  # fmt: skip
         links = self._links(user_id, activities, events, changes.complete or crm_cursor is None)
+        if crm_cursor is None:  # linked activities the listing missed are read by id
+            self._read_more(settings, _unlisted(links, activities, log), activities,
+                            directory, log)  # fmt: skip
         if not changes.complete:
             links |= self._series_links(user_id, raw, links)
         for bad in log.skipped_ids:
@@ -334,6 +337,7 @@ class ActivitiesEngine:
         )
         for problem in bad:
             log.skip(problem.doc_id, str(problem))
+        directory.add_users(users_in_play(good, settings.user.id))
         for activity in good:
             found = self._crm(activity, settings, directory)
             if found is not None:
@@ -503,6 +507,13 @@ def pair_known(links: dict[str, EventLink], activities: dict[str, CrmActivity],
         if activity is not None:
             out.setdefault(event.id, set()).update(am.attendee_emails(activity.fields))
     return out
+
+
+def _unlisted(links: dict[str, EventLink], activities: dict[str, CrmActivity],
+              log: RunLog) -> list[str]:  # fmt: skip
+    """The linked activities a complete listing did not list (one without
+    ``modifiedAt`` is not listed: read by id, it is reported, never taken as deleted)."""
+    return sorted(i for i in links if i not in activities and i not in log.skipped_ids)
 
 
 def _imports_to_link(user_id: str, activities: dict[str, CrmActivity],

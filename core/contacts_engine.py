@@ -41,7 +41,7 @@ from core.errors import (
     SyncTokenExpired,
     UnknownUser,
 )
-from core.gather import Preloaded, crm_changes, read_once
+from core.gather import Preloaded, crm_changes, read_by_id, read_once
 from core.model import (
     CONTACTS,
     LINKS,
@@ -191,11 +191,9 @@ class ContactsEngine:
             links = self._all_links(user_id, crm, persons)
         else:
             links = self._links_for(user_id, crm, persons)
-        for bad in log.skipped_ids:  # a malformed record is skipped, never taken as
-            link = links.pop(bad, None)  # deleted; its pair waits, unplanned: its person
-            if link is not None:  # is never taken for an unlinked one (and imported),
-                persons.pop(link.resource_name, None)  # and read again next run (its
-                log.retry_google.add(link.resource_name)  # changes are not lost)
+        if complete_crm:  # linked contacts the listing missed are read by id
+            self._read_unlisted(tag_id, crm, links, log)
+        _set_aside(log, links, persons)
         self._fetch_parked(crm, persons, links, group)
         by_email = self._by_email(settings, crm, persons, links, complete_crm, options.dry_run)
         snapshot = Snapshot(
@@ -204,6 +202,15 @@ class ContactsEngine:
         snapshot = with_found(snapshot, self.people, self.store, user_id)  # searchContacts
         return Gathered(snapshot, changes.next_sync_token, next_cursor, read_at, group,
                         changes.complete or complete_crm)  # fmt: skip
+
+    def _read_unlisted(self, tag_id: str, crm: dict[str, CrmContact],
+                       links: dict[str, LinkRecord], log: RunLog) -> None:  # fmt: skip
+        """The linked contacts a complete listing did not list, read by id (a contact
+        without ``modifiedAt`` is not listed: it is reported, never taken as deleted)."""
+        unlisted = sorted(i for i, link in links.items() if i not in crm
+                          and i not in log.skipped_ids and not link.parked)  # fmt: skip
+        take = lambda c: crm.__setitem__(c.id, contact_from_doc(c, tag_id))  # noqa: E731
+        read_by_id(self.store, CONTACTS, Contact, unlisted, log, take)
 
     def _group(self, state: dict[str, Any], options: Options) -> str:
         group = state.get("groupResourceName")
@@ -376,3 +383,14 @@ def _share_fields(link: LinkRecord, crm: dict[str, CrmContact],
     if contact is not None and contact.fields is not link.fields and contact.fields == link.fields:
         crm[link.crm_id] = replace(contact, fields=link.fields)
     return link
+
+
+def _set_aside(log: RunLog, links: dict[str, LinkRecord], persons: dict[str, Person]) -> None:
+    """A malformed record is skipped, never taken as deleted: its pair waits, unplanned.
+    Its person is never taken for an unlinked one (and imported), and is read again
+    next run, so that its changes are not lost."""
+    for bad in log.skipped_ids:
+        link = links.pop(bad, None)
+        if link is not None:
+            persons.pop(link.resource_name, None)
+            log.retry_google.add(link.resource_name)

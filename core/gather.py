@@ -67,14 +67,25 @@ def crm_changes(store: DocumentStore, collection: str, model: type[M], *, cursor
         if record is not None:
             take(record)
             newest = _later(newest, record.modifiedAt)  # type: ignore[attr-defined]
-    wanted = sorted(set(also) - seen)
-    extra = store.get_many(collection, wanted) if wanted else {}
+    gone = read_by_id(store, collection, model, sorted(set(also) - seen), log, take)
+    return CrmRead(frozenset(seen), gone, _later(newest, cursor) if newest else cursor)
+
+
+def read_by_id(store: DocumentStore, collection: str, model: type[M], ids: list[str],
+               log: RunLog, take: Callable[[M], Any]) -> frozenset[str]:  # fmt: skip
+    """Hand ``take`` each valid record of these ids; report the malformed ones; return
+    the ids not there at all.
+
+    A complete read lists the records by ``modifiedAt``, and a store lists no record
+    without one (Firestore's ordered queries): so the linked records it did not list
+    are read by id before any is taken as deleted (a record without ``modifiedAt`` is
+    malformed, reported, and its pair waits)."""
+    extra = store.get_many(collection, ids) if ids else {}
     for doc_id, data in extra.items():
         record = _load(model, collection, doc_id, data, log)
         if record is not None:
             take(record)
-    gone = frozenset(wanted) - extra.keys()
-    return CrmRead(frozenset(seen), gone, _later(newest, cursor) if newest else cursor)
+    return frozenset(ids) - extra.keys()
 
 
 def _load(model: type[M], collection: str, doc_id: str, data: Any, log: RunLog) -> M | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from core import contact_mapping as cm
 from core.model import CONTACTS, LINKS
 from tests.integration.test_undo import world  # noqa: F401  (a fixture)
 
@@ -47,3 +48,35 @@ def test_a_malformed_crm_contact_never_gets_its_person_imported_as_a_duplicate(w
     again = world.sync()
     assert not again.errors and not again.counts.get("imported"), (again.errors, again.plan)
     assert world.contact("c-ada").get("notes") == "edited in Google meanwhile"
+
+
+def test_a_contact_without_modified_at_is_reported_on_a_full_pass_not_taken_as_deleted(world):
+    world.sync()
+    name, link = world.links()["c-ada"], link_of(world, "c-ada")
+    doc = {k: v for k, v in world.contact("c-ada").items() if k != "modifiedAt"}
+    world.store.put(CONTACTS, "c-ada", doc)
+    report = world.sync(full=True)
+    assert report.counts.get("skipped") == 1, (report.counts, report.plan)
+    assert not [a for a in report.plan if type(a).__name__ in ("LeaveGroup", "Untag")]
+    assert world.links()["c-ada"] == name and link_of(world, "c-ada") == link
+    assert world.group() in cm.group_names(world.person_of("c-ada"))  # still in the group
+
+
+def test_an_activity_without_modified_at_keeps_its_event_on_a_full_pass(tmp_path, sandbox,
+                                                                         make_account):  # fmt: skip
+    from core import activity_mapping as am
+    from core.model import ACTIVITIES
+    from tests.integration.activities_world import CalendarWorld
+
+    w = CalendarWorld(tmp_path, sandbox, make_account)
+    try:
+        w.sync()
+        doc = {k: v for k, v in w.activity("a-kickoff").items() if k != "modifiedAt"}
+        w.store.put(ACTIVITIES, "a-kickoff", doc)
+        report = w.sync(full=True)
+        assert report.counts.get("skipped") == 1, (report.counts, report.plan)
+        assert not [a for a in report.plan if type(a).__name__ == "DeleteEvent"], report.plan
+        assert w.event(am.event_id("a-kickoff"))["status"] == "confirmed"
+        assert "a-kickoff" in w.links()
+    finally:
+        w.close()

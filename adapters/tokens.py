@@ -167,11 +167,11 @@ def cipher_for(configured: str | None, state_dir: Path) -> FernetCipher | KmsCip
     return FernetCipher(local_key(configured, state_dir))
 
 
-def local_key(configured: str | None, state_dir: Path) -> bytes:
-    """The configured key, or the one in ``state_dir/token.key`` (created 0600 if absent)."""
+def local_key(configured: str | None, state_dir: Path, name: str = KEY_FILE) -> bytes:
+    """The configured key, or the one in ``state_dir/name`` (created 0600 if absent)."""
     if configured:
         return configured.encode()
-    path = state_dir / KEY_FILE
+    path = state_dir / name
     if path.exists():
         if path.stat().st_mode & 0o077:
             raise ConfigError(f"{path} is readable by others; run: chmod 600 {path}")

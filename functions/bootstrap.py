@@ -54,6 +54,9 @@ class Config:
     # JSON key (or a path to it) and the domains whose users it acts for
     delegation_key: str | None = field(default=None, repr=False)  # a secret: never printed
     delegation_domains: tuple[str, ...] = ()
+    # seals the page's session cookie and the sign-in and connect states (Secret
+    # Manager in the cloud; locally generated in the state folder)
+    session_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -73,12 +76,36 @@ class Config:
             page_url=env.get("CRMSYNC_PAGE_URL") or None,
             delegation_key=env.get("CRMSYNC_DELEGATION_KEY") or None,
             delegation_domains=domains(env.get("CRMSYNC_DELEGATION_DOMAINS") or ""),
+            session_key=env.get("CRMSYNC_SESSION_KEY") or None,
         )
 
 
 def domains(text: str) -> tuple[str, ...]:
     """``example.com, example.org`` (commas or spaces) as lower-case domain names."""
     return tuple(sorted({d.strip().lstrip("@").lower() for d in text.replace(",", " ").split()}))
+
+
+SESSION_KEY_FILE = "session.key"
+
+
+def in_cloud() -> bool:
+    """Running as a deployed function (Cloud Run sets ``K_SERVICE``)."""
+    return bool(os.environ.get("K_SERVICE"))
+
+
+def session_secret(config: Config) -> str:
+    """The key that seals sessions and OAuth states: ``CRMSYNC_SESSION_KEY``; locally,
+    one generated in the state folder (0600). Never the OAuth client secret, which
+    defaults to a public value: a cookie sealed under it could be forged. A deployed
+    function without the key refuses to serve (``ConfigError``)."""
+    if config.session_key:
+        return config.session_key
+    if in_cloud():
+        raise ConfigError("CRMSYNC_SESSION_KEY is not set: the page cannot sign anyone "
+                          "in (Terraform keeps it in Secret Manager)")  # fmt: skip
+    from adapters.tokens import local_key
+
+    return local_key(None, config.state_dir, SESSION_KEY_FILE).decode()
 
 
 def store(config: Config) -> DocumentStore:

@@ -97,12 +97,22 @@ def _signin_finish(request, config: Config, store: DocumentStore):
         response = redirect(_here(config, request, "/") + "?" + urlencode({"signin_error": code}))
     else:
         response = redirect(_here(config, request, "/"))
-        _cookie(response, request, web.COOKIE, web.new_session(config, user), web.SESSION_SECONDS)
+        _cookie(
+            response, request, web.COOKIE, web.new_session(config, store, user), web.SESSION_SECONDS
+        )
     response.delete_cookie(cookie)
     return response
 
 
 def _signout(request, config: Config, store: DocumentStore):
+    """Ends the caller's sessions (every one sealed so far), after the CSRF check: the
+    page's form sends the token (a cross-site form cannot)."""
+    session = web.open_session(config, store, request.cookies.get(web.COOKIE))
+    token = request.headers.get("X-CSRF-Token") or request.form.get("csrf")
+    if session is not None:
+        if not web.csrf_ok(session, token):
+            raise Rejected(403, "missing or wrong CSRF token")
+        web.end_sessions(store, session["u"])
     response = redirect(_here(config, request, "/"))
     response.delete_cookie(web.COOKIE)
     return response

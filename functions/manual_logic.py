@@ -329,7 +329,7 @@ def identify(
 
     if request.headers.get("Authorization"):
         return caller(config, store, request.headers["Authorization"], asked_for), None
-    session = open_session(config, request.cookies.get(COOKIE))
+    session = open_session(config, store, request.cookies.get(COOKIE))
     if session is None:
         raise NotSignedIn("sign in first")
     if write and not csrf_ok(session, request.headers.get("X-CSRF-Token")):

@@ -49,7 +49,7 @@ def start(
     else the user's CRM email."""
     (verifier, challenge), nonce = pkce(), secrets.token_urlsafe(24)
     sealed = {"u": user_id, "v": verifier, "n": nonce}
-    state = seal(config.oauth_client_secret, STATE, json.dumps(sealed).encode())
+    state = seal(bootstrap.session_secret(config), STATE, json.dumps(sealed).encode())
     user = store.get(USERS, user_id) or {}
     query = {
         "client_id": config.oauth_client_id,
@@ -68,7 +68,7 @@ def start(
 
 def open_state(config: bootstrap.Config, state: str | None, nonce: str | None) -> dict[str, str]:
     try:
-        sealed = json.loads(unseal(config.oauth_client_secret, STATE, state, STATE_SECONDS))
+        sealed = json.loads(unseal(bootstrap.session_secret(config), STATE, state, STATE_SECONDS))
     except (StateRefused, ValueError, TypeError):
         raise Rejected(
             400,

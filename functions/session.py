@@ -4,9 +4,10 @@ a sealed session cookie, and CSRF protection.
 * ``/signin`` sends the browser to Google's consent page for ``openid email``; the
   callback exchanges the code, verifies the ID token with google-auth (the same check
   as the API's bearer tokens) and maps its email to a CRM user.
-* The cookie holds ``{user, csrf}`` sealed (``adapters.google_auth.seal``: Fernet, under
-  a key derived from the OAuth client secret); it is HttpOnly, SameSite=Lax, Secure
-  over https, 8 hours.
+* The cookie holds ``{user, csrf, version}`` sealed (``adapters.google_auth.seal``:
+  Fernet, under ``CRMSYNC_SESSION_KEY``, ``bootstrap.session_secret``); it is HttpOnly,
+  SameSite=Lax, Secure over https, 8 hours. A session counts only while its user
+  exists and has not signed out since (``webSessions/{user}.version``).
 * Writes made with the cookie must carry ``X-CSRF-Token`` equal to the session's token
   (the page reads it from ``/status``); a cross-site form can neither read nor send it.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+from typing import Any
 from urllib.parse import urlencode
 
 from adapters.google_auth import (
@@ -27,12 +29,13 @@ from adapters.google_auth import (
     unseal,
 )
 from adapters.identity import verified_email
-from core.model import USERS
+from core.model import USERS, id_problem
 from core.ports import DocumentStore, Filter
 from functions import bootstrap
 from functions.http_errors import Rejected
 
 COOKIE = "crmsync_session"
+SESSIONS = "webSessions"  # per user: {version}, bumped by each sign-out
 SESSION_SECONDS = 8 * 3600
 STATE_SECONDS = 600
 SIGNIN_COOKIE = "crmsync_signin"
@@ -42,7 +45,7 @@ def signin_url(config: bootstrap.Config, redirect_uri: str, email: str | None) -
     """Google's sign-in URL, and a nonce for an HttpOnly cookie that binds the state to
     this browser (no login CSRF)."""
     nonce = secrets.token_urlsafe(24)
-    state = seal(config.oauth_client_secret, "signin", nonce.encode())
+    state = seal(bootstrap.session_secret(config), "signin", nonce.encode())
     params = {
         "client_id": config.oauth_client_id,
         "redirect_uri": redirect_uri,
@@ -64,7 +67,8 @@ def finish_signin(
 ) -> str:
     """The user id behind a completed sign-in, or ``Rejected``."""
     try:
-        sealed = unseal(config.oauth_client_secret, "signin", args.get("state"), STATE_SECONDS)
+        sealed = unseal(bootstrap.session_secret(config), "signin", args.get("state"),
+                        STATE_SECONDS)  # fmt: skip
     except StateRefused:
         raise Rejected(
             400, "the sign-in state is forged or expired; sign in again", code="state_expired"
@@ -96,19 +100,41 @@ def finish_signin(
     return found[0].id
 
 
-def new_session(config: bootstrap.Config, user_id: str) -> str:
-    payload = {"u": user_id, "c": secrets.token_urlsafe(24)}
-    return seal(config.oauth_client_secret, "session", json.dumps(payload).encode())
+def new_session(config: bootstrap.Config, store: DocumentStore, user_id: str) -> str:
+    """A session for the user, at the user's current sign-out count: a sign-out ends
+    every session sealed before it."""
+    version = (store.get(SESSIONS, user_id) or {}).get("version", 0)
+    payload = {"u": user_id, "c": secrets.token_urlsafe(24), "v": version}
+    return seal(bootstrap.session_secret(config), "session", json.dumps(payload).encode())
 
 
-def open_session(config: bootstrap.Config, cookie: str | None) -> dict[str, str] | None:
+def open_session(config: bootstrap.Config, store: DocumentStore,
+                 cookie: str | None) -> dict[str, Any] | None:  # fmt: skip
+    """The session the cookie holds, if it is sealed by us, not expired, of a user who
+    exists, and not ended by a sign-out since; else None."""
     if not cookie:
         return None
     try:
-        raw = unseal(config.oauth_client_secret, "session", cookie, SESSION_SECONDS)
-    except StateRefused:
+        session = json.loads(unseal(bootstrap.session_secret(config), "session", cookie,
+                                    SESSION_SECONDS))  # fmt: skip
+    except (StateRefused, ValueError):
         return None
-    return json.loads(raw)
+    user = session.get("u") if isinstance(session, dict) else None
+    if not isinstance(user, str) or id_problem(user) or store.get(USERS, user) is None:
+        return None
+    if (store.get(SESSIONS, user) or {}).get("version", 0) != session.get("v", 0):
+        return None  # signed out since
+    return session
+
+
+def end_sessions(store: DocumentStore, user_id: str) -> None:
+    """Sign-out: every session of the user sealed so far stops working."""
+
+    def bump(tx: Any) -> None:
+        doc = tx.get(SESSIONS, user_id) or {}
+        tx.put(SESSIONS, user_id, {"version": int(doc.get("version", 0)) + 1})
+
+    store.transaction(bump)
 
 
 def csrf_ok(session: dict[str, str], header: str | None) -> bool:

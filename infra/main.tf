@@ -50,6 +50,7 @@ locals {
   secrets = {
     CRMSYNC_WEBHOOK_SECRET      = google_secret_manager_secret.webhook.secret_id
     CRMSYNC_OAUTH_CLIENT_SECRET = google_secret_manager_secret.oauth_client.secret_id
+    CRMSYNC_SESSION_KEY         = google_secret_manager_secret.session.secret_id
   }
   # the delegation's service account key, only when a domain is delegated
   delegated          = length(var.delegation_domains) > 0
@@ -239,6 +240,27 @@ resource "google_secret_manager_secret_version" "oauth_client" {
   secret_data = var.oauth_client_secret
 }
 
+# seals the page's session cookies and the sign-in and connect states; the functions
+# refuse to sign anyone in without it
+resource "google_secret_manager_secret" "session" {
+  secret_id = "crmsync-session-key"
+  replication {
+    auto {}
+  }
+}
+
+resource "google_secret_manager_secret_version" "session" {
+  secret      = google_secret_manager_secret.session.id
+  secret_data = var.session_key
+
+  lifecycle {
+    precondition {
+      condition     = length(var.session_key) >= 32
+      error_message = "session_key must be at least 32 random characters (e.g. openssl rand -base64 32)."
+    }
+  }
+}
+
 # the Workspace domain-wide delegation's service account key (JSON), read by the functions
 # as CRMSYNC_DELEGATION_KEY; the administrator authorizes its client id in the Admin console
 resource "google_secret_manager_secret" "delegation" {
@@ -424,6 +446,7 @@ resource "google_cloudfunctions2_function" "fn" {
   depends_on = [
     google_secret_manager_secret_version.webhook,
     google_secret_manager_secret_version.oauth_client,
+    google_secret_manager_secret_version.session,
     google_secret_manager_secret_version.delegation,
     google_secret_manager_secret_iam_member.runtime_secrets,
   ]

@@ -32,6 +32,12 @@ variable "webhook_secret" {
   sensitive   = true
 }
 
+variable "session_key" {
+  description = "Random key (32+ characters) that seals the settings page's sessions and OAuth states; kept in Secret Manager. Generate one: openssl rand -base64 32."
+  type        = string
+  sensitive   = true
+}
+
 variable "delegation_domains" {
   description = "Workspace domains whose CRM users crmsync acts for through domain-wide delegation (no per-user OAuth); empty: none."
   type        = list(string)

@@ -38,15 +38,16 @@ from core.model import (
     SYNC_SETTINGS,
     USERS,
     Activity,
-    SyncSettings,
     User,
     link_id,
     load,
     load_each,
     parse_timestamp,
+    section_settings,
     stamp,
     sync_from_problem,
 )
+from core.pairs import links_from, repair_links
 from core.ports import CalendarPort, Clock, DocumentStore, Filter, Progress, no_progress
 from core.runs import DEFAULT_OPTIONS, Options, Report, RunLog, run_section
 
@@ -191,7 +192,7 @@ class ActivitiesEngine:
         user = load(User, USERS, user_id, raw)
         account = read_once(self.store, self.preloaded, GOOGLE_ACCOUNTS, user_id)
         stored = read_once(self.store, self.preloaded, SYNC_SETTINGS, user_id)
-        settings = load(SyncSettings, SYNC_SETTINGS, user_id, stored or {})
+        settings = section_settings(user_id, stored or {}, "activities")
         tz = ZoneInfo(user.timeZone)
         today = self.clock.now().astimezone(tz).date()
         sync_from = settings.activities.syncFrom or today.isoformat()
@@ -211,6 +212,9 @@ class ActivitiesEngine:
         report.plan = self.plan(gathered.snap, options)
         if not options.dry_run:
             self.execute(settings, gathered, report.plan, options, log)
+        if not options.dry_run and repair_links(self.store, log):  # a full pass links again
+            return {"googleCursor": None, "crmCursor": None, "syncFrom": settings.sync_from,
+                    "retryCrm": sorted(log.retry_crm)}  # fmt: skip
         return {"googleCursor": gathered.google_cursor, "crmCursor": gathered.crm_cursor,
                 "crmReadAt": gathered.crm_read_at, "syncFrom": settings.sync_from,
                 "retryCrm": sorted(log.retry_crm)}  # fmt: skip
@@ -245,14 +249,16 @@ class ActivitiesEngine:
         crm_cursor = None if options.full else state.get("crmCursor")
         activities, next_cursor = self._activities(settings, crm_cursor, state, events,
                                                    directory, log)  # fmt: skip
-        links = self._links(user_id, activities, events, changes.complete or crm_cursor is None)
+        links = self._links(user_id, activities, events, changes.complete or crm_cursor is None,
+                            log)  # fmt: skip
         if crm_cursor is None:  # linked activities the listing missed are read by id
             self._read_more(settings, _unlisted(links, activities, log), activities,
                             directory, log)  # fmt: skip
         if not changes.complete:
-            links |= self._series_links(user_id, raw, links)
-        for bad in log.skipped_ids:
-            links.pop(bad, None)  # a malformed activity is skipped, never taken as deleted
+            links |= self._series_links(user_id, raw, links, log)
+        for bad in log.skipped_ids:  # a malformed activity (or a corrupt link) is skipped,
+            links.pop(bad, None)  # never taken as deleted, nor pushed as unlinked
+            activities.pop(bad, None)
         raw |= self._copies_to_link(user_id, activities, events, links)
         gone = self._gone(raw, links, window, changes.complete, options.force)
         directory.add_events(raw.values())  # events read since (copies, gets)
@@ -375,20 +381,21 @@ class ActivitiesEngine:
                 for cid, doc in found.items() if doc.get("emails")}  # fmt: skip
 
     def _links(self, user_id: str, activities: dict[str, CrmActivity],
-               events: dict[str, CalEvent], everything: bool) -> dict[str, EventLink]:  # fmt: skip
+               events: dict[str, CalEvent], everything: bool,
+               log: RunLog) -> dict[str, EventLink]:  # fmt: skip
         if everything:
             where = [Filter("userId", "==", user_id), Filter("section", "==", "activities")]
-            docs = [d.data for d in self.store.scan(LINKS, where, order_by="crmId")]
+            docs = [(d.id, d.data) for d in self.store.scan(LINKS, where, order_by="crmId")]
         else:
             ids = set(activities) | {e.activity_id for e in events.values() if e.activity_id}
             keys = [link_id(user_id, "activities", i) for i in sorted(ids)]
-            docs = list(self.store.get_many(LINKS, keys).values())
-            known = {d["googleId"] for d in docs}
+            docs = list(self.store.get_many(LINKS, keys).items())
+            known = {d.get("googleId") for _, d in docs}
             for event_id in sorted(set(events) - known):
                 where = [Filter("userId", "==", user_id), Filter("googleId", "==", event_id)]
-                docs += [d.data for d in self.store.query(LINKS, where)
+                docs += [(d.id, d.data) for d in self.store.query(LINKS, where)
                          if d.data.get("section") == "activities"]  # fmt: skip
-        return {d["crmId"]: link_from_doc(d) for d in docs}
+        return links_from(docs, link_from_doc, log)
 
     def _copies_to_link(self, user_id: str, activities: dict[str, CrmActivity],
                         events: dict[str, CalEvent],
@@ -404,7 +411,8 @@ class ActivitiesEngine:
         return self.calendar.get(wanted) if wanted else {}
 
     def _series_links(self, user_id: str, raw: dict[str, dict[str, Any]],
-                      links: dict[str, EventLink]) -> dict[str, EventLink]:  # fmt: skip
+                      links: dict[str, EventLink],
+                      log: RunLog) -> dict[str, EventLink]:  # fmt: skip
         """Links to instances of each series a delta shows cancelled parts of (the
         master, or instances), which the delta may not list: instance ids start with
         ``{masterId}_``. Any unlinked cancelled event may be a master."""
@@ -416,14 +424,14 @@ class ActivitiesEngine:
             master = event.get("recurringEventId") or am.series_of(event_id)
             if master or event_id not in linked:
                 series.add(master or event_id)
-        found: dict[str, EventLink] = {}
+        docs = []
         for master in sorted(series):  # "`" is the character after "_"
             where = [Filter("userId", "==", user_id), Filter("googleId", ">=", f"{master}_"),
                      Filter("googleId", "<", f"{master}`")]  # fmt: skip
-            for doc in self.store.query(LINKS, where):
-                if doc.data.get("section") == "activities" and doc.data["crmId"] not in links:
-                    found[doc.data["crmId"]] = link_from_doc(doc.data)
-        return found
+            docs += [(d.id, d.data) for d in self.store.query(LINKS, where)
+                     if d.data.get("section") == "activities"
+                     and d.data.get("crmId") not in links]  # fmt: skip
+        return links_from(docs, link_from_doc, log)
 
     def _gone(self, raw: dict[str, dict[str, Any]], links: dict[str, EventLink],
               window: tuple[dt.datetime, dt.datetime], complete: bool,

@@ -49,13 +49,14 @@ from core.model import (
     TAGS,
     USERS,
     Contact,
-    SyncSettings,
     Tag,
     link_id,
     load,
     load_each,
+    section_settings,
     stamp,
 )
+from core.pairs import links_from, repair_links
 from core.ports import (
     Clock,
     DocumentStore,
@@ -123,9 +124,10 @@ class ContactsEngine:
         if not options.dry_run:
             self.execute(settings, replace(gathered, snapshot=snapshot), report.plan, options,
                          log)  # fmt: skip
+        repaired = not options.dry_run and repair_links(self.store, log)
         return {
-            "googleCursor": gathered.google_cursor,
-            "crmCursor": gathered.crm_cursor,
+            "googleCursor": None if repaired else gathered.google_cursor,
+            "crmCursor": None if repaired else gathered.crm_cursor,
             "crmReadAt": gathered.crm_read_at,
             "groupResourceName": gathered.group,
             "tagId": settings.tag_id,
@@ -153,7 +155,7 @@ class ContactsEngine:
         if read_once(self.store, self.preloaded, USERS, user_id) is None:
             raise UnknownUser(user_id)
         raw = read_once(self.store, self.preloaded, SYNC_SETTINGS, user_id) or {}
-        settings = load(SyncSettings, SYNC_SETTINGS, user_id, raw)
+        settings = section_settings(user_id, raw, "contacts")
         tag_id = settings.contacts.tagId
         if not tag_id:
             raise NoTag(f"user {user_id} has not chosen a private tag for contacts sync")
@@ -188,14 +190,15 @@ class ContactsEngine:
         self.progress(f"CRM: {len(crm)} contacts {'listed' if complete_crm else 'changed'}")
 
         if changes.complete or complete_crm:
-            links = self._all_links(user_id, crm, persons)
+            links = self._all_links(user_id, crm, persons, log)
         else:
-            links = self._links_for(user_id, crm, persons)
+            links = self._links_for(user_id, crm, persons, log)
         if complete_crm:  # linked contacts the listing missed are read by id
             self._read_unlisted(tag_id, crm, links, log)
-        _set_aside(log, links, persons)
+        _set_aside(log, crm, links, persons)
         self._fetch_parked(crm, persons, links, group)
-        by_email = self._by_email(settings, crm, persons, links, complete_crm, options.dry_run)
+        by_email = self._by_email(settings, crm, persons, links, complete_crm, options.dry_run,
+                                  log)  # fmt: skip
         snapshot = Snapshot(
             crm, persons, links, group, complete_crm, changes.complete, by_email, retagged
         )
@@ -292,29 +295,29 @@ class ContactsEngine:
         for name, raw in self.people.get(wanted).items():
             persons[name] = person_from_api(raw, group)
 
-    def _all_links(self, user_id: str, crm: dict[str, CrmContact],
-                   persons: dict[str, Person]) -> dict[str, LinkRecord]:  # fmt: skip
+    def _all_links(self, user_id: str, crm: dict[str, CrmContact], persons: dict[str, Person],
+                   log: RunLog) -> dict[str, LinkRecord]:  # fmt: skip
         where = [Filter("userId", "==", user_id), Filter("section", "==", "contacts")]
         docs = self.store.scan(LINKS, where, order_by="crmId")
-        return {d.data["crmId"]: _share_fields(link_from_doc(d.data), crm, persons)
-                for d in docs}  # fmt: skip
+        found = links_from(((d.id, d.data) for d in docs), link_from_doc, log)
+        return {i: _share_fields(link, crm, persons) for i, link in found.items()}
 
     def _links_for(
-        self, user_id: str, crm: dict[str, CrmContact], persons: dict[str, Person]
+        self, user_id: str, crm: dict[str, CrmContact], persons: dict[str, Person], log: RunLog
     ) -> dict[str, LinkRecord]:
         ids = set(crm) | {p.crm_id for p in persons.values() if p.crm_id}
         keys = [link_id(user_id, "contacts", i) for i in sorted(ids)]
         links: dict[str, LinkRecord] = {}
         for start in range(0, len(keys), LINK_CHUNK):  # converted chunk by chunk
             found = self.store.get_many(LINKS, keys[start : start + LINK_CHUNK])
-            links |= {doc["crmId"]: _share_fields(link_from_doc(doc), crm, persons)
-                      for doc in found.values()}  # fmt: skip
+            read = links_from(found.items(), link_from_doc, log)
+            links |= {i: _share_fields(link, crm, persons) for i, link in read.items()}
         known = {link.resource_name for link in links.values()}
         for name in sorted(set(persons) - known):
             where = [Filter("userId", "==", user_id), Filter("googleId", "==", name)]
-            for doc in self.store.query(LINKS, where):
-                if doc.data.get("section") == "contacts":
-                    links[doc.data["crmId"]] = link_from_doc(doc.data)
+            docs = [(d.id, d.data) for d in self.store.query(LINKS, where)
+                    if d.data.get("section") == "contacts"]  # fmt: skip
+            links |= links_from(docs, link_from_doc, log)
         return links
 
     def _by_email(
@@ -324,7 +327,8 @@ class ContactsEngine:
         persons: dict[str, Person],
         links: dict[str, LinkRecord],
         complete: bool,
-        dry_run: bool = False,
+        dry_run: bool,
+        log: RunLog,
     ) -> dict[str, tuple[str, ...]]:
         """CRM contacts by email, for persons that may need linking. Incremental runs
         look their emails up in the email index (``core.email_index``: the contacts
@@ -334,7 +338,7 @@ class ContactsEngine:
         if not wanted:
             return {}
         if not complete:
-            self._add_holders(settings, wanted, crm, links, dry_run)
+            self._add_holders(settings, wanted, crm, links, dry_run, log)
         index: dict[str, list[str]] = {}
         for contact in sorted(crm.values(), key=lambda c: c.id):
             if contact.id in links or contact.deleted:
@@ -345,7 +349,7 @@ class ContactsEngine:
 
     def _add_holders(self, settings: ContactsSettings, wanted: set[str],
                      crm: dict[str, CrmContact], links: dict[str, LinkRecord],
-                     dry_run: bool) -> None:  # fmt: skip
+                     dry_run: bool, log: RunLog) -> None:  # fmt: skip
         """The live CRM contacts the email index says hold ``wanted`` emails, added to
         ``crm`` with their links (a real run prunes the index's stale ids)."""
         held = email_index.lookup(self.store, wanted, users=False)
@@ -356,9 +360,8 @@ class ContactsEngine:
         found = [contact_from_doc(c, settings.tag_id) for c in good if c.deletedAt is None]
         found = [c for c in found if c.emails & wanted]
         keys = [link_id(settings.user_id, "contacts", c.id) for c in found]
-        for doc in self.store.get_many(LINKS, keys).values():
-            links[doc["crmId"]] = link_from_doc(doc)
-        crm.update({c.id: c for c in found})
+        links |= links_from(self.store.get_many(LINKS, keys).items(), link_from_doc, log)
+        crm.update({c.id: c for c in found if c.id not in log.skipped_ids})
 
 
 def _unlinked_emails(persons: dict[str, Person], links: dict[str, LinkRecord]) -> set[str]:
@@ -385,11 +388,14 @@ def _share_fields(link: LinkRecord, crm: dict[str, CrmContact],
     return link
 
 
-def _set_aside(log: RunLog, links: dict[str, LinkRecord], persons: dict[str, Person]) -> None:
-    """A malformed record is skipped, never taken as deleted: its pair waits, unplanned.
-    Its person is never taken for an unlinked one (and imported), and is read again
-    next run, so that its changes are not lost."""
+def _set_aside(log: RunLog, crm: dict[str, CrmContact], links: dict[str, LinkRecord],
+               persons: dict[str, Person]) -> None:  # fmt: skip
+    """A malformed record (or corrupt link) is skipped, never taken as deleted: its pair
+    waits, unplanned: its contact is never pushed as unlinked, its person never taken
+    for an unlinked one (and imported), and is read again next run, so that its changes
+    are not lost."""
     for bad in log.skipped_ids:
+        crm.pop(bad, None)
         link = links.pop(bad, None)
         if link is not None:
             persons.pop(link.resource_name, None)

@@ -25,14 +25,26 @@ def acquire(
 
     def take(tx: Transaction) -> dict[str, Any]:
         state = tx.get(SYNC_STATE, state_id) or {}
-        lease = state.get("lease")
-        if lease and lease.get("holder") != holder and parse_timestamp(lease["expiresAt"]) > now:
+        lease = held(state.get("lease"))
+        if lease and lease["holder"] != holder and parse_timestamp(lease["expiresAt"]) > now:
             raise LeaseHeld(state_id, lease["holder"], lease["expiresAt"])
         expires = stamp(now + timedelta(seconds=seconds))
         tx.put(SYNC_STATE, state_id, {**state, "lease": {"holder": holder, "expiresAt": expires}})
         return state
 
     return store.transaction(take)
+
+
+def held(lease: Any) -> dict[str, Any] | None:
+    """A lease as crmsync writes it, else None: a corrupt one holds nothing (the run
+    that takes the lease writes a good one over it)."""
+    if not isinstance(lease, dict) or not isinstance(lease.get("holder"), str):
+        return None
+    try:
+        parse_timestamp(lease.get("expiresAt"))
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return lease
 
 
 def release(
@@ -59,7 +71,7 @@ def release(
 
     def give_back(tx: Transaction) -> None:
         state = tx.get(SYNC_STATE, state_id) or {}
-        lease = state.get("lease") or {}
+        lease = held(state.get("lease")) or {}
         if lease.get("holder") not in (None, holder):
             return  # expired and taken over: the new holder's state wins
         kept = {k: v for k, v in state.items() if k not in gone}

@@ -292,6 +292,14 @@ class SyncSettings(Model):
     activities: ActivitySettings = ActivitySettings()
 
 
+def section_settings(user_id: str, data: Any, section: str) -> SyncSettings:
+    """The user's settings as one section reads them: only its own part is checked
+    (``MalformedDocument`` if it is malformed); the other's is left to that section,
+    so that a malformed contacts part never stops the activities, nor the reverse."""
+    part = data.get(section) if isinstance(data, dict) else None
+    return load(SyncSettings, SYNC_SETTINGS, user_id, {} if part is None else {section: part})
+
+
 class GoogleAccount(Model):
     """googleAccounts/{userId}. A disconnected account (``not_connected``) keeps only
     ``disconnectedAt`` and ``previousAccountEmail``: runs meet ``NotConnected`` before

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import SideEmpty
 from core.merge import Entries, Merged, Policy, merge
+from core.model import LINKS
+
+T = TypeVar("T")
 
 Fields = Mapping[str, Any]
 
@@ -126,10 +129,55 @@ def refuse_empty(side: str, links: int, items: str, *, complete: bool, holds_any
 # --- links as stored ---------------------------------------------------------------------
 
 
+NONE = type(None)
+LINK_KEYS = (("crmId", str), ("googleId", str), ("googleEtag", (str, NONE)),
+             ("fingerprint", (str, NONE)), ("fields", (dict, NONE)))  # fmt: skip
+
+
+class CorruptLink(ValueError):
+    """A stored link that is not the shape crmsync writes (``links_from`` sets it aside)."""
+
+
 def link_basics(doc: Mapping[str, Any], normalize: Any) -> tuple[str, str, str | None, str, Any]:
     """What every stored link holds, as its section's link record takes it first: the
     CRM id, the Google id, the etag, the fingerprint and the synced fields (in normal
-    form; a link saved without a fingerprint gets theirs)."""
+    form; a link saved without a fingerprint gets theirs). ``CorruptLink`` when a
+    document is not what crmsync writes."""
+    for key, kinds in LINK_KEYS:
+        if not isinstance(doc.get(key), kinds) or (kinds is str and not doc.get(key)):
+            raise CorruptLink(f"its {key} is {type(doc.get(key)).__name__}")
     fields = normalize(doc.get("fields") or {})
     fp = doc.get("fingerprint") or fingerprint(fields)
     return doc["crmId"], doc["googleId"], doc.get("googleEtag"), fp, fields
+
+
+def links_from(docs: Iterable[tuple[str, Mapping[str, Any]]], convert: Callable[[Any], T],
+               log: Any) -> dict[str, T]:  # fmt: skip
+    """The links of these (document id, document) pairs, by CRM id. A corrupt one is
+    reported (its CRM id is skipped, so that its pair waits, never taken for an
+    unlinked one) and listed in ``log.corrupt_links``: the run deletes it
+    (``repair_links``), and the next full pass links the pair again by the ids the
+    Google side carries (clientData, the event's activity id)."""
+    out: dict[str, T] = {}
+    for doc_id, doc in docs:
+        try:
+            out[doc["crmId"]] = convert(doc)
+        except (CorruptLink, KeyError, TypeError, AttributeError, ValueError) as exc:
+            if doc_id in log.corrupt_links:
+                continue  # read twice this run: said once
+            crm_id = doc.get("crmId") if isinstance(doc.get("crmId"), str) else doc_id
+            log.skip(crm_id, f"links/{doc_id}: corrupt ({exc}); the next full pass makes "
+                             "the link again from Google's side")  # fmt: skip
+            log.corrupt_links.append(doc_id)
+    return out
+
+
+def repair_links(store: Any, log: Any) -> bool:
+    """Delete the corrupt links the run set aside (``links_from``); True if any: the
+    section's cursors are then dropped, so that the next run is a full pass that links
+    those pairs again (never a second person or event: the Google side carries ours)."""
+    if log.corrupt_links:
+        with store.batch() as batch:
+            for doc_id in sorted(set(log.corrupt_links)):
+                batch.delete(LINKS, doc_id)
+    return bool(log.corrupt_links)

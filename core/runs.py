@@ -38,6 +38,7 @@ from core.model import (
     SYNC_SETTINGS,
     SYNC_STATE,
     USERS,
+    parse_timestamp,
     stamp,
     state_id,
 )
@@ -102,6 +103,7 @@ class RunLog:
         self.skipped_ids: set[str] = set()
         # the run's journal: one entry per committed change (history, and undo later)
         self.journal: list[dict[str, Any]] = []
+        self.corrupt_links: list[str] = []  # link ids set aside (core.pairs.links_from)
 
     def note(self, change: str, side: str, *, crm_id: str | None = None,
              google_id: str | None = None, name: str | None = None,
@@ -182,6 +184,7 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     try:
         state = _follow_account(store, sid, report, state, account, started)
         report.account_confirmed = _confirmed(state.get("accountEmail"), account)
+        state = sound_state(state, log)
         updates = section.sync(settings, state, options, log, report)
     except Exception as exc:
         _finish(store, clock, report, log, None, exc, shell)
@@ -211,6 +214,47 @@ def _starting_state(store: DocumentStore, sid: str, report: Report, account: str
     if not account_switch.same_account(state.get("accountEmail"), account):
         raise AccountChanged(state["accountEmail"], account)
     return state
+
+
+CURSORS = ("crmCursor", "crmReadAt", "googleCursor")
+TIMESTAMPS = ("crmCursor", "crmReadAt")
+TEXTS = ("googleCursor", "groupResourceName", "tagId", "syncFrom", "accountEmail")
+LISTS = ("retryCrm", "retryGoogle")
+
+
+def sound_state(state: dict[str, Any], log: RunLog) -> dict[str, Any]:
+    """The section's state with what crmsync did not write set aside: a key of the
+    wrong shape is dropped and reported (``CorruptState``); a bad cursor drops every
+    cursor, so that the run is a full pass (which reads everything again, and loses
+    nothing). Pure."""
+    bad = [k for k, sound in _SOUND.items() if state.get(k) is not None and not sound(state[k])]
+    if not bad:
+        return state
+    drop = set(bad) | (set(CURSORS) if set(bad) & set(CURSORS) else set())
+    log.errors.append({"id": "(state)", "kind": "CorruptState",
+                       "message": f"the sync state's {', '.join(sorted(bad))} could not be read: "
+                                  "set aside" + ("; this run reads everything again"
+                                                 if set(bad) & set(CURSORS) else "")})  # fmt: skip
+    return {k: v for k, v in state.items() if k not in drop}
+
+
+def _timestamp(value: Any) -> bool:
+    try:
+        parse_timestamp(value)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return isinstance(value, str)
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(i, str) for i in value)
+
+
+_SOUND: dict[str, Callable[[Any], bool]] = {
+    **{k: (lambda v: isinstance(v, str)) for k in TEXTS},
+    **{k: _timestamp for k in TIMESTAMPS},
+    **{k: _texts for k in LISTS},
+}
 
 
 def _confirmed(recorded: str | None, account: str | None) -> bool:

@@ -37,8 +37,8 @@ from core.model import (
     SYNC_STATE,
     Section,
     SyncSettings,
-    load,
     parse_timestamp,
+    section_settings,
     stamp,
     state_id,
 )
@@ -127,8 +127,10 @@ def due_keys(intervals: Iterable[int], last_tick: datetime | None, now: datetime
 
 
 def leased(state: Mapping[str, Any], now: datetime) -> bool:
-    lease = state.get("lease") or {}
-    return bool(lease.get("expiresAt")) and parse_timestamp(lease["expiresAt"]) > now
+    from core.lease import held  # lease imports this module
+
+    lease = held(state.get("lease"))
+    return lease is not None and parse_timestamp(lease["expiresAt"]) > now
 
 
 def must_run(state: Mapping[str, Any], now: datetime) -> bool:
@@ -216,12 +218,18 @@ def reschedule(
 
 
 def _settings(user_id: str, data: Mapping[str, Any]) -> SyncSettings | None:
-    """The user's settings; None when malformed: nothing can run on them, so their
-    pairs are unscheduled until they are saved again."""
-    try:
-        return load(SyncSettings, SYNC_SETTINGS, user_id, data)
-    except MalformedDocument:
+    """The user's settings, each section's part checked on its own: a malformed part
+    is off (its pair unscheduled until the settings are saved again), the other runs
+    on. None when neither part can be read."""
+    parts = {}
+    for section in SECTIONS:
+        try:
+            parts[section] = getattr(section_settings(user_id, data, section), section)
+        except MalformedDocument:
+            continue
+    if not parts:
         return None
+    return SyncSettings(**parts)
 
 
 def _apply(store: DocumentStore, sid: str, fields: dict[str, Any], now: str) -> None:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.calendar_api import CalendarApi
-from core.model import SYNC_SETTINGS, SYNC_STATE, SyncSettings, load, parse_timestamp, stamp
+from core.model import SYNC_SETTINGS, SYNC_STATE, parse_timestamp, section_settings, stamp
 from core.ports import DocumentStore, WatchPort
 from core.schedule import update_state
 from functions import bootstrap
@@ -44,7 +44,7 @@ def maintain_channel(
 ) -> str:
     """Open, renew or stop the user's channel; returns what it did."""
     address = os.environ.get("CRMSYNC_PUSH_URL")
-    settings = load(SyncSettings, SYNC_SETTINGS, user_id, store.get(SYNC_SETTINGS, user_id) or {})
+    settings = section_settings(user_id, store.get(SYNC_SETTINGS, user_id) or {}, "activities")
     key = f"{user_id}:activities"
     state = store.get(SYNC_STATE, key) or {}
     channel = state.get("channel")

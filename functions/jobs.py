@@ -44,8 +44,7 @@ from core.model import (
     SYNC_RUNS,
     SYNC_SETTINGS,
     SYNC_STATE,
-    SyncSettings,
-    load,
+    section_settings,
     stamp,
 )
 from core.ports import MAX_BATCH_WRITES, Doc, DocumentStore, Filter, no_progress
@@ -280,7 +279,7 @@ def _turned_off(store: DocumentStore, job: Job, raw: dict[str, Any] | None) -> b
     if raw is None:
         return False  # no settings (an unknown user?): the run says what is wrong
     try:
-        settings = load(SyncSettings, SYNC_SETTINGS, job.user_id, raw)
+        settings = section_settings(job.user_id, raw, job.section)
     except MalformedDocument:
         return False  # the run records the problem
     if getattr(settings, job.section).auto:

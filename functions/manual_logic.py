@@ -170,7 +170,9 @@ def _zone(name: Any) -> str:
 
 def _active(store: DocumentStore, state: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
     """The run under way for the pair (its lease holder's record), if any."""
-    held = state.get("lease") or {}
+    from core.lease import held as valid_lease
+
+    held = valid_lease(state.get("lease")) or {}
     if not held.get("holder") or schedule.parse_timestamp(held["expiresAt"]) <= now:
         return None
     run_id = run_of(held["holder"])

@@ -14,6 +14,7 @@ when it sends one (capped), else exponential backoff with jitter, for at most
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -78,7 +79,9 @@ def _wait(policy: Retry) -> Callable[[RetryCallState], float]:
         if header and str(header).isdigit():
             return min(float(header), policy.max_seconds)
         backoff = policy.base_seconds * 2 ** (state.attempt_number - 1)
-        return min(backoff, policy.max_seconds)
+        # full jitter (half to all of the step): clients that failed together do not
+        # all come back together
+        return min(backoff * random.uniform(0.5, 1.0), policy.max_seconds)
 
     return wait
 

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -247,6 +247,7 @@ class SqliteStore(BaseStore):
         self._closed = False
         with sql_errors(self.path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self.path)  # it holds tokens' ciphertext and every CRM record
             self._init_schema()
 
     # connections and transactions
@@ -444,3 +445,12 @@ class SqliteTransaction(BaseTransaction):
         if seen != version:
             raise Retry(f"{collection}/{doc_id} changed while the transaction ran")
         return json.loads(rows[0][0]) if rows else None
+
+
+def _private(path: Path) -> None:
+    """Create the database file readable by its owner only (0600), before SQLite does
+    with the process's umask; an existing file keeps its mode."""
+    if str(path) == ":memory:" or path.exists():
+        return
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

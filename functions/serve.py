@@ -16,7 +16,7 @@ from pathlib import Path
 
 from functions_framework import create_app
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, run_simple
 from werkzeug.wrappers import Response
 
 from functions import bootstrap, seed
@@ -80,5 +80,15 @@ def serve(port: int) -> int:
     if token:
         print(f"\nsettings page: {base}/manual_sync/  (sign in as alice@example.com)")
         print(f"try:  curl -H 'Authorization: Bearer {token}' {base}/manual_sync/status")
-    run_simple("127.0.0.1", port, build_app(), threaded=True, use_reloader=False)
+    run_simple("127.0.0.1", port, build_app(), threaded=True, use_reloader=False,
+               request_handler=_QuietQuery)  # fmt: skip
     return 0
+
+
+class _QuietQuery(WSGIRequestHandler):
+    """The access log without query strings: an OAuth callback's ``code`` and
+    ``state`` never reach the terminal or a log file."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        self.log("info", '"%s %s" %s %s', self.command, path, code, size)

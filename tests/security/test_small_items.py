@@ -1,0 +1,49 @@
+"""The smaller rows of the issue 14 table: the SQLite database is private to its
+owner, retries spread out, and the local server's access log keeps no OAuth code."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from adapters.google_calls import Retry, _wait
+from adapters.stores import open_store
+
+
+def test_the_sqlite_database_is_created_readable_by_its_owner_only(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'crm.db'}")
+    store.put("users", "u1", {"email": "a@example.com"})
+    store.close()
+    assert (tmp_path / "crm.db").stat().st_mode & 0o077 == 0
+
+
+def test_retries_wait_with_jitter_within_the_backoff_step():
+    class State:
+        attempt_number = 3
+        outcome = None
+
+    wait = _wait(Retry(attempts=5, base_seconds=1.0, max_seconds=60.0))
+    waits = {round(wait(State()), 6) for _ in range(50)}
+    assert len(waits) > 1 and all(2.0 <= w <= 4.0 for w in waits)
+
+
+def test_the_local_access_log_keeps_no_query_string(caplog):
+    from functions.serve import _QuietQuery
+
+    class Fake(_QuietQuery):
+        def __init__(self):  # no socket: only the log line is under test
+            self.command, self.path = "GET", "/oauth/callback?code=SECRET&state=S"
+            self.requestline = f"{self.command} {self.path} HTTP/1.1"
+            self.client_address = ("127.0.0.1", 1)
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.addHandler(handler)
+    werkzeug.setLevel(logging.INFO)
+    try:
+        Fake().log_request(200, 10)
+    finally:
+        werkzeug.removeHandler(handler)
+    line = stream.getvalue()
+    assert "/oauth/callback" in line and "SECRET" not in line and "code=" not in line

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from adapters import logs
 from adapters.identity import NotSignedIn
+from core.errors import ConfigError
 from core.model import id_problem
 from core.ports import DocumentStore
 from functions import accounts, bootstrap, delegation, oauth, openapi
@@ -46,6 +47,9 @@ def _here(config: Config, request, path: str) -> str:
     """An address of this function: ``CRMSYNC_PAGE_URL`` when configured (deployed: never
     the Host header), else its mount point (``/manual_sync`` under ``serve``), plus
     ``path``."""
+    if bootstrap.in_cloud() and not config.page_url:
+        raise ConfigError("CRMSYNC_PAGE_URL is not set: a deployed function never builds "
+                          "its addresses from the Host header")  # fmt: skip
     root = config.page_url or request.url_root
     return root.rstrip("/") + path
 

@@ -18,6 +18,7 @@ import functions_framework
 from flask import make_response, redirect
 
 from adapters import logs
+from core.errors import ConfigError
 from functions import bootstrap
 from functions.http_errors import Rejected
 from functions.manual_logic import identify
@@ -39,6 +40,11 @@ def _root(config: bootstrap.Config, request) -> str:
 def links(config: bootstrap.Config, request) -> dict[str, str]:
     """The addresses of the connection flow: the configured ones (deployed), else the
     one-host layout (``_root``)."""
+    if bootstrap.in_cloud() and not (config.oauth_start_url and config.page_url
+                                     and config.oauth_redirect_uri):  # fmt: skip
+        raise ConfigError("the connection flow's addresses (CRMSYNC_OAUTH_START_URL, "
+                          "CRMSYNC_PAGE_URL, CRMSYNC_OAUTH_REDIRECT_URI) are not set: a "
+                          "deployed function never builds them from the Host header")  # fmt: skip
     root = _root(config, request)
     return {
         "oauthStart": config.oauth_start_url or f"{root}/oauth_start",

@@ -47,3 +47,25 @@ def test_the_local_access_log_keeps_no_query_string(caplog):
         werkzeug.removeHandler(handler)
     line = stream.getvalue()
     assert "/oauth/callback" in line and "SECRET" not in line and "code=" not in line
+
+
+def test_a_deployed_function_never_builds_its_addresses_from_the_host_header(monkeypatch):
+    import pytest
+
+    from core.errors import ConfigError
+    from functions import bootstrap, oauth
+
+    monkeypatch.setenv("K_SERVICE", "manual-sync")
+
+    class Request:
+        host_url, script_root, url_root = (
+            "https://evil.example/",
+            "/manual_sync",
+            "https://evil.example/",
+        )
+
+    with pytest.raises(ConfigError, match="Host header"):
+        oauth.links(bootstrap.Config(), Request())
+    configured = bootstrap.Config(oauth_start_url="https://a/start", page_url="https://a/page",
+                                  oauth_redirect_uri="https://a/oauth_callback")  # fmt: skip
+    assert "evil" not in str(oauth.links(configured, Request()))

@@ -9,16 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-SECRETS = re.compile(r"(ya29\.[\w.-]+|1//[\w.-]+|eyJ[\w-]+\.[\w-]+\.[\w-]*|gAAAAA[\w=-]+)")
-
-
-def scrub(text: str) -> str:
-    return SECRETS.sub("[redacted]", text)
+from core.redact import SECRETS, scrub  # noqa: F401  (one rule for logs and records)
 
 
 class CloudJsonFormatter(logging.Formatter):

@@ -43,6 +43,7 @@ from core.model import (
     state_id,
 )
 from core.ports import MAX_BATCH_WRITES, Clock, DocumentStore, Transaction
+from core.redact import scrub, scrub_error
 
 logger = logging.getLogger("crmsync.runs")
 MAX_RECORDED_ERRORS = 200
@@ -335,10 +336,11 @@ def _close(report: Report, log: RunLog, error: Exception | None, finished: datet
     """The report completed: when the run finished, what it logged, and its outcome."""
     report.finished_at = stamp(finished)
     report.counts = dict(log.counts)
-    report.errors = list(log.errors)
+    report.errors = [scrub_error(e) for e in log.errors]  # stored: never a token's text
     report.journal = list(log.journal)
     if error is not None:
-        report.errors.append({"id": "(run)", "message": str(error), "kind": type(error).__name__})
+        report.errors.append({"id": "(run)", "message": scrub(str(error)),
+                              "kind": type(error).__name__})  # fmt: skip
         report.outcome = outcomes.of_error(error).fields()
     else:
         report.outcome = outcomes.of_counts(report.counts, report.errors).fields()

@@ -64,7 +64,8 @@ def verify(
         raise Rejected(503, "webhooks are not enabled: CRMSYNC_WEBHOOK_SECRET is not set")
     if len(body) > MAX_BODY:
         raise Rejected(413, f"body larger than {MAX_BODY} bytes")
-    if not timestamp or not timestamp.isdigit():
+    # Unix seconds: ASCII digits only (str.isdigit takes "²"), and a sane length
+    if not timestamp or not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise Rejected(401, "missing or malformed X-Crmsync-Timestamp")
     if abs(now.timestamp() - int(timestamp)) > MAX_SKEW:
         raise Rejected(401, "X-Crmsync-Timestamp is more than 5 minutes away from now")

@@ -69,3 +69,17 @@ def test_a_deployed_function_never_builds_its_addresses_from_the_host_header(mon
     configured = bootstrap.Config(oauth_start_url="https://a/start", page_url="https://a/page",
                                   oauth_redirect_uri="https://a/oauth_callback")  # fmt: skip
     assert "evil" not in str(oauth.links(configured, Request()))
+
+
+def test_stored_run_errors_never_hold_a_token_s_text(tmp_path):
+    from datetime import UTC, datetime
+
+    from core.runs import Report, RunLog, _close
+
+    log = RunLog()
+    log.fail("c-ada", "Google said: Bearer ya29.a0AfH6SMBxSECRET and refresh 1//0gSECRET")
+    report = Report("r1", "u1", "contacts", "manual", "2026-12-07T12:00:00Z", False)
+    _close(report, log, ValueError("token eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl"),
+                   datetime(2026, 12, 7, 12, 1, tzinfo=UTC))  # fmt: skip
+    text = str(report.errors)
+    assert "SECRET" not in text and "eyJhbGciOi" not in text and "[redacted]" in text

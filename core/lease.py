@@ -15,7 +15,10 @@ from core.errors import LeaseHeld
 from core.model import SYNC_STATE, parse_timestamp, stamp
 from core.ports import DocumentStore, Transaction
 
-LEASE_SECONDS = 15 * 60
+# a run renews its lease as it goes (``renew``, at most every HEARTBEAT_SECONDS), so the
+# lease can be short: a run that dies holds its pair for at most this long
+LEASE_SECONDS = 3 * 60
+HEARTBEAT_SECONDS = 45
 
 
 def acquire(
@@ -33,6 +36,38 @@ def acquire(
         return state
 
     return store.transaction(take)
+
+
+def renew(store: DocumentStore, state_id: str, holder: str, now: datetime,
+          seconds: int = LEASE_SECONDS) -> None:  # fmt: skip
+    """Extend the lease ``holder`` holds; ``LeaseHeld`` if another run has taken it (this
+    one was too slow to renew it: it stops, as a crash would, and loses nothing)."""
+
+    def extend(tx: Transaction) -> None:
+        state = tx.get(SYNC_STATE, state_id) or {}
+        lease = held(state.get("lease"))
+        if lease is None or lease["holder"] != holder:
+            taker = lease or {"holder": "(none)", "expiresAt": "(none)"}
+            raise LeaseHeld(state_id, taker["holder"], taker["expiresAt"])
+        expires = stamp(now + timedelta(seconds=seconds))
+        tx.put(SYNC_STATE, state_id, {**state, "lease": {**lease, "expiresAt": expires}})
+
+    store.transaction(extend)
+
+
+class Heartbeat:
+    """Renews a run's lease when its section says progress, at most every
+    ``HEARTBEAT_SECONDS``: one store write per beat, none in between."""
+
+    def __init__(self, store: DocumentStore, clock: Any, state_id: str, holder: str) -> None:
+        self.store, self.clock, self.state_id, self.holder = store, clock, state_id, holder
+        self.last = clock.now()
+
+    def __call__(self) -> None:
+        now = self.clock.now()
+        if (now - self.last).total_seconds() >= HEARTBEAT_SECONDS:
+            renew(self.store, self.state_id, self.holder, now)
+            self.last = now
 
 
 def held(lease: Any) -> dict[str, Any] | None:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -186,7 +187,8 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
         state = _follow_account(store, sid, report, state, account, started)
         report.account_confirmed = _confirmed(state.get("accountEmail"), account)
         state = sound_state(state, log)
-        updates = section.sync(settings, state, options, log, report)
+        with _beating(store, clock, sid, report, section):
+            updates = section.sync(settings, state, options, log, report)
     except Exception as exc:
         _finish(store, clock, report, log, None, exc, shell)
         exc.recorded = True  # type: ignore[attr-defined]  # callers need not record it again
@@ -215,6 +217,28 @@ def _starting_state(store: DocumentStore, sid: str, report: Report, account: str
     if not account_switch.same_account(state.get("accountEmail"), account):
         raise AccountChanged(state["accountEmail"], account)
     return state
+
+
+@contextmanager
+def _beating(store: DocumentStore, clock: Clock, sid: str, report: Report,
+             section: Section) -> Iterator[None]:  # fmt: skip
+    """While the section syncs, its progress renews the run's lease (``lease.Heartbeat``;
+    a dry run holds none)."""
+    said = getattr(section, "progress", None)
+    if report.dry_run or said is None:
+        yield
+        return
+    beat = lease.Heartbeat(store, clock, sid, report.holder)
+
+    def progress(*args: Any, **kwargs: Any) -> None:
+        beat()
+        said(*args, **kwargs)
+
+    section.progress = progress  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        section.progress = said  # type: ignore[attr-defined]
 
 
 CURSORS = ("crmCursor", "crmReadAt", "googleCursor")

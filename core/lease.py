@@ -22,20 +22,35 @@ HEARTBEAT_SECONDS = 45
 
 
 def acquire(
-    store: DocumentStore, state_id: str, holder: str, now: datetime, seconds: int = LEASE_SECONDS
+    store: DocumentStore,
+    state_id: str,
+    holder: str,
+    now: datetime,
+    seconds: int = LEASE_SECONDS,
+    process: Any = None,
 ) -> dict[str, Any]:
-    """Take the lease; returns the state document as it was before."""
+    """Take the lease; returns the state document as it was before. ``process`` (a
+    command-line run's, ``adapters.process``): its owner facts go with the lease, and a
+    lease whose owner it finds dead (killed on this machine) is taken over at once."""
 
     def take(tx: Transaction) -> dict[str, Any]:
         state = tx.get(SYNC_STATE, state_id) or {}
         lease = held(state.get("lease"))
-        if lease and lease["holder"] != holder and parse_timestamp(lease["expiresAt"]) > now:
-            raise LeaseHeld(state_id, lease["holder"], lease["expiresAt"])
+        live = lease is not None and parse_timestamp(lease["expiresAt"]) > now
+        if live and lease["holder"] != holder and not _dead(process, lease):  # type: ignore[index]
+            raise LeaseHeld(state_id, lease["holder"], lease["expiresAt"])  # type: ignore[index]
         expires = stamp(now + timedelta(seconds=seconds))
-        tx.put(SYNC_STATE, state_id, {**state, "lease": {"holder": holder, "expiresAt": expires}})
+        mine = {"holder": holder, "expiresAt": expires}
+        if process is not None:
+            mine["owner"] = dict(process.owner)
+        tx.put(SYNC_STATE, state_id, {**state, "lease": mine})
         return state
 
     return store.transaction(take)
+
+
+def _dead(process: Any, lease: Mapping[str, Any]) -> bool:
+    return process is not None and process.dead(lease.get("owner"))
 
 
 def renew(store: DocumentStore, state_id: str, holder: str, now: datetime,

@@ -60,6 +60,9 @@ class Options:
     policy: Policy = Policy.FIELD_MOST_RECENT
     trigger: str = "manual"
     run_id: str | None = None  # given when the run's record exists already (queued)
+    # this process, for a lease that a rerun may take over once the process is gone
+    # (``adapters.process.LocalProcess``: command-line runs); None: the lease's length
+    process: Any = None
     attempt: str | None = None  # this delivery of the run (a redelivery is another)
 
 
@@ -178,7 +181,7 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     preloaded = getattr(section, "preloaded", None) or {}
     connection = _connection(store, preloaded, user_id)
     account = report.account_email = connection.get("accountEmail")
-    state = _starting_state(store, sid, report, account, started)
+    state = _starting_state(store, sid, report, account, started, options.process)
     log = RunLog()
     shell = Shell(settings.interval, state,
                   connection.get("refreshTokenCiphertext"),
@@ -208,11 +211,11 @@ def _connection(store: DocumentStore, preloaded: dict[str, Any], user_id: str) -
 
 
 def _starting_state(store: DocumentStore, sid: str, report: Report, account: str | None,
-                    started: datetime) -> dict[str, Any]:  # fmt: skip
+                    started: datetime, process: Any = None) -> dict[str, Any]:  # fmt: skip
     """The section's state, under the run's lease; a dry run takes none, and stops at
     once if the state was built with another Google account."""
     if not report.dry_run:
-        return lease.acquire(store, sid, report.holder, started)
+        return lease.acquire(store, sid, report.holder, started, process=process)
     state = store.get(SYNC_STATE, sid) or {}
     if not account_switch.same_account(state.get("accountEmail"), account):
         raise AccountChanged(state["accountEmail"], account)

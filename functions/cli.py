@@ -60,12 +60,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from functions.sync import run_sections
 
     config = bootstrap.Config.from_env()
+    from adapters.process import LocalProcess
+
     options = Options(
         dry_run=args.dry_run,
         full=args.full,
         force=args.force,
         policy=Policy(args.policy),
         trigger="cli",
+        process=LocalProcess(),  # a rerun takes over the lease of a killed one at once
     )
     progress = no_progress if args.json else ProgressPrinter(sys.stderr)
     store = bootstrap.store(config)

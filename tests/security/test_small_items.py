@@ -83,3 +83,34 @@ def test_stored_run_errors_never_hold_a_token_s_text(tmp_path):
                    datetime(2026, 12, 7, 12, 1, tzinfo=UTC))  # fmt: skip
     text = str(report.errors)
     assert "SECRET" not in text and "eyJhbGciOi" not in text and "[redacted]" in text
+
+
+def test_a_lease_whose_command_line_process_was_killed_is_taken_over_at_once(tmp_path):
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from adapters.process import LocalProcess
+    from core import lease
+    from core.errors import LeaseHeld
+
+    store = open_store(f"sqlite:///{tmp_path / 'crm.db'}")
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        gone = LocalProcess()
+        gone.owner = {**gone.owner, "pid": child.pid}  # the run that will be killed
+        lease.acquire(store, "u1:contacts", "run-a", now, process=gone)
+        with pytest.raises(LeaseHeld):  # its process lives: the lease holds
+            lease.acquire(store, "u1:contacts", "run-b", now, process=LocalProcess())
+        child.kill()
+        child.wait()
+        lease.acquire(store, "u1:contacts", "run-b", now, process=LocalProcess())  # at once
+        assert store.get("syncState", "u1:contacts")["lease"]["holder"] == "run-b"
+        with pytest.raises(LeaseHeld):  # without a process to check: the lease's length
+            lease.acquire(store, "u1:contacts", "run-c", now)
+    finally:
+        child.kill()
+        store.close()

@@ -11,7 +11,8 @@ create... as one request; whatever is not a GET is a write) or a store commit (a
 put, batch or transaction that wrote). The child talks to the sandbox over HTTP; nothing
 in it gets to clean up. Then a fresh process runs the sync again, at once:
 
-* it must succeed then and there (no waiting for the dead run's lease to expire);
+* it must succeed then and there, not wait for the dead run's lease to expire (the CLI
+  records its host and pid with the lease: ``adapters.process``);
 * once a rerun has succeeded (at once, or after the lease expired), Google holds no
   duplicate person (by clientData CRM id or by email), the store no duplicate link,
   every tagged contact is linked exactly once, every group member is linked, and a
@@ -379,12 +380,6 @@ def test_after_a_kill_at_any_write_a_rerun_leaves_no_duplicate_and_links_every_c
     assert broken == {}, summary(swept)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a SIGKILLed run never gives its lease back, and nothing tells a dead holder from a "
-    "live one (core/runs.py run_section: holder_of(run id, attempt), no process or host "
-    "to check), so a rerun raises LeaseHeld (core/lease.py acquire) until the dead run's "
-    "expiresAt, LEASE_SECONDS after it took or last renewed the lease; main.py sync exits "
-    "1 'u-kill:contacts is being synced by run ... (lease until ...)'"))  # fmt: skip
 def test_after_a_kill_at_any_write_a_rerun_succeeds_at_once(swept):
     refused = [f"{c.describe()}: {c.at_once.stderr.strip()[-300:]}"
                for c in swept.cases if c.refused]  # fmt: skip

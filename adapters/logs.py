@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from core.redact import SECRETS, scrub  # noqa: F401  (one rule for logs and records)
+from core.redact import scrub  # one rule for logs and stored run records
 
 
 class CloudJsonFormatter(logging.Formatter):

@@ -23,6 +23,7 @@ from adapters.clock import SystemClock
 from adapters.google_calls import Retry
 from adapters.people_api import PeopleApi
 from adapters.stores import open_store
+from bench.cost import contact_doc
 from bench.sandbox_proc import ExternalSandbox
 from core import contact_mapping as cm
 from core.contacts_engine import ContactsEngine
@@ -44,15 +45,7 @@ def _control(url: str, path: str, body: dict | None = None, method: str | None =
 
 
 def _contact(i: int, at: str) -> dict[str, Any]:
-    return {
-        "givenName": f"Given{i}",
-        "familyName": f"Family{i}",
-        "company": f"Co {i % 97}",
-        "emails": [{"value": f"person{i}@example.com", "type": "work"}],
-        "phones": [{"value": f"+1 555 {i:07d}"}],
-        "tagIds": [TAG],
-        "modifiedAt": at,
-    }
+    return contact_doc(i, at, [TAG])
 
 
 class Bench:

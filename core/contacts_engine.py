@@ -212,7 +212,10 @@ class ContactsEngine:
         without ``modifiedAt`` is not listed: it is reported, never taken as deleted)."""
         unlisted = sorted(i for i, link in links.items() if i not in crm
                           and i not in log.skipped_ids and not link.parked)  # fmt: skip
-        take = lambda c: crm.__setitem__(c.id, contact_from_doc(c, tag_id))  # noqa: E731
+
+        def take(contact: Contact) -> None:
+            crm[contact.id] = contact_from_doc(contact, tag_id)
+
         read_by_id(self.store, CONTACTS, Contact, unlisted, log, take)
 
     def _group(self, state: dict[str, Any], options: Options) -> str:

@@ -47,6 +47,7 @@ import pytest
 from adapters import google_api, people_api
 from adapters.store_sqlite import SqliteStore
 from adapters.stores import open_store
+from bench.cost import contact_doc
 from core import contact_mapping as cm
 from core import email_index
 from core.lease import LEASE_SECONDS
@@ -149,7 +150,7 @@ class KillWorld:
         for start in range(0, total, 500):
             with self.store.batch() as batch:
                 for i in range(start, min(start + 500, total)):
-                    batch.put(CONTACTS, crm_id(i), _contact(i, now, tagged=i < n))
+                    batch.put(CONTACTS, crm_id(i), contact_doc(i, now, [TAG] if i < n else []))
         email_index.catch_up(self.store, datetime.now(UTC))  # as the dispatch tick does
         config = bootstrap.Config(store_url=self.url, google_endpoint=sandbox.url,
                                   state_dir=folder / ".crmsync")  # fmt: skip
@@ -241,18 +242,6 @@ class KillWorld:
 
 def crm_id(i: int) -> str:
     return f"c{i:05d}"
-
-
-def _contact(i: int, at: str, tagged: bool) -> dict[str, Any]:
-    return {
-        "givenName": f"Given{i}",
-        "familyName": f"Family{i}",
-        "company": f"Co {i % 97}",
-        "emails": [{"value": f"person{i}@example.com", "type": "work"}],
-        "phones": [{"value": f"+1 555 {i:07d}"}],
-        "tagIds": [TAG] if tagged else [],
-        "modifiedAt": at,
-    }
 
 
 # --- the sweep: one kill per world, at each chosen write point --------------------------

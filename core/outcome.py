@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from core.errors import (
     AccountChanged,
+    AlreadyExists,
     AuthRevoked,
     ConfigError,
     ConnectedByAdministrator,
@@ -34,6 +35,7 @@ from core.errors import (
     QuotaExceeded,
     ReauthRequired,
     SideEmpty,
+    StoreError,
     SyncTokenExpired,
     Unavailable,
     UndoRefused,
@@ -50,6 +52,8 @@ BY_ADMINISTRATOR = ("Your administrator connected your Google account for crmsyn
                     "(domain-wide delegation); only your administrator can end it.")  # fmt: skip
 BUSY = "Google is busy or unavailable; try again in a minute."
 RETRY = "Try again later; if it keeps failing, tell your administrator."
+STORE = ("crmsync's database did not answer. What the sync changed stays changed, and "
+         "the next sync carries on from there; try again in a few minutes.")  # fmt: skip
 ALLOW = ("Google refused access: reconnect your Google account and allow access to "
          "contacts and calendar.")  # fmt: skip
 # how long a run may sit without its lease before it is taken as dead: the moment
@@ -165,6 +169,14 @@ def of_error(error: BaseException) -> Outcome:
                            "Check the sync settings and save them again.", 400)  # fmt: skip
         case UnknownUser():
             return Outcome("failed", "unknown_user", "Sign in as a CRM user.", 403)
+    return _of_failure(error)
+
+
+def _of_failure(error: BaseException) -> Outcome:
+    """A run that failed on Google's side, on the store's, or on a bug."""
+    match error:
+        case StoreError() if not isinstance(error, AlreadyExists):
+            return Outcome("failed", "store_unavailable", STORE, 503)
         case GoogleError(status=403):  # a scope the user did not grant, or took back
             return Outcome("failed", "permission_missing", ALLOW, 403)
         case GoogleError():

@@ -8,7 +8,11 @@ run_section(section, user, options)
   finish       a syncRuns record (counts, errors, plan summary), lastRunAt,
                lastResult, lastSuccessAt; the lease released. invalid_grant marks
                googleAccounts/{user} reauth_required and takes the user's pairs off
-               the schedule. Dry runs write nothing.
+               the schedule. Dry runs write nothing. When the store fails, the
+               finish is tried again for up to RECORD_PATIENCE (the store may be
+               back: the failure is recorded and the lease released); past it, the
+               logs keep the run's own error, and the lease lapses within
+               ``lease.LEASE_SECONDS``. The error raised is always the run's own.
 
 A scheduled run that planned nothing and met no error writes no syncRuns record: it
 counts itself in ``emptyRuns`` and ``lastCheckedAt`` of the state it writes anyway.
@@ -22,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -50,6 +54,11 @@ logger = logging.getLogger("crmsync.runs")
 MAX_RECORDED_ERRORS = 200
 JOURNAL_PAGE = 200  # journal items per syncRunItems document (well under 1 MiB)
 RETRY_AFTER = timedelta(minutes=15)  # a failed run due at once, of a section with no interval
+# a run's finish (record, state, lease) that the store refused is tried again after each
+# of these waits, while they fit in RECORD_PATIENCE: an outage shorter than that still
+# leaves the run's record and frees its pair at once
+RECORD_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0)
+RECORD_PATIENCE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ class Report:
     journal: list[dict[str, Any]] = field(default_factory=list)
     outcome: dict[str, Any] = field(default_factory=dict)  # core.outcome's fields
     holder: str = ""  # the lease's holder: this attempt of the run (``holder_of``)
+    unsaved: Exception | None = None  # the store's refusal of the run's finish, if it lasted
 
     def plan_summary(self) -> dict[str, int]:
         summary: dict[str, int] = {}
@@ -193,13 +203,14 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
         with _beating(store, clock, sid, report, section):
             updates = section.sync(settings, state, options, log, report)
     except Exception as exc:
-        _finish(store, clock, report, log, None, exc, shell)
-        exc.recorded = True  # type: ignore[attr-defined]  # callers need not record it again
+        # callers need not record it again; the store's own failure never hides it
+        exc.recorded = _patient_finish(store, clock, report, log, None, exc, shell)  # type: ignore[attr-defined]
         raise
     facts = _run_facts(section.name, preloaded, account, shell.time_zone)
     if facts:
         updates = {**updates, **facts}
-    _finish(store, clock, report, log, updates, None, shell)
+    if not _patient_finish(store, clock, report, log, updates, None, shell):
+        raise report.unsaved  # type: ignore[misc]  # its changes are made, its cursors not kept
     return report
 
 
@@ -355,8 +366,55 @@ def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
             logger.warning("the run's journal was not saved: %s", exc, extra={"fields": fields})
             record |= {"itemPages": 0, "journalLost": True}
         store.put(SYNC_RUNS, report.run_id, _run_record(report, ok) | record)
-    finally:
-        lease.release(store, sid, report.holder, state, **release)  # type: ignore[arg-type]
+    except Exception:
+        with suppress(Exception):  # the record's own error is the one to raise
+            lease.release(store, sid, report.holder, state, **release)  # type: ignore[arg-type]
+        raise
+    lease.release(store, sid, report.holder, state, **release)  # type: ignore[arg-type]
+
+
+def _patient_finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
+                    updates: dict[str, Any] | None, error: Exception | None,
+                    shell: Shell) -> bool:  # fmt: skip
+    """``_finish``, tried again after each of ``RECORD_WAITS`` while the store refuses it
+    and the waits fit in ``RECORD_PATIENCE``; False when it never got through (logged
+    with the run's own error, ``error``, not the store's; ``report.unsaved`` is the
+    store's first refusal)."""
+    began = clock.now()
+    waits = iter(RECORD_WAITS)
+    while True:
+        try:
+            _finish(store, clock, report, log, updates, error, shell)
+            return True
+        except Exception as refused:
+            report.unsaved = report.unsaved or refused
+            wait = next(waits, None)
+            spent = clock.now() - began
+            if wait is None or spent + timedelta(seconds=wait) > RECORD_PATIENCE:
+                _unrecorded(report, error, refused)
+                return False
+        _sleep(clock, wait)
+
+
+def _sleep(clock: Clock, seconds: float) -> None:
+    """Wait on the clock's own time (``SystemClock.sleep``); a clock that cannot wait
+    (a test's fixed one) tries again at once."""
+    pause = getattr(clock, "sleep", None)
+    if pause is not None:
+        pause(seconds)
+
+
+def _unrecorded(report: Report, error: Exception | None, refused: Exception) -> None:
+    """The logs keep what the store would not: the run, its own error, the store's."""
+    fields = {"runId": report.run_id, "userId": report.user_id, "section": report.section,
+              "trigger": report.trigger, "outcome": report.outcome.get("outcome"),
+              "reason": report.outcome.get("reason"),
+              "error": type(error).__name__ if error else None,
+              "storeError": type(refused).__name__,
+              "storeMessage": scrub(str(refused))}  # fmt: skip
+    said = scrub(str(error)) if error else "(none: the run's changes were made)"
+    logger.error("the run's result was not saved (the store failed too); its own error: %s",
+                 said, extra={"fields": fields})  # fmt: skip
 
 
 def _close(report: Report, log: RunLog, error: Exception | None, finished: datetime) -> None:

@@ -48,6 +48,7 @@ from core.model import (
     stamp,
 )
 from core.ports import MAX_BATCH_WRITES, Doc, DocumentStore, Filter, no_progress
+from core.redact import scrub
 from core.runs import Options, Report, chunked, claim
 from core.schedule import Job
 from functions import bootstrap
@@ -366,10 +367,24 @@ def log_run(report: Report) -> None:
 
 def _record_skip(store: DocumentStore, job: Job, error: Exception) -> None:
     """The record of a run that did not get to run (or stopped before its own record),
-    under the id its queued record has, if any: one record per run."""
+    under the id its queued record has, if any: one record per run. Best effort: it is
+    written while ``error`` is being raised, and a store that fails too (an outage)
+    must not put its own error in the place of the run's; the logs keep both."""
+    try:
+        _put_skip(store, job, error)
+    except Exception as refused:
+        fields = {"runId": job.run_id, "userId": job.user_id, "section": job.section,
+                  "error": type(error).__name__, "storeError": type(refused).__name__,
+                  "storeMessage": scrub(str(refused))}  # fmt: skip
+        log.error("the run's failure was not recorded (the store failed too): %s",
+                  scrub(str(error)), extra={"fields": fields})  # fmt: skip
+
+
+def _put_skip(store: DocumentStore, job: Job, error: Exception) -> None:
     now = stamp(bootstrap.clock().now())
     found = outcome.of_error(error)
-    why = f"another run holds the lease: {error}" if isinstance(error, LeaseHeld) else str(error)
+    why = scrub(f"another run holds the lease: {error}" if isinstance(error, LeaseHeld)
+                else str(error))  # fmt: skip
     ok = found.outcome == "skipped" and isinstance(error, LeaseHeld)
     run: dict[str, Any] = {
         "userId": job.user_id,

@@ -404,11 +404,12 @@ class ActivitiesExecutor:
         for action, result in zip(actions, results, strict=True):
             if result.error is None or isinstance(result.error, NotFound):
                 gone.append(action.activity_id)  # a 404 or 410: already deleted, done
-                deleted.append(action)
+                if result.error is None:  # this run's delete: counted, and undoable
+                    deleted.append(action)
             else:
                 self._not_deleted(action, result.error)
         self._unlink(gone)
-        self.log.count("deletedInGoogle", len(gone))
+        self.log.count("deletedInGoogle", len(deleted))
         for action in deleted:  # every synced field the event held, so that it can be restored
             before = self._google_before(action.activity_id, action.event_id)
             self.log.note("deletedInGoogle", "google", crm_id=action.activity_id,

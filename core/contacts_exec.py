@@ -387,6 +387,8 @@ class ContactsExecutor:
             self.log.count("updatedInCrm")
             self.log.note("updatedInCrm", "crm", **ids, fields=_crm_changes(before, action.fields))
         self.log.count("conflicts", len(action.conflicts))
+        if action.reason == Why.CLIENT_DATA:  # the person an interrupted run created
+            self.log.count("relinked")  # (or a link set aside): counted, nothing to undo
         if action.reason == Why.EMAIL:  # the contact tagged, or the person put in the group
             self.log.count("linkedByEmail")
             self.log.note("linkedByEmail", "crm" if action.tag else "google", **ids)
@@ -414,8 +416,11 @@ class ContactsExecutor:
             self.people.modify_members(MY_CONTACTS, add=list(result.last_group))
             self.people.modify_members(self.group, remove=list(result.last_group))
         self._unlink(actions)
-        self.log.count("removedFromGroup", len(actions))
-        for action in actions:
+        # a person Google no longer has left no group: unlinked, but no removal to count
+        # (nor to take back)
+        removed = [a for a in actions if a.resource_name not in set(result.not_found)]
+        self.log.count("removedFromGroup", len(removed))
+        for action in removed:
             name = self._name_of(action.crm_id)
             self.log.note("removedFromGroup", "google", crm_id=action.crm_id,
                           google_id=action.resource_name, name=name)  # fmt: skip
@@ -424,7 +429,8 @@ class ContactsExecutor:
         if not part:
             return
         current = self.store.get_many(CONTACTS, [a.crm_id for a in part])
-        done = []
+        done = []  # the contacts whose tag this run took off: a contact gone from the
+        # CRM, or untagged there already, is only unlinked
         with self.store.batch() as batch:
             for action in part:
                 doc = current.get(action.crm_id)
@@ -434,8 +440,8 @@ class ContactsExecutor:
                     tags = [t for t in doc["tagIds"] if t != self.tag_id]
                     batch.put(CONTACTS, action.crm_id,
                               {**doc, "tagIds": tags, "modifiedAt": self._now()})  # fmt: skip
+                    done.append(action)
                 self._unlink_in(batch, action)
-                done.append(action)
         self.log.count("untagged", len(done))
         for action in done:
             name = self._name_of(action.crm_id)

@@ -54,6 +54,7 @@ from core.schedule import Job
 from functions import bootstrap
 from functions.channels import maintain_channel
 from functions.sync import changed, crm_page, run_sections
+from functions.webhook_logic import EVENTS
 
 log = logging.getLogger("crmsync.jobs")
 # errors a retry cannot cure: recorded, logged, not retried (SideEmpty waits for a person)
@@ -65,6 +66,9 @@ CHANNEL_RETRY = timedelta(hours=1)  # a channel upkeep that met passing trouble
 SYNC_CHECKS = "syncChecks"
 UNCHANGED = "unchanged"  # what run_job answers when a probe found nothing to do
 CHECKS_KEPT = timedelta(days=7)
+# webhook event ids (replay protection): a delivery is refused once its signed timestamp
+# is 5 minutes old, so an id is needed only while the CRM may still retry its delivery
+WEBHOOK_EVENTS_KEPT = timedelta(days=7)
 RUNS_KEPT = timedelta(days=90)  # run records and their journals (history, undo)
 
 
@@ -98,8 +102,8 @@ def dispatch(config: bootstrap.Config, store: DocumentStore, *, send: Any = None
         looks = [job for job in jobs if job.probe is not None]
         queue.send_batched(looks, BATCH, lambda batch: run_batch(config, store, batch))
     store.put(schedule.SCHEDULE, schedule.TICKS, {"lastTickAt": stamp(now)})
-    for step in (_keep_channels, _catch_up_index, _forget_checks, _forget_runs, _sweep,
-                 _restore_delegations):  # fmt: skip
+    for step in (_keep_channels, _catch_up_index, _forget_checks, _forget_runs,
+                 _forget_webhook_events, _sweep, _restore_delegations):  # fmt: skip
         try:
             step(config, store, now)
         except Exception as exc:
@@ -178,6 +182,18 @@ def _forget_checks(config: bootstrap.Config, store: DocumentStore, now: datetime
         with store.batch() as batch:
             for doc in old:
                 batch.delete(SYNC_CHECKS, doc.id)
+
+
+def _forget_webhook_events(config: bootstrap.Config, store: DocumentStore,
+                           now: datetime) -> None:  # fmt: skip
+    """webhookEvents older than WEBHOOK_EVENTS_KEPT, a page at a time: the replay ids
+    stay bounded (a TTL policy would not act on their string times, as for syncChecks)."""
+    old = store.query(EVENTS, [Filter("receivedAt", "<", stamp(now - WEBHOOK_EVENTS_KEPT))],
+                      order_by="receivedAt", limit=PAGE)  # fmt: skip
+    if old:
+        with store.batch() as batch:
+            for doc in old:
+                batch.delete(EVENTS, doc.id)
 
 
 def _forget_runs(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:

@@ -33,6 +33,7 @@ LABELS = {
     "pushed": "pushed to Google",
     "imported": "imported from Google",
     "linkedByEmail": "linked by email",
+    "relinked": "relinked after a crash",
     "updatedInGoogle": "updated in Google",
     "updatedInCrm": "updated in the CRM",
     "conflicts": "conflicting fields merged",
@@ -50,9 +51,9 @@ LABELS = {
     "errors": "errors",
 }
 SECTION_KEYS = {
-    "contacts": ("pushed", "imported", "linkedByEmail", "updatedInGoogle", "updatedInCrm",
-                 "conflicts", "retagged", "rejoinedGroup", "untagged", "removedFromGroup",
-                 "ambiguous", "skipped", "errors"),
+    "contacts": ("pushed", "imported", "linkedByEmail", "relinked", "updatedInGoogle",
+                 "updatedInCrm", "conflicts", "retagged", "rejoinedGroup", "untagged",
+                 "removedFromGroup", "ambiguous", "skipped", "errors"),
     "activities": ("pushed", "imported", "linked", "updatedInGoogle", "updatedInCrm", "conflicts",
                    "canceled", "deletedInGoogle", "removedFromCrm", "notPropagated", "skipped",
                    "errors"),

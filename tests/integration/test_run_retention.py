@@ -26,3 +26,15 @@ def test_the_tick_forgets_runs_older_than_kept_with_their_journal(cloud_env):
     assert not [d for d in cloud_env.query(SYNC_RUN_ITEMS) if d.data["runId"] == "old"]
     assert cloud_env.get(SYNC_RUNS, "recent") is not None
     assert len([d for d in cloud_env.query(SYNC_RUN_ITEMS) if d.data["runId"] == "recent"]) == 2
+
+
+def test_the_tick_forgets_webhook_event_ids_older_than_kept(cloud_env):
+    from functions.jobs import WEBHOOK_EVENTS_KEPT
+    from functions.webhook_logic import EVENTS, record, seen
+
+    now = datetime.now(UTC)
+    record(cloud_env, ["old"], now - WEBHOOK_EVENTS_KEPT - timedelta(hours=1))
+    record(cloud_env, ["recent"], now - timedelta(hours=1))
+    dispatch(bootstrap.Config.from_env(), cloud_env, send=lambda jobs: None)
+    assert seen(cloud_env, ["old", "recent"]) == {"recent"}
+    assert cloud_env.get(EVENTS, "old") is None

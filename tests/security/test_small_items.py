@@ -3,8 +3,12 @@ owner, retries spread out, and the local server's access log keeps no OAuth code
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import logging
+
+import pytest
 
 from adapters.google_calls import Retry, _wait
 from adapters.stores import open_store
@@ -114,3 +118,30 @@ def test_a_lease_whose_command_line_process_was_killed_is_taken_over_at_once(tmp
     finally:
         child.kill()
         store.close()
+
+
+def test_webhook_event_ids_are_forgotten_after_they_can_no_longer_be_retried(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from functions import bootstrap
+    from functions.http_errors import Rejected
+    from functions.jobs import WEBHOOK_EVENTS_KEPT, _forget_webhook_events
+    from functions.webhook_logic import EVENTS, record, seen, verify
+
+    store = open_store(f"sqlite:///{tmp_path / 'crm.db'}")
+    now = datetime.now(UTC)
+    record(store, ["old-1", "old-2"], now - WEBHOOK_EVENTS_KEPT - timedelta(minutes=1))
+    record(store, ["recent"], now - WEBHOOK_EVENTS_KEPT + timedelta(minutes=1))
+    _forget_webhook_events(bootstrap.Config(), store, now)
+
+    assert seen(store, ["old-1", "old-2", "recent"]) == {"recent"}
+    assert [d.id for d in store.query(EVENTS)] == ["recent"]
+    store.close()
+
+    # a forgotten id cannot be replayed: its delivery's signed time is long past the skew
+    body = b'{"events": []}'
+    sent = str(int((now - WEBHOOK_EVENTS_KEPT).timestamp()))
+    mac = hmac.new(b"s3cret", sent.encode() + b"." + body, hashlib.sha256).hexdigest()
+    with pytest.raises(Rejected) as refused:
+        verify("s3cret", sent, f"sha256={mac}", body, now)
+    assert refused.value.status == 401

@@ -48,6 +48,7 @@ GOOGLE_KEYS = (
     "groupResourceName",
     "retryGoogle",
     "retryCrm",
+    "retryCrmLater",
     "channel",
 )
 # and what a disconnected section drops besides: its place in the schedule (the token's

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -66,7 +66,15 @@ from core.ports import (
     Progress,
     no_progress,
 )
-from core.runs import DEFAULT_OPTIONS, Options, Report, RunLog, run_section
+from core.runs import (
+    DEFAULT_OPTIONS,
+    Options,
+    Report,
+    RunLog,
+    later_state,
+    recheck,
+    run_section,
+)
 
 CRM_OVERLAP = email_index.OVERLAP
 NEW_GROUP = "contactGroups/(to be created)"
@@ -90,6 +98,7 @@ class Gathered:
     crm_read_at: str
     group: str
     full_pass: bool
+    later: dict[str, str] = field(default_factory=dict)  # retryCrmLater not read this run
 
 
 class ContactsEngine:
@@ -133,6 +142,7 @@ class ContactsEngine:
             "tagId": settings.tag_id,
             "pendingCreates": False,
             "retryCrm": sorted(log.retry_crm),
+            "retryCrmLater": later_state(gathered.later, log, self.clock.now()),
             "retryGoogle": sorted(log.retry_google),
         }
 
@@ -184,8 +194,12 @@ class ContactsEngine:
         if retagged:
             self.progress("the private tag changed: reading every CRM contact")
         crm_cursor = None if options.full or retagged else state.get("crmCursor")
-        read_at = stamp(self.clock.now())
-        crm, next_cursor = self._crm_changes(tag_id, crm_cursor, state, log)
+        now = self.clock.now()
+        read_at = stamp(now)
+        # contacts put off (two persons hold their email): read again once Google changed
+        later, kept = recheck(state, now, changed=bool(persons) or changes.complete)
+        also = sorted(set(state.get("retryCrm") or []) | set(later))
+        crm, next_cursor = self._crm_changes(tag_id, crm_cursor, state, also, log)
         complete_crm = crm_cursor is None
         self.progress(f"CRM: {len(crm)} contacts {'listed' if complete_crm else 'changed'}")
 
@@ -204,7 +218,7 @@ class ContactsEngine:
         )
         snapshot = with_found(snapshot, self.people, self.store, user_id)  # searchContacts
         return Gathered(snapshot, changes.next_sync_token, next_cursor, read_at, group,
-                        changes.complete or complete_crm)  # fmt: skip
+                        changes.complete or complete_crm, kept)  # fmt: skip
 
     def _read_unlisted(self, tag_id: str, crm: dict[str, CrmContact],
                        links: dict[str, LinkRecord], log: RunLog) -> None:  # fmt: skip
@@ -263,6 +277,7 @@ class ContactsEngine:
         return self.people.changes(None, convert)
 
     def _crm_changes(self, tag_id: str, cursor: str | None, state: dict[str, Any],
+                     also: list[str],
                      log: RunLog) -> tuple[dict[str, CrmContact], str | None]:  # fmt: skip
         """The CRM contacts past the cursor and those to retry, each validated and made
         a ``CrmContact`` as it is read (no list of raw documents or models is kept)."""
@@ -272,7 +287,7 @@ class ContactsEngine:
             contacts[contact.id] = contact_from_doc(contact, tag_id)
 
         read = crm_changes(self.store, CONTACTS, Contact, cursor=cursor,
-                           read_at=state.get("crmReadAt"), also=state.get("retryCrm", []),
+                           read_at=state.get("crmReadAt"), also=also,
                            log=log, take=take)  # fmt: skip
         now = self.clock.now()
         for gone in read.hard_deleted:  # hard-deleted (the webhook told us)

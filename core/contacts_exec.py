@@ -462,7 +462,9 @@ class ContactsExecutor:
         return cm.display_name(fields)
 
     def _ambiguous(self, actions: list[AmbiguousEmail], retry: bool) -> None:
-        """Said per item in the run's result, and read again next run until resolved."""
+        """Said per item in the run's result; read again until resolved: a contact two
+        persons share when either side changes (or a day on, ``runs.RECHECK_AFTER``),
+        one whose search failed at the next run."""
         for action in actions:
             persons = f" ({', '.join(action.resource_names)})" if action.resource_names else ""
             kind = "AmbiguousEmail" if action.resource_names else "SearchFailed"
@@ -470,7 +472,10 @@ class ContactsExecutor:
                                     "message": f"not pushed to Google: {action.reason}"
                                                f"{persons}; nothing was created or linked",
                                     "googleIds": list(action.resource_names)})  # fmt: skip
-            self.log.retry_crm.add(action.crm_id)
+            if action.resource_names:  # the user's to resolve: read again when a side
+                self.log.later_crm.add(action.crm_id)  # changes, or a day on
+            else:  # Google's search failed: next run
+                self.log.retry_crm.add(action.crm_id)
         if actions:
             self.log.count("ambiguous", len(actions))
 

@@ -114,6 +114,9 @@ class RunLog:
         self.counts: dict[str, int] = {}
         self.errors: list[dict[str, Any]] = []
         self.retry_crm: set[str] = set()
+        # ids read again only when a side changes, or once RECHECK_AFTER has passed: an
+        # item only the user can unblock (a contact whose email two persons hold)
+        self.later_crm: set[str] = set()
         self.retry_google: set[str] = set()
         self.skipped_ids: set[str] = set()
         # the run's journal: one entry per committed change (history, and undo later)
@@ -259,6 +262,8 @@ CURSORS = ("crmCursor", "crmReadAt", "googleCursor")
 TIMESTAMPS = ("crmCursor", "crmReadAt")
 TEXTS = ("googleCursor", "groupResourceName", "tagId", "syncFrom", "accountEmail")
 LISTS = ("retryCrm", "retryGoogle")
+LATER = "retryCrmLater"  # {crm id: when it is read again at the latest} (RunLog.later_crm)
+RECHECK_AFTER = timedelta(days=1)
 
 
 def sound_state(state: dict[str, Any], log: RunLog) -> dict[str, Any]:
@@ -289,11 +294,34 @@ def _texts(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(i, str) for i in value)
 
 
+def _later(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and _timestamp(v) for k, v in value.items()
+    )
+
+
 _SOUND: dict[str, Callable[[Any], bool]] = {
     **{k: (lambda v: isinstance(v, str)) for k in TEXTS},
     **{k: _timestamp for k in TIMESTAMPS},
     **{k: _texts for k in LISTS},
+    LATER: _later,
 }
+
+
+def recheck(state: dict[str, Any], now: datetime,
+            changed: bool) -> tuple[list[str], dict[str, str]]:  # fmt: skip
+    """The ids of ``retryCrmLater`` to read this run (all when a side ``changed``, else
+    those due), and the rest, kept. Pure."""
+    later = state.get(LATER) or {}
+    due = sorted(i for i, at in later.items() if changed or parse_timestamp(at) <= now)
+    return due, {i: at for i, at in later.items() if i not in set(due)}
+
+
+def later_state(kept: dict[str, str], log: RunLog, now: datetime) -> dict[str, str]:
+    """``retryCrmLater`` after a run: what it did not read, and what it put off again."""
+    again = stamp(now + RECHECK_AFTER)
+    return {**{i: at for i, at in kept.items() if i not in log.retry_crm},
+            **{i: again for i in log.later_crm}}  # fmt: skip
 
 
 def _confirmed(recorded: str | None, account: str | None) -> bool:

@@ -134,17 +134,29 @@ def leased(state: Mapping[str, Any], now: datetime) -> bool:
 
 
 def must_run(state: Mapping[str, Any], now: datetime) -> bool:
-    """Something forces a full run: due at once, never synced, items to retry, creates
-    to find, or a Google account switch to finish."""
+    """Something forces a full run: due at once, never synced, items to retry (or put
+    off, and due), creates to find, or a Google account switch to finish."""
     due = state.get("nextDueAt")
     return bool(
         (due and parse_timestamp(due) <= now)
         or not state.get("googleCursor")
         or not state.get("lastSuccessAt")
         or state.get("retryCrm")
+        or _later_due(state.get("retryCrmLater"), now)
         or state.get("retryGoogle")
         or state.get("pendingCreates")
     )
+
+
+def _later_due(later: Any, now: datetime) -> bool:
+    """An item put off (``core.runs.RECHECK_AFTER``) is due: a run reads it again. The
+    others wait for a change on either side, which the look finds."""
+    if not isinstance(later, dict):
+        return False
+    try:
+        return any(parse_timestamp(at) <= now for at in later.values())
+    except (TypeError, ValueError, AttributeError):
+        return True  # unreadable: the run reads it, and sets the state right
 
 
 def job_for(user_id: str, section: Section, state: Mapping[str, Any], now: datetime) -> Job:

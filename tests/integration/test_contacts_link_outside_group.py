@@ -7,7 +7,10 @@ from __future__ import annotations
 import pytest
 
 from core import contact_mapping as cm
+from core import schedule
+from core.contacts_engine import CRM_OVERLAP
 from core.model import CONTACTS
+from core.runs import RECHECK_AFTER
 from tests.integration.contacts_world import TAG, World
 
 
@@ -70,12 +73,55 @@ def test_several_google_contacts_with_its_email_create_nothing_and_the_run_says_
     second = outside(world, "D. Ritchie", "dmr@bell.example")
     before = len(world.persons())
     tag(world, "c-dennis")
-    for _ in range(2):  # said again by every run until someone resolves it
-        report = world.sync()
-        (error,) = [e for e in report.errors if e["id"] == "c-dennis"]
-        assert error["kind"] == "AmbiguousEmail" and error["googleIds"] == sorted([first, second])
-        assert report.counts["ambiguous"] == 1 and report.counts.get("pushed", 0) == 0
-        assert "c-dennis" not in world.links() and len(world.persons()) == before
+    report = world.sync()
+    (error,) = [e for e in report.errors if e["id"] == "c-dennis"]
+    assert error["kind"] == "AmbiguousEmail" and error["googleIds"] == sorted([first, second])
+    assert report.counts["ambiguous"] == 1 and report.counts.get("pushed", 0) == 0
+    assert "c-dennis" not in world.links() and len(world.persons()) == before
+
+
+def _ambiguous(world: World) -> tuple[str, str]:
+    first = outside(world, "Dennis", "dmr@bell.example")
+    second = outside(world, "D. Ritchie", "dmr@bell.example")
+    tag(world, "c-dennis")
+    report = world.run()
+    assert report.counts["ambiguous"] == 1
+    return first, second
+
+
+def test_a_contact_two_google_contacts_share_is_not_searched_again_while_nothing_changes(world):
+    _ambiguous(world)
+    world.sandbox.settle()
+    world.sandbox.advance(CRM_OVERLAP.total_seconds() + 1)  # past the CRM's overlap window
+    world.run()  # Google's deltas show the run's own writes (the group) once
+    world.sandbox.control("DELETE", "/_sandbox/stats")
+    quiet = world.run()
+    assert quiet.plan == [] and not quiet.errors
+    assert "people.people.searchContacts" not in world.calls()["byMethod"]
+    state = world.state()
+    assert list(state["retryCrmLater"]) == ["c-dennis"] and not state.get("retryCrm")
+    assert not schedule.must_run(state, world.clock.now()), "nothing forces a full run"
+
+
+def test_a_contact_two_google_contacts_share_is_linked_once_the_user_deletes_one(world):
+    first, second = _ambiguous(world)
+    world.people.deleteContact(resourceName=second).execute()
+    world.sandbox.settle()
+    report = world.run()  # Google changed: the contact put off is read again
+    assert report.counts.get("linkedByEmail") == 1 and not report.errors
+    assert world.links()["c-dennis"] == first
+    assert not world.state().get("retryCrmLater")
+
+
+def test_a_contact_two_google_contacts_share_is_said_again_each_day(world):
+    _ambiguous(world)
+    world.sandbox.settle()
+    world.run()
+    world.sandbox.advance(RECHECK_AFTER.total_seconds() + 60)
+    assert schedule.must_run(world.state(), world.clock.now()), "due: a run reads it again"
+    again = world.run()
+    assert [e["id"] for e in again.errors if e["kind"] == "AmbiguousEmail"] == ["c-dennis"]
+    assert "c-dennis" in world.state()["retryCrmLater"]
 
 
 def test_a_google_contact_holding_the_email_of_several_new_contacts_is_linked_to_none(world):

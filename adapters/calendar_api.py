@@ -20,7 +20,15 @@ from typing import Any
 from googleapiclient.errors import HttpError
 
 from adapters import google_api
-from adapters.google_calls import DEFAULT_RETRY, Retry, execute, retryable, sync_pages, translate
+from adapters.google_calls import (
+    DEFAULT_RETRY,
+    Retry,
+    execute,
+    jittered,
+    retryable,
+    sync_pages,
+    translate,
+)
 from core.errors import NotFound, QuotaExceeded, Unavailable
 from core.ports import EventChanges, EventWrite, WriteResult
 
@@ -138,9 +146,7 @@ class CalendarApi:
             if not pending:
                 break
             if attempt + 1 < self.retry.attempts:
-                (self.retry.sleep or time.sleep)(
-                    min(self.retry.base_seconds * 2**attempt, self.retry.max_seconds)
-                )
+                (self.retry.sleep or time.sleep)(jittered(self.retry, attempt))
         for _, write in pending:  # still failing after every attempt: the run's problem
             error = next(r.error for i, r in results.items() if writes[i] is write)
             if isinstance(error, QuotaExceeded | Unavailable):

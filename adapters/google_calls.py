@@ -78,12 +78,17 @@ def _wait(policy: Retry) -> Callable[[RetryCallState], float]:
         header = getattr(getattr(exc, "resp", None), "get", lambda *_: None)("retry-after")
         if header and str(header).isdigit():
             return min(float(header), policy.max_seconds)
-        backoff = policy.base_seconds * 2 ** (state.attempt_number - 1)
-        # full jitter (half to all of the step): clients that failed together do not
-        # all come back together
-        return min(backoff * random.uniform(0.5, 1.0), policy.max_seconds)
+        return jittered(policy, state.attempt_number - 1)
 
     return wait
+
+
+def jittered(policy: Retry, attempt: int) -> float:
+    """The wait before retry number ``attempt + 1``: exponential, with jitter (half to
+    all of the step), so that clients that failed together do not all come back
+    together."""
+    backoff = policy.base_seconds * 2**attempt
+    return min(backoff * random.uniform(0.5, 1.0), policy.max_seconds)
 
 
 def translate(exc: HttpError) -> GoogleError:

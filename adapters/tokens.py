@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -178,12 +179,18 @@ def local_key(configured: str | None, state_dir: Path, name: str = KEY_FILE) -> 
         return path.read_bytes().strip()
     state_dir.mkdir(parents=True, exist_ok=True)
     key = Fernet.generate_key()
+    # written whole under a private name, then linked into place: a process or thread
+    # that loses the race reads the winner's complete key, never a half-written file
+    fd, temp = tempfile.mkstemp(dir=state_dir, prefix=f".{name}.")  # 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        try:
+            os.link(temp, path)
+        except FileExistsError:  # another made it first
+            return path.read_bytes().strip()
+    finally:
+        os.unlink(temp)
     return key
 
 

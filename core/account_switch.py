@@ -62,6 +62,7 @@ DISCONNECT_KEYS = (
     "pendingCreates",
     "dispatchedAt",
     "queuedAt",
+    "queuedBy",
 )
 DISCONNECT_MARKS = ("disconnectedAt", "disconnectedFrom")
 

@@ -7,14 +7,17 @@ Expiry bounds the damage of a crashed run: the next trigger after ``expiresAt`` 
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from core.errors import LeaseHeld
-from core.model import SYNC_STATE, parse_timestamp, stamp
+from core.model import SYNC_STATE, parse_timestamp, stamp, when
 from core.ports import DocumentStore, Transaction
 
+logger = logging.getLogger("crmsync.lease")
 # a run renews its lease as it goes (``renew``, at most every HEARTBEAT_SECONDS), so the
 # lease can be short: a run that dies holds its pair for at most this long
 LEASE_SECONDS = 3 * 60
@@ -36,7 +39,7 @@ def acquire(
     def take(tx: Transaction) -> dict[str, Any]:
         state = tx.get(SYNC_STATE, state_id) or {}
         lease = held(state.get("lease"))
-        live = lease is not None and parse_timestamp(lease["expiresAt"]) > now
+        live = lease is not None and when(lease["expiresAt"]) > now  # type: ignore[operator]
         if live and lease["holder"] != holder and not _dead(process, lease):  # type: ignore[index]
             raise LeaseHeld(state_id, lease["holder"], lease["expiresAt"])  # type: ignore[index]
         expires = stamp(now + timedelta(seconds=seconds))
@@ -71,18 +74,62 @@ def renew(store: DocumentStore, state_id: str, holder: str, now: datetime,
 
 
 class Heartbeat:
-    """Renews a run's lease when its section says progress, at most every
-    ``HEARTBEAT_SECONDS``: one store write per beat, none in between."""
+    """Keeps a run's lease while the run lives: renewed at most every
+    ``HEARTBEAT_SECONDS`` of the clock (one store write per beat, none in between),
+    both when the section says progress and from a background thread (``start``),
+    so that one slow Google call (a batch retried for minutes) never outlasts the
+    lease. A lease another run has taken is said at the section's next progress
+    (``LeaseHeld``): the run stops there, as a crash would, and loses nothing."""
+
+    POLL_SECONDS = 5.0  # how often the thread looks at the clock (real time)
 
     def __init__(self, store: DocumentStore, clock: Any, state_id: str, holder: str) -> None:
         self.store, self.clock, self.state_id, self.holder = store, clock, state_id, holder
         self.last = clock.now()
+        self.lost: LeaseHeld | None = None  # the lease was taken: said at next progress
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def __call__(self) -> None:
-        now = self.clock.now()
-        if (now - self.last).total_seconds() >= HEARTBEAT_SECONDS:
-            renew(self.store, self.state_id, self.holder, now)
+        """The section's progress: renew if a beat is due; raise if the lease was lost."""
+        self._beat()
+        if self.lost is not None:
+            raise self.lost
+
+    def _beat(self) -> None:
+        with self._lock:
+            if self.lost is not None:
+                return
+            now = self.clock.now()
+            if (now - self.last).total_seconds() < HEARTBEAT_SECONDS:
+                return
+            try:
+                renew(self.store, self.state_id, self.holder, now)
+            except LeaseHeld as taken:
+                self.lost = taken
+                return
             self.last = now
+
+    def start(self) -> Heartbeat:
+        self._thread = threading.Thread(target=self._run, name=f"lease {self.state_id}",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.POLL_SECONDS):
+            try:
+                self._beat()
+            except Exception as exc:  # the store failed: the next beat tries again
+                logger.warning("the lease could not be renewed: %s", exc,
+                               extra={"fields": {"stateId": self.state_id,
+                                                 "error": type(exc).__name__}})  # fmt: skip
 
 
 def held(lease: Any) -> dict[str, Any] | None:
@@ -90,11 +137,7 @@ def held(lease: Any) -> dict[str, Any] | None:
     that takes the lease writes a good one over it)."""
     if not isinstance(lease, dict) or not isinstance(lease.get("holder"), str):
         return None
-    try:
-        parse_timestamp(lease.get("expiresAt"))
-    except (TypeError, ValueError, AttributeError):
-        return None
-    return lease
+    return lease if when(lease.get("expiresAt")) is not None else None
 
 
 def release(
@@ -125,10 +168,12 @@ def release(
         if lease.get("holder") not in (None, holder):
             return  # expired and taken over: the new holder's state wins
         kept = {k: v for k, v in state.items() if k not in gone}
-        due = kept.get("nextDueAt")
-        if due_served and due and parse_timestamp(due) <= parse_timestamp(due_served):
+        due = when(kept.get("nextDueAt"))
+        if kept.get("nextDueAt") is not None and due is None:  # not a time: as if served
+            due, kept["nextDueAt"] = None, None
+        if due_served and due and due <= parse_timestamp(due_served):
             kept["nextDueAt"] = None
-        if due_retry and due and parse_timestamp(due) <= parse_timestamp(due_retry[0]):
+        if due_retry and due and due <= parse_timestamp(due_retry[0]):
             kept["nextDueAt"] = due_retry[1]
         merged = dict(updates)
         for key, taken in (consumed or {}).items():

@@ -124,6 +124,18 @@ def parse_timestamp(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def when(value: Any) -> dt.datetime | None:
+    """A time crmsync wrote (RFC 3339 text with an offset), or None: absent, or not
+    one (a corrupt document holds nothing, and never stops a run or the tick)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = parse_timestamp(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 def stamp(moment: dt.datetime) -> str:
     """UTC, microseconds, ``Z``: one fixed width, so these strings sort as times do."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from core.errors import SideEmpty
 from core.merge import Entries, Merged, Policy, merge
 from core.model import LINKS
+from core.ports import MAX_BATCH_WRITES
 
 T = TypeVar("T")
 
@@ -169,6 +170,7 @@ def links_from(docs: Iterable[tuple[str, Mapping[str, Any]]], convert: Callable[
             log.skip(crm_id, f"links/{doc_id}: corrupt ({exc}); the next full pass makes "
                              "the link again from Google's side")  # fmt: skip
             log.corrupt_links.append(doc_id)
+            log.corrupt_docs[doc_id] = doc
     return out
 
 
@@ -176,8 +178,15 @@ def repair_links(store: Any, log: Any) -> bool:
     """Delete the corrupt links the run set aside (``links_from``); True if any: the
     section's cursors are then dropped, so that the next run is a full pass that links
     those pairs again (never a second person or event: the Google side carries ours)."""
-    if log.corrupt_links:
-        with store.batch() as batch:
-            for doc_id in sorted(set(log.corrupt_links)):
-                batch.delete(LINKS, doc_id)
-    return bool(log.corrupt_links)
+    corrupt = sorted(set(log.corrupt_links))
+    for start in range(0, len(corrupt), MAX_BATCH_WRITES):
+
+        def drop(tx: Any, ids: list[str] = corrupt[start : start + MAX_BATCH_WRITES]) -> None:
+            # only a link still as the run found it: one made again in its place is kept
+            found = {i: tx.get(LINKS, i) for i in ids}
+            for doc_id, doc in found.items():
+                if doc is not None and doc == log.corrupt_docs.get(doc_id, doc):
+                    tx.delete(LINKS, doc_id)
+
+        store.transaction(drop)
+    return bool(corrupt)

@@ -26,14 +26,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core import account_switch, lease, schedule
 from core import outcome as outcomes
-from core.errors import AccountChanged, AuthRevoked
+from core.errors import AccountChanged, AuthRevoked, StoreError
 from core.lease import holder_of
 from core.merge import Policy
 from core.model import (
@@ -46,6 +46,7 @@ from core.model import (
     parse_timestamp,
     stamp,
     state_id,
+    when,
 )
 from core.ports import MAX_BATCH_WRITES, Clock, DocumentStore, Transaction
 from core.redact import scrub, scrub_error
@@ -99,6 +100,7 @@ class Report:
     outcome: dict[str, Any] = field(default_factory=dict)  # core.outcome's fields
     holder: str = ""  # the lease's holder: this attempt of the run (``holder_of``)
     unsaved: Exception | None = None  # the store's refusal of the run's finish, if it lasted
+    saved: set[str] = field(default_factory=set)  # the finish's steps done (``_finish``)
 
     def plan_summary(self) -> dict[str, int]:
         summary: dict[str, int] = {}
@@ -122,6 +124,8 @@ class RunLog:
         # the run's journal: one entry per committed change (history, and undo later)
         self.journal: list[dict[str, Any]] = []
         self.corrupt_links: list[str] = []  # link ids set aside (core.pairs.links_from)
+        self.corrupt_docs: dict[str, Any] = {}  # ... as they were read
+        self.corrupt_state: set[str] = set()  # state keys set aside (``sound_state``)
 
     def note(self, change: str, side: str, *, crm_id: str | None = None,
              google_id: str | None = None, name: str | None = None,
@@ -194,26 +198,30 @@ def run_section(store: DocumentStore, clock: Clock, new_id: Callable[[], str], s
     preloaded = getattr(section, "preloaded", None) or {}
     connection = _connection(store, preloaded, user_id)
     account = report.account_email = connection.get("accountEmail")
-    state = _starting_state(store, sid, report, account, started, options.process)
     log = RunLog()
+    # what crmsync did not write is set aside before anything reads it
+    state = sound_state(_starting_state(store, sid, report, account, started, options.process),
+                        log)  # fmt: skip
     shell = Shell(settings.interval, state,
                   connection.get("refreshTokenCiphertext"),
                   (preloaded.get(USERS) or {}).get("timeZone"))  # fmt: skip
     try:
         state = _follow_account(store, sid, report, state, account, started)
         report.account_confirmed = _confirmed(state.get("accountEmail"), account)
-        state = sound_state(state, log)
         with _beating(store, clock, sid, report, section):
             updates = section.sync(settings, state, options, log, report)
     except Exception as exc:
-        # callers need not record it again; the store's own failure never hides it
-        exc.recorded = _patient_finish(store, clock, report, log, None, exc, shell)  # type: ignore[attr-defined]
+        # the store's own failure never hides it; once recorded, callers need not again
+        _patient_finish(store, clock, report, log, None, exc, shell)
+        exc.recorded = "record" in report.saved  # type: ignore[attr-defined]
         raise
     facts = _run_facts(section.name, preloaded, account, shell.time_zone)
     if facts:
         updates = {**updates, **facts}
     if not _patient_finish(store, clock, report, log, updates, None, shell):
-        raise report.unsaved  # type: ignore[misc]  # its changes are made, its cursors not kept
+        unsaved = report.unsaved  # its changes are made; its record, or cursors, not kept
+        unsaved.recorded = "record" in report.saved  # type: ignore[union-attr]
+        raise unsaved  # type: ignore[misc]
     return report
 
 
@@ -230,7 +238,7 @@ def _starting_state(store: DocumentStore, sid: str, report: Report, account: str
     once if the state was built with another Google account."""
     if not report.dry_run:
         return lease.acquire(store, sid, report.holder, started, process=process)
-    state = store.get(SYNC_STATE, sid) or {}
+    state = sound_state(store.get(SYNC_STATE, sid) or {}, RunLog())
     if not account_switch.same_account(state.get("accountEmail"), account):
         raise AccountChanged(state["accountEmail"], account)
     return state
@@ -239,27 +247,32 @@ def _starting_state(store: DocumentStore, sid: str, report: Report, account: str
 @contextmanager
 def _beating(store: DocumentStore, clock: Clock, sid: str, report: Report,
              section: Section) -> Iterator[None]:  # fmt: skip
-    """While the section syncs, its progress renews the run's lease (``lease.Heartbeat``;
-    a dry run holds none)."""
+    """While the section syncs, the run's lease is kept (``lease.Heartbeat``: a thread,
+    and the section's progress, which also says a lease lost; a dry run holds none)."""
     said = getattr(section, "progress", None)
-    if report.dry_run or said is None:
+    if report.dry_run:
         yield
         return
-    beat = lease.Heartbeat(store, clock, sid, report.holder)
+    beat = lease.Heartbeat(store, clock, sid, report.holder).start()
 
     def progress(*args: Any, **kwargs: Any) -> None:
         beat()
-        said(*args, **kwargs)
+        said(*args, **kwargs)  # type: ignore[misc]
 
-    section.progress = progress  # type: ignore[attr-defined]
+    if said is not None:
+        section.progress = progress  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        section.progress = said  # type: ignore[attr-defined]
+        beat.stop()
+        if said is not None:
+            section.progress = said  # type: ignore[attr-defined]
 
 
 CURSORS = ("crmCursor", "crmReadAt", "googleCursor")
-TIMESTAMPS = ("crmCursor", "crmReadAt")
+# the cursors, and the marks the schedule, the webhook and the page read
+TIMESTAMPS = ("crmCursor", "crmReadAt", "nextDueAt", "lastRunAt", "lastSuccessAt",
+              "lastCheckedAt", "queuedAt", "dispatchedAt")  # fmt: skip
 TEXTS = ("googleCursor", "groupResourceName", "tagId", "syncFrom", "accountEmail")
 LISTS = ("retryCrm", "retryGoogle")
 LATER = "retryCrmLater"  # {crm id: when it is read again at the latest} (RunLog.later_crm)
@@ -275,6 +288,7 @@ def sound_state(state: dict[str, Any], log: RunLog) -> dict[str, Any]:
     if not bad:
         return state
     drop = set(bad) | (set(CURSORS) if set(bad) & set(CURSORS) else set())
+    log.corrupt_state |= drop  # and dropped from the stored state at the run's end
     log.errors.append({"id": "(state)", "kind": "CorruptState",
                        "message": f"the sync state's {', '.join(sorted(bad))} could not be read: "
                                   "set aside" + ("; this run reads everything again"
@@ -283,11 +297,7 @@ def sound_state(state: dict[str, Any], log: RunLog) -> dict[str, Any]:
 
 
 def _timestamp(value: Any) -> bool:
-    try:
-        parse_timestamp(value)
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return isinstance(value, str)
+    return when(value) is not None
 
 
 def _texts(value: Any) -> bool:
@@ -305,6 +315,7 @@ _SOUND: dict[str, Callable[[Any], bool]] = {
     **{k: _timestamp for k in TIMESTAMPS},
     **{k: _texts for k in LISTS},
     LATER: _later,
+    "emptyRuns": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
 }
 
 
@@ -368,60 +379,96 @@ def _follow_account(store: DocumentStore, sid: str, report: Report, state: dict[
 def _finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
             updates: dict[str, Any] | None, error: Exception | None,
             shell: Shell | None = None) -> None:  # fmt: skip
-    finished = clock.now()
-    _close(report, log, error, finished)
+    """The run's record, journal and state written, and its lease released. Each step
+    done is noted in ``report.saved``: tried again (``_patient_finish``), the finish
+    does only what is left, so that a record or a state once written is never written
+    again over what came after it. The first step's failure is the one raised."""
+    done = report.saved
+    if "closed" not in done:
+        _close(report, log, error, clock.now())
+        done.add("closed")
     if report.dry_run:
         return
     shell = shell or Shell(None, {}, None, None)
     ok = error is None
     state = _final_state(report, updates, ok)
-    if isinstance(error, AuthRevoked) and _mark_revoked(store, report.user_id, shell.ciphertext):
-        schedule.unschedule(store, report.user_id)
+    if isinstance(error, AuthRevoked) and "revoked" not in done:
+        if _mark_revoked(store, report.user_id, shell.ciphertext):
+            schedule.unschedule(store, report.user_id)
+            done.add("unscheduled")
+        done.add("revoked")
+    if "unscheduled" in done:
         state |= {"slot": None, "nextDueAt": None}
-    sid = state_id(report.user_id, report.section)  # type: ignore[arg-type]
-    release = _release_terms(report, shell, ok, finished)
     if _quiet(report, ok):
-        empty = int(shell.before.get("emptyRuns") or 0) + 1
+        empty = int(shell.before.get("emptyRuns") or 0) + 1  # sound: ``sound_state``
         state |= {"emptyRuns": empty, "lastCheckedAt": report.finished_at}
-        lease.release(store, sid, report.holder, state, **release)  # type: ignore[arg-type]
+        _release(store, report, log, state, shell, ok)
         return
-    try:
-        record: dict[str, Any] = {"items": len(report.journal)}
-        try:  # the record and the lease's release never wait on the journal
-            record["itemPages"] = save_journal(store, report)
+    failed: Exception | None = None
+    if "record" not in done:
+        try:
+            _save_record(store, report, ok)
+            done.add("record")
         except Exception as exc:
-            fields = {"runId": report.run_id, "error": type(exc).__name__}
-            logger.warning("the run's journal was not saved: %s", exc, extra={"fields": fields})
-            record |= {"itemPages": 0, "journalLost": True}
-        store.put(SYNC_RUNS, report.run_id, _run_record(report, ok) | record)
-    except Exception:
-        with suppress(Exception):  # the record's own error is the one to raise
-            lease.release(store, sid, report.holder, state, **release)  # type: ignore[arg-type]
-        raise
-    lease.release(store, sid, report.holder, state, **release)  # type: ignore[arg-type]
+            failed = exc  # the lease is given back all the same
+    try:
+        _release(store, report, log, state, shell, ok)
+    except Exception as exc:
+        failed = failed or exc
+    if failed is not None:
+        raise failed
+
+
+def _save_record(store: DocumentStore, report: Report, ok: bool) -> None:
+    record: dict[str, Any] = {"items": len(report.journal)}
+    try:  # the record and the lease's release never wait on the journal
+        record["itemPages"] = save_journal(store, report)
+    except Exception as exc:
+        fields = {"runId": report.run_id, "error": type(exc).__name__}
+        logger.warning("the run's journal was not saved: %s", exc, extra={"fields": fields})
+        record |= {"itemPages": 0, "journalLost": True}
+    store.put(SYNC_RUNS, report.run_id, _run_record(report, ok) | record)
+
+
+def _release(store: DocumentStore, report: Report, log: RunLog, state: dict[str, Any],
+             shell: Shell, ok: bool) -> None:  # fmt: skip
+    """The run's state written and its lease given back, once (``report.saved``); the
+    state keys ``sound_state`` set aside are dropped from the stored state."""
+    if "released" in report.saved:
+        return
+    sid = state_id(report.user_id, report.section)  # type: ignore[arg-type]
+    terms = _release_terms(report, shell, ok, parse_timestamp(report.finished_at or ""))
+    lease.release(store, sid, report.holder, state, drop=sorted(log.corrupt_state),
+                  **terms)  # fmt: skip
+    report.saved.add("released")
 
 
 def _patient_finish(store: DocumentStore, clock: Clock, report: Report, log: RunLog,
                     updates: dict[str, Any] | None, error: Exception | None,
                     shell: Shell) -> bool:  # fmt: skip
     """``_finish``, tried again after each of ``RECORD_WAITS`` while the store refuses it
-    and the waits fit in ``RECORD_PATIENCE``; False when it never got through (logged
-    with the run's own error, ``error``, not the store's; ``report.unsaved`` is the
-    store's first refusal)."""
-    began = clock.now()
+    and the waits add up to no more than ``RECORD_PATIENCE``; False when it never got
+    through (logged with the run's own error, ``error``, not the store's;
+    ``report.unsaved`` is the first refusal). Only the store's failures are waited
+    for: any other is a fault no wait cures."""
+    waited = 0.0
     waits = iter(RECORD_WAITS)
     while True:
         try:
             _finish(store, clock, report, log, updates, error, shell)
             return True
-        except Exception as refused:
+        except StoreError as refused:
             report.unsaved = report.unsaved or refused
             wait = next(waits, None)
-            spent = clock.now() - began
-            if wait is None or spent + timedelta(seconds=wait) > RECORD_PATIENCE:
+            if wait is None or waited + wait > RECORD_PATIENCE.total_seconds():
                 _unrecorded(report, error, refused)
                 return False
+        except Exception as broken:
+            report.unsaved = report.unsaved or broken
+            _unrecorded(report, error, broken)
+            return False
         _sleep(clock, wait)
+        waited += wait
 
 
 def _sleep(clock: Clock, seconds: float) -> None:

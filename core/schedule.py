@@ -41,6 +41,7 @@ from core.model import (
     section_settings,
     stamp,
     state_id,
+    when,
 )
 from core.ports import Doc, DocumentStore, Transaction
 
@@ -130,7 +131,7 @@ def leased(state: Mapping[str, Any], now: datetime) -> bool:
     from core.lease import held  # lease imports this module
 
     lease = held(state.get("lease"))
-    return lease is not None and parse_timestamp(lease["expiresAt"]) > now
+    return lease is not None and when(lease["expiresAt"]) > now  # type: ignore[operator]
 
 
 def must_run(state: Mapping[str, Any], now: datetime) -> bool:
@@ -138,7 +139,7 @@ def must_run(state: Mapping[str, Any], now: datetime) -> bool:
     off, and due), creates to find, or a Google account switch to finish."""
     due = state.get("nextDueAt")
     return bool(
-        (due and parse_timestamp(due) <= now)
+        (due and (when(due) or now) <= now)  # an unreadable mark: due (the run mends it)
         or not state.get("googleCursor")
         or not state.get("lastSuccessAt")
         or state.get("retryCrm")
@@ -153,10 +154,8 @@ def _later_due(later: Any, now: datetime) -> bool:
     others wait for a change on either side, which the look finds."""
     if not isinstance(later, dict):
         return False
-    try:
-        return any(parse_timestamp(at) <= now for at in later.values())
-    except (TypeError, ValueError, AttributeError):
-        return True  # unreadable: the run reads it, and sets the state right
+    # an unreadable one is due: the run reads it, and sets the state right
+    return any((when(at) or now) <= now for at in later.values())
 
 
 def job_for(user_id: str, section: Section, state: Mapping[str, Any], now: datetime) -> Job:
@@ -172,17 +171,17 @@ def job_for(user_id: str, section: Section, state: Mapping[str, Any], now: datet
 def recently_dispatched(state: Mapping[str, Any], now: datetime) -> bool:
     """A full run sent less than DISPATCH_GRACE ago that has not started (taken its
     lease) yet: not sent again at every tick while it waits in the queue."""
-    sent, ran = state.get("dispatchedAt"), state.get("lastRunAt")
-    if not sent or (ran and parse_timestamp(ran) >= parse_timestamp(sent)):
+    sent, ran = when(state.get("dispatchedAt")), when(state.get("lastRunAt"))
+    if not sent or (ran and ran >= sent):
         return False  # never sent, or its run came (and a new reason to run is new)
-    return parse_timestamp(sent) > now - DISPATCH_GRACE
+    return sent > now - DISPATCH_GRACE
 
 
 def next_due(state: Mapping[str, Any], now: datetime) -> str | None:
     """For display: the earlier of ``nextDueAt`` and the next slot time; None when the
     pair is not scheduled."""
     slot, due = state.get("slot"), state.get("nextDueAt")
-    times = [parse_timestamp(due)] if due else []
+    times = [when(due) or now] if due else []
     if slot:
         every, at = (int(part) for part in slot.split(":"))
         current = minute_of(now)

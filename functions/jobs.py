@@ -47,7 +47,7 @@ from core.model import (
     section_settings,
     stamp,
 )
-from core.ports import MAX_BATCH_WRITES, Doc, DocumentStore, Filter, no_progress
+from core.ports import MAX_BATCH_WRITES, Doc, DocumentStore, Filter, Transaction, no_progress
 from core.redact import scrub
 from core.runs import Options, Report, chunked, claim
 from core.schedule import Job
@@ -69,6 +69,7 @@ CHECKS_KEPT = timedelta(days=7)
 # webhook event ids (replay protection): a delivery is refused once its signed timestamp
 # is 5 minutes old, so an id is needed only while the CRM may still retry its delivery
 WEBHOOK_EVENTS_KEPT = timedelta(days=7)
+FORGET_PAGES = 10  # pages of webhookEvents forgotten per tick, at most
 RUNS_KEPT = timedelta(days=90)  # run records and their journals (history, undo)
 
 
@@ -186,14 +187,19 @@ def _forget_checks(config: bootstrap.Config, store: DocumentStore, now: datetime
 
 def _forget_webhook_events(config: bootstrap.Config, store: DocumentStore,
                            now: datetime) -> None:  # fmt: skip
-    """webhookEvents older than WEBHOOK_EVENTS_KEPT, a page at a time: the replay ids
-    stay bounded (a TTL policy would not act on their string times, as for syncChecks)."""
-    old = store.query(EVENTS, [Filter("receivedAt", "<", stamp(now - WEBHOOK_EVENTS_KEPT))],
-                      order_by="receivedAt", limit=PAGE)  # fmt: skip
-    if old:
-        with store.batch() as batch:
-            for doc in old:
-                batch.delete(EVENTS, doc.id)
+    """webhookEvents older than WEBHOOK_EVENTS_KEPT, up to ``FORGET_PAGES`` pages a
+    tick (720,000 a day at a tick a minute): the replay ids stay bounded (a TTL policy
+    would not act on their string times, as for syncChecks)."""
+    cut = stamp(now - WEBHOOK_EVENTS_KEPT)
+    for _ in range(FORGET_PAGES):
+        old = store.query(EVENTS, [Filter("receivedAt", "<", cut)], order_by="receivedAt",
+                          limit=PAGE)  # fmt: skip
+        if old:
+            with store.batch() as batch:
+                for doc in old:
+                    batch.delete(EVENTS, doc.id)
+        if len(old) < PAGE:
+            return
 
 
 def _forget_runs(config: bootstrap.Config, store: DocumentStore, now: datetime) -> None:
@@ -233,8 +239,9 @@ def run_job(config: bootstrap.Config, store: DocumentStore, job: Job,
     options = Options(trigger=job.trigger, run_id=job.run_id, attempt=attempt)
     try:
         return _run(config, store, job, options, progress, looked)
-    except LeaseHeld as held:
-        _record_skip(store, job, held)
+    except LeaseHeld as held:  # never taken, or taken from it mid-run (recorded then)
+        if not getattr(held, "recorded", False):
+            _record_skip(store, job, held)
     except FINAL as final:
         _give_up(store, job, final)
     except Exception as exc:
@@ -415,7 +422,16 @@ def _put_skip(store: DocumentStore, job: Job, error: Exception) -> None:
         "skipped": why,
         **found.fields(),
     }
-    store.put(SYNC_RUNS, job.run_id or uuid.uuid4().hex, run)
+    if not job.run_id:
+        store.put(SYNC_RUNS, uuid.uuid4().hex, run)
+        return
+    run_id = job.run_id
+
+    def put(tx: Transaction) -> None:  # never over a record its run finished
+        if (tx.get(SYNC_RUNS, run_id) or {}).get("outcome") in (None, "queued", "running"):
+            tx.put(SYNC_RUNS, run_id, run)
+
+    store.transaction(put)
 
 
 class RecordedProgress:

@@ -8,6 +8,7 @@ sync. Unknown channel → 404, wrong token → 403, and nothing is queued.
 from __future__ import annotations
 
 import hmac
+from contextlib import suppress
 
 import functions_framework
 
@@ -17,7 +18,7 @@ from core.schedule import Job
 from functions import bootstrap
 from functions.channels import CHANNELS, token_hash
 from functions.jobs import queue_for
-from functions.webhook_logic import claim
+from functions.webhook_logic import claim, release
 
 logs.setup()
 
@@ -37,7 +38,13 @@ def calendar_push(request):
     if request.headers.get("X-Goog-Resource-State") != "exists":
         return {"queued": False}, 200  # the 'sync' handshake, or a state we ignore
     job = Job(channel["userId"], "activities", "push")
-    if not claim(store, job, bootstrap.clock().now()):
+    now = bootstrap.clock().now()
+    if not claim(store, job, now):
         return {"queued": False, "coalesced": True}, 200
-    queue_for(config, store).send([job])
+    try:
+        queue_for(config, store).send([job])
+    except Exception:
+        with suppress(Exception):  # Google's next notification is then not coalesced
+            release(store, job, now)
+        raise
     return {"queued": True}, 200

@@ -211,7 +211,10 @@ def summary_line(report: Report) -> str:
 
 
 def to_json(report: Report) -> str:
-    data = dataclasses.asdict(report)
+    # less the finish's own bookkeeping (a set, an exception)
+    data = dataclasses.asdict(dataclasses.replace(report, saved=set(), unsaved=None))
+    for key in ("saved", "unsaved"):
+        data.pop(key)
     data["plan"] = [{"action": type(a).__name__, **dataclasses.asdict(a)} for a in report.plan]
     data["planSummary"] = report.plan_summary()
     return json.dumps(data, indent=2, sort_keys=True)

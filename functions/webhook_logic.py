@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,13 +31,15 @@ from core.model import (
     TAGS,
     USERS,
     DocId,
-    parse_timestamp,
+    id_problem,
     stamp,
+    when,
 )
 from core.ports import DocumentStore, Filter, Transaction
 from core.schedule import Job
 from functions.http_errors import Rejected
 
+log = logging.getLogger("crmsync.webhook")
 MAX_BODY = 256 * 1024
 MAX_SKEW = 300
 COALESCE = timedelta(seconds=30)
@@ -132,20 +135,32 @@ def record(store: DocumentStore, event_ids: list[str], now: datetime) -> None:
             continue
 
 
-def claim(store: DocumentStore, job: Job, now: datetime) -> bool:
-    """Mark the pair queued; False when a queued run is still pending (coalesced)."""
+def claim(store: DocumentStore, job: Job, now: datetime, by: str | None = None) -> bool:
+    """Mark the pair queued; False when a queued run is still pending (coalesced).
+    ``by``: the webhook event the job is queued for. A claim whose event was never
+    recorded (its delivery failed after the claim, and the claim could not be given
+    back) holds nothing: the delivery's retry queues the job again."""
     key = f"{job.user_id}:{job.section}"
 
     def mark(tx: Transaction) -> bool:
         state = tx.get(SYNC_STATE, key) or {}
-        queued, last = state.get("queuedAt"), state.get("lastRunAt")
-        pending = queued and (not last or parse_timestamp(last) < parse_timestamp(queued))
-        if pending and parse_timestamp(queued) > now - COALESCE:
+        queued, last = when(state.get("queuedAt")), when(state.get("lastRunAt"))
+        pending = queued and (not last or last < queued)  # an unreadable time: none
+        recent = pending and queued > now - COALESCE  # type: ignore[operator]
+        if recent and _sent(tx, state.get("queuedBy")):
             return False
-        tx.put(SYNC_STATE, key, {**state, "queuedAt": stamp(now)})
+        tx.put(SYNC_STATE, key, {**state, "queuedAt": stamp(now), "queuedBy": by})
         return True
 
     return store.transaction(mark)
+
+
+def _sent(tx: Transaction, event_id: Any) -> bool:
+    """Whether the claim's job left: its event was recorded (which follows the send), or
+    it was claimed for no event (a push)."""
+    if not isinstance(event_id, str) or id_problem(event_id) is not None:
+        return True
+    return tx.get(EVENTS, event_id) is not None
 
 
 def release(store: DocumentStore, job: Job, now: datetime) -> None:
@@ -156,7 +171,8 @@ def release(store: DocumentStore, job: Job, now: datetime) -> None:
     def unmark(tx: Transaction) -> None:
         state = tx.get(SYNC_STATE, key) or {}
         if state.get("queuedAt") == stamp(now):
-            tx.put(SYNC_STATE, key, {k: v for k, v in state.items() if k != "queuedAt"})
+            gone = ("queuedAt", "queuedBy")
+            tx.put(SYNC_STATE, key, {k: v for k, v in state.items() if k not in gone})
 
     store.transaction(unmark)
 
@@ -190,12 +206,19 @@ def accept(
         if event.change == "deleted":
             for job in event_jobs:
                 note_deleted(store, job, event.recordId)
-    queued = [job for job in sorted(jobs) if claim(store, job, now)]
+    first = {job: min(e.eventId for e, event_jobs in fresh if job in event_jobs) for job in jobs}
+    queued = [job for job in sorted(jobs) if claim(store, job, now, first[job])]
     try:
         send(queued)
-    except BaseException:
-        for job in queued:
-            release(store, job, now)
+    except BaseException as failed:
+        for job in queued:  # each on its own; a store that fails too hides nothing
+            try:
+                release(store, job, now)
+            except Exception as refused:
+                log.error("a webhook job's claim was not released: %s", refused,
+                          extra={"fields": {"userId": job.user_id, "section": job.section,
+                                            "error": type(failed).__name__,
+                                            "storeError": type(refused).__name__}})  # fmt: skip
         raise
     record(store, sorted({event.eventId for event, _ in fresh}), now)
     return {

@@ -49,6 +49,7 @@ GOOGLE_KEYS = (
     "retryGoogle",
     "retryCrm",
     "retryCrmLater",
+    "crmFullPassAt",
     "channel",
 )
 # and what a disconnected section drops besides: its place in the schedule (the token's

@@ -28,7 +28,7 @@ from core import activity_mapping as am
 from core import email_index, pairs
 from core.activities_exec import ActivitiesExecutor, Gathered
 from core.activities_plan import ActivitySnapshot, CalEvent, CrmActivity, EventLink, plan
-from core.errors import ConfigError, SyncTokenExpired, UnknownUser
+from core.errors import SettingsError, SyncTokenExpired, UnknownUser
 from core.gather import Preloaded, crm_changes, read_once
 from core.model import (
     ACTIVITIES,
@@ -198,7 +198,7 @@ class ActivitiesEngine:
         sync_from = settings.activities.syncFrom or today.isoformat()
         problem = sync_from_problem(sync_from, today)
         if problem:
-            raise ConfigError(
+            raise SettingsError(
                 f'user {user_id}\'s "sync activities from" date {sync_from} {problem}; '
                 "choose another date in the sync settings"
             )
@@ -246,7 +246,10 @@ class ActivitiesEngine:
         directory.add_events(changes.events)
         raw = {e["id"]: e for e in changes.events}
         events = {eid: to_cal_event(e, directory, {}, window) for eid, e in raw.items()}
-        crm_cursor = None if options.full else state.get("crmCursor")
+        # a full CRM read when asked (deletes piled up past what the state keeps: the
+        # webhook's ``crmFullPassAt``)
+        full = options.full or bool(state.get("crmFullPassAt"))
+        crm_cursor = None if full else state.get("crmCursor")
         activities, next_cursor = self._activities(settings, crm_cursor, state, events,
                                                    directory, log)  # fmt: skip
         links = self._links(user_id, activities, events, changes.complete or crm_cursor is None,

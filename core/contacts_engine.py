@@ -35,9 +35,9 @@ from core.contacts_exec import (
 from core.contacts_lookup import with_found
 from core.contacts_plan import CrmContact, LinkRecord, Person, Snapshot, plan
 from core.errors import (
-    ConfigError,
     GoogleError,
     NoTag,
+    SettingsError,
     SyncTokenExpired,
     UnknownUser,
 )
@@ -171,10 +171,10 @@ class ContactsEngine:
             raise NoTag(f"user {user_id} has not chosen a private tag for contacts sync")
         tag_doc = self.store.get(TAGS, tag_id)
         if tag_doc is None:
-            raise ConfigError(f"user {user_id}'s contacts tag {tag_id} does not exist")
+            raise SettingsError(f"user {user_id}'s contacts tag {tag_id} does not exist")
         tag = load(Tag, TAGS, tag_id, tag_doc)
         if tag.kind != "private" or tag.ownerId != user_id:
-            raise ConfigError(
+            raise SettingsError(
                 f"tag {tag_id} is not a private tag of user {user_id}; "
                 "only a user's own private tag can drive the sync"
             )
@@ -193,7 +193,9 @@ class ContactsEngine:
         retagged = bool(state.get("tagId")) and state.get("tagId") != tag_id
         if retagged:
             self.progress("the private tag changed: reading every CRM contact")
-        crm_cursor = None if options.full or retagged else state.get("crmCursor")
+        # ... as when deletes piled up past what the state keeps (``crmFullPassAt``)
+        full = options.full or retagged or bool(state.get("crmFullPassAt"))
+        crm_cursor = None if full else state.get("crmCursor")
         now = self.clock.now()
         read_at = stamp(now)
         # contacts put off (two persons hold their email): read again once Google changed

@@ -26,10 +26,12 @@ from core.contacts_engine import ContactsEngine, ContactsSettings
 from core.contacts_exec import ContactsExecutor, contact_from_doc, link_from_doc, person_from_api
 from core.contacts_plan import Snapshot
 from core.errors import UndoRefused
+from core.lease import held, run_of
 from core.model import (
     CONTACTS,
     LINKS,
     SYNC_RUNS,
+    SYNC_STATE,
     Contact,
     link_id,
     load_each,
@@ -58,6 +60,10 @@ def undoable(store: DocumentStore, run_id: str, user_id: str, section: str,
     if made_with and account and not same_account(made_with, account):
         raise UndoRefused(f"run {run_id} was made with the Google account {made_with}, not "
                           f"{account}: connect {made_with} again to undo it")  # fmt: skip
+    if record.get("outcome") == "running" and not _holds(store, run_id, user_id, section):
+        raise UndoRefused(f"run {run_id} was interrupted before it could record what it "
+                          "changed, so it cannot be undone; the next sync carries on from "
+                          "where it stopped")  # fmt: skip
     if record.get("outcome") in ("queued", "running"):
         raise UndoRefused(f"run {run_id} has not finished; undo it once it has")
     if record.get("journalLost"):
@@ -65,6 +71,14 @@ def undoable(store: DocumentStore, run_id: str, user_id: str, section: str,
     entries = runs.journal(store, run_id, int(record.get("itemPages") or 0))
     ended = record.get("finishedAt")
     return entries, parse_timestamp(ended) if ended else None
+
+
+def _holds(store: DocumentStore, run_id: str, user_id: str, section: str) -> bool:
+    """Whether run ``run_id`` still holds its section's lease (it is under way); a run
+    that lost it, or never had it, while its record says running was interrupted."""
+    state = store.get(SYNC_STATE, state_id(user_id, section)) or {}  # type: ignore[arg-type]
+    taken = held(state.get("lease"))
+    return taken is not None and run_of(taken["holder"]) == run_id
 
 
 class ContactsUndo(ContactsEngine):

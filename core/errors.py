@@ -38,7 +38,12 @@ class ConfigError(CrmsyncError):
     pass
 
 
-class NoTag(ConfigError):
+class SettingsError(ConfigError):
+    """The user's sync settings cannot be used (the user's to fix, in the settings);
+    any other ``ConfigError`` is the deployment's (its administrator's to fix)."""
+
+
+class NoTag(SettingsError):
     """Contacts sync without a private tag chosen: nothing to sync yet."""
 
 

@@ -149,6 +149,7 @@ def release(
     due_served: str | None = None,
     due_retry: tuple[str, str] | None = None,
     consumed: Mapping[str, Iterable[str]] | None = None,
+    served: Mapping[str, Any] | None = None,
 ) -> None:
     """Write ``updates`` into the state (less the fields named in ``drop``) and drop the
     lease, if ``holder`` still has it.
@@ -159,7 +160,8 @@ def release(
     ``nextDueAt`` to ``when``, so it is retried then and not at every tick.
     ``consumed``: for id lists the run took from the state (``retryCrm``), the ids it
     read at the start; ids added meanwhile (the webhook's hard deletes) are kept
-    beside the run's own."""
+    beside the run's own. ``served``: marks the run saw at its start and has served
+    (``crmFullPassAt``): cleared unless set anew meanwhile."""
     gone = set(drop)
 
     def give_back(tx: Transaction) -> None:
@@ -175,6 +177,9 @@ def release(
             kept["nextDueAt"] = None
         if due_retry and due and due <= parse_timestamp(due_retry[0]):
             kept["nextDueAt"] = due_retry[1]
+        for key, seen in (served or {}).items():
+            if kept.get(key) == seen:
+                kept[key] = None
         merged = dict(updates)
         for key, taken in (consumed or {}).items():
             if key in merged:

@@ -34,6 +34,7 @@ from core.errors import (
     NotConnected,
     QuotaExceeded,
     ReauthRequired,
+    SettingsError,
     SideEmpty,
     StoreError,
     SyncTokenExpired,
@@ -164,9 +165,13 @@ def of_error(error: BaseException) -> Outcome:
             return Outcome("skipped", "account_changed",
                            "The Google account changed; start a sync to begin afresh "
                            "in the new account.", 409)  # fmt: skip
-        case ConfigError() | MalformedDocument():
+        case SettingsError() | MalformedDocument():
             return Outcome("failed", "bad_settings",
                            "Check the sync settings and save them again.", 400)  # fmt: skip
+        case ConfigError():  # the deployment's: nothing the user can do
+            return Outcome("failed", "server_misconfigured",
+                           "crmsync is not completely set up on the server; tell your "
+                           "administrator.", 500)  # fmt: skip
         case UnknownUser():
             return Outcome("failed", "unknown_user", "Sign in as a CRM user.", 403)
     return _of_failure(error)

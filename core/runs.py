@@ -272,7 +272,7 @@ def _beating(store: DocumentStore, clock: Clock, sid: str, report: Report,
 CURSORS = ("crmCursor", "crmReadAt", "googleCursor")
 # the cursors, and the marks the schedule, the webhook and the page read
 TIMESTAMPS = ("crmCursor", "crmReadAt", "nextDueAt", "lastRunAt", "lastSuccessAt",
-              "lastCheckedAt", "queuedAt", "dispatchedAt")  # fmt: skip
+              "lastCheckedAt", "queuedAt", "dispatchedAt", "crmFullPassAt")  # fmt: skip
 TEXTS = ("googleCursor", "groupResourceName", "tagId", "syncFrom", "accountEmail")
 LISTS = ("retryCrm", "retryGoogle")
 LATER = "retryCrmLater"  # {crm id: when it is read again at the latest} (RunLog.later_crm)
@@ -522,10 +522,12 @@ def _release_terms(report: Report, shell: Shell, ok: bool, finished: datetime) -
     is no sync: a sync due (a settings change asked for one) stays due."""
     retry = stamp(finished + (shell.every or RETRY_AFTER))
     syncs = report.trigger != "undo"
+    asked = shell.before.get("crmFullPassAt")  # served by a successful sync's full read
     return {
         "due_served": report.started_at if ok and syncs else None,
         "due_retry": None if ok or not syncs else (report.started_at, retry),
         "consumed": {key: shell.before.get(key) or [] for key in ("retryCrm", "retryGoogle")},
+        "served": {"crmFullPassAt": asked} if ok and syncs and asked else {},
     }
 
 

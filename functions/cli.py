@@ -85,6 +85,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
+    from adapters.process import LocalProcess
     from core.ports import no_progress
     from core.runs import Options
     from functions.report import ProgressPrinter, render, to_json
@@ -93,8 +94,10 @@ def cmd_undo(args: argparse.Namespace) -> int:
     config = bootstrap.Config.from_env()
     progress = no_progress if args.json else ProgressPrinter(sys.stderr)
     store = bootstrap.store(config)
+    # as a sync: a rerun takes over the lease of a killed undo at once
+    options = Options(dry_run=args.dry_run, process=LocalProcess())
     try:
-        report = undo(config, store, args.run_id, Options(dry_run=args.dry_run), progress)
+        report = undo(config, store, args.run_id, options, progress)
     finally:
         store.close()
     print(to_json(report) if args.json else render(report))

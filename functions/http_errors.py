@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 from adapters.identity import NotSignedIn
 from core import outcome
 from core.errors import CrmsyncError
+from core.redact import scrub
 
 log = logging.getLogger("crmsync.http")
 RETRY_AFTER_SECONDS = 60
@@ -53,7 +54,10 @@ def as_json(error: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
         log.warning("request failed: %s", error, extra={"fields": {"reason": found.reason}})
     if found.status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    body = {**found.fields(), "error": f"{type(error).__name__}: {error}"}
+    # what failed, never the text of a fault: it may hold paths, ids or a token's text
+    said = found.status < 500 and found.reason != "server_misconfigured"
+    text = f"{type(error).__name__}: {scrub(str(error))}" if said else type(error).__name__
+    body = {**found.fields(), "error": text}
     return body, found.status, headers
 
 

@@ -177,14 +177,32 @@ def release(store: DocumentStore, job: Job, now: datetime) -> None:
     store.transaction(unmark)
 
 
-def note_deleted(store: DocumentStore, job: Job, record_id: str) -> None:
+# the ids a pair's state keeps for its next run to look up: past either bound (deletes
+# piling up for a user who is not syncing), they give way to a full read of the CRM,
+# which finds every record gone, and the state document stays small
+RETRY_MAX_IDS = 1000
+RETRY_MAX_BYTES = 100_000
+
+
+def note_deleted(store: DocumentStore, job: Job, record_id: str, now: datetime) -> None:
     """A record deleted for good leaves no trace in the CRM's change feed: tell the next
     run of (user, section) to look it up, and find it gone."""
     key = f"{job.user_id}:{job.section}"
 
     def add(tx: Transaction) -> None:
         state = tx.get(SYNC_STATE, key) or {}
-        retry = sorted(set(state.get("retryCrm") or []) | {record_id})
+        if state.get("crmFullPassAt"):  # a full read of the CRM is due already, and
+            # finds this one gone too; marked anew, so that a run already reading does
+            # not take itself for the read that saw this delete
+            tx.put(SYNC_STATE, key, {**state, "crmFullPassAt": stamp(now)})
+            return
+        kept = state.get("retryCrm")
+        kept = [i for i in kept if isinstance(i, str)] if isinstance(kept, list) else []
+        retry = sorted(set(kept) | {record_id})
+        if len(retry) > RETRY_MAX_IDS or sum(len(i.encode()) for i in retry) > RETRY_MAX_BYTES:
+            # too many to look up one by one: the next run reads the CRM in full
+            tx.put(SYNC_STATE, key, {**state, "retryCrm": [], "crmFullPassAt": stamp(now)})
+            return
         tx.put(SYNC_STATE, key, {**state, "retryCrm": retry})
 
     store.transaction(add)
@@ -205,7 +223,7 @@ def accept(
     for event, event_jobs in fresh:
         if event.change == "deleted":
             for job in event_jobs:
-                note_deleted(store, job, event.recordId)
+                note_deleted(store, job, event.recordId, now)
     first = {job: min(e.eventId for e, event_jobs in fresh if job in event_jobs) for job in jobs}
     queued = [job for job in sorted(jobs) if claim(store, job, now, first[job])]
     try:

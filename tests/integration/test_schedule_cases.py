@@ -129,7 +129,7 @@ def test_a_look_moves_the_crm_cursor_past_other_users_records_without_a_run(worl
 def test_hard_deletes_the_webhook_reports_during_a_run_survive_its_end(cloud_env):
     now = datetime.now(UTC)
     held = lease.acquire(cloud_env, CONTACTS, "run-1", now)
-    note_deleted(cloud_env, Job(seed.ALICE, "contacts", "webhook"), "c-gone")
+    note_deleted(cloud_env, Job(seed.ALICE, "contacts", "webhook"), "c-gone", datetime.now(UTC))
     lease.release(cloud_env, CONTACTS, "run-1", {"retryCrm": []},
                   consumed={"retryCrm": held.get("retryCrm") or []})  # fmt: skip
     assert cloud_env.get(SYNC_STATE, CONTACTS)["retryCrm"] == ["c-gone"]

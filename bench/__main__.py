@@ -119,7 +119,7 @@ def bench_people(n: int) -> None:
 
 def main() -> None:
     from bench.activities import bench_planner as bench_activities_planner
-    from bench.contacts import bench_engine, bench_link_puts, bench_planner
+    from bench.contacts import bench_ambiguous, bench_engine, bench_link_puts, bench_planner
 
     bench_sqlite(10_000 * SCALE)
     bench_link_puts(ROWS, 10_000 * SCALE)
@@ -128,6 +128,7 @@ def main() -> None:
     bench_activities_planner(ROWS, 25_000 * SCALE)
     sizes = tuple(int(s) for s in os.environ.get("BENCH_CONTACTS", "1000,25000").split(","))
     bench_engine(ROWS, sizes)
+    bench_ambiguous(ROWS)
     from bench.activities import bench_activities
 
     bench_activities(ROWS, 1_000 * SCALE)

@@ -177,3 +177,34 @@ def bench_link_puts(rows: list[tuple[str, str, str]], n: int = 10_000) -> None:
         store.close()
     rows.append(("store: SQLite link puts (batches of 500)", f"{n:,}",
                  f"{cpu / n * 1e6:.1f} us CPU/doc"))  # fmt: skip
+
+
+def bench_ambiguous(rows: list[tuple[str, str, str]]) -> None:
+    """A tagged contact whose email two Google contacts hold (the user's to resolve):
+    what it costs at the run that finds it, and at each later run while nothing
+    changes (it waits in ``retryCrmLater``; before, every run searched for it again and
+    the scheduler ran the pair in full at every slot)."""
+    from core import schedule
+    from core.model import SYNC_STATE
+
+    with ExternalSandbox() as server, tempfile.TemporaryDirectory() as folder:
+        bench = Bench(server, Path(folder), 10)
+        bench.run()
+        for given in ("Dennis", "D. Ritchie"):
+            body = cm.to_person({"givenName": given, "emails": [{"value": "dmr@bell.example"}]})
+            bench.service.people().createContact(body=body).execute()
+        bench.run()  # the two persons' own changes, read once
+        at = stamp(datetime.now(UTC) - timedelta(minutes=30))  # past the CRM overlap
+        bench.store.put(CONTACTS, "c-dmr", {**_contact(10, at), "givenName": "Dennis",
+                                            "emails": [{"value": "dmr@bell.example"}]})  # fmt: skip
+        total, _, calls = bench.run()
+        rows.append(("contacts: a contact two persons share, found", "1",
+                     f"{total} People calls ({_describe(calls)})"))  # fmt: skip
+        later = [bench.run() for _ in range(3)]
+        state = bench.store.get(SYNC_STATE, f"{USER}:contacts") or {}
+        forced = schedule.must_run(state, datetime.now(UTC))
+        searches = sum(c.get("people.people.searchContacts", 0) for _, _, c in later)
+        rows.append(("contacts: ... 3 later runs, nothing changed", "1",
+                     f"{sum(t for t, _, _ in later)} People calls, {searches} searches; "
+                     f"a full run forced at each slot: {'yes' if forced else 'no'}"))  # fmt: skip
+        bench.store.close()

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from core.errors import StoreError, TransactionConflict
+from core.errors import BadStoreRequest, TransactionConflict
 from core.model import id_problem
 from core.ports import MAX_BATCH_WRITES, Doc, Filter
 
@@ -58,17 +58,17 @@ def check_doc_id(doc_id: str) -> str:
 
 def _check_name(what: str, name: object) -> None:
     if not isinstance(name, str) or not name:
-        raise StoreError(f"{what} must be a non-empty string, got {name!r}")
+        raise BadStoreRequest(f"{what} must be a non-empty string, got {name!r}")
     _check_utf8(name, what)
     problem = id_problem(name)  # Firestore's rules, as the doors check them too
     if problem:
-        raise StoreError(f"{what} {name[:40]!r} {problem}")
+        raise BadStoreRequest(f"{what} {name[:40]!r} {problem}")
 
 
 def check_field(field: str) -> str:
     """A queryable field: a top-level identifier such as ``modifiedAt``."""
     if not isinstance(field, str) or not FIELD_RE.fullmatch(field) or RESERVED_RE.fullmatch(field):
-        raise StoreError(f"query field must be a top-level identifier, got {field!r}")
+        raise BadStoreRequest(f"query field must be a top-level identifier, got {field!r}")
     return field
 
 
@@ -86,7 +86,7 @@ def check_document(collection: str, doc_id: str, data: dict[str, Any]) -> dict[s
     check_doc_id(doc_id)
     where = f"{collection}/{doc_id}"
     if not isinstance(data, dict):
-        raise StoreError(f"{where}: a document must be a dict, got {type(data).__name__}")
+        raise BadStoreRequest(f"{where}: a document must be a dict, got {type(data).__name__}")
     try:
         copy, size = _fast_map(data)
     except _Unusual:
@@ -94,7 +94,7 @@ def check_document(collection: str, doc_id: str, data: dict[str, Any]) -> dict[s
         size = _map_size(copy)
     size += len(where.encode()) + 1 + 16 + 32
     if size > MAX_DOC_BYTES:
-        raise StoreError(f"{where}: document is {size} bytes, over {MAX_DOC_BYTES}")
+        raise BadStoreRequest(f"{where}: document is {size} bytes, over {MAX_DOC_BYTES}")
     return copy
 
 
@@ -168,7 +168,7 @@ def _check_utf8(text: str, where: str) -> str:
     try:
         text.encode()
     except UnicodeEncodeError as exc:
-        raise StoreError(f"{where}: string is not valid Unicode ({exc.reason})") from exc
+        raise BadStoreRequest(f"{where}: string is not valid Unicode ({exc.reason})") from exc
     return text
 
 
@@ -179,26 +179,26 @@ def _copy_value(value: Any, where: str, in_array: bool) -> Any:
         return value
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
-            raise StoreError(f"{where}: integer {value} does not fit in 64 bits")
+            raise BadStoreRequest(f"{where}: integer {value} does not fit in 64 bits")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise StoreError(f"{where}: {value} is not a finite number")
+            raise BadStoreRequest(f"{where}: {value} is not a finite number")
         return value
     if isinstance(value, dict):
         return _copy_map(value, where)
     if isinstance(value, (list, tuple)):
         if in_array:
-            raise StoreError(f"{where}: arrays directly inside arrays are not supported")
+            raise BadStoreRequest(f"{where}: arrays directly inside arrays are not supported")
         return [_copy_value(v, f"{where}[{i}]", True) for i, v in enumerate(value)]
-    raise StoreError(f"{where}: {type(value).__name__} is not a JSON value")
+    raise BadStoreRequest(f"{where}: {type(value).__name__} is not a JSON value")
 
 
 def _copy_map(data: dict[Any, Any], where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         if not isinstance(key, str) or not key or RESERVED_RE.fullmatch(key):
-            raise StoreError(f"{where}: field name {key!r} is not allowed")
+            raise BadStoreRequest(f"{where}: field name {key!r} is not allowed")
         _check_utf8(key, where)
         out[key] = _copy_value(value, f"{where}.{key}", False)
     return out
@@ -221,14 +221,14 @@ def _map_size(data: dict[str, Any]) -> int:
 def _check_filter_value(flt: Filter) -> None:
     value = flt.value
     if isinstance(value, float) and not math.isfinite(value):
-        raise StoreError(f"filter on {flt.field!r}: {value} is not a finite number")
+        raise BadStoreRequest(f"filter on {flt.field!r}: {value} is not a finite number")
     if value is not None and not isinstance(value, (str, int, float, bool)):
-        raise StoreError(
+        raise BadStoreRequest(
             f"filter on {flt.field!r}: value must be a str, number, bool or None, "
             f"got {type(value).__name__}"
         )
     if value is None and flt.op != "==":
-        raise StoreError(f"filter on {flt.field!r}: None can only be compared with '=='")
+        raise BadStoreRequest(f"filter on {flt.field!r}: None can only be compared with '=='")
 
 
 @dataclass(frozen=True)
@@ -260,14 +260,16 @@ def check_query(
     filters = tuple(where)
     for flt in filters:
         if flt.op not in ALL_OPS:
-            raise StoreError(f"unknown filter operator {flt.op!r}; use one of {sorted(ALL_OPS)}")
+            raise BadStoreRequest(
+                f"unknown filter operator {flt.op!r}; use one of {sorted(ALL_OPS)}"
+            )
         check_field(flt.field)
         _check_filter_value(flt)
     order_by = _effective_order(filters, order_by)
     if descending and order_by is None:  # Firestore has no descending scan by id alone
-        raise StoreError("descending=True needs order_by (or a range filter)")
+        raise BadStoreRequest("descending=True needs order_by (or a range filter)")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise StoreError(f"limit must be a positive integer, got {limit!r}")
+        raise BadStoreRequest(f"limit must be a positive integer, got {limit!r}")
     if start_after is not None:
         _check_cursor(collection, order_by, start_after)
     return QuerySpec(collection, filters, order_by, descending, limit, start_after)
@@ -276,27 +278,29 @@ def check_query(
 def _effective_order(filters: tuple[Filter, ...], order_by: str | None) -> str | None:
     range_fields = {f.field for f in filters if f.op in RANGE_OPS}
     if len(range_fields) > 1:
-        raise StoreError(f"range filters on several fields {sorted(range_fields)}; use one")
+        raise BadStoreRequest(f"range filters on several fields {sorted(range_fields)}; use one")
     if order_by is not None:
         check_field(order_by)
     if range_fields:
         (field,) = range_fields
         if order_by not in (None, field):
-            raise StoreError(f"a range filter on {field!r} requires order_by={field!r}")
+            raise BadStoreRequest(f"a range filter on {field!r} requires order_by={field!r}")
         return field
     return order_by
 
 
 def _check_cursor(collection: str, order_by: str | None, cursor: Doc) -> None:
     if not isinstance(cursor, Doc) or cursor.collection != collection:
-        raise StoreError(f"start_after must be a Doc of collection {collection!r}")
+        raise BadStoreRequest(f"start_after must be a Doc of collection {collection!r}")
     if order_by is None:
         return
     if order_by not in cursor.data:
-        raise StoreError(f"start_after document {cursor.id!r} lacks order_by field {order_by!r}")
+        raise BadStoreRequest(
+            f"start_after document {cursor.id!r} lacks order_by field {order_by!r}"
+        )
     value = cursor.data[order_by]
     if value is not None and not isinstance(value, (str, int, float, bool)):
-        raise StoreError(f"cannot paginate on {order_by!r}: cursor value is not a scalar")
+        raise BadStoreRequest(f"cannot paginate on {order_by!r}: cursor value is not a scalar")
 
 
 @dataclass(frozen=True)
@@ -314,7 +318,7 @@ class Backoff:
 
 def check_attempts(max_attempts: int) -> int:
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise StoreError(f"max_attempts must be a positive integer, got {max_attempts!r}")
+        raise BadStoreRequest(f"max_attempts must be a positive integer, got {max_attempts!r}")
     return max_attempts
 
 
@@ -365,7 +369,7 @@ class BaseStore:
         page_size: int = 500,
     ) -> Iterator[Doc]:
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise StoreError(f"page_size must be a positive integer, got {page_size!r}")
+            raise BadStoreRequest(f"page_size must be a positive integer, got {page_size!r}")
         cursor: Doc | None = None
         while True:
             page = self.query(
@@ -394,12 +398,16 @@ def array_write(kind: WriteKind, collection: str, doc_id: str, field: str, value
     under ``field``, the list of values (scalars or maps, as array elements may be)."""
     check_field(field)
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise StoreError(f"{collection}/{doc_id}: array values must be a list, got {values!r}")
+        raise BadStoreRequest(f"{collection}/{doc_id}: array values must be a list, got {values!r}")
     data = {**(fields or {}), field: list(values)}
     if fields and field in fields:
-        raise StoreError(f"{collection}/{doc_id}: {field!r} is both the array and a field to set")
+        raise BadStoreRequest(
+            f"{collection}/{doc_id}: {field!r} is both the array and a field to set"
+        )
     if any(isinstance(v, dict) for v in (fields or {}).values()):  # Firestore would merge deep
-        raise StoreError(f"{collection}/{doc_id}: fields set with an array write must not be maps")
+        raise BadStoreRequest(
+            f"{collection}/{doc_id}: fields set with an array write must not be maps"
+        )
     return Write(kind, collection, doc_id, check_document(collection, doc_id, data), field)
 
 
@@ -459,7 +467,7 @@ class BaseBatch:
     def _add(self, write: Write) -> None:
         self._check_open()
         if len(self._writes) >= MAX_BATCH_WRITES:
-            raise StoreError(
+            raise BadStoreRequest(
                 f"a batch holds at most {MAX_BATCH_WRITES} writes; split the work into "
                 f"several batches (write {len(self._writes) + 1} rejected, nothing written)"
             )
@@ -467,13 +475,13 @@ class BaseBatch:
 
     def _check_open(self) -> None:
         if self._done:
-            raise StoreError("this batch was already committed or discarded; start a new one")
+            raise BadStoreRequest("this batch was already committed or discarded; start a new one")
 
     def commit(self) -> None:
         self._check_open()
         self._done = True
         if len(self._writes) > MAX_BATCH_WRITES:  # unreachable through _add; kept as a guard
-            raise StoreError(f"a batch holds at most {MAX_BATCH_WRITES} writes")
+            raise BadStoreRequest(f"a batch holds at most {MAX_BATCH_WRITES} writes")
         if self._writes:
             self._apply(list(self._writes))
 
@@ -504,7 +512,7 @@ class BaseTransaction:
 
     def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
         if self.writes:
-            raise StoreError("a transaction must do all its reads before its first write")
+            raise BadStoreRequest("a transaction must do all its reads before its first write")
         return self._read(check_collection(collection), check_doc_id(doc_id))
 
     def put(self, collection: str, doc_id: str, data: dict[str, Any]) -> None:

@@ -60,6 +60,7 @@ DEFAULT_INDEXED_FIELDS = (
     "slot",
     "renewAt",
     "checkedAt",
+    "receivedAt",
 )
 GET_MANY_CHUNK = 500
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from core.errors import ConfigError
+from core.errors import ConfigError, TokenUnreadable
 
 KEY_FILE = "token.key"
 
@@ -45,7 +45,7 @@ class FernetCipher:
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:
-            raise ConfigError(
+            raise TokenUnreadable(
                 "a stored refresh token cannot be decrypted with the configured "
                 "CRMSYNC_TOKEN_KEY (was the key changed?); reconnect the account"
             ) from None
@@ -117,7 +117,7 @@ class EnvelopeCipher:
         try:
             return self._key(key_id).decrypt(token.encode()).decode()
         except InvalidToken:
-            raise ConfigError(
+            raise TokenUnreadable(
                 f"a stored refresh token does not decrypt with its data key {key_id}; "
                 "reconnect the account"
             ) from None
@@ -128,7 +128,7 @@ class EnvelopeCipher:
                 return self._keys[key_id]
             doc = self.store.get(TOKEN_KEYS, key_id) if key_id else None
             if not doc or not doc.get("wrapped"):
-                raise ConfigError(
+                raise TokenUnreadable(
                     f"the data key {key_id or '(none)'} of a stored refresh token is missing "
                     f"from {TOKEN_KEYS}; reconnect the account"
                 )

@@ -248,7 +248,7 @@ class ActivitiesEngine:
         events = {eid: to_cal_event(e, directory, {}, window) for eid, e in raw.items()}
         # a full CRM read when asked (deletes piled up past what the state keeps: the
         # webhook's ``crmFullPassAt``)
-        full = options.full or bool(state.get("crmFullPassAt"))
+        full = options.full or state.get("crmFullPassAt") is not None
         crm_cursor = None if full else state.get("crmCursor")
         activities, next_cursor = self._activities(settings, crm_cursor, state, events,
                                                    directory, log)  # fmt: skip

@@ -51,7 +51,7 @@ class ActivitiesUndo(ActivitiesEngine):
     def sync(self, settings: ActivitiesSettings, state: dict[str, Any], options: Options,
              log: RunLog, report: Report) -> dict[str, Any]:  # fmt: skip
         entries, ended = undoable(self.store, self.undo_of, settings.user.id, "activities",
-                                  report.account_email)  # fmt: skip
+                                  report.account_email, self.clock.now())  # fmt: skip
         gathered, current = self.current(settings, options, entries, ended)
         undo = plan_undo(entries, current)
         report.plan = undo.actions

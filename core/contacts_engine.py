@@ -194,7 +194,7 @@ class ContactsEngine:
         if retagged:
             self.progress("the private tag changed: reading every CRM contact")
         # ... as when deletes piled up past what the state keeps (``crmFullPassAt``)
-        full = options.full or retagged or bool(state.get("crmFullPassAt"))
+        full = options.full or retagged or state.get("crmFullPassAt") is not None
         crm_cursor = None if full else state.get("crmCursor")
         now = self.clock.now()
         read_at = stamp(now)

@@ -37,6 +37,7 @@ from core.model import (
     load_each,
     parse_timestamp,
     state_id,
+    when,
 )
 from core.outcome import CONFLICT
 from core.ports import DocumentStore
@@ -46,7 +47,8 @@ from core.undo import Current, UndoPlan, items, plan_undo, saved_after
 
 
 def undoable(store: DocumentStore, run_id: str, user_id: str, section: str,
-             account: str | None) -> tuple[list[dict[str, Any]], datetime | None]:  # fmt: skip
+             account: str | None,
+             now: datetime) -> tuple[list[dict[str, Any]], datetime | None]:  # fmt: skip
     """The journal of run ``run_id`` and when it ended, after checking that it is
     ``user_id``'s finished ``section`` run that kept its journal, made with the Google
     account connected now (``account``; ids in Google are the account's own): else
@@ -60,7 +62,7 @@ def undoable(store: DocumentStore, run_id: str, user_id: str, section: str,
     if made_with and account and not same_account(made_with, account):
         raise UndoRefused(f"run {run_id} was made with the Google account {made_with}, not "
                           f"{account}: connect {made_with} again to undo it")  # fmt: skip
-    if record.get("outcome") == "running" and not _holds(store, run_id, user_id, section):
+    if record.get("outcome") == "running" and not _holds(store, run_id, user_id, section, now):
         raise UndoRefused(f"run {run_id} was interrupted before it could record what it "
                           "changed, so it cannot be undone; the next sync carries on from "
                           "where it stopped")  # fmt: skip
@@ -73,12 +75,15 @@ def undoable(store: DocumentStore, run_id: str, user_id: str, section: str,
     return entries, parse_timestamp(ended) if ended else None
 
 
-def _holds(store: DocumentStore, run_id: str, user_id: str, section: str) -> bool:
+def _holds(store: DocumentStore, run_id: str, user_id: str, section: str,
+           now: datetime) -> bool:  # fmt: skip
     """Whether run ``run_id`` still holds its section's lease (it is under way); a run
-    that lost it, or never had it, while its record says running was interrupted."""
+    whose lease lapsed, was taken, or never was, while its record says running, was
+    interrupted."""
     state = store.get(SYNC_STATE, state_id(user_id, section)) or {}  # type: ignore[arg-type]
     taken = held(state.get("lease"))
-    return taken is not None and run_of(taken["holder"]) == run_id
+    live = taken is not None and when(taken["expiresAt"]) > now  # type: ignore[operator]
+    return live and run_of(taken["holder"]) == run_id  # type: ignore[index]
 
 
 class ContactsUndo(ContactsEngine):
@@ -91,7 +96,7 @@ class ContactsUndo(ContactsEngine):
     def sync(self, settings: ContactsSettings, state: dict[str, Any], options: Options,
              log: RunLog, report: Report) -> dict[str, Any]:  # fmt: skip
         entries, ended = undoable(self.store, self.undo_of, settings.user_id, "contacts",
-                                  report.account_email)  # fmt: skip
+                                  report.account_email, self.clock.now())  # fmt: skip
         current = self.current(settings, state, entries, ended)
         undo = plan_undo(entries, current)
         report.plan = undo.actions

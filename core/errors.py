@@ -51,6 +51,11 @@ class StoreError(CrmsyncError):
     pass
 
 
+class BadStoreRequest(StoreError):
+    """The store refused a request as malformed (an id, a document over its size, a
+    query, a batch over its limit): a fault of the caller, which no wait cures."""
+
+
 class AlreadyExists(StoreError):
     def __init__(self, collection: str, doc_id: str):
         super().__init__(f"{collection}/{doc_id} already exists")
@@ -85,6 +90,11 @@ class NotConnected(CrmsyncError):
 
 class ReauthRequired(NotConnected):
     """The connection is marked ``reauth_required``: Google refused its token before."""
+
+
+class TokenUnreadable(ReauthRequired):
+    """The stored refresh token cannot be decrypted (the token key changed, or its data
+    key is gone): the user's connection must be made again."""
 
 
 class DelegationSuspended(ReauthRequired):

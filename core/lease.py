@@ -92,8 +92,14 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
 
     def __call__(self) -> None:
-        """The section's progress: renew if a beat is due; raise if the lease was lost."""
-        self._beat()
+        """The section's progress: renew if a beat is due; raise if the lease was lost.
+        A store that fails to renew is no reason to stop: the thread tries again."""
+        try:
+            self._beat()
+        except Exception as exc:
+            logger.warning("the lease could not be renewed: %s", exc,
+                           extra={"fields": {"stateId": self.state_id,
+                                             "error": type(exc).__name__}})  # fmt: skip
         if self.lost is not None:
             raise self.lost
 
@@ -150,6 +156,7 @@ def release(
     due_retry: tuple[str, str] | None = None,
     consumed: Mapping[str, Iterable[str]] | None = None,
     served: Mapping[str, Any] | None = None,
+    drop_if: Mapping[str, Any] | None = None,
 ) -> None:
     """Write ``updates`` into the state (less the fields named in ``drop``) and drop the
     lease, if ``holder`` still has it.
@@ -161,7 +168,8 @@ def release(
     ``consumed``: for id lists the run took from the state (``retryCrm``), the ids it
     read at the start; ids added meanwhile (the webhook's hard deletes) are kept
     beside the run's own. ``served``: marks the run saw at its start and has served
-    (``crmFullPassAt``): cleared unless set anew meanwhile."""
+    (``crmFullPassAt``): cleared unless set anew meanwhile. ``drop_if``: keys dropped
+    if they still hold these values (set aside as corrupt; one written anew stays)."""
     gone = set(drop)
 
     def give_back(tx: Transaction) -> None:
@@ -169,7 +177,8 @@ def release(
         lease = held(state.get("lease")) or {}
         if lease.get("holder") not in (None, holder):
             return  # expired and taken over: the new holder's state wins
-        kept = {k: v for k, v in state.items() if k not in gone}
+        dropped = gone | {k for k, v in (drop_if or {}).items() if state.get(k) == v}
+        kept = {k: v for k, v in state.items() if k not in dropped}
         due = when(kept.get("nextDueAt"))
         if kept.get("nextDueAt") is not None and due is None:  # not a time: as if served
             due, kept["nextDueAt"] = None, None

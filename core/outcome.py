@@ -23,6 +23,7 @@ from core.errors import (
     AccountChanged,
     AlreadyExists,
     AuthRevoked,
+    BadStoreRequest,
     ConfigError,
     ConnectedByAdministrator,
     DelegationRevoked,
@@ -180,7 +181,7 @@ def of_error(error: BaseException) -> Outcome:
 def _of_failure(error: BaseException) -> Outcome:
     """A run that failed on Google's side, on the store's, or on a bug."""
     match error:
-        case StoreError() if not isinstance(error, AlreadyExists):
+        case StoreError() if not isinstance(error, AlreadyExists | BadStoreRequest):
             return Outcome("failed", "store_unavailable", STORE, 503)
         case GoogleError(status=403):  # a scope the user did not grant, or took back
             return Outcome("failed", "permission_missing", ALLOW, 403)

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from core import account_switch, lease, schedule
 from core import outcome as outcomes
-from core.errors import AccountChanged, AuthRevoked, StoreError
+from core.errors import AccountChanged, AuthRevoked, BadStoreRequest, StoreError
 from core.lease import holder_of
 from core.merge import Policy
 from core.model import (
@@ -125,7 +125,7 @@ class RunLog:
         self.journal: list[dict[str, Any]] = []
         self.corrupt_links: list[str] = []  # link ids set aside (core.pairs.links_from)
         self.corrupt_docs: dict[str, Any] = {}  # ... as they were read
-        self.corrupt_state: set[str] = set()  # state keys set aside (``sound_state``)
+        self.corrupt_state: dict[str, Any] = {}  # state keys set aside, as read (``sound_state``)
 
     def note(self, change: str, side: str, *, crm_id: str | None = None,
              google_id: str | None = None, name: str | None = None,
@@ -267,16 +267,21 @@ def _beating(store: DocumentStore, clock: Clock, sid: str, report: Report,
         beat.stop()
         if said is not None:
             section.progress = said  # type: ignore[attr-defined]
+        if beat.lost is not None:  # the lease, and so the state, are another run's now:
+            report.saved.add("released")  # the finish records the run, writes no state
+    if beat.lost is not None:
+        raise beat.lost
 
 
 CURSORS = ("crmCursor", "crmReadAt", "googleCursor")
 # the cursors, and the marks the schedule, the webhook and the page read
 TIMESTAMPS = ("crmCursor", "crmReadAt", "nextDueAt", "lastRunAt", "lastSuccessAt",
-              "lastCheckedAt", "queuedAt", "dispatchedAt", "crmFullPassAt")  # fmt: skip
+              "lastCheckedAt", "queuedAt", "dispatchedAt")  # fmt: skip
 TEXTS = ("googleCursor", "groupResourceName", "tagId", "syncFrom", "accountEmail")
 LISTS = ("retryCrm", "retryGoogle")
 LATER = "retryCrmLater"  # {crm id: when it is read again at the latest} (RunLog.later_crm)
 RECHECK_AFTER = timedelta(days=1)
+LATER_MAX = 1000  # ids kept in retryCrmLater (about 60 kB); the others wait for a change
 
 
 def sound_state(state: dict[str, Any], log: RunLog) -> dict[str, Any]:
@@ -288,7 +293,8 @@ def sound_state(state: dict[str, Any], log: RunLog) -> dict[str, Any]:
     if not bad:
         return state
     drop = set(bad) | (set(CURSORS) if set(bad) & set(CURSORS) else set())
-    log.corrupt_state |= drop  # and dropped from the stored state at the run's end
+    # and dropped from the stored state at the run's end, unless written anew meanwhile
+    log.corrupt_state |= {k: state[k] for k in drop if k in state}
     log.errors.append({"id": "(state)", "kind": "CorruptState",
                        "message": f"the sync state's {', '.join(sorted(bad))} could not be read: "
                                   "set aside" + ("; this run reads everything again"
@@ -331,8 +337,11 @@ def recheck(state: dict[str, Any], now: datetime,
 def later_state(kept: dict[str, str], log: RunLog, now: datetime) -> dict[str, str]:
     """``retryCrmLater`` after a run: what it did not read, and what it put off again."""
     again = stamp(now + RECHECK_AFTER)
-    return {**{i: at for i, at in kept.items() if i not in log.retry_crm},
-            **{i: again for i in log.later_crm}}  # fmt: skip
+    later = {**{i: at for i, at in kept.items() if i not in log.retry_crm},
+             **{i: again for i in log.later_crm}}  # fmt: skip
+    if len(later) > LATER_MAX:  # the state stays small: the rest wait for a change
+        later = dict(sorted(later.items(), key=lambda item: (item[1], item[0]))[:LATER_MAX])
+    return later
 
 
 def _confirmed(recorded: str | None, account: str | None) -> bool:
@@ -438,7 +447,7 @@ def _release(store: DocumentStore, report: Report, log: RunLog, state: dict[str,
         return
     sid = state_id(report.user_id, report.section)  # type: ignore[arg-type]
     terms = _release_terms(report, shell, ok, parse_timestamp(report.finished_at or ""))
-    lease.release(store, sid, report.holder, state, drop=sorted(log.corrupt_state),
+    lease.release(store, sid, report.holder, state, drop_if=log.corrupt_state,
                   **terms)  # fmt: skip
     report.saved.add("released")
 
@@ -457,6 +466,10 @@ def _patient_finish(store: DocumentStore, clock: Clock, report: Report, log: Run
         try:
             _finish(store, clock, report, log, updates, error, shell)
             return True
+        except BadStoreRequest as broken:  # the request's fault: no wait cures it
+            report.unsaved = report.unsaved or broken
+            _unrecorded(report, error, broken)
+            return False
         except StoreError as refused:
             report.unsaved = report.unsaved or refused
             wait = next(waits, None)
@@ -527,7 +540,7 @@ def _release_terms(report: Report, shell: Shell, ok: bool, finished: datetime) -
         "due_served": report.started_at if ok and syncs else None,
         "due_retry": None if ok or not syncs else (report.started_at, retry),
         "consumed": {key: shell.before.get(key) or [] for key in ("retryCrm", "retryGoogle")},
-        "served": {"crmFullPassAt": asked} if ok and syncs and asked else {},
+        "served": {"crmFullPassAt": asked} if ok and syncs and asked is not None else {},
     }
 
 

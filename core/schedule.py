@@ -143,7 +143,7 @@ def must_run(state: Mapping[str, Any], now: datetime) -> bool:
         or not state.get("googleCursor")
         or not state.get("lastSuccessAt")
         or state.get("retryCrm")
-        or state.get("crmFullPassAt")
+        or state.get("crmFullPassAt") is not None
         or _later_due(state.get("retryCrmLater"), now)
         or state.get("retryGoogle")
         or state.get("pendingCreates")

@@ -28,7 +28,13 @@ from adapters.google_auth import TokenInfo, check_refresh_token, revoke_token
 from adapters.google_calls import Retry
 from core import account_switch, email_index, lease, schedule
 from core.account_switch import switch_all
-from core.errors import ConfigError, ConnectedByAdministrator, NotConnected, UnknownUser
+from core.errors import (
+    ConfigError,
+    ConnectedByAdministrator,
+    NotConnected,
+    TokenUnreadable,
+    UnknownUser,
+)
 from core.model import GOOGLE_ACCOUNTS, SECTIONS, SYNC_STATE, USERS, stamp, state_id
 from core.ports import DocumentStore, Transaction
 from functions import bootstrap
@@ -198,7 +204,7 @@ def _token(config: bootstrap.Config, ciphertext: str) -> str | None:
     """The refresh token, or None when the key changed: no one can use (or revoke) it."""
     try:
         return bootstrap.cipher(config).decrypt(ciphertext)
-    except ConfigError as exc:
+    except (ConfigError, TokenUnreadable) as exc:
         log.warning("disconnect: the stored token cannot be decrypted: %s", exc)
         return None
 

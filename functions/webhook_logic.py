@@ -191,7 +191,7 @@ def note_deleted(store: DocumentStore, job: Job, record_id: str, now: datetime) 
 
     def add(tx: Transaction) -> None:
         state = tx.get(SYNC_STATE, key) or {}
-        if state.get("crmFullPassAt"):  # a full read of the CRM is due already, and
+        if state.get("crmFullPassAt") is not None:  # a full read of the CRM is due, and
             # finds this one gone too; marked anew, so that a run already reading does
             # not take itself for the read that saw this delete
             tx.put(SYNC_STATE, key, {**state, "crmFullPassAt": stamp(now)})

@@ -13,20 +13,27 @@
     POST /runs/<id>/undo {"dryRun"}  take a contacts run back (or say what that would do)
 
 API clients send a Google ID token (``Authorization: Bearer``); the page uses the
-session cookie, and its writes carry ``X-CSRF-Token``.
+session cookie, and its writes carry ``X-CSRF-Token``. A body is read only once the
+caller is known, and never past ``MAX_BODY`` (413). Every answer, the error handler's
+too, carries the security headers (``session.security_headers``); the page's
+Content-Security-Policy runs only its own inline script and style (``page_policy``).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import io
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import functions_framework
-from flask import redirect
-from pydantic import ValidationError
+from flask import after_this_request, redirect
+from pydantic import BaseModel, ValidationError
 
 from adapters import logs
 from adapters.identity import NotSignedIn
@@ -41,6 +48,31 @@ from functions.http_errors import Rejected
 PAGE = (Path(__file__).parent / "page.html").read_text()
 logs.setup()
 Config = bootstrap.Config
+MAX_BODY = 256 * 1024  # a request body past this is refused (413), never read whole
+
+
+def _hashes(tag: str) -> str:
+    """The CSP hashes of the page's inline ``<tag>`` blocks, as the browser hashes them."""
+    blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", PAGE, re.DOTALL)
+    digests = (hashlib.sha256(block.encode()).digest() for block in blocks)
+    return " ".join(f"'sha256-{base64.b64encode(d).decode()}'" for d in digests)
+
+
+SCRIPTS, STYLES = _hashes("script"), _hashes("style")
+
+
+def page_policy(config: Config) -> str:
+    """The page's Content-Security-Policy: its own inline script and style only (by
+    hash: no other script runs, injected or not), calls to its own host (and to the
+    configured ``oauth_start``), no plug-ins, never framed. Forms are not limited: the
+    sign-in form's answer is a redirect to Google."""
+    connect = ["'self'"]
+    start = urlsplit(config.oauth_start_url or "")
+    if start.scheme in ("http", "https") and start.netloc:
+        connect.append(f"{start.scheme}://{start.netloc}")
+    return (f"default-src 'none'; script-src {SCRIPTS}; style-src {STYLES}; "
+            f"connect-src {' '.join(connect)}; img-src 'self'; base-uri 'self'; "
+            "object-src 'none'; frame-ancestors 'none'")  # fmt: skip
 
 
 def _here(config: Config, request, path: str) -> str:
@@ -54,24 +86,49 @@ def _here(config: Config, request, path: str) -> str:
     return root.rstrip("/") + path
 
 
-def _cookie(response, request, name: str, value: str, seconds: int):
-    response.set_cookie(name, value, max_age=seconds, httponly=True, samesite="Lax",
-                        secure=request.scheme == "https")  # fmt: skip
-    return response
-
-
-def _caller(request, config: Config, store: DocumentStore, body: api.SyncIn | None = None):
-    """(user id, session or None) of the signed-in caller; writes need the CSRF token."""
-    asked_for = request.args.get("userId") or (body.userId if body else None)
+def _caller(request, config: Config, store: DocumentStore):
+    """(user id, session or None) of the signed-in caller; writes need the CSRF token.
+    Called before the body is read: a caller who is not signed in gets 401, never a
+    word about the body."""
+    asked_for = request.args.get("userId")
     write = request.method in ("POST", "PUT")
     return api.identify(config, store, request, write=write, asked_for=asked_for)
 
 
-def _sync_in(request) -> api.SyncIn:
+def _too_large(request) -> Rejected:
+    """413 for a body past ``MAX_BODY``, whose rest is never read: functions_framework
+    reads every request's body whole before answering (``read_request``), unless it has
+    been read; it is now an empty one."""
+    request.stream = io.BytesIO()  # werkzeug's cached property: what get_data() reads
+    return Rejected(413, f"body larger than {MAX_BODY} bytes")
+
+
+def _read(request) -> bytes:
+    """The body, at most ``MAX_BODY`` bytes of it: a longer one (its Content-Length is
+    checked first, ``manual_sync``; one without, chunked, is cut off here) is refused
+    413."""
+    chunks, size = [], 0
+    while size <= MAX_BODY:
+        chunk = request.stream.read(MAX_BODY + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > MAX_BODY:
+        raise _too_large(request)
+    return b"".join(chunks)
+
+
+def _model(request, model: type[BaseModel]) -> Any:
     try:
-        return api.SyncIn.model_validate_json(request.get_data() or b"{}")
+        return model.model_validate_json(_read(request) or b"{}")
     except ValidationError as exc:  # a malformed body
         raise Rejected(400, f"invalid request: {exc}") from None
+
+
+def _own(user: str, body: api.SyncIn) -> None:
+    if body.userId not in (None, user):
+        raise Rejected(403, "a user can only see and start their own syncs")
 
 
 def _page(request, config: Config, store: DocumentStore):
@@ -85,7 +142,8 @@ def _openapi(request, config: Config, store: DocumentStore):  # public: the API'
 def _signin_start(request, config: Config, store: DocumentStore):
     callback = _here(config, request, "/signin/callback")
     url, nonce = web.signin_url(config, callback, request.args.get("email"))
-    return _cookie(redirect(url), request, web.SIGNIN_COOKIE, nonce, web.STATE_SECONDS)
+    return web.set_cookie(redirect(url), config, request, web.SIGNIN_COOKIE, nonce,
+                          web.STATE_SECONDS)  # fmt: skip
 
 
 def _signin_finish(request, config: Config, store: DocumentStore):
@@ -101,11 +159,9 @@ def _signin_finish(request, config: Config, store: DocumentStore):
         response = redirect(_here(config, request, "/") + "?" + urlencode({"signin_error": code}))
     else:
         response = redirect(_here(config, request, "/"))
-        _cookie(
-            response, request, web.COOKIE, web.new_session(config, store, user), web.SESSION_SECONDS
-        )
-    response.delete_cookie(cookie)
-    return response
+        session = web.new_session(config, store, user)
+        web.set_cookie(response, config, request, web.COOKIE, session, web.SESSION_SECONDS)
+    return web.delete_cookie(response, config, request, cookie)
 
 
 def _signout(request, config: Config, store: DocumentStore):
@@ -117,9 +173,7 @@ def _signout(request, config: Config, store: DocumentStore):
         if not web.csrf_ok(session, token):
             raise Rejected(403, "missing or wrong CSRF token")
         web.end_sessions(store, session["u"])
-    response = redirect(_here(config, request, "/"))
-    response.delete_cookie(web.COOKIE)
-    return response
+    return web.delete_cookie(redirect(_here(config, request, "/")), config, request, web.COOKIE)
 
 
 # the browser's connection flow, on the page's own host: its session and nonce cookies
@@ -141,18 +195,20 @@ def _status(request, config: Config, store: DocumentStore):
 
 def _settings(request, config: Config, store: DocumentStore):
     user, _ = _caller(request, config, store)
-    return api.save_settings(store, user, request.get_data()), 200
+    return api.save_settings(store, user, _read(request)), 200
 
 
 def _sync(request, config: Config, store: DocumentStore):
-    body = _sync_in(request)
-    user, _ = _caller(request, config, store, body)
+    user, _ = _caller(request, config, store)
+    body = _model(request, api.SyncIn)
+    _own(user, body)
     return api.start_sync(config, store, user, body.section), 200
 
 
 def _preview(request, config: Config, store: DocumentStore):
-    body = _sync_in(request)
-    user, _ = _caller(request, config, store, body)
+    user, _ = _caller(request, config, store)
+    body = _model(request, api.SyncIn)
+    _own(user, body)
     return api.preview(config, store, user, body.section), 200
 
 
@@ -179,11 +235,8 @@ def _run(request, config: Config, store: DocumentStore, run_id: str):
 
 
 def _undo(request, config: Config, store: DocumentStore, run_id: str):
-    try:
-        body = api.UndoIn.model_validate_json(request.get_data() or b"{}")
-    except ValidationError as exc:  # a malformed body
-        raise Rejected(400, f"invalid request: {exc}") from None
     user, _ = _caller(request, config, store)
+    body = _model(request, api.UndoIn)
     return api.undo_run(config, store, user, _known_run(run_id), body.dryRun), 200
 
 
@@ -229,8 +282,17 @@ def route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
     return _no_route, {}
 
 
+def _hardened(config: Config, page: bool, response):
+    """Every answer with the security headers: the error handler's too (Flask runs this
+    after it), the page with its own policy."""
+    return web.security_headers(response, page_policy(config) if page else web.API_POLICY)
+
+
 @functions_framework.http
 def manual_sync(request):
     config = bootstrap.Config.from_env()
     handler, params = route(request.method, _path(request))
+    after_this_request(functools.partial(_hardened, config, handler is _page))
+    if (request.content_length or 0) > MAX_BODY:  # before anything reads it
+        raise _too_large(request)
     return handler(request, config, bootstrap.shared_store(config), **params)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.identity import verified_email
 from core import outcome, schedule
-from core.lease import run_of
+from core.errors import MalformedDocument
+from core.lease import held, run_of
 from core.model import (
     GOOGLE_ACCOUNTS,
     SECTIONS,
@@ -25,8 +27,10 @@ from core.model import (
     TAGS,
     USERS,
     DocId,
+    section_settings,
     stamp,
     sync_from_problem,
+    when,
 )
 from core.ports import DocumentStore, Filter
 from core.schedule import Job
@@ -94,7 +98,7 @@ def status(store: DocumentStore, user_id: str,
     now = bootstrap.clock().now()
     for section in SECTIONS:
         sid = f"{user_id}:{section}"
-        state = store.get(SYNC_STATE, sid) or {}
+        state = _readable_state(store.get(SYNC_STATE, sid))
         sections[section] = {
             k: state.get(k)
             for k in ("lastRunAt", "lastSuccessAt", "lastResult", "accountSwitch", "emptyRuns")
@@ -104,13 +108,13 @@ def status(store: DocumentStore, user_id: str,
         # when crmsync last looked, changes or not: runs, and the scheduled looks that
         # found nothing (they write no run record, only one syncChecks per batch)
         looked = [t for t in (state.get("lastRunAt"), state.get("lastCheckedAt"),
-                              last_checked(store, sid)) if t]  # fmt: skip
+                              last_checked(store, sid)) if when(t)]  # fmt: skip
         sections[section]["lastCheckedAt"] = max(looked, default=None)
         sections[section]["active"] = _active(store, state, now)
         if state.get("accountSwitch"):
             switches.append(state["accountSwitch"])
     user = store.get(USERS, user_id) or {}
-    settings = store.get(SYNC_SETTINGS, user_id) or {}
+    settings, unreadable = readable_settings(user_id, store.get(SYNC_SETTINGS, user_id))
     connection = account.get("status", "not_connected")
     by = account.get("connectedBy")  # "administrator": domain-wide delegation
     ended = by == "administrator" and config is not None and not covers(config, user.get("email"))
@@ -119,6 +123,9 @@ def status(store: DocumentStore, user_id: str,
         connection = "reauth_required"
     for section in SECTIONS:
         sections[section]["ready"] = _ready(section, connection, settings, by)
+        if section in unreadable:  # said beside the section's buttons, until saved over
+            sections[section]["ready"] = {"ok": False, "reason": "bad_settings",
+                                          "hint": UNREADABLE.format(section=section)}  # fmt: skip
     return {
         "userId": user_id,
         "displayName": user.get("displayName") or user.get("email"),
@@ -156,6 +163,60 @@ def _ready(section: str, connection: str, settings: dict[str, Any],
     return {"ok": False, "reason": found.reason, "hint": found.hint}
 
 
+UNREADABLE = ("Your saved {section} settings could not be read, so the defaults are shown: "
+              "check them and save.")  # fmt: skip
+SECTION_MODELS: dict[str, type[BaseModel]] = {"contacts": ContactsIn, "activities": ActivitiesIn}
+
+
+def readable_settings(user_id: str, stored: Any) -> tuple[dict[str, Any], list[str]]:
+    """The stored settings as the page can show them, and the sections whose part could
+    not be read (the CRM, or anyone with the store, may write anything there): each such
+    part is shown as its defaults, which a save replaces. A part is read as the runs
+    read it (``core.model.section_settings``)."""
+    settings = dict(stored) if isinstance(stored, dict) else {}
+    unreadable = []
+    for section, model in SECTION_MODELS.items():
+        if settings.get(section) is None:
+            continue
+        try:
+            section_settings(user_id, settings, section)
+        except MalformedDocument:
+            settings[section] = model().model_dump(mode="json")
+            unreadable.append(section)
+    return settings, unreadable
+
+
+SLOT = re.compile(r"[0-9]{1,5}:[0-9]{1,5}")
+
+
+def _readable_state(stored: Any) -> dict[str, Any]:
+    """A section's sync state as the status reads it: a mark that is not what crmsync
+    writes there counts as absent (never a 500, and never shown)."""
+    state = dict(stored) if isinstance(stored, dict) else {}
+    for key in ("lastRunAt", "lastSuccessAt", "lastCheckedAt", "nextDueAt"):
+        if key in state and when(state[key]) is None:
+            state[key] = None
+    slot = state.get("slot")
+    if slot is not None and not (isinstance(slot, str) and SLOT.fullmatch(slot)
+                                 and int(slot.partition(":")[0]) > 0):  # fmt: skip
+        state["slot"] = None
+    if not isinstance(state.get("lastResult"), dict):
+        state["lastResult"] = None
+    state["emptyRuns"] = _count(state.get("emptyRuns"), None)
+    switch = state.get("accountSwitch")
+    if not (isinstance(switch, dict) and when(switch.get("at"))
+            and all(isinstance(switch.get(k), str) for k in ("from", "to"))):  # fmt: skip
+        state["accountSwitch"] = None
+    return state
+
+
+def _count(value: Any, default: int | None = 0) -> int | None:
+    """A count crmsync wrote (a whole number, 0 or more), else ``default``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return default
+
+
 def _zone(name: Any) -> str:
     """The user's time zone as the page can use it: the CRM's, or UTC when it holds
     none or one that is not an IANA zone (the page's date formatting would throw)."""
@@ -179,7 +240,9 @@ def _active(store: DocumentStore, state: dict[str, Any], now: dt.datetime) -> di
     if run_id is None:  # an account switch or a disconnect holds the section
         return {"runId": None, "phase": None, "done": 0, "total": 0}
     record = store.get(SYNC_RUNS, run_id) or {}
-    return {"runId": run_id, **{k: record.get(k) for k in ("phase", "done", "total")}}
+    phase = record.get("phase")
+    return {"runId": run_id, "phase": phase if isinstance(phase, str) else None,
+            **{k: _count(record.get(k), None) for k in ("done", "total")}}  # fmt: skip
 
 
 def save_settings(store: DocumentStore, user_id: str, body: bytes) -> dict[str, Any]:
@@ -224,24 +287,33 @@ def _friendly(name: str, error: Any) -> str:
     return FRIENDLY.get(name.rsplit(".", 1)[-1], "This value is not valid.")
 
 
+def _part(body: bytes, section: str) -> dict[str, Any]:
+    """The body's ``section`` object, or ``{}``: the body is not JSON, not an object, is
+    nested too deep to read (a ``RecursionError``, answered 400 with the other
+    problems, never 500), or its part is not an object."""
+    try:
+        data = json.loads(body or b"{}")
+    except (ValueError, RecursionError):
+        return {}
+    part = data.get(section) if isinstance(data, dict) else None
+    return part if isinstance(part, dict) else {}
+
+
 def _meaning(body: bytes) -> dict[str, str]:
     """Problems of meaning, found even beside malformed fields: automatic sync of
     contacts with no tag would sync nothing."""
-    try:
-        contacts = (json.loads(body or b"{}") or {}).get("contacts") or {}
-    except (ValueError, AttributeError):
-        return {}
-    if isinstance(contacts, dict) and contacts.get("auto") is True and not contacts.get("tagId"):
+    contacts = _part(body, "contacts")
+    if contacts.get("auto") is True and not contacts.get("tagId"):
         return {"contacts.tagId": "Choose a private tag to sync contacts automatically."}
     return {}
 
 
 def _date_problem(body: bytes, today: dt.date) -> dict[str, str]:
     """The sync-from date's problem of meaning, found beside other malformed fields."""
+    raw = _part(body, "activities").get("syncFrom")
     try:
-        raw = ((json.loads(body or b"{}") or {}).get("activities") or {}).get("syncFrom")
         day = dt.date.fromisoformat(raw) if isinstance(raw, str) else None
-    except (ValueError, AttributeError):
+    except ValueError:
         return {}
     problem = sync_from_problem(day, today, saving=True) if day else None
     return {"activities.syncFrom": f"The date {problem}."} if problem else {}
@@ -369,25 +441,51 @@ def _leases(store: DocumentStore, user_id: str,
             records: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
     """The sections' leases, read only when a record says its run is under way (to
     tell a live run from one that died without a word)."""
-    sections = {r.get("section") for r in records if r.get("outcome") in ("running", "queued")}
-    return {section: (store.get(SYNC_STATE, f"{user_id}:{section}") or {}).get("lease")
+    sections = {r.get("section") for r in records if r.get("outcome") in ("running", "queued")
+                and isinstance(r.get("section"), str)}  # fmt: skip
+    return {section: held((store.get(SYNC_STATE, f"{user_id}:{section}") or {}).get("lease"))
             for section in sections if section in SECTIONS}  # fmt: skip
 
 
 def _run_row(run_id: str, data: dict[str, Any],
              leases: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """A run as the history shows it: its outcome, labelled counts, progress. A run
-    that died under way (core.outcome.settled) says so."""
+    that died under way (core.outcome.settled) says so. A field that is not what crmsync
+    writes there (a corrupt record) counts as absent: never a 500 for the whole list."""
+    data = _readable_run(data)
     if data.get("outcome") in ("running", "queued"):
-        lease = (leases or {}).get(data.get("section"))
+        section = data.get("section")
+        lease = (leases or {}).get(section) if isinstance(section, str) else None
         data = outcome.settled(run_id, data, lease, bootstrap.clock().now())
     row = {"id": run_id, **{k: data.get(k) for k in RUN_FIELDS}}
     if not row.get("outcome"):  # a record from before outcomes
         row["outcome"] = "done" if data.get("ok") else ("skipped" if data.get("skipped")
                                                         else "failed")  # fmt: skip
-    row["changes"] = labelled(data.get("section"), data.get("counts") or {})
-    row["errors"] = len(data.get("errors") or [])
+    section = data.get("section")
+    row["changes"] = labelled(section if isinstance(section, str) else None, data["counts"])
+    row["errors"] = len(data["errors"])
     return row
+
+
+def _readable_run(data: Any) -> dict[str, Any]:
+    """A run record whose corrupt fields are read as absent: counts a map of whole
+    numbers, errors a list of objects, times as crmsync writes them, progress numbers."""
+    data = dict(data) if isinstance(data, dict) else {}
+    counts = data.get("counts") if isinstance(data.get("counts"), dict) else {}
+    data["counts"] = {k: v for k, v in counts.items()
+                      if isinstance(k, str) and _count(v, None) is not None}  # fmt: skip
+    errors = data.get("errors")
+    data["errors"] = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+    for key in ("startedAt", "finishedAt", "queuedAt", "updatedAt", "claimedAt"):
+        if key in data and when(data[key]) is None:
+            data[key] = None
+    for key in ("done", "total", "items", "itemPages"):
+        if key in data:
+            data[key] = _count(data[key], None)
+    for key in ("outcome", "reason", "hint", "phase", "trigger", "section"):
+        if key in data and not isinstance(data[key], str):
+            data[key] = None
+    return data
 
 
 RUN_FIELDS = ("section", "trigger", "startedAt", "finishedAt", "counts", "ok", "skipped",
@@ -411,9 +509,11 @@ def run_detail(store: DocumentStore, user_id: str, run_id: str) -> dict[str, Any
     if doc is None or doc.get("userId") != user_id:
         raise Rejected(404, "no such run")
     row = _run_row(run_id, doc, _leases(store, user_id, [doc]))
-    items = journal(store, run_id, int(doc.get("itemPages") or 0))
-    return {**row, "plan": doc.get("plan") or {}, "errors": doc.get("errors") or [],
-            "errorCount": row["errors"], "items": items}  # fmt: skip
+    record = _readable_run(doc)
+    items = journal(store, run_id, record.get("itemPages") or 0)
+    plan = doc.get("plan") if isinstance(doc.get("plan"), dict) else {}
+    return {**row, "plan": plan, "errors": record["errors"], "errorCount": row["errors"],
+            "items": [i for i in items if isinstance(i, dict)]}  # fmt: skip
 
 
 def names(store: DocumentStore, section: str, ids: list[str]) -> dict[str, str]:
@@ -462,6 +562,7 @@ def undo_run(config: bootstrap.Config, store: DocumentStore, user_id: str, run_i
     from functions.report import describe_undo, ids_of
     from functions.undo import undo
 
+    _journal_readable(store, user_id, run_id)
     try:
         report = undo(config, store, run_id, Options(dry_run=dry_run), user_id=user_id)
     except UndoRefused as refused:
@@ -475,3 +576,18 @@ def undo_run(config: bootstrap.Config, store: DocumentStore, user_id: str, run_i
             "counts": report.counts, "changes": labelled(report.section, report.counts),
             "conflicts": [e for e in report.errors if e.get("kind") == "UndoConflict"],
             "errors": [e for e in report.errors if e.get("kind") != "UndoConflict"]}  # fmt: skip
+
+
+def _journal_readable(store: DocumentStore, user_id: str, run_id: str) -> None:
+    """``UndoRefused`` (409) for the caller's run whose record cannot say what it changed
+    (its journal's page count or its end is not what crmsync writes): the undo would not
+    know what to take back. Another user's run, or none, is left to ``undo`` (404)."""
+    from core.errors import UndoRefused
+
+    record = store.get(SYNC_RUNS, run_id)
+    if not isinstance(record, dict) or record.get("userId") != user_id:
+        return
+    pages, ended = record.get("itemPages"), record.get("finishedAt")
+    if (pages is not None and _count(pages, None) is None) or (ended and when(ended) is None):
+        raise UndoRefused(f"run {run_id}'s record is damaged (it no longer says what it "
+                          "changed), so it cannot be undone")  # fmt: skip

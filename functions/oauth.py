@@ -15,7 +15,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import functions_framework
-from flask import make_response, redirect
+from flask import after_this_request, make_response, redirect
 
 from adapters import logs
 from core.errors import ConfigError
@@ -23,6 +23,7 @@ from functions import bootstrap
 from functions.http_errors import Rejected
 from functions.manual_logic import identify
 from functions.oauth_logic import NONCE_COOKIE, STATE_SECONDS, finish, start
+from functions.session import secure_cookies, security_headers
 
 logs.setup()
 
@@ -61,6 +62,7 @@ def callback_uri(request, config: bootstrap.Config | None = None) -> str:
 
 @functions_framework.http
 def oauth_start(request):
+    after_this_request(security_headers)  # every answer, the error handler's too
     config = bootstrap.Config.from_env()
     store = bootstrap.shared_store(config)
     user, _ = identify(config, store, request, write=False)
@@ -74,13 +76,14 @@ def oauth_start(request):
         max_age=STATE_SECONDS,
         httponly=True,
         samesite="Lax",
-        secure=request.scheme == "https",
+        secure=secure_cookies(config, request),  # deployed: Secure, though TLS ends before
     )
     return response
 
 
 @functions_framework.http
 def oauth_callback(request):
+    after_this_request(security_headers)
     config = bootstrap.Config.from_env()
     try:
         user = finish(

@@ -2,7 +2,8 @@
 
 The channel id and token are checked (channels and their upkeep: ``functions.channels``);
 ``sync`` messages are acknowledged, ``exists`` messages queue a debounced activities
-sync. Unknown channel → 404, wrong token → 403, and nothing is queued.
+sync. Unknown channel (or a corrupt one) → 404, wrong token → 403, and nothing is
+queued.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ def calendar_push(request):
     channel_id = request.headers.get("X-Goog-Channel-ID", "")
     known = channel_id and id_problem(channel_id) is None  # an id no channel can have
     channel = store.get(CHANNELS, channel_id) if known else None
-    if channel is None:
+    if not _usable(channel):  # none, or one no notification can be checked against
         return {"error": "unknown channel"}, 404
     token = request.headers.get("X-Goog-Channel-Token", "")
-    if not hmac.compare_digest(token_hash(token), channel["tokenHash"]):
+    given = token_hash(token).encode()  # compared as bytes: any stored text is comparable
+    if not hmac.compare_digest(given, channel["tokenHash"].encode("utf-8", "replace")):
         return {"error": "bad channel token"}, 403
     if request.headers.get("X-Goog-Resource-State") != "exists":
         return {"queued": False}, 200  # the 'sync' handshake, or a state we ignore
@@ -48,3 +50,13 @@ def calendar_push(request):
             release(store, job, now)
         raise
     return {"queued": True}, 200
+
+
+def _usable(channel: object) -> bool:
+    """A channel document as crmsync writes it: a token hash to check and a user to sync
+    (a corrupt one is an unknown channel, never a 500)."""
+    if not isinstance(channel, dict):
+        return False
+    user = channel.get("userId")
+    return (isinstance(channel.get("tokenHash"), str) and isinstance(user, str)
+            and id_problem(user) is None)  # fmt: skip

@@ -6,8 +6,9 @@ a sealed session cookie, and CSRF protection.
   as the API's bearer tokens) and maps its email to a CRM user.
 * The cookie holds ``{user, csrf, version}`` sealed (``adapters.google_auth.seal``:
   Fernet, under ``CRMSYNC_SESSION_KEY``, ``bootstrap.session_secret``); it is HttpOnly,
-  SameSite=Lax, Secure over https, 8 hours. A session counts only while its user
-  exists and has not signed out since (``webSessions/{user}.version``).
+  SameSite=Lax, Secure over https and whenever deployed (``secure_cookies``), 8 hours.
+  A session counts only while its user exists and has not signed out since
+  (``webSessions/{user}.version``; a corrupt count holds no session).
 * Writes made with the cookie must carry ``X-CSRF-Token`` equal to the session's token
   (the page reads it from ``/status``); a cross-site form can neither read nor send it.
 """
@@ -39,6 +40,30 @@ SESSIONS = "webSessions"  # per user: {version}, bumped by each sign-out
 SESSION_SECONDS = 8 * 3600
 STATE_SECONDS = 600
 SIGNIN_COOKIE = "crmsync_signin"
+FRESH = 2**40  # sign-out counts after a corrupt one: beyond any count reached by sign-outs
+
+
+def secure_cookies(config: bootstrap.Config, request: Any) -> bool:
+    """Whether cookies get ``Secure``: over https, and whenever the page is served over
+    https (``CRMSYNC_PAGE_URL``) or the function runs deployed (Cloud Run ends TLS in
+    front of it, so the request itself says http). Local ``serve`` over http: not."""
+    page = (config.page_url or "").strip().lower()
+    return request.scheme == "https" or page.startswith("https://") or bootstrap.in_cloud()
+
+
+def set_cookie(response: Any, config: bootstrap.Config, request: Any, name: str, value: str,
+               seconds: int) -> Any:  # fmt: skip
+    """An HttpOnly, SameSite=Lax cookie, Secure as ``secure_cookies`` says."""
+    response.set_cookie(name, value, max_age=seconds, httponly=True, samesite="Lax",
+                        secure=secure_cookies(config, request))  # fmt: skip
+    return response
+
+
+def delete_cookie(response: Any, config: bootstrap.Config, request: Any, name: str) -> Any:
+    """The cookie removed, with the attributes it was set with."""
+    response.delete_cookie(name, httponly=True, samesite="Lax",
+                           secure=secure_cookies(config, request))  # fmt: skip
+    return response
 
 
 def signin_url(config: bootstrap.Config, redirect_uri: str, email: str | None) -> tuple[str, str]:
@@ -100,10 +125,23 @@ def finish_signin(
     return found[0].id
 
 
+def _version(doc: Any) -> int | None:
+    """The user's sign-out count (``webSessions/{user}.version``): 0 when absent, None
+    when it is not a whole number crmsync wrote (no session counts at such a version)."""
+    value = doc.get("version", 0) if isinstance(doc, dict) else 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
 def new_session(config: bootstrap.Config, store: DocumentStore, user_id: str) -> str:
     """A session for the user, at the user's current sign-out count: a sign-out ends
-    every session sealed before it."""
-    version = (store.get(SESSIONS, user_id) or {}).get("version", 0)
+    every session sealed before it. A corrupt count is first replaced (as by a
+    sign-out), so the new session can be ended like any other."""
+    version = _version(store.get(SESSIONS, user_id))
+    if version is None:
+        end_sessions(store, user_id)
+        version = _version(store.get(SESSIONS, user_id))
     payload = {"u": user_id, "c": secrets.token_urlsafe(24), "v": version}
     return seal(bootstrap.session_secret(config), "session", json.dumps(payload).encode())
 
@@ -122,8 +160,9 @@ def open_session(config: bootstrap.Config, store: DocumentStore,
     user = session.get("u") if isinstance(session, dict) else None
     if not isinstance(user, str) or id_problem(user) or store.get(USERS, user) is None:
         return None
-    if (store.get(SESSIONS, user) or {}).get("version", 0) != session.get("v", 0):
-        return None  # signed out since
+    version, sealed = _version(store.get(SESSIONS, user)), session.get("v", 0)
+    if version is None or type(sealed) is not int or sealed != version:
+        return None  # signed out since (or the count is corrupt: no session counts)
     return session
 
 
@@ -131,8 +170,10 @@ def end_sessions(store: DocumentStore, user_id: str) -> None:
     """Sign-out: every session of the user sealed so far stops working."""
 
     def bump(tx: Any) -> None:
-        doc = tx.get(SESSIONS, user_id) or {}
-        tx.put(SESSIONS, user_id, {"version": int(doc.get("version", 0)) + 1})
+        version = _version(tx.get(SESSIONS, user_id))
+        # a corrupt count: a fresh one that no session sealed so far can hold
+        fresh = version + 1 if version is not None else FRESH + secrets.randbelow(FRESH)
+        tx.put(SESSIONS, user_id, {"version": fresh})
 
     store.transaction(bump)
 
@@ -140,3 +181,19 @@ def end_sessions(store: DocumentStore, user_id: str) -> None:
 def csrf_ok(session: dict[str, str], header: str | None) -> bool:
     given = (header or "").encode("utf-8", "replace")  # any text: compared as bytes
     return bool(header) and hmac.compare_digest(str(session["c"]).encode(), given)
+
+
+# every answer of the page's functions: never framed, never sniffed, never cached
+API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def security_headers(response: Any, policy: str = API_POLICY) -> Any:
+    """``response`` with the security headers: the Content-Security-Policy ``policy``
+    (the page has its own, ``functions.manual.page_policy``), no framing, no MIME
+    sniffing, and no caching (each answer is the caller's own)."""
+    response.headers["Content-Security-Policy"] = policy
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

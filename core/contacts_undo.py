@@ -35,7 +35,6 @@ from core.model import (
     Contact,
     link_id,
     load_each,
-    parse_timestamp,
     state_id,
     when,
 )
@@ -70,9 +69,12 @@ def undoable(store: DocumentStore, run_id: str, user_id: str, section: str,
         raise UndoRefused(f"run {run_id} has not finished; undo it once it has")
     if record.get("journalLost"):
         raise UndoRefused(f"run {run_id} kept no journal of its changes")
-    entries = runs.journal(store, run_id, int(record.get("itemPages") or 0))
+    pages = runs.page_count(record.get("itemPages") or 0)
     ended = record.get("finishedAt")
-    return entries, parse_timestamp(ended) if ended else None
+    if pages is None or (ended is not None and when(ended) is None):
+        raise UndoRefused(f"run {run_id}'s record is damaged (its journal or its end "
+                          "cannot be read), so it cannot be undone")  # fmt: skip
+    return runs.journal(store, run_id, pages), when(ended)
 
 
 def _holds(store: DocumentStore, run_id: str, user_id: str, section: str,

@@ -654,10 +654,19 @@ def save_journal(store: DocumentStore, report: Report) -> int:
     return len(pages)
 
 
-def journal(store: DocumentStore, run_id: str, pages: int) -> list[dict[str, Any]]:
-    """A run's journal, read back in order."""
+MAX_JOURNAL_PAGES = 10_000  # 2,000,000 entries: more than any run makes
+
+
+def page_count(value: Any) -> int | None:
+    """A run record's ``itemPages`` as crmsync writes it, else None (corrupt)."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return value if ok and 0 <= value <= MAX_JOURNAL_PAGES else None
+
+
+def journal(store: DocumentStore, run_id: str, pages: Any) -> list[dict[str, Any]]:
+    """A run's journal, read back in order (none for a corrupt page count)."""
     items: list[dict[str, Any]] = []
-    for n in range(pages):
+    for n in range(page_count(pages) or 0):
         items.extend((store.get(SYNC_RUN_ITEMS, f"{run_id}-{n:04d}") or {}).get("items") or [])
     return items
 

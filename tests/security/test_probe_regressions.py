@@ -128,3 +128,16 @@ def test_error_answers_name_what_failed_without_the_fault_s_text():
     assert (status, body["reason"]) == (400, "bad_settings") and "t9" in body["error"]
     body, status, _ = as_json(KeyError("tokenHash"))
     assert (status, body["reason"], body["error"]) == (500, "internal", "KeyError")
+
+
+@pytest.mark.parametrize("damage", [{"itemPages": "x"}, {"itemPages": 10**9},
+                                    {"finishedAt": "soon"}])  # fmt: skip
+def test_the_undo_of_a_run_whose_record_is_damaged_is_refused_not_a_crash(world, damage):
+    from core import runs
+
+    done = world.run()  # a run with a record
+    world.store.put(SYNC_RUNS, done.run_id, {**world.store.get(SYNC_RUNS, done.run_id),
+                                             **damage})  # fmt: skip
+    with pytest.raises(UndoRefused, match="damaged"):
+        world.undo(done.run_id)
+    assert runs.journal(world.store, done.run_id, 10**9) == [], "no endless read"

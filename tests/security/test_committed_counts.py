@@ -15,6 +15,7 @@ from core.errors import StoreError
 from core.model import CONTACTS
 from tests.integration.activities_world import CalendarWorld
 from tests.integration.contacts_world import ALICE, TAG, World
+from tests.integration.test_contacts_lag import FailingLinkStore
 
 
 @pytest.fixture
@@ -63,22 +64,6 @@ def test_a_person_deleted_in_google_whose_contact_lost_the_tag_meanwhile_counts_
     assert not [e for e in report.journal if e.get("crmId") == crm_id]
 
 
-class LinkStoreDown:
-    """The store refuses the first batch after Google's creates (the links)."""
-
-    def __init__(self, store) -> None:
-        self.store, self.failed = store, False
-
-    def batch(self):
-        if not self.failed:
-            self.failed = True
-            raise StoreError("the store went away")
-        return self.store.batch()
-
-    def __getattr__(self, name):
-        return getattr(self.store, name)
-
-
 def test_the_rerun_of_an_interrupted_push_counts_the_contacts_it_linked(world):
     new = [f"c-new-{n}" for n in range(3)]
     for n, crm_id in enumerate(new):
@@ -86,7 +71,7 @@ def test_the_rerun_of_an_interrupted_push_counts_the_contacts_it_linked(world):
                "tagIds": [TAG], "modifiedAt": world.now()}  # fmt: skip
         world.store.put(CONTACTS, crm_id, doc)
     with pytest.raises(StoreError):  # the persons are made, their links are not
-        world.engine(store=LinkStoreDown(world.store)).run(ALICE)
+        world.engine(store=FailingLinkStore(world.store)).run(ALICE)
 
     rerun = world.run()
     assert rerun.counts.get("pushed", 0) == 0

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the world fixture, imported)
 """Regressions from the second independent review of issue 14 (each failed before its
 fix): a corrupt full-pass mark lost hard deletes; a state key set aside as corrupt was
 dropped at the run's end over a good value written meanwhile; an undecryptable stored
@@ -15,17 +16,10 @@ import pytest
 from core.errors import UndoRefused
 from core.model import CONTACTS, SYNC_RUNS, SYNC_STATE, stamp, state_id
 from functions.webhook_logic import Payload, accept
-from tests.integration.contacts_world import ALICE, World
+from tests.integration.contacts_world import ALICE
+from tests.security.test_probe_regressions import world  # noqa: F401  (a fixture)
 
 SID = state_id(ALICE, "contacts")
-
-
-@pytest.fixture
-def world(tmp_path, sandbox, make_account):
-    w = World(tmp_path, sandbox, make_account("alice@example.com"))
-    w.run()
-    yield w
-    w.close()
 
 
 def _deleted(ids):

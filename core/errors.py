@@ -118,6 +118,11 @@ class LeaseHeld(CrmsyncError):
         self.expires_at = expires_at
 
 
+class LeaseLost(LeaseHeld):
+    """This run's lease lapsed and another run took the pair: this one stops where it is
+    (what it changed stays changed; the other run carries on)."""
+
+
 class SideEmpty(CrmsyncError):
     """One side lists none of the linked records: refuse rather than unlink them all."""
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.errors import LeaseHeld
+from core.errors import LeaseHeld, LeaseLost
 from core.model import SYNC_STATE, parse_timestamp, stamp, when
 from core.ports import DocumentStore, Transaction
 
@@ -66,7 +66,7 @@ def renew(store: DocumentStore, state_id: str, holder: str, now: datetime,
         lease = held(state.get("lease"))
         if lease is None or lease["holder"] != holder:
             taker = lease or {"holder": "(none)", "expiresAt": "(none)"}
-            raise LeaseHeld(state_id, taker["holder"], taker["expiresAt"])
+            raise LeaseLost(state_id, taker["holder"], taker["expiresAt"])
         expires = stamp(now + timedelta(seconds=seconds))
         tx.put(SYNC_STATE, state_id, {**state, "lease": {**lease, "expiresAt": expires}})
 
@@ -86,7 +86,7 @@ class Heartbeat:
     def __init__(self, store: DocumentStore, clock: Any, state_id: str, holder: str) -> None:
         self.store, self.clock, self.state_id, self.holder = store, clock, state_id, holder
         self.last = clock.now()
-        self.lost: LeaseHeld | None = None  # the lease was taken: said at next progress
+        self.lost: LeaseLost | None = None  # the lease was taken: said at next progress
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,7 +112,7 @@ class Heartbeat:
                 return
             try:
                 renew(self.store, self.state_id, self.holder, now)
-            except LeaseHeld as taken:
+            except LeaseLost as taken:
                 self.lost = taken
                 return
             self.last = now

@@ -30,6 +30,7 @@ from core.errors import (
     DelegationSuspended,
     GoogleError,
     LeaseHeld,
+    LeaseLost,
     MalformedDocument,
     NoTag,
     NotConnected,
@@ -82,6 +83,9 @@ INTERRUPTED = Outcome(
     "The sync stopped before it finished (it took too long or its server stopped). "
     "What it changed stays changed; start it again.",
 )
+TAKEN_OVER = Outcome("failed", "interrupted",
+                     "The sync ran past its time and another sync took over from it. What it "
+                     "changed stays changed; the other sync carries on.", 409)  # fmt: skip
 NEVER_STARTED = Outcome("failed", "interrupted",
                         "The sync was queued but never started; start it again.")  # fmt: skip
 
@@ -150,6 +154,8 @@ def of_error(error: BaseException) -> Outcome:
             return Outcome("skipped", "reauth_required", RECONNECT, 409)
         case NotConnected():
             return Outcome("skipped", "not_connected", "Connect a Google account first.", 409)
+        case LeaseLost():  # it ran, and stopped part way
+            return TAKEN_OVER
         case LeaseHeld():
             return Outcome("skipped", "busy",
                            "Another sync of this section is under way; its result "

@@ -125,8 +125,11 @@ def test_a_run_that_lost_its_lease_writes_no_state_over_the_newer_run_s(world):
         return out
 
     engine.execute = overtaken  # type: ignore[method-assign]
-    with pytest.raises(LeaseHeld):
+    with pytest.raises(LeaseHeld) as raised:
         engine.run(ALICE)
+    from core.outcome import of_error
+
+    assert of_error(raised.value).reason == "interrupted"  # it ran: not "busy"
     state = world.store.get(SYNC_STATE, SID)
     assert state["googleCursor"] == "newer-cursor" and state["lastRunAt"] == newer["lastRunAt"]
 

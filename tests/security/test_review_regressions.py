@@ -125,6 +125,7 @@ def test_a_manual_run_whose_lease_was_taken_keeps_its_own_record(world):
     final = world.store.get(SYNC_RUNS, "r-taken")
     assert world.links() and final.get("items"), final
     assert final["counts"].get("pushed")
+    assert (final["outcome"], final["reason"]) == ("failed", "interrupted"), "not 'busy'"
 
 
 def test_a_scheduled_run_whose_lease_was_taken_has_one_record(world):

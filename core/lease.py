@@ -177,7 +177,7 @@ def release(
         lease = held(state.get("lease")) or {}
         if lease.get("holder") not in (None, holder):
             return  # expired and taken over: the new holder's state wins
-        dropped = gone | {k for k, v in (drop_if or {}).items() if state.get(k) == v}
+        dropped = gone | {k for k, v in (drop_if or {}).items() if _same(state.get(k), v)}
         kept = {k: v for k, v in state.items() if k not in dropped}
         due = when(kept.get("nextDueAt"))
         if kept.get("nextDueAt") is not None and due is None:  # not a time: as if served
@@ -187,7 +187,7 @@ def release(
         if due_retry and due and due <= parse_timestamp(due_retry[0]):
             kept["nextDueAt"] = due_retry[1]
         for key, seen in (served or {}).items():
-            if kept.get(key) == seen:
+            if _same(kept.get(key), seen):
                 kept[key] = None
         merged = dict(updates)
         for key, taken in (consumed or {}).items():
@@ -197,6 +197,11 @@ def release(
         tx.put(SYNC_STATE, state_id, {**kept, **merged, "lease": None})
 
     store.transaction(give_back)
+
+
+def _same(stored: Any, seen: Any) -> bool:
+    """The value a run read is still there (a NaN, which a store may hold, is itself)."""
+    return stored == seen or (stored != stored and seen != seen)
 
 
 def holder_of(run_id: str, attempt: str) -> str:

@@ -667,7 +667,9 @@ def journal(store: DocumentStore, run_id: str, pages: Any) -> list[dict[str, Any
     """A run's journal, read back in order (none for a corrupt page count)."""
     items: list[dict[str, Any]] = []
     for n in range(page_count(pages) or 0):
-        items.extend((store.get(SYNC_RUN_ITEMS, f"{run_id}-{n:04d}") or {}).get("items") or [])
+        page = (store.get(SYNC_RUN_ITEMS, f"{run_id}-{n:04d}") or {}).get("items")
+        if isinstance(page, list):  # a corrupt page holds nothing
+            items.extend(i for i in page if isinstance(i, dict))
     return items
 
 

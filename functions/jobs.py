@@ -49,7 +49,7 @@ from core.model import (
 )
 from core.ports import MAX_BATCH_WRITES, Doc, DocumentStore, Filter, Transaction, no_progress
 from core.redact import scrub
-from core.runs import Options, Report, chunked, claim, page_count
+from core.runs import MAX_JOURNAL_PAGES, Options, Report, chunked, claim, page_count
 from core.schedule import Job
 from functions import bootstrap
 from functions.channels import maintain_channel
@@ -208,7 +208,10 @@ def _forget_runs(config: bootstrap.Config, store: DocumentStore, now: datetime) 
     old = store.query(SYNC_RUNS, [Filter("startedAt", "<", stamp(now - RUNS_KEPT))],
                       order_by="startedAt", limit=PAGE // 10)  # fmt: skip
     for doc in old:
-        count = page_count(doc.data.get("itemPages") or 0) or 0  # a corrupt count: the run alone
+        count = page_count(doc.data.get("itemPages") or 0)
+        if count is None:  # unreadable: the pages there are, up to the first gap
+            count = next(n for n in range(MAX_JOURNAL_PAGES + 1)
+                         if store.get(SYNC_RUN_ITEMS, f"{doc.id}-{n:04d}") is None)  # fmt: skip
         pages = [f"{doc.id}-{n:04d}" for n in range(count)]
         for part in chunked(pages, MAX_BATCH_WRITES):  # the journal first, then its run
             with store.batch() as batch:

@@ -168,8 +168,8 @@ def _signout(request, config: Config, store: DocumentStore):
     """Ends the caller's sessions (every one sealed so far), after the CSRF check: the
     page's form sends the token (a cross-site form cannot)."""
     session = web.open_session(config, store, request.cookies.get(web.COOKIE))
-    token = request.headers.get("X-CSRF-Token") or request.form.get("csrf")
-    if session is not None:
+    if session is not None:  # the form is read only for a caller who is known
+        token = request.headers.get("X-CSRF-Token") or request.form.get("csrf")
         if not web.csrf_ok(session, token):
             raise Rejected(403, "missing or wrong CSRF token")
         web.end_sessions(store, session["u"])
@@ -282,17 +282,42 @@ def route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
     return _no_route, {}
 
 
-def _hardened(config: Config, page: bool, response):
+def _hardened(known: dict[str, Config], page: bool, response):
     """Every answer with the security headers: the error handler's too (Flask runs this
-    after it), the page with its own policy."""
-    return web.security_headers(response, page_policy(config) if page else web.API_POLICY)
+    after it), even one before the configuration was read; the page with its own
+    policy."""
+    config = known.get("config")
+    policy = page_policy(config) if page and config is not None else web.API_POLICY
+    return web.security_headers(response, policy)
+
+
+class _Capped(io.RawIOBase):
+    """A request body cut off after ``left`` bytes: whatever reads it (a handler, the
+    form parser, the framework's drain after the answer), nothing past the cap is read,
+    whether or not the caller is known or the route reads a body."""
+
+    def __init__(self, stream: Any, left: int) -> None:
+        self.stream, self.left = stream, left
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.left <= 0:
+            return 0
+        data = self.stream.read(min(len(buffer), self.left))
+        buffer[: len(data)] = data
+        self.left -= len(data)
+        return len(data)
 
 
 @functions_framework.http
 def manual_sync(request):
-    config = bootstrap.Config.from_env()
+    request.stream = _Capped(request.stream, MAX_BODY + 1)  # werkzeug's cached property
     handler, params = route(request.method, _path(request))
-    after_this_request(functools.partial(_hardened, config, handler is _page))
+    known: dict[str, Config] = {}
+    after_this_request(functools.partial(_hardened, known, handler is _page))
+    config = known["config"] = bootstrap.Config.from_env()
     if (request.content_length or 0) > MAX_BODY:  # before anything reads it
         raise _too_large(request)
     return handler(request, config, bootstrap.shared_store(config), **params)

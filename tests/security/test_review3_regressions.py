@@ -6,8 +6,6 @@ and its undo; run retention left the journal pages of a run with a corrupt count
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from functions_framework import create_app
 from werkzeug.test import EnvironBuilder, run_wsgi_app
@@ -15,23 +13,9 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from core.model import SYNC_RUNS
 from tests.integration.test_manual_sync import api  # noqa: F401
 from tests.integration.test_scheduler import ROOT
-from tests.security.test_http_hardening import alices_run, bearer
+from tests.security.test_http_hardening import Counted, alices_run, bearer
 
 MAX_BODY = 256 * 1024
-
-
-class Counted(io.BytesIO):
-    taken = 0
-
-    def read(self, size=-1):
-        chunk = super().read(size)
-        self.taken += len(chunk)
-        return chunk
-
-    def readinto(self, buffer):
-        n = super().readinto(buffer)
-        self.taken += n
-        return n
 
 
 def chunked(method, path, headers=None, size=8 * 1024 * 1024):

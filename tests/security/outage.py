@@ -58,3 +58,15 @@ class WaitingClock:
         self.waits.append(seconds)
         self.world.sandbox.advance(seconds)
         self.outage.waited(len(self.waits))
+
+
+def before_execute(engine, action) -> None:
+    """Run ``action()`` between the engine's read and its writes: a change made on
+    either side after the run planned (the race a run must not lose data to)."""
+    execute = engine.execute
+
+    def meanwhile(*args, **kwargs):
+        action()
+        return execute(*args, **kwargs)
+
+    engine.execute = meanwhile

@@ -479,18 +479,24 @@ def test_crm_and_run_text_holding_markup_is_shown_as_text_never_run(site, cloud_
     instance per thread, and theirs holds the main thread for the whole session (either
     one would break the other). So a Chromium of its own, on a thread of its own, closed
     at the end of the test."""
+    in_own_chromium(_markup_shown_as_text, site, cloud_env)
+
+
+def in_own_chromium(scenario, site: str, store) -> None:
+    """``scenario(page, site, store)`` in a Chromium of its own, on a thread of its own
+    (see above), closed at the end."""
     path = chromium_path()
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(_in_chromium, path, site, cloud_env).result(timeout=240)
+        pool.submit(_in_chromium, path, scenario, site, store).result(timeout=240)
 
 
-def _in_chromium(path: str, site: str, store) -> None:
+def _in_chromium(path: str, scenario, site: str, store) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=path, args=FLAGS)
         try:
-            _markup_shown_as_text(chromium.new_page(), site, store)
+            scenario(chromium.new_page(), site, store)
         finally:
             chromium.close()
 

@@ -16,6 +16,7 @@ from core.model import CONTACTS
 from tests.integration.activities_world import CalendarWorld
 from tests.integration.contacts_world import ALICE, TAG, World
 from tests.integration.test_contacts_lag import FailingLinkStore
+from tests.security.outage import before_execute
 
 
 @pytest.fixture
@@ -49,13 +50,7 @@ def test_a_person_deleted_in_google_whose_contact_lost_the_tag_meanwhile_counts_
     world.people.deleteContact(resourceName=name).execute()
     world.sandbox.settle()  # the run sees the deletion, and plans to untag the contact...
     engine = world.engine()
-    execute = engine.execute
-
-    def untagged_meanwhile(*args, **kwargs):  # ... which the CRM untags after the read
-        world.edit_contact(crm_id, tagIds=[])
-        return execute(*args, **kwargs)
-
-    engine.execute = untagged_meanwhile  # type: ignore[method-assign]
+    before_execute(engine, lambda: world.edit_contact(crm_id, tagIds=[]))  # ... untagged
     report = engine.run(ALICE)
 
     assert [type(a).__name__ for a in report.plan] == ["Untag"]
@@ -88,15 +83,9 @@ def test_an_event_deleted_in_google_meanwhile_is_not_counted_as_this_run_s_delet
         activity_id, link = sorted(w.links().items())[0]
         w.edit_activity(activity_id, showInCalendar=False)  # the CRM: off the calendar
         engine = w.engine(ALICE)
-        execute = engine.execute
-
-        def deleted_meanwhile(*args, **kwargs):  # Google: the user deletes it after the read
-            w.google[ALICE].calendar.events().delete(
-                calendarId="primary", eventId=link["googleId"], sendUpdates="none"
-            ).execute()
-            return execute(*args, **kwargs)
-
-        engine.execute = deleted_meanwhile  # type: ignore[method-assign]
+        events = w.google[ALICE].calendar.events()  # Google: the user deletes it after the read
+        before_execute(engine, events.delete(calendarId="primary", eventId=link["googleId"],
+                                             sendUpdates="none").execute)  # fmt: skip
         report = engine.run(ALICE)
 
         assert [type(a).__name__ for a in report.plan] == ["DeleteEvent"]

@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -25,10 +24,10 @@ from functions import seed
 from functions.channels import CHANNELS, token_hash
 from functions.manual import PAGE
 from functions.session import SESSIONS
-from tests.e2e.conftest import FLAGS, chromium_path, site  # noqa: F401  (site: a fixture)
+from tests.e2e.conftest import site  # noqa: F401  (a fixture)
 from tests.integration.test_manual_sync import api  # noqa: F401  (a fixture)
 from tests.integration.test_scheduler import ROOT
-from tests.security.test_attack_table import snapshot
+from tests.security.test_attack_table import in_own_chromium, snapshot
 from tests.security.test_sessions import signed_in
 
 ALICE = "alice@example.com"
@@ -471,20 +470,7 @@ def test_the_connection_functions_answers_carry_them_too(api):
 def test_the_page_runs_under_its_policy_and_saves_over_unreadable_settings(site, cloud_env):
     """Chromium as the attack table runs it (a thread of its own: the e2e tests' session
     browser holds the main thread)."""
-    path = chromium_path()
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(_in_chromium, path, site, cloud_env).result(timeout=240)
-
-
-def _in_chromium(path: str, site: str, store) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=FLAGS)
-        try:
-            _unreadable_settings_saved_over(chromium.new_page(), site, store)
-        finally:
-            chromium.close()
+    in_own_chromium(_unreadable_settings_saved_over, site, cloud_env)
 
 
 WATCH = """window.__csp = [];

@@ -25,6 +25,7 @@ from core.model import CONTACTS, SYNC_RUNS, SYNC_STATE, stamp, state_id
 from functions import cli, seed
 from functions.webhook_logic import RETRY_MAX_IDS, Payload, accept
 from tests.integration.contacts_world import ALICE, World
+from tests.security.outage import before_execute
 
 SID = state_id(ALICE, "contacts")
 
@@ -41,6 +42,12 @@ def _deleted(ids: list[str]) -> Payload:
     return Payload.model_validate({"events": [
         {"eventId": f"e-{n}-{len(i)}-{i[-8:]}", "entity": "contact", "recordId": i,
          "change": "deleted", "userIds": [ALICE]} for n, i in enumerate(ids)]})  # fmt: skip
+
+
+def _delete_ada(world: World) -> None:
+    """c-ada deleted for good in the CRM, and the CRM's webhook says so."""
+    world.store.delete(CONTACTS, "c-ada")
+    accept(world.store, _deleted(["c-ada"]), world.clock.now(), lambda jobs: None)
 
 
 def test_deletes_piling_up_past_what_the_state_keeps_make_the_next_run_read_the_crm_in_full(
@@ -101,14 +108,7 @@ def test_a_delete_that_arrives_while_the_full_read_runs_asks_for_another(world):
     world.store.put(SYNC_STATE, SID, {**world.store.get(SYNC_STATE, SID),
                                       "crmFullPassAt": stamp(world.clock.now())})  # fmt: skip
     engine = world.engine()
-    execute = engine.execute
-
-    def deleted_meanwhile(*args, **kwargs):  # read already: c-ada was listed, then deleted
-        world.store.delete(CONTACTS, "c-ada")
-        accept(world.store, _deleted(["c-ada"]), world.clock.now(), lambda jobs: None)
-        return execute(*args, **kwargs)
-
-    engine.execute = deleted_meanwhile  # type: ignore[method-assign]
+    before_execute(engine, lambda: _delete_ada(world))  # read already: c-ada listed
     engine.run(ALICE)
     assert world.store.get(SYNC_STATE, SID).get("crmFullPassAt"), "still due"
     assert world.run().full_pass and "c-ada" not in world.links()

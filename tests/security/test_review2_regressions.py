@@ -15,9 +15,10 @@ import pytest
 
 from core.errors import UndoRefused
 from core.model import CONTACTS, SYNC_RUNS, SYNC_STATE, stamp, state_id
-from functions.webhook_logic import Payload, accept
+from functions.webhook_logic import Payload
 from tests.integration.contacts_world import ALICE
-from tests.security.test_probe_regressions import world  # noqa: F401  (a fixture)
+from tests.security.outage import before_execute
+from tests.security.test_probe_regressions import _delete_ada, world  # noqa: F401  (world: a fixture)
 
 SID = state_id(ALICE, "contacts")
 
@@ -51,14 +52,7 @@ def test_a_value_written_during_the_run_over_a_corrupt_one_is_kept(world, corrup
     name = world.links()["c-ada"]
     _put_state(world, **corrupt)
     engine = world.engine()
-    execute = engine.execute
-
-    def deleted_meanwhile(*args, **kwargs):
-        world.store.delete(CONTACTS, "c-ada")
-        accept(world.store, _deleted(["c-ada"]), world.clock.now(), lambda jobs: None)
-        return execute(*args, **kwargs)
-
-    engine.execute = deleted_meanwhile  # type: ignore[method-assign]
+    before_execute(engine, lambda: _delete_ada(world))  # read already: c-ada listed
     engine.run(ALICE)
     state = world.store.get(SYNC_STATE, SID)
     assert "c-ada" in (state.get("retryCrm") or []) or state.get("crmFullPassAt"), state
